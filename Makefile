@@ -1,0 +1,41 @@
+# EcoMind: `make run` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help setup run test lint pytest clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): api/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e 'api[dev]'
+	touch $@
+
+setup: $(STAMP) ## create the venv and install the project with its dev tools
+
+.env: | $(STAMP)
+	$(BIN)/ecomind init
+
+run: setup .env ## set up, write .env if missing, and check the configuration
+	$(BIN)/ecomind config check
+
+lint: setup ## ruff on api/, mypy --strict on the secret layer
+	cd api && $(BIN)/ruff check . && $(BIN)/ruff format --check .
+	cd api && $(BIN)/mypy --strict app/secrets
+
+pytest: setup ## the test suite (starts its own services); no test collected is a failure
+	cd api && { $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; } || rc=$$?; \
+	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+test: lint pytest ## everything CI runs
+
+clean: ## remove the venv and local data
+	rm -rf $(VENV) .data
