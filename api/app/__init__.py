@@ -1,0 +1,3 @@
+"""EcoMind API: the service and its secret layer."""
+
+__all__: list[str] = []

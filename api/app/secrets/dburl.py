@@ -1,0 +1,159 @@
+"""Database secrets: the shapes a database secret may take, and PostgreSQL URL checks.
+
+A database secret is one of:
+
+* a URL, ``postgresql://user:password@host:5432/db?...``;
+* JSON with ``connection_string`` (the seed's staging shape);
+* JSON with the fields AWS's RDS rotation writes: ``engine, host, port, dbname,
+  username, password`` (``database`` is accepted for ``dbname``, as in the seed).
+
+Rotation rewrites ``password`` and nothing else, so when the fields are present the
+URL is built from them; a ``connection_string`` that disagrees with them is reported
+and not used. Nothing here ever puts a value into a message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from .errors import Severity
+
+__all__ = ["DatabaseSecret", "Finding", "check_url", "parse_database_secret", "set_query"]
+
+_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+asyncpg"}
+_FIELDS = ("host", "username", "password")
+
+
+@dataclass(frozen=True)
+class Finding:
+    message: str
+    fix: str
+    severity: Severity = "error"
+
+
+@dataclass(frozen=True)
+class DatabaseSecret:
+    url: str
+    shape: str  # "url", "connection_string" or "fields"
+    findings: list[Finding] = field(default_factory=list)
+
+
+def parse_database_secret(text: str) -> DatabaseSecret:
+    text = text.strip()
+    if not text.startswith("{"):
+        return DatabaseSecret(text, "url", check_url(text))
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return DatabaseSecret(
+            "",
+            "json",
+            [Finding("the value looks like JSON but does not parse", "store a URL or a valid JSON object")],
+        )
+    if not isinstance(data, dict):
+        return DatabaseSecret("", "json", [Finding("the JSON value is not an object", "store a JSON object")])
+    dbname = data.get("dbname", data.get("database"))
+    if all(data.get(k) for k in _FIELDS) and dbname:
+        url = build_url(
+            username=str(data["username"]),
+            password=str(data["password"]),
+            host=str(data["host"]),
+            port=str(data.get("port") or 5432),
+            dbname=str(dbname),
+        )
+        findings = check_url(url)
+        given = data.get("connection_string")
+        if isinstance(given, str) and given:
+            differ = _differences(given, url)
+            if differ:
+                findings.append(
+                    Finding(
+                        f"connection_string disagrees with the secret's fields ({', '.join(differ)}); "
+                        "the fields are used",
+                        "rewrite connection_string from the fields (rotation updates only password), or remove it",
+                        "warning",
+                    )
+                )
+        return DatabaseSecret(url, "fields", findings)
+    given = data.get("connection_string")
+    if isinstance(given, str) and given:
+        return DatabaseSecret(given, "connection_string", check_url(given))
+    missing = [k for k in (*_FIELDS, "dbname") if not (data.get(k) or (k == "dbname" and dbname))]
+    return DatabaseSecret(
+        "",
+        "json",
+        [
+            Finding(
+                f"the JSON secret has neither connection_string nor the fields {', '.join(missing)}",
+                "store {engine, host, port, dbname, username, password} (the RDS rotation shape)",
+            )
+        ],
+    )
+
+
+def build_url(*, username: str, password: str, host: str, port: str, dbname: str) -> str:
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}"
+    return urlunsplit(("postgresql", netloc, "/" + quote(dbname, safe=""), "", ""))
+
+
+def check_url(url: str) -> list[Finding]:
+    """Problems with a PostgreSQL URL, described without any of its parts but the scheme."""
+    if not url:
+        return [Finding("the value is empty", "set a postgresql:// URL or a reference")]
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return [Finding("the URL does not parse (bad port or brackets)", "use postgresql://USER:PASSWORD@HOST:PORT/DB")]
+    if not parts.scheme or "://" not in url:
+        return [Finding("the value is not a URL", "use postgresql://USER:PASSWORD@HOST:PORT/DB")]
+    if parts.scheme not in _SCHEMES:
+        return [
+            Finding(
+                f"'{parts.scheme}://' is not a PostgreSQL URL",
+                "EcoMind needs PostgreSQL: use postgresql://USER:PASSWORD@HOST:PORT/DB",
+            )
+        ]
+    findings = []
+    if not parts.hostname and "host=" not in parts.query:
+        findings.append(Finding("the URL names no host", "use postgresql://USER:PASSWORD@HOST:PORT/DB"))
+    if not parts.path.strip("/"):
+        findings.append(Finding("the URL names no database", "end the URL with /DBNAME"))
+    return findings
+
+
+def query_params(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def set_query(url: str, **params: str) -> str:
+    """``url`` with ``params`` set in its query string; every other parameter is kept."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query += list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def url_password(url: str) -> str | None:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password is not None else None
+
+
+def _differences(a: str, b: str) -> list[str]:
+    try:
+        pa, pb = urlsplit(a), urlsplit(b)
+        left = (pa.username, url_password(a), pa.hostname, pa.port or 5432, pa.path.strip("/"))
+        right = (pb.username, url_password(b), pb.hostname, pb.port or 5432, pb.path.strip("/"))
+    except ValueError:
+        return ["unparseable"]
+    names = ("username", "password", "host", "port", "dbname")
+    return [
+        n
+        for n, x, y in zip(names, left, right, strict=True)
+        if (unquote(str(x)) if x else x) != (unquote(str(y)) if y else y)
+    ]

@@ -1,0 +1,139 @@
+"""Keep resolved secret values out of logs.
+
+Every value the store resolves is registered here (with the parts of it that are
+secrets on their own: a URL's password, a JSON secret's password field). The
+filter rewrites a log record's message, arguments and exception text with each
+registered value replaced by ``[REDACTED]``.
+
+:func:`install` applies the scrubbing at record creation (``setLogRecordFactory``),
+so it holds for handlers added later by uvicorn, pytest or a library, and turns
+botocore's wire loggers, which print ``SecretString`` at DEBUG, down to WARNING.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+__all__ = ["REDACTED", "RedactingFilter", "install", "register", "scrub"]
+
+REDACTED = "[REDACTED]"
+_MIN_LENGTH = 4  # shorter strings would blank out ordinary words, ports and ids
+_SECRET_KEYS = ("password", "secret", "token", "connection_string", "key")
+_WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+
+_lock = threading.Lock()
+_values: tuple[str, ...] = ()  # longest first, so a URL goes before its password
+
+
+def register(value: str) -> None:
+    """Remember ``value`` and the secret parts inside it."""
+    global _values
+    found = set(_parts(value))
+    if not found - set(_values):
+        return
+    with _lock:
+        merged = set(_values) | found
+        _values = tuple(sorted(merged, key=len, reverse=True))
+
+
+def _parts(value: str) -> Iterable[str]:
+    value = value.strip()
+    if len(value) >= _MIN_LENGTH:
+        yield value
+    yield from _url_password(value)
+    if value.startswith("{"):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return
+        if isinstance(data, dict):
+            for key, item in data.items():
+                if isinstance(item, str) and any(word in key.lower() for word in _SECRET_KEYS):
+                    yield from _parts(item)
+
+
+def _url_password(value: str) -> Iterable[str]:
+    if "://" not in value:
+        return
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return
+    if password and len(password) >= _MIN_LENGTH:
+        yield password
+        yield unquote(password)
+
+
+def scrub(text: str) -> str:
+    for value in _values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def _scrub_arg(arg: Any) -> Any:
+    if isinstance(arg, str):
+        return scrub(arg)
+    if isinstance(arg, int | float | bool) or arg is None:
+        return arg
+    # Other objects keep their type (so %d or %r still format) unless their text
+    # holds a secret, in which case the scrubbed text is logged instead.
+    text = str(arg)
+    if scrub(text) != text or scrub(repr(arg)) != repr(arg):
+        return scrub(text)
+    return arg
+
+
+def scrub_record(record: logging.LogRecord) -> None:
+    if not _values:
+        return
+    if isinstance(record.msg, str):
+        record.msg = scrub(record.msg)
+    else:
+        record.msg = scrub(str(record.msg))
+    if isinstance(record.args, dict):
+        record.args = {k: _scrub_arg(v) for k, v in record.args.items()}
+    elif record.args:
+        record.args = tuple(_scrub_arg(a) for a in record.args)
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+    if record.exc_text:
+        record.exc_text = scrub(record.exc_text)
+    if record.stack_info:
+        record.stack_info = scrub(record.stack_info)
+
+
+class RedactingFilter(logging.Filter):
+    """For handlers configured by hand (``dictConfig``); :func:`install` covers the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scrub_record(record)
+        return True
+
+
+_installed = False
+
+
+def install() -> None:
+    """Scrub every record at creation and quiet the loggers that dump wire bodies."""
+    global _installed
+    for name in _WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+        previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        scrub_record(record)
+        return record
+
+    logging.setLogRecordFactory(factory)

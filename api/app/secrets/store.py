@@ -1,0 +1,317 @@
+"""The secret store: resolves references, caches values, refreshes them in the background.
+
+Reads (:meth:`SecretStore.get`) are a dictionary look-up and a clock read: they never
+wait on the network once a reference has been loaded. When a value's TTL has passed,
+the read still returns it and wakes one background refresh, which fetches every
+expired secret at once (one ``BatchGetSecretValue`` per region for plain references).
+If that refresh fails, the last good value keeps serving, the failure is logged
+without the value, and the next attempt waits a jittered, growing delay.
+
+:meth:`SecretStore.refresh` is for a consumer that saw a value rejected (a database
+that refused the password): it fetches now, and concurrent callers for the same
+secret share one fetch.
+
+Why not ``aws-secretsmanager-caching`` or Powertools: both refresh on the reading
+thread (a request waits on AWS when the TTL passes), and both fetch one secret per
+call; we need zero AWS calls on the request path, one call for all secrets, and
+the rejected-value path above.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from . import redact
+from .aws import AwsSecretsManagerBackend
+from .base import Fetched, SecretVersion
+from .errors import ResolutionError, SecretFormatError
+from .files import FileBackend
+from .refs import AwsRef, FileRef, Reference
+
+__all__ = ["ResolvedSecret", "SecretStore"]
+
+log = logging.getLogger("app.secrets.store")
+
+_MAX_BACKOFF = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSecret:
+    """A value with the version it came from (``None`` for plain values)."""
+
+    value: SecretStr
+    version_id: str | None
+    reference: str
+
+
+class _Source:
+    """One fetched secret: a whole secret at a stage or version, or one file."""
+
+    __slots__ = ("dependents", "expires_at", "failures", "generation", "key", "lock", "retry_at", "version")
+
+    def __init__(self, key: Reference) -> None:
+        self.key = key
+        self.version: SecretVersion | None = None
+        self.generation = 0  # bumped by every successful fetch
+        self.expires_at = 0.0
+        self.retry_at = 0.0
+        self.failures = 0
+        self.lock = threading.Lock()
+        self.dependents: set[Reference] = set()
+
+
+class _Cached:
+    __slots__ = ("resolved", "source")
+
+    def __init__(self, source: _Source, resolved: ResolvedSecret) -> None:
+        self.source = source
+        self.resolved = resolved
+
+
+def _source_key(ref: Reference) -> Reference:
+    if isinstance(ref, AwsRef) and ref.json_key:
+        return ref.whole_secret
+    return ref
+
+
+class SecretStore:
+    """Resolves :class:`~app.secrets.refs.Reference` objects; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = 300.0,
+        aws: AwsSecretsManagerBackend | None = None,
+        files: FileBackend | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.ttl = ttl
+        self._aws = aws
+        self._aws_args = (region, endpoint_url)
+        self._files = files or FileBackend()
+        self._cache: dict[Reference, _Cached] = {}
+        self._sources: dict[Reference, _Source] = {}
+        self._lock = threading.Lock()
+        self._refreshing = False
+        self._refresher: ThreadPoolExecutor | None = None
+        self.clock = time.monotonic
+
+    @property
+    def aws(self) -> AwsSecretsManagerBackend:
+        """The AWS backend, built on first use so file-only setups never import a client."""
+        if self._aws is None:
+            with self._lock:
+                if self._aws is None:
+                    region, endpoint = self._aws_args
+                    self._aws = AwsSecretsManagerBackend(default_region=region, endpoint_url=endpoint)
+        return self._aws
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, ref: Reference, stage: str | None = None) -> ResolvedSecret:
+        """The cached value of ``ref`` (at ``stage`` if given); loads it on first use."""
+        if stage is not None and isinstance(ref, AwsRef):
+            ref = ref.with_stage(stage)
+        cached = self._cache.get(ref)
+        if cached is None:
+            return self.load([ref])[ref]
+        if cached.source.expires_at <= self.clock():
+            self._wake_refresher()
+        return cached.resolved
+
+    def load(self, refs: Iterable[Reference]) -> dict[Reference, ResolvedSecret]:
+        """Resolve ``refs`` now, in as few round trips as the backends allow.
+
+        Raises the first :class:`ResolutionError` only after every reference was tried;
+        :meth:`load_all` returns every error instead.
+        """
+        resolved, errors = self.load_all(refs)
+        if errors:
+            raise next(iter(errors.values()))
+        return resolved
+
+    def load_all(
+        self, refs: Iterable[Reference]
+    ) -> tuple[dict[Reference, ResolvedSecret], dict[Reference, ResolutionError]]:
+        refs = list(dict.fromkeys(refs))
+        wanted = [r for r in refs if r not in self._cache]
+        keys = list(dict.fromkeys(_source_key(r) for r in wanted))
+        fetched = self._fetch(keys)
+        errors: dict[Reference, ResolutionError] = {}
+        now = self.clock()
+        for ref in wanted:
+            got = fetched[_source_key(ref)]
+            if isinstance(got, ResolutionError):
+                errors[ref] = got
+                continue
+            try:
+                resolved = _derive(ref, got)
+            except ResolutionError as exc:
+                errors[ref] = exc
+                continue
+            with self._lock:
+                source = self._sources.setdefault(_source_key(ref), _Source(_source_key(ref)))
+                if source.version is None:
+                    source.version, source.generation = got, source.generation + 1
+                    source.expires_at = now + self.ttl
+                source.dependents.add(ref)
+                self._cache[ref] = _Cached(source, resolved)
+        out = {r: self._cache[r].resolved for r in refs if r in self._cache}
+        return out, errors
+
+    def refresh(self, ref: Reference, stage: str | None = None) -> ResolvedSecret:
+        """Fetch ``ref`` again now (a consumer saw the cached value rejected).
+
+        Callers that arrive while a fetch of the same secret is under way wait for it
+        and get its result instead of making a second call.
+        """
+        if stage is not None and isinstance(ref, AwsRef):
+            ref = ref.with_stage(stage)
+        if ref not in self._cache:
+            return self.load([ref])[ref]
+        source = self._cache[ref].source
+        seen = source.generation
+        with source.lock:
+            if source.generation != seen:
+                # Someone fetched while we waited for the lock: theirs is as fresh as ours.
+                return self._cache[ref].resolved
+            got = self._fetch([source.key])[source.key]
+            if isinstance(got, ResolutionError):
+                raise got
+            self._apply(source, got)
+        return self._cache[ref].resolved
+
+    # -- background refresh ------------------------------------------------------
+
+    def _wake_refresher(self) -> None:
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+            if self._refresher is None:
+                self._refresher = ThreadPoolExecutor(1, thread_name_prefix="secrets-refresh")
+            self._refresher.submit(self._refresh_due)
+
+    def _refresh_due(self) -> None:
+        try:
+            self.refresh_due()
+        except Exception:  # pragma: no cover - a bug here must not kill the thread silently
+            log.exception("secret refresh crashed")
+        finally:
+            with self._lock:
+                self._refreshing = False
+
+    def refresh_due(self) -> int:
+        """Refresh every expired secret in one pass; returns how many were fetched."""
+        now = self.clock()
+        due = [s for s in list(self._sources.values()) if s.expires_at <= now and s.retry_at <= now]
+        locked = [s for s in due if s.lock.acquire(blocking=False)]
+        try:
+            if not locked:
+                return 0
+            fetched = self._fetch([s.key for s in locked])
+            for source in locked:
+                got = fetched[source.key]
+                if isinstance(got, ResolutionError):
+                    self._failed(source, got)
+                else:
+                    self._apply(source, got)
+            return len(locked)
+        finally:
+            for source in locked:
+                source.lock.release()
+
+    def _apply(self, source: _Source, got: SecretVersion) -> None:
+        derived: dict[Reference, ResolvedSecret] = {}
+        for ref in source.dependents:
+            try:
+                derived[ref] = _derive(ref, got)
+            except ResolutionError as exc:
+                # The new version lost a key we read: keep serving the last good value.
+                self._failed(source, exc)
+                return
+        now = self.clock()
+        with self._lock:
+            source.version, source.generation = got, source.generation + 1
+            source.expires_at = now + self.ttl
+            source.failures, source.retry_at = 0, 0.0
+            for ref, resolved in derived.items():
+                self._cache[ref] = _Cached(source, resolved)
+
+    def _failed(self, source: _Source, exc: ResolutionError) -> None:
+        source.failures += 1
+        delay = min(_MAX_BACKOFF, self.ttl, 2.0**source.failures)
+        source.retry_at = self.clock() + random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not crypto
+        log.warning(
+            "refreshing %s failed (%s, attempt %d); serving the last good value, next try in %.0f s",
+            source.key,
+            type(exc).__name__,
+            source.failures,
+            source.retry_at - self.clock(),
+        )
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _fetch(self, keys: Sequence[Reference]) -> dict[Reference, Fetched]:
+        aws_keys = [k for k in keys if isinstance(k, AwsRef)]
+        file_keys = [k for k in keys if isinstance(k, FileRef)]
+        results: dict[Reference, Fetched] = {}
+        if aws_keys:
+            results.update(self.aws.fetch(aws_keys).items())
+        if file_keys:
+            results.update(self._files.fetch(file_keys).items())
+        for value in results.values():
+            if isinstance(value, SecretVersion):
+                redact.register(value.value)
+        return results
+
+    def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.shutdown(wait=True, cancel_futures=True)
+            self._refresher = None
+        if self._aws is not None:
+            self._aws.close()
+
+    def __enter__(self) -> SecretStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _derive(ref: Reference, version: SecretVersion) -> ResolvedSecret:
+    """Apply the reference's JSON key, if any, to a whole secret."""
+    text = version.value
+    if isinstance(ref, AwsRef) and ref.json_key:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise SecretFormatError(
+                f"{ref} asks for key '{ref.json_key}' but the secret is not a JSON object",
+                reference=str(ref),
+                fix="store the secret as JSON, or drop the key from the reference to use the whole string",
+            )
+        if ref.json_key not in data:
+            keys = ", ".join(sorted(str(k) for k in data)) or "none"
+            raise SecretFormatError(
+                f"{ref}: the secret has no key '{ref.json_key}' (keys: {keys})",
+                reference=str(ref),
+                fix="use one of the keys listed, or add the key to the secret",
+            )
+        item = data[ref.json_key]
+        text = item if isinstance(item, str) else json.dumps(item)
+    return ResolvedSecret(SecretStr(text), version.version_id, str(ref))

@@ -1,0 +1,106 @@
+"""Shared fixtures: a real moto server over HTTP, a counting proxy, the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from .support.awsproxy import AwsProxy
+from .support.services import MotoServer
+
+# A value that must never be printed or logged; tests put it through error paths.
+CANARY = "canary-Zq8xV3r7f3a9c1e5b2d4f60-never-print-me"
+REGION = "us-east-1"
+ECOMIND = str(Path(sys.executable).with_name("ecomind"))
+
+
+@dataclass
+class Aws:
+    client: Any
+    env: dict[str, str]
+    url: str
+
+    def create(self, name: str, value: str, region: str = REGION) -> str:
+        client = self.client if region == REGION else boto3.client(
+            "secretsmanager", region_name=region, endpoint_url=self.url
+        )
+        return str(client.create_secret(Name=name, SecretString=value)["ARN"])
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Aws:
+    moto.reset()
+    env = {
+        "AWS_ENDPOINT_URL": moto.url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto.url)
+    return Aws(client, env, moto.url)
+
+
+@pytest.fixture
+def proxy(moto: MotoServer, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsProxy]:
+    """A counting proxy; AWS_ENDPOINT_URL points at it for the test."""
+    p = AwsProxy(moto.url).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", p.url)
+    aws.env["AWS_ENDPOINT_URL"] = p.url
+    yield p
+    p.stop()
+
+
+@dataclass
+class Cli:
+    cwd: Path
+
+    def __call__(
+        self, *args: str, env: Mapping[str, str] | None = None, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "SYSTEMROOT") if k in os.environ}
+        base["COLUMNS"] = "200"
+        base.update(env or {})
+        return subprocess.run(
+            [ECOMIND, *args],
+            cwd=self.cwd,
+            env=base,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """Runs `ecomind` in an empty folder (no .env) with only the environment given."""
+    return Cli(tmp_path)
+
+
+def assert_clean(result: subprocess.CompletedProcess[str], *secrets: str) -> None:
+    """No traceback and none of ``secrets`` in what a command printed."""
+    text = result.stdout + result.stderr
+    assert "Traceback" not in text, text
+    for secret in (CANARY, *secrets):
+        assert secret not in text, f"a secret value was printed:\n{text}"

@@ -1,0 +1,112 @@
+import json
+
+import pytest
+
+from app.secrets.dburl import parse_database_secret, set_query
+from app.secrets.policy import check_example_value, check_jwt_secret, database_ssl, is_example_value
+
+URL = "postgresql://u:p@h:5432/db"
+
+
+def test_ssl_is_added_as_a_query_parameter_keeping_the_others() -> None:
+    url, finding = database_ssl("production", URL + "?connect_timeout=5")
+    assert finding is None
+    assert url == URL + "?connect_timeout=5&sslmode=require"
+
+
+def test_ssl_added_to_a_url_without_query() -> None:
+    assert database_ssl("staging", URL) == (URL + "?sslmode=require", None)
+
+
+@pytest.mark.parametrize("mode", ["require", "verify-ca", "verify-full"])
+def test_strong_modes_are_kept_in_production(mode: str) -> None:
+    assert database_ssl("production", f"{URL}?sslmode={mode}") == (f"{URL}?sslmode={mode}", None)
+
+
+@pytest.mark.parametrize("mode", ["disable", "allow", "prefer"])
+def test_weak_modes_are_refused_in_production(mode: str) -> None:
+    _, finding = database_ssl("production", f"{URL}?sslmode={mode}")
+    assert finding is not None and finding.severity == "error"
+    assert f"sslmode={mode}" in finding.message
+
+
+def test_staging_keeps_an_explicit_mode_and_development_is_as_given() -> None:
+    assert database_ssl("staging", URL + "?sslmode=prefer")[0].endswith("sslmode=prefer")
+    assert database_ssl("development", URL) == (URL, None)
+
+
+def test_set_query_replaces_and_keeps() -> None:
+    assert set_query(URL + "?a=1&sslmode=disable&b=", sslmode="require") == URL + "?a=1&b=&sslmode=require"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["local_dev_secret_change_in_production", "ecomind_dev_pass", "REPLACE_WITH_GENERATED_PASSWORD",
+     "<generated-by-secrets-manager>", "changeme", "CHANGEME"],
+)
+def test_seed_example_values_are_known(value: str) -> None:
+    assert is_example_value(value)
+    finding = check_example_value("production", value)
+    assert finding is not None and finding.severity == "error"
+    assert value not in finding.message + finding.fix
+    dev = check_example_value("development", value)
+    assert dev is not None and dev.severity == "warning"
+
+
+def test_example_password_inside_a_url_is_found() -> None:
+    assert check_example_value("staging", "postgresql://ecomind:ecomind_dev_pass@h/db", is_url=True)
+    assert check_example_value("staging", "postgresql://ecomind:Zx9-generated@h/db", is_url=True) is None
+
+
+def test_jwt_strength() -> None:
+    assert check_jwt_secret("development", "short") is None
+    short = check_jwt_secret("production", "x" * 31)
+    assert short is not None and "31 bytes" in short.message
+    assert check_jwt_secret("staging", "x" * 32) is None
+
+
+RDS = {"engine": "postgres", "host": "db.example", "port": 5432, "dbname": "ecomind",
+       "username": "ecomind_app", "password": "p@ss:w/rd"}
+
+
+def test_rds_fields_build_the_url_with_quoted_password() -> None:
+    secret = parse_database_secret(json.dumps(RDS))
+    assert secret.shape == "fields" and not secret.findings
+    assert secret.url == "postgresql://ecomind_app:p%40ss%3Aw%2Frd@db.example:5432/ecomind"
+
+
+def test_seed_staging_shape_with_database_key_and_string_port() -> None:
+    seed = {"connection_string": "postgresql://ecomind_app:pw@rds:5432/ecomind", "host": "rds", "port": "5432",
+            "database": "ecomind", "username": "ecomind_app", "password": "pw"}
+    secret = parse_database_secret(json.dumps(seed))
+    assert secret.url == "postgresql://ecomind_app:pw@rds:5432/ecomind" and not secret.findings
+
+
+def test_connection_string_disagreeing_with_fields_is_reported_not_trusted() -> None:
+    stale = dict(RDS, password="new-rotated", connection_string="postgresql://ecomind_app:old@db.example:5432/ecomind")
+    secret = parse_database_secret(json.dumps(stale))
+    assert "new-rotated" in secret.url
+    [finding] = secret.findings
+    assert finding.severity == "warning" and "password" in finding.message
+    assert "old" not in finding.message and "new-rotated" not in finding.message
+
+
+def test_connection_string_only() -> None:
+    secret = parse_database_secret(json.dumps({"connection_string": URL}))
+    assert (secret.url, secret.shape) == (URL, "connection_string")
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("mysql://u:p@h/db", "not a PostgreSQL URL"),
+        ("not a url", "not a URL"),
+        ("postgresql://u:p@h:99999/db", "does not parse"),
+        ("postgresql://u:p@h:5432", "no database"),
+        ('{"username": "u"}', "neither connection_string nor the fields"),
+        ("{broken", "does not parse"),
+    ],
+)
+def test_bad_database_values(value: str, needle: str) -> None:
+    findings = parse_database_secret(value).findings
+    assert any(needle in f.message for f in findings), findings
