@@ -29,8 +29,10 @@ class Aws:
     url: str
 
     def create(self, name: str, value: str, region: str = REGION) -> str:
-        client = self.client if region == REGION else boto3.client(
-            "secretsmanager", region_name=region, endpoint_url=self.url
+        client = (
+            self.client
+            if region == REGION
+            else boto3.client("secretsmanager", region_name=region, endpoint_url=self.url)
         )
         return str(client.create_secret(Name=name, SecretString=value)["ARN"])
 

@@ -41,8 +41,14 @@ def test_set_query_replaces_and_keeps() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["local_dev_secret_change_in_production", "ecomind_dev_pass", "REPLACE_WITH_GENERATED_PASSWORD",
-     "<generated-by-secrets-manager>", "changeme", "CHANGEME"],
+    [
+        "local_dev_secret_change_in_production",
+        "ecomind_dev_pass",
+        "REPLACE_WITH_GENERATED_PASSWORD",
+        "<generated-by-secrets-manager>",
+        "changeme",
+        "CHANGEME",
+    ],
 )
 def test_seed_example_values_are_known(value: str) -> None:
     assert is_example_value(value)
@@ -65,8 +71,14 @@ def test_jwt_strength() -> None:
     assert check_jwt_secret("staging", "x" * 32) is None
 
 
-RDS = {"engine": "postgres", "host": "db.example", "port": 5432, "dbname": "ecomind",
-       "username": "ecomind_app", "password": "p@ss:w/rd"}
+RDS = {
+    "engine": "postgres",
+    "host": "db.example",
+    "port": 5432,
+    "dbname": "ecomind",
+    "username": "ecomind_app",
+    "password": "p@ss:w/rd",
+}
 
 
 def test_rds_fields_build_the_url_with_quoted_password() -> None:
@@ -76,8 +88,14 @@ def test_rds_fields_build_the_url_with_quoted_password() -> None:
 
 
 def test_seed_staging_shape_with_database_key_and_string_port() -> None:
-    seed = {"connection_string": "postgresql://ecomind_app:pw@rds:5432/ecomind", "host": "rds", "port": "5432",
-            "database": "ecomind", "username": "ecomind_app", "password": "pw"}
+    seed = {
+        "connection_string": "postgresql://ecomind_app:pw@rds:5432/ecomind",
+        "host": "rds",
+        "port": "5432",
+        "database": "ecomind",
+        "username": "ecomind_app",
+        "password": "pw",
+    }
     secret = parse_database_secret(json.dumps(seed))
     assert secret.url == "postgresql://ecomind_app:pw@rds:5432/ecomind" and not secret.findings
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ class MotoServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}  # e.g. INITIAL_NO_AUTH_ACTION_COUNT to enforce IAM
 
     @property
     def url(self) -> str:
@@ -44,13 +46,14 @@ class MotoServer:
             [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
         )
         wait_for_port(self.port)
         return self
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback only
+        urllib.request.urlopen(request, timeout=10).close()
 
     def stop(self) -> None:
         if self.proc is not None:

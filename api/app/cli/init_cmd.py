@@ -1,0 +1,74 @@
+"""``ecomind init``: a development ``.env`` with freshly generated secrets."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .output import fail, out
+
+__all__ = ["init", "render_env"]
+
+_PLACEHOLDERS = {
+    # token_urlsafe output is [A-Za-z0-9_-]: safe inside a URL without quoting.
+    "REPLACE_WITH_GENERATED_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "REPLACE_WITH_GENERATED_SECRET": lambda: secrets.token_urlsafe(48),  # 384 bits
+}
+
+
+def render_env(template: str) -> str:
+    """The template with each placeholder replaced by a new random value."""
+    for placeholder, make in _PLACEHOLDERS.items():
+        while placeholder in template:
+            template = template.replace(placeholder, make(), 1)
+    return template
+
+
+def _find_example(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        candidate = folder / ".env.example"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def init(
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing file (the old one is kept as PATH.bak).")
+    ] = False,
+    path: Annotated[Path, typer.Option("--path", help="Where to write.")] = Path(".env"),
+    example: Annotated[
+        Path | None, typer.Option("--example", help="Template; default: .env.example here or in a parent folder.")
+    ] = None,
+) -> None:
+    """Write a development .env from .env.example with newly generated secrets.
+
+    The file is created with mode 0600. Nothing generated is printed.
+
+    Example: ecomind init            (then: ecomind config check)
+    """
+    template_path = example or _find_example(Path.cwd())
+    if template_path is None or not template_path.is_file():
+        raise fail(".env.example not found: run from the repository root or pass --example PATH")
+    if path.exists() and not force:
+        raise fail(f"{path} already exists; keeping it. Use --force to replace it (the old file is kept as {path}.bak)")
+    content = render_env(template_path.read_text(encoding="utf-8"))
+    if path.exists():
+        backup = path.with_name(path.name + ".bak")
+        os.replace(path, backup)
+        os.chmod(backup, 0o600)
+        out.print(f"kept the previous file as {backup}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    out.print(f"wrote {path} (mode 0600) with new DATABASE_URL password and JWT_SECRET from {template_path}")

@@ -1,0 +1,188 @@
+"""`ecomind` as a user runs it: a subprocess, in a folder of its own, against moto."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from ..conftest import CANARY, REGION, Aws, Cli, assert_clean
+from ..support.services import MotoServer, free_port
+
+REPO = Path(__file__).resolve().parents[3]
+JWT = "k" * 48
+GOOD_URL = "postgresql://u:Real-pw-123@db:5432/app"
+
+
+def test_init_writes_a_private_env_with_fresh_secrets(cli: Cli) -> None:
+    result = cli("init", "--example", str(REPO / ".env.example"))
+    assert result.returncode == 0, result.stderr
+    env_file = cli.cwd / ".env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    text = env_file.read_text()
+    assert "REPLACE_WITH_GENERATED" not in text
+    values = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert len(values["JWT_SECRET"]) >= 43  # >= 256 bits of urlsafe base64
+    assert values["JWT_SECRET"] not in result.stdout + result.stderr
+    check = cli("config", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "configuration valid" in check.stdout
+    assert_clean(check, values["JWT_SECRET"], values["DATABASE_URL"].split(":")[2].split("@")[0])
+
+
+def test_init_refuses_to_overwrite_without_force(cli: Cli) -> None:
+    (cli.cwd / ".env").write_text(f"JWT_SECRET={CANARY}\n")
+    refused = cli("init", "--example", str(REPO / ".env.example"))
+    assert refused.returncode == 1 and "already exists" in refused.stderr
+    assert (cli.cwd / ".env").read_text() == f"JWT_SECRET={CANARY}\n"
+    forced = cli("init", "--force", "--example", str(REPO / ".env.example"))
+    assert forced.returncode == 0
+    assert (cli.cwd / ".env.bak").read_text() == f"JWT_SECRET={CANARY}\n"
+    assert stat.S_IMODE((cli.cwd / ".env.bak").stat().st_mode) == 0o600
+    assert_clean(forced)
+
+
+def test_production_from_moto_is_valid_and_masked(cli: Cli, aws: Aws) -> None:
+    aws.create(
+        "ecomind/prod/database",
+        json.dumps(
+            {
+                "engine": "postgres",
+                "host": "rds",
+                "port": 5432,
+                "dbname": "ecomind",
+                "username": "ecomind_app",
+                "password": CANARY,
+            }
+        ),
+    )
+    aws.create("ecomind/prod/jwt", JWT)
+    result = cli("config", "check", "--json", env={**aws.env, "ENVIRONMENT": "production"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    rows = {row["variable"]: row for row in report["variables"]}
+    assert rows["DATABASE_URL"]["value"] == "postgresql://ecomind_app:****@rds:5432/ecomind?sslmode=require"
+    assert rows["DATABASE_URL"]["source"] == "default -> aws-secretsmanager:ecomind/prod/database"
+    assert rows["JWT_SECRET"]["value"] == "**** (48 bytes)"
+    assert_clean(result, JWT)
+    shown = cli("config", "show", env={**aws.env, "ENVIRONMENT": "production"})
+    assert shown.returncode == 0 and "sslmode=require" in shown.stdout
+    assert_clean(shown, JWT)
+
+
+def _plain(aws: Aws) -> dict[str, str]:
+    aws.create("bad/plain", CANARY)
+    aws.create("bad/obj", json.dumps({"url": f"postgresql://u:{CANARY}@h/db"}))
+    return aws.env
+
+
+BAD_INPUTS = {
+    "unknown ENVIRONMENT": ({"ENVIRONMENT": "prod"}, "ENVIRONMENT", "development, staging, production"),
+    "malformed URL": ({"DATABASE_URL": f"postgresql://u:{CANARY}@h:99999/db"}, "DATABASE_URL", "does not parse"),
+    "non-PostgreSQL URL": ({"DATABASE_URL": f"mysql://u:{CANARY}@h/db"}, "DATABASE_URL", "not a PostgreSQL URL"),
+    "missing secret": ({"DATABASE_URL": "aws-secretsmanager:bad/nothing"}, "DATABASE_URL", "not found"),
+    "not JSON where a key is asked": (
+        {"JWT_SECRET": "aws-secretsmanager:bad/plain:password"},
+        "JWT_SECRET",
+        "not a JSON object",
+    ),
+    "missing JSON key": ({"DATABASE_URL": "aws-secretsmanager:bad/obj:password"}, "DATABASE_URL", "no key 'password'"),
+    "malformed reference": ({"JWT_SECRET": "aws-secretsmanager:bad name"}, "JWT_SECRET", "no valid secret name"),
+    "stage and version id": (
+        {"JWT_SECRET": "aws-secretsmanager:bad/plain::AWSCURRENT:0f3c"},
+        "JWT_SECRET",
+        "both a version stage",
+    ),
+    "unreadable file": ({"JWT_SECRET": "file:/nonexistent/jwt"}, "JWT_SECRET", "no such file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gets_one_clear_error_and_no_value(cli: Cli, aws: Aws, case: str) -> None:
+    env, variable, needle = BAD_INPUTS[case]
+    base = {**_plain(aws), "DATABASE_URL": GOOD_URL, "JWT_SECRET": JWT}
+    result = cli("config", "check", env={**base, **env})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert variable in result.stderr and needle in result.stderr, result.stderr
+    assert "fix:" in result.stderr
+    assert_clean(result, JWT)
+
+
+@pytest.fixture(scope="module")
+def iam_moto() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+    """A moto server that enforces IAM after the set-up calls below (4 of them)."""
+    server = MotoServer()
+    server.env = {"INITIAL_NO_AUTH_ACTION_COUNT": "4"}
+    server.start()
+    kw = {"region_name": REGION, "endpoint_url": server.url, "aws_access_key_id": "admin", "aws_secret_access_key": "x"}
+    iam = boto3.client("iam", **kw)
+    iam.create_user(UserName="ecomind-api")
+    key = iam.create_access_key(UserName="ecomind-api")["AccessKey"]
+    sm = boto3.client("secretsmanager", **kw)
+    sm.create_secret(Name="ecomind/prod/database", SecretString=CANARY)
+    sm.create_secret(Name="ecomind/prod/jwt", SecretString=JWT)
+    env = {
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        "AWS_REGION": REGION,
+    }
+    yield server, env
+    server.stop()
+
+
+def test_denied_secret(cli: Cli, iam_moto: tuple[MotoServer, dict[str, str]]) -> None:
+    _, env = iam_moto
+    result = cli("config", "check", env={**env, "ENVIRONMENT": "production"})
+    assert result.returncode == 1
+    assert (
+        "DATABASE_URL" in result.stderr and "access to aws-secretsmanager:ecomind/prod/database denied" in result.stderr
+    )
+    assert "GetSecretValue" in result.stderr
+    assert_clean(result, JWT)
+
+
+def test_secrets_manager_down_at_start_names_the_endpoint(cli: Cli) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    env = {
+        "ENVIRONMENT": "production",
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    result = cli("config", "check", env=env)
+    assert result.returncode == 1
+    assert f"Secrets Manager at {endpoint} is unreachable" in result.stderr
+    assert_clean(result)
+
+
+def test_usage_error_exits_2(cli: Cli) -> None:
+    result = cli("config", "check", "--environment", "prod")
+    assert result.returncode == 2
+    assert_clean(result)
+
+
+def test_secrets_get_prints_the_value_asked_for(cli: Cli, aws: Aws) -> None:
+    aws.create("get/db", json.dumps({"password": "pw-current"}))
+    aws.client.put_secret_value(
+        SecretId="get/db", SecretString=json.dumps({"password": "pw-pending"}), VersionStages=["AWSPENDING"]
+    )
+    current = cli("secrets", "get", "aws-secretsmanager:get/db:password", env=aws.env)
+    pending = cli("secrets", "get", "get/db", "--stage", "AWSPENDING", env=aws.env)
+    assert (current.returncode, current.stdout) == (0, "pw-current\n")
+    assert pending.returncode == 0 and json.loads(pending.stdout) == {"password": "pw-pending"}
+    missing = cli("secrets", "get", "get/none", env=aws.env)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    assert_clean(missing)
+
+
+@pytest.mark.parametrize("args", [[], ["init"], ["config", "check"], ["config", "show"], ["secrets", "get"]])
+def test_every_command_has_help_with_an_example(cli: Cli, args: list[str]) -> None:
+    result = cli(*args, "--help")
+    assert result.returncode == 0
+    assert "Example" in result.stdout
