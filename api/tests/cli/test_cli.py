@@ -186,3 +186,19 @@ def test_every_command_has_help_with_an_example(cli: Cli, args: list[str]) -> No
     result = cli(*args, "--help")
     assert result.returncode == 0
     assert "Example" in result.stdout
+
+
+def test_example_values_in_production_are_named_never_shown(cli: Cli, aws: Aws) -> None:
+    (cli.cwd / ".env").write_text(f"JWT_SECRET={CANARY}\n")
+    env = {
+        **aws.env,
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": "postgresql://ecomind:ecomind_dev_pass@localhost:5432/ecomind",
+        "JWT_SECRET": "local_dev_secret_change_in_production",
+    }
+    result = cli("config", "check", env=env)
+    assert result.returncode == 1
+    assert "DATABASE_URL (from process environment): holds a known example value" in result.stderr
+    assert "JWT_SECRET (from process environment): holds a known example value" in result.stderr
+    assert "a .env file is present and ignored in production" in result.stdout
+    assert_clean(result, "ecomind_dev_pass", "local_dev_secret_change_in_production")

@@ -1,0 +1,50 @@
+import json
+import logging
+
+import pytest
+
+from app.secrets import redact
+
+from ..conftest import CANARY
+
+
+@pytest.fixture(autouse=True)
+def _installed() -> None:
+    redact.install()
+
+
+def test_message_args_and_exception_text_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    redact.register(CANARY)
+    log = logging.getLogger("app.test")
+    with caplog.at_level(logging.INFO):
+        log.info("value is " + CANARY)
+        log.info("value is %s and %r", CANARY, {"jwt": CANARY})
+        try:
+            raise ValueError(f"bad {CANARY}")
+        except ValueError:
+            log.exception("failed")
+    assert CANARY not in caplog.text
+    assert caplog.text.count(redact.REDACTED) >= 4
+
+
+def test_url_password_and_json_secret_fields_are_registered(caplog: pytest.LogCaptureFixture) -> None:
+    password = "Pw-" + CANARY[:12] + "-url"
+    redact.register(f"postgresql://u:{password}@h/db")
+    field = "Field-" + CANARY[-10:]
+    redact.register(json.dumps({"username": "ecomind_app", "password": field}))
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("app.test").info("auth failed for %s / %s as ecomind_app", password, field)
+    assert password not in caplog.text and field not in caplog.text
+    assert "ecomind_app" in caplog.text  # non-secret fields stay readable
+
+
+def test_filter_for_hand_configured_handlers() -> None:
+    redact.register(CANARY)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "v=%s", (CANARY,), None)
+    assert redact.RedactingFilter().filter(record)
+    assert CANARY not in record.getMessage()
+
+
+def test_botocore_wire_loggers_are_quiet() -> None:
+    assert logging.getLogger("botocore").getEffectiveLevel() >= logging.WARNING
+    assert not logging.getLogger("botocore.parsers").isEnabledFor(logging.DEBUG)
