@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     environment: Environment = Field("development", alias="ENVIRONMENT")
     database_url: SecretStr = Field(alias="DATABASE_URL")
     redis_url: SecretStr | None = Field(None, alias="REDIS_URL")
-    jwt_secret: SecretStr = Field(alias="JWT_SECRET")
+    jwt_secret: SecretStr | None = Field(None, alias="JWT_SECRET")  # None only when not asked for
     aws_region: str | None = Field(None, alias="AWS_REGION")
     secrets_prefix: str = Field(alias="SECRETS_PREFIX")
     secrets_cache_ttl: float = Field(300.0, gt=0, alias="SECRETS_CACHE_TTL")
@@ -207,11 +207,14 @@ def load_settings(
     env_file: Path | None = Path(".env"),
     environment: str | None = None,
     store: SecretStore | None = None,
+    secrets: tuple[str, ...] = SECRET_VARIABLES,
 ) -> Settings:
     """Read, resolve and validate the configuration; raises :class:`SettingsError`.
 
     ``environment`` overrides ``ENVIRONMENT`` (the CLI's ``--environment``).
     ``store`` is made here when not given; the settings own it (``settings.close()``).
+    ``secrets`` limits which secret variables are read: the migration task needs
+    ``("DATABASE_URL",)`` only, and its role may read nothing else.
     """
     redact.install()
     env = os.environ if environ is None else environ
@@ -289,6 +292,9 @@ def load_settings(
     # Secret variables: values, references and default references.
     references: dict[str, Reference] = {}
     for name in SECRET_VARIABLES:
+        if name not in secrets:
+            raw.pop(name, None)
+            continue
         value = raw.get(name)
         if value is None:
             kind = _DEFAULT_SECRET_KIND.get(name)
@@ -310,7 +316,7 @@ def load_settings(
     # Non-secret fields first: the store needs a valid TTL. Secrets are placeholders
     # here and swapped in once resolved.
     fields: dict[str, object] = {k: v for k, v in raw.items() if k not in SECRET_VARIABLES}
-    fields.update(ENVIRONMENT=environment_, SECRETS_PREFIX=prefix, DATABASE_URL="", JWT_SECRET="")
+    fields.update(ENVIRONMENT=environment_, SECRETS_PREFIX=prefix, DATABASE_URL="")
     base: Settings | None = None
     try:
         base = Settings(**fields)  # type: ignore[arg-type]  # aliases are not visible to mypy
@@ -352,7 +358,7 @@ def load_settings(
     settings = base.model_copy(
         update={
             "database_url": SecretStr(values["DATABASE_URL"]),
-            "jwt_secret": SecretStr(values["JWT_SECRET"]),
+            "jwt_secret": SecretStr(values["JWT_SECRET"]) if "JWT_SECRET" in values else None,
             "redis_url": SecretStr(values["REDIS_URL"]) if "REDIS_URL" in values else None,
         }
     )

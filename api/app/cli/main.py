@@ -9,7 +9,7 @@ import sys
 import typer
 
 from ..secrets import redact
-from . import config_cmd, init_cmd, secrets_cmd
+from . import config_cmd, db_cmd, init_cmd, secrets_cmd
 from .output import err
 
 app = typer.Typer(
@@ -24,6 +24,9 @@ app = typer.Typer(
 app.command("init")(init_cmd.init)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(db_cmd.users, name="users")
+app.command("migrate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(db_cmd.migrate)
+app.command("dev")(db_cmd.dev)
 
 
 def main() -> None:

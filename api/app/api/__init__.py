@@ -1,0 +1,3 @@
+"""The HTTP layer: dependencies and routes only."""
+
+__all__: list[str] = []

@@ -1,0 +1,88 @@
+"""Usage events: AI/compute usage with energy (Wh) and emissions (g CO2e), per org."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from ...models import Role, UsageEvent
+from ..deps import Caller, CallerDep, SessionDep, require_roles
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+WRITERS = (Role.OWNER.value, Role.ADMIN.value, Role.ANALYST.value)
+WriterCaller = Annotated[Caller, require_roles(*WRITERS)]
+
+
+class NewEvent(BaseModel):
+    kind: str = Field(min_length=1, max_length=64, examples=["inference"])
+    model: str | None = Field(None, max_length=200)
+    energy_wh: Decimal = Field(ge=0, max_digits=18, decimal_places=6)
+    co2e_g: Decimal = Field(ge=0, max_digits=18, decimal_places=6)
+    occurred_at: datetime | None = None
+
+
+class EventOut(BaseModel):
+    id: int
+    org_id: uuid.UUID
+
+
+class KindTotal(BaseModel):
+    kind: str
+    events: int
+    energy_wh: Decimal
+    co2e_g: Decimal
+
+
+class Summary(BaseModel):
+    org_id: uuid.UUID
+    events: int
+    energy_wh: Decimal
+    co2e_g: Decimal
+    by_kind: list[KindTotal]
+
+
+@router.post("", response_model=EventOut, status_code=status.HTTP_201_CREATED)
+def record(body: NewEvent, session: SessionDep, who: WriterCaller) -> EventOut:
+    event = UsageEvent(
+        org_id=who.org_id,
+        user_id=who.user_id,
+        kind=body.kind,
+        model=body.model,
+        energy_wh=body.energy_wh,
+        co2e_g=body.co2e_g,
+    )
+    if body.occurred_at is not None:
+        event.occurred_at = body.occurred_at
+    session.add(event)
+    session.commit()
+    return EventOut(id=event.id, org_id=event.org_id)
+
+
+@router.get("/summary", response_model=Summary)
+def summary(who: CallerDep, session: SessionDep) -> Summary:
+    rows = session.execute(
+        select(
+            UsageEvent.kind,
+            func.count(),
+            func.coalesce(func.sum(UsageEvent.energy_wh), 0),
+            func.coalesce(func.sum(UsageEvent.co2e_g), 0),
+        )
+        .where(UsageEvent.org_id == who.org_id)
+        .group_by(UsageEvent.kind)
+        .order_by(UsageEvent.kind)
+    ).all()
+    by_kind = [KindTotal(kind=k, events=n, energy_wh=e, co2e_g=c) for k, n, e, c in rows]
+    return Summary(
+        org_id=who.org_id,
+        events=sum(k.events for k in by_kind),
+        energy_wh=sum((k.energy_wh for k in by_kind), Decimal(0)),
+        co2e_g=sum((k.co2e_g for k in by_kind), Decimal(0)),
+        by_kind=by_kind,
+    )

@@ -1,0 +1,43 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from ..deps import ServicesDep
+
+router = APIRouter()
+log = logging.getLogger("app.api.health")
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    """Liveness: the process answers; no dependency is touched."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+def ready(request: Request, svc: ServicesDep) -> JSONResponse:
+    """Readiness: PostgreSQL and (when configured) Redis answer. Never names a host or a secret."""
+    checks: dict[str, str] = {}
+    try:
+        with svc.sessions() as session:
+            session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        log.warning("readiness: database unavailable (%s)", type(exc).__name__)
+        checks["database"] = "unavailable"
+    redis_client = request.app.state.redis
+    if redis_client is not None:
+        try:
+            redis_client.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            log.warning("readiness: redis unavailable (%s)", type(exc).__name__)
+            checks["redis"] = "unavailable"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)

@@ -1,0 +1,140 @@
+"""The database engine: every new connection takes its credentials from the secret store.
+
+The engine's URL holds no password. SQLAlchemy's ``do_connect`` hook builds the
+connection arguments from ``settings.current("DATABASE_URL")`` (cached, no network)
+each time the pool opens a connection, so a rotated password is used without a
+restart, and connections already open keep working through a rotation.
+
+When PostgreSQL refuses the password (SQLSTATE 28P01, or, since libpq reports a
+failed start-up as a connection failure with no SQLSTATE, the server's
+"password authentication failed" message), the hook:
+
+1. refreshes ``AWSCURRENT`` and tries again (the secret rotated since we cached it);
+2. tries ``AWSPENDING`` (single-user rotation sets the new password in the database
+   before it promotes the secret version);
+3. fails with :class:`DatabaseAuthError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from .secrets.errors import ResolutionError
+from .secrets.store import ResolvedSecret
+from .settings import Settings
+
+__all__ = ["DatabaseAuthError", "DatabaseConnectError", "is_auth_failure", "make_engine", "sqlalchemy_url"]
+
+log = logging.getLogger("app.db")
+
+_AUTH_SQLSTATES = {"28P01", "28000"}
+_AUTH_MESSAGES = ("password authentication failed", "no password supplied")
+
+
+class DatabaseConnectError(RuntimeError):
+    """The database could not be reached or refused the connection (no secret inside)."""
+
+
+class DatabaseAuthError(DatabaseConnectError):
+    """Every credential we hold was refused."""
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    if exc.sqlstate in _AUTH_SQLSTATES:
+        return True
+    text = str(exc)
+    return any(message in text for message in _AUTH_MESSAGES)
+
+
+def sqlalchemy_url(url: str) -> URL:
+    """A database URL for SQLAlchemy with the psycopg 3 driver."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def _describe(exc: psycopg.OperationalError) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "does not support SSL" in text:
+        return "the database server refused SSL, which this environment requires (sslmode)"
+    return text
+
+
+class RotatingCredentials:
+    """The ``do_connect`` hook; one per engine."""
+
+    # A burst of new connections during a rotation must not become a burst of
+    # Secrets Manager calls: within this window the last fetch is reused.
+    REFRESH_INTERVAL = 2.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._refreshed: dict[str, float] = {}
+
+    def _fetch(self, stage: str) -> ResolvedSecret:
+        now = time.monotonic()
+        stage_arg = None if stage == "AWSCURRENT" else stage
+        if now - self._refreshed.get(stage, -1e9) < self.REFRESH_INTERVAL:
+            return self.settings.current("DATABASE_URL", stage=stage_arg)
+        self._refreshed[stage] = now
+        return self.settings.refresh("DATABASE_URL", stage=stage_arg)
+
+    def _params(self, dialect: Dialect, url: str) -> tuple[list[Any], dict[str, Any]]:
+        cargs, cparams = dialect.create_connect_args(sqlalchemy_url(url))
+        return list(cargs), dict(cparams)
+
+    def _try(self, dialect: Dialect, url: str) -> Any:
+        cargs, cparams = self._params(dialect, url)
+        return dialect.connect(*cargs, **cparams)
+
+    def __call__(self, dialect: Dialect, conn_rec: ConnectionPoolEntry, cargs: Any, cparams: dict[str, Any]) -> Any:
+        current = self.settings.current("DATABASE_URL")
+        try:
+            return self._try(dialect, current.value.get_secret_value())
+        except psycopg.OperationalError as exc:
+            if not is_auth_failure(exc):
+                raise DatabaseConnectError(f"cannot connect to the database: {_describe(exc)}") from None
+            first = exc
+        log.warning("database refused the cached password; refreshing AWSCURRENT")
+        stages = ["AWSCURRENT"]
+        if "DATABASE_URL" in self.settings.references:
+            stages.append("AWSPENDING")
+        for stage in stages:
+            try:
+                url = self._fetch(stage).value.get_secret_value()
+            except ResolutionError as exc:
+                log.info("no %s credentials to try (%s)", stage, type(exc).__name__)
+                continue
+            try:
+                connection = self._try(dialect, url)
+            except psycopg.OperationalError as exc:
+                if not is_auth_failure(exc):
+                    raise DatabaseConnectError(f"cannot connect to the database: {_describe(exc)}") from None
+                continue
+            if stage != "AWSCURRENT" or url != current.value.get_secret_value():
+                log.warning("database connection succeeded with the %s credentials", stage)
+            return connection
+        source = self.settings.origins["DATABASE_URL"].describe()
+        raise DatabaseAuthError(
+            f"the database refused every password we hold for DATABASE_URL (from {source}): {_describe(first)}; "
+            "fix: check the secret's AWSCURRENT/AWSPENDING versions against the database role "
+            "(`ecomind doctor`), or finish the rotation (`ecomind secrets rotate`)"
+        ) from None
+
+
+def make_engine(settings: Settings, **kwargs: Any) -> Engine:
+    """An engine whose URL carries no password; credentials come from the store per connection."""
+    url = sqlalchemy_url(settings.current("DATABASE_URL").value.get_secret_value()).set(password=None)
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    options.update(kwargs)
+    engine = create_engine(url, **options)
+    event.listen(engine, "do_connect", RotatingCredentials(settings))
+    return engine

@@ -1,0 +1,174 @@
+"""A project-local PostgreSQL and Redis for `ecomind dev` and the tests.
+
+PostgreSQL comes from the machine's server binaries (``pg_config --bindir`` or
+Debian's ``/usr/lib/postgresql/<v>/bin``), initialised with
+``--auth=scram-sha-256`` so passwords are really checked. As root, the server runs
+as the ``postgres`` user through ``runuser``. Development tooling only: the API
+never imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+__all__ = ["LocalPostgres", "LocalRedis", "ensure_role_and_database", "port_open"]
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_port(host: str, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(host, port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def postgres_bindir() -> Path:
+    found = shutil.which("pg_config")
+    if found:
+        out = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
+        if out and (Path(out) / "initdb").exists():
+            return Path(out)
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    raise FileNotFoundError("PostgreSQL server binaries not found: install them (Debian: apt-get install postgresql)")
+
+
+class LocalPostgres:
+    """A PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1:``port`` only."""
+
+    def __init__(self, data_dir: Path, port: int, *, ssl: bool = False) -> None:
+        self.root = data_dir.resolve()
+        self.data = self.root / "data"
+        self.port = port
+        self.ssl = ssl
+        self.bindir = postgres_bindir()
+        self._as_postgres = os.geteuid() == 0
+        self.password_file = self.root / "superuser-password"
+
+    @property
+    def superuser_password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    def superuser_dsn(self, dbname: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname} password={self.superuser_password}"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self._as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+    def initialised(self) -> bool:
+        return (self.data / "PG_VERSION").exists()
+
+    def init(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.password_file.exists():
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(24))
+        pwfile = self.root / ".pwfile"
+        pwfile.write_text(self.superuser_password)
+        if self._as_postgres:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(pwfile, "postgres")
+            os.chmod(self.root, 0o700)
+        try:
+            result = self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "--auth=scram-sha-256",
+                "--username=postgres",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                "--no-sync",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed: {result.stderr.strip()[-500:]}")
+
+    def start(self) -> LocalPostgres:
+        if not self.initialised():
+            self.init()
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
+        options += " -c max_connections=200"
+        if not self.ssl:
+            options += " -c ssl=off"
+        result = self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start"
+        )
+        if result.returncode != 0:
+            log = (self.root / "server.log").read_text()[-800:] if (self.root / "server.log").exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start: {result.stderr.strip()} {log}")
+        _wait_port("127.0.0.1", self.port)
+        return self
+
+    def running(self) -> bool:
+        return self.initialised() and self._run("pg_ctl", "-D", str(self.data), "status").returncode == 0
+
+    def stop(self) -> None:
+        if self.initialised():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+def ensure_role_and_database(superuser_dsn: str, *, user: str, password: str, dbname: str) -> None:
+    """Create (or re-password) ``user`` and create ``dbname`` owned by it."""
+    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
+        )
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(user)))
+
+
+class LocalRedis:
+    """``redis-server`` on 127.0.0.1:``port``, nothing saved to disk."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LocalRedis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server not found: install it (Debian: apt-get install redis-server)")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_port("127.0.0.1", self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc = None

@@ -1,0 +1,92 @@
+"""The EcoMind API. ``app = create_app()`` serves ``uvicorn app.main:app``.
+
+Nothing is built at import: settings, the engine and the Redis client are made in
+the lifespan, so importing this module touches no network and reads no secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import redis
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+
+from .api.deps import Services
+from .api.routes import auth, events, health, users
+from .db import DatabaseConnectError, make_engine
+from .revocation import MemoryRevocations, RedisRevocations, Revocations
+from .secrets import redact
+from .secrets.errors import SettingsError
+from .security import TokenService
+from .settings import Settings, load_settings
+
+__all__ = ["app", "create_app"]
+
+log = logging.getLogger("app.main")
+
+
+class StartupError(RuntimeError):
+    """The API cannot start; the message says why and holds no secret."""
+
+
+def _default_loader() -> Settings:
+    return load_settings(env_file=Path(".env"))
+
+
+def create_app(load: Callable[[], Settings] = _default_loader) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact.install()
+        try:
+            settings = load()
+        except SettingsError as exc:
+            log.error("%s", exc)
+            raise StartupError("configuration invalid (see the problems above)") from None
+        for warning in settings.warnings:
+            log.warning("%s", warning.render())
+        engine = make_engine(settings)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DatabaseConnectError as exc:
+            engine.dispose()
+            settings.close()
+            log.error("%s", exc)
+            raise StartupError(str(exc)) from None
+        redis_client: redis.Redis | None = None
+        revocations: Revocations = MemoryRevocations()
+        if settings.redis_url is not None:
+            redis_client = redis.Redis.from_url(
+                settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
+            )
+            revocations = RedisRevocations(redis_client)
+        else:
+            log.warning("REDIS_URL unset: logouts are remembered by this process only")
+        app.state.redis = redis_client
+        app.state.services = Services(
+            settings=settings,
+            sessions=sessionmaker(engine, expire_on_commit=False),
+            tokens=TokenService(settings),
+            revocations=revocations,
+            redis_configured=redis_client is not None,
+        )
+        try:
+            yield
+        finally:
+            engine.dispose()
+            if redis_client is not None:
+                redis_client.close()
+            settings.close()
+
+    app = FastAPI(title="EcoMind API", version="0.1.0", lifespan=lifespan)
+    for router in (health.router, auth.router, users.router, events.router):
+        app.include_router(router)
+    return app
+
+
+app = create_app()
