@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test lint pytest clean
+.PHONY: help setup system-deps run test lint pytest clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,17 +21,17 @@ $(STAMP): api/pyproject.toml
 
 setup: $(STAMP) ## create the venv and install the project with its dev tools
 
-.env: | $(STAMP)
-	$(BIN)/ecomind init
+system-deps: ## PostgreSQL server binaries and redis-server (apt-get when missing)
+	bash scripts/system-deps.sh
 
-run: setup .env ## set up, write .env if missing, and check the configuration
-	$(BIN)/ecomind config check
+run: setup system-deps ## the API on :8000, with .env, a local PostgreSQL and Redis when none runs
+	$(BIN)/ecomind dev --port $${PORT:-8000}
 
 lint: setup ## ruff on api/, mypy --strict on the secret layer
 	cd api && $(BIN)/ruff check . && $(BIN)/ruff format --check .
 	cd api && $(BIN)/mypy --strict app/secrets
 
-pytest: setup ## the test suite (starts its own services); no test collected is a failure
+pytest: setup system-deps ## the test suite (starts its own services); no test collected is a failure
 	cd api && { $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; } || rc=$$?; \
 	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +19,7 @@ import boto3
 import pytest
 
 from .support.awsproxy import AwsProxy
-from .support.services import MotoServer
+from .support.services import MotoServer, free_port
 
 # A value that must never be printed or logged; tests put it through error paths.
 CANARY = "canary-Zq8xV3r7f3a9c1e5b2d4f60-never-print-me"
@@ -35,6 +40,26 @@ class Aws:
             else boto3.client("secretsmanager", region_name=region, endpoint_url=self.url)
         )
         return str(client.create_secret(Name=name, SecretString=value)["ARN"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def canary_never_logged() -> Iterator[None]:
+    """Every log record of the whole session is kept; none may contain the canary."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("tests").info("canary check armed")
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    text = buffer.getvalue()
+    assert "canary check armed" in text, "the session log capture does not work: the canary check would be vacuous"
+    assert CANARY not in text, "the canary secret reached a log record during the test session"
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +131,67 @@ def assert_clean(result: subprocess.CompletedProcess[str], *secrets: str) -> Non
     assert "Traceback" not in text, text
     for secret in (CANARY, *secrets):
         assert secret not in text, f"a secret value was printed:\n{text}"
+
+
+# -- PostgreSQL and Redis ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL with scram-sha-256 password auth on a free loopback port."""
+    from app.localdb import LocalPostgres
+
+    root = Path(tempfile.mkdtemp(prefix="ecomind-pg-"))
+    server = LocalPostgres(root, free_port()).start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    from app.localdb import LocalRedis
+
+    server = LocalRedis(free_port()).start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Database:
+    name: str
+    user: str
+    password: str
+    port: int
+    admin_dsn: str
+
+    def url(self, password: str | None = None) -> str:
+        return f"postgresql://{self.user}:{password or self.password}@127.0.0.1:{self.port}/{self.name}"
+
+    def set_password(self, password: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.user), sql.Literal(password)))
+        self.password = password
+
+
+@pytest.fixture
+def database(postgres: Any) -> Database:
+    """A fresh database and login role; the password embeds the canary."""
+    from app.localdb import ensure_role_and_database
+
+    suffix = secrets.token_hex(4)
+    db = Database(f"db_{suffix}", f"app_{suffix}", f"{CANARY}-{suffix}", postgres.port, postgres.superuser_dsn())
+    ensure_role_and_database(db.admin_dsn, user=db.user, password=db.password, dbname=db.name)
+    return db
+
+
+def migrate(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ecomind migrate` in a subprocess, as an init container runs it."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env["DATABASE_URL"] = url
+    return subprocess.run(
+        [ECOMIND, "migrate", *args], env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=120
+    )

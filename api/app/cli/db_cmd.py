@@ -75,7 +75,7 @@ def create_admin(
     The password is read from a prompt, or from standard input when it is not a
     terminal; never from an argument (arguments show up in `ps` and shell history).
 
-    Example: printf '%s\\n' "$PASSWORD" | ecomind users create-admin --org Acme --email ops@acme.test
+    Example: printf '%s\\n' "$PASSWORD" | ecomind users create-admin --org Acme --email ops@acme.io
     """
     from sqlalchemy import select
     from sqlalchemy.orm import Session

@@ -1,0 +1,49 @@
+"""Build the API in-process (full lifespan) against real PostgreSQL, Redis and moto."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping
+
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import load_settings
+
+from ..conftest import ECOMIND
+
+OWNER_PASSWORD = "owner-password-123"
+JWT = "jwt-secret-for-tests-" + "x" * 32
+
+
+def client(env: Mapping[str, str]) -> TestClient:
+    app = create_app(load=lambda: load_settings(dict(env), env_file=None))
+    return TestClient(app)
+
+
+def create_owner(database_url: str, org: str, email: str, password: str = OWNER_PASSWORD) -> None:
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env["DATABASE_URL"] = database_url
+    result = subprocess.run(
+        [ECOMIND, "users", "create-admin", "--org", org, "--email", email],
+        input=password + "\n",
+        env=env,
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert password not in result.stdout + result.stderr
+
+
+def login(api: TestClient, email: str, password: str = OWNER_PASSWORD) -> str:
+    response = api.post("/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
