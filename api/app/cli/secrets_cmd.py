@@ -42,3 +42,49 @@ def get(
     ) as store:
         value = store.get(reference, stage).value.get_secret_value()
     sys.stdout.write(value + "\n")
+
+
+@app.command("rotate")
+def rotate(
+    name: Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.")],
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="single-user or alternating-users; checked against the secret.")
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Drive the four steps here instead of calling RotateSecret.")
+    ] = False,
+) -> None:
+    """Rotate a secret now: the database password or the JWT secret.
+
+    Against AWS this calls RotateSecret (the rotation Lambda does the work). With
+    --local, or when AWS_ENDPOINT_URL points at an emulator (which cannot run a
+    Lambda), the steps createSecret, setSecret, testSecret and finishSecret run
+    here through the same handler code, with progress per step. A failed step
+    exits 1 naming the step; running the command again completes the rotation.
+
+    Example: ecomind secrets rotate ecomind/staging/database --local
+    """
+    import boto3
+
+    from ..rotation.driver import rotate_locally, rotator_for
+    from ..rotation.protocol import RotationError
+    from ..secrets.aws import client_config
+    from .output import err, fail, out
+
+    if strategy not in (None, "single-user", "alternating-users"):
+        raise typer.BadParameter("use single-user or alternating-users", param_hint="--strategy")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or os.environ.get("AWS_ENDPOINT_URL")
+    client = boto3.client("secretsmanager", endpoint_url=endpoint, config=client_config())
+    emulator = bool(endpoint) and any(h in endpoint for h in ("127.0.0.1", "localhost", "[::1]"))
+    try:
+        if not (local or emulator):
+            client.rotate_secret(SecretId=name, RotateImmediately=True)
+            out.print(f"rotation of {name} started by Secrets Manager; follow it with `ecomind secrets describe`")
+            return
+        rotator = rotator_for(client, name, strategy)
+        version = rotate_locally(client, name, rotator, on_step=lambda step: err.print(f"  {step} ...", markup=False))
+    except RotationError as exc:
+        raise fail(f"rotation failed: {exc}; run the same command again to resume") from None
+    except Exception as exc:  # noqa: BLE001 - boto errors: one line, no value
+        raise fail(f"rotation failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    out.print(f"rotated {name}: AWSCURRENT is now version {version}")

@@ -1,0 +1,3 @@
+"""Secrets Manager rotation handlers (Lambda entry points). No FastAPI import here."""
+
+__all__: list[str] = []

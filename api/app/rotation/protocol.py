@@ -1,0 +1,105 @@
+"""The Secrets Manager rotation protocol, shared by every handler.
+
+Secrets Manager calls a rotation function four times with the same
+``ClientRequestToken`` (the new version id): ``createSecret`` stores the new value
+as ``AWSPENDING``, ``setSecret`` makes the resource accept it, ``testSecret``
+checks it, ``finishSecret`` moves ``AWSCURRENT`` to it. Every step may be retried,
+so every step is idempotent.
+
+Before any step the guard AWS requires runs: rotation must be enabled, the token
+must be a version of the secret staged ``AWSPENDING``, and a token already
+``AWSCURRENT`` means the rotation finished (nothing to do). Secrets Manager
+creates that version before the first call; an emulator cannot create a version
+without a value, so the local driver (``ecomind secrets rotate --local``) marks
+its events ``"LocalDriver": true`` and ``createSecret`` then creates the version.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+__all__ = ["STEPS", "RotationError", "Rotator"]
+
+log = logging.getLogger("app.rotation")
+
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+class RotationError(RuntimeError):
+    """A step cannot proceed; the message names the secret and the step, never a value."""
+
+
+class Rotator(ABC):
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def run(self, event: dict[str, Any]) -> None:
+        arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
+        if step not in STEPS:
+            raise RotationError(f"{arn}: unknown step {step!r}")
+        meta = self.client.describe_secret(SecretId=arn)
+        if not meta.get("RotationEnabled"):
+            raise RotationError(f"{arn}: rotation is not enabled")
+        stages = meta.get("VersionIdsToStages", {})
+        if token not in stages:
+            if not (step == "createSecret" and event.get("LocalDriver")):
+                raise RotationError(f"{arn}: version {token} is not a version of this secret")
+        elif "AWSCURRENT" in stages[token]:
+            log.info("%s: version %s is already AWSCURRENT; nothing to do", arn, token)
+            return
+        elif "AWSPENDING" not in stages[token]:
+            raise RotationError(f"{arn}: version {token} is not staged AWSPENDING")
+        getattr(
+            self, {"createSecret": "create", "setSecret": "set", "testSecret": "test", "finishSecret": "finish"}[step]
+        )(arn, token)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def current_version(self, arn: str) -> str:
+        stages = self.client.describe_secret(SecretId=arn).get("VersionIdsToStages", {})
+        return next(v for v, s in stages.items() if "AWSCURRENT" in s)
+
+    def pending_exists(self, arn: str, token: str) -> bool:
+        try:
+            self.client.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+        except self.client.exceptions.ResourceNotFoundException:
+            return False
+        return True
+
+    def read(self, arn: str, *, stage: str = "AWSCURRENT", token: str | None = None) -> str:
+        kwargs: dict[str, Any] = {"SecretId": arn, "VersionStage": stage}
+        if token:
+            kwargs["VersionId"] = token
+        return str(self.client.get_secret_value(**kwargs)["SecretString"])
+
+    def put_pending(self, arn: str, token: str, value: str) -> None:
+        self.client.put_secret_value(
+            SecretId=arn, ClientRequestToken=token, SecretString=value, VersionStages=["AWSPENDING"]
+        )
+
+    def random_password(self, length: int = 32) -> str:
+        # Characters that break URLs, libpq strings or shell quoting are excluded.
+        response = self.client.get_random_password(PasswordLength=length, ExcludeCharacters=":/@\"'\\")
+        return str(response["RandomPassword"])
+
+    # -- steps -------------------------------------------------------------------------
+
+    @abstractmethod
+    def create(self, arn: str, token: str) -> None: ...
+
+    @abstractmethod
+    def set(self, arn: str, token: str) -> None: ...
+
+    @abstractmethod
+    def test(self, arn: str, token: str) -> None: ...
+
+    def finish(self, arn: str, token: str) -> None:
+        current = self.current_version(arn)
+        if current == token:
+            return
+        self.client.update_secret_version_stage(
+            SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token, RemoveFromVersionId=current
+        )
+        log.info("%s: AWSCURRENT moved to %s", arn, token)
