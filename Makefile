@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup system-deps run test lint pytest clean
+.PHONY: help setup system-deps run test lint pytest lambda clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,5 +37,8 @@ pytest: setup system-deps ## the test suite (starts its own services); no test c
 
 test: lint pytest ## everything CI runs
 
+lambda: setup ## build build/rotation-lambda.zip (rotation handlers and their dependencies)
+	bash scripts/build-lambda.sh
+
 clean: ## remove the venv and local data
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) .data build

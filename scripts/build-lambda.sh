@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Build build/rotation-lambda.zip: the rotation handlers (app.rotation.postgres.handler,
+# app.rotation.jwt.handler) with what they import, as Linux x86_64 wheels for the
+# Lambda Python runtime. boto3 is left out: the runtime provides it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py_version="${LAMBDA_PYTHON:-3.12}"
+out=build/lambda
+rm -rf "$out" build/rotation-lambda.zip
+mkdir -p "$out"
+pip="${PIP:-.venv/bin/pip}"
+"$pip" install --quiet --target "$out" --platform manylinux2014_x86_64 --implementation cp \
+  --python-version "$py_version" --only-binary=:all: \
+  "psycopg[binary]>=3.1.18" "pydantic>=2.7"
+mkdir -p "$out/app"
+cp api/app/__init__.py "$out/app/"
+cp -r api/app/secrets api/app/rotation "$out/app/"
+find "$out" -name '__pycache__' -prune -exec rm -rf {} +
+(cd "$out" && python3 -m zipfile -c ../rotation-lambda.zip .)
+echo "built build/rotation-lambda.zip ($(du -h build/rotation-lambda.zip | cut -f1)); handlers: app.rotation.postgres.handler, app.rotation.jwt.handler"
