@@ -168,6 +168,13 @@ class Database:
     def url(self, password: str | None = None) -> str:
         return f"postgresql://{self.user}:{password or self.password}@127.0.0.1:{self.port}/{self.name}"
 
+    def rds_secret(self, password: str | None = None, **extra: Any) -> str:
+        """The secret in the shape AWS's RDS rotation writes."""
+        import json
+
+        fields = {"engine": "postgres", "host": "127.0.0.1", "port": self.port, "dbname": self.name}
+        return json.dumps({**fields, "username": self.user, "password": password or self.password, **extra})
+
     def set_password(self, password: str) -> None:
         import psycopg
         from psycopg import sql

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -23,19 +22,6 @@ from .helpers import JWT, bearer, client, create_owner, login
 def migrated(database: Database) -> Database:
     assert migrate(database.url()).returncode == 0
     return database
-
-
-def rds_secret(db: Database, password: str | None = None) -> str:
-    return json.dumps(
-        {
-            "engine": "postgres",
-            "host": "127.0.0.1",
-            "port": db.port,
-            "dbname": db.name,
-            "username": db.user,
-            "password": password or db.password,
-        }
-    )
 
 
 def test_roles_and_events(migrated: Database, redis_server: Any) -> None:
@@ -118,7 +104,7 @@ def test_database_password_rotation_without_restart(
     migrated: Database, aws: Aws, caplog: pytest.LogCaptureFixture
 ) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
-    aws.create("rot/database", rds_secret(migrated))
+    aws.create("rot/database", migrated.rds_secret())
     env = {**aws.env, "DATABASE_URL": "aws-secretsmanager:rot/database", "JWT_SECRET": JWT}
     with client(env) as api:
         token = login(api, "owner@acme.io")
@@ -128,7 +114,7 @@ def test_database_password_rotation_without_restart(
         # 1. Rotated in PostgreSQL and in Secrets Manager (AWSCURRENT moved).
         new = f"{CANARY}-rotated-1"
         migrated.set_password(new)
-        aws.client.put_secret_value(SecretId="rot/database", SecretString=rds_secret(migrated, new))
+        aws.client.put_secret_value(SecretId="rot/database", SecretString=migrated.rds_secret(new))
         engine.pool.dispose()  # the next requests open new connections
         assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 200
         assert api.get("/ready").status_code == 200
@@ -137,7 +123,7 @@ def test_database_password_rotation_without_restart(
         pending = f"{CANARY}-rotated-2"
         migrated.set_password(pending)
         aws.client.put_secret_value(
-            SecretId="rot/database", SecretString=rds_secret(migrated, pending), VersionStages=["AWSPENDING"]
+            SecretId="rot/database", SecretString=migrated.rds_secret(pending), VersionStages=["AWSPENDING"]
         )
         engine.pool.dispose()
         time.sleep(2.1)  # past the hook's refresh window, as a real window lasts seconds

@@ -22,20 +22,6 @@ def _development(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "development")
 
 
-def secret_of(db: Database, **extra: Any) -> str:
-    return json.dumps(
-        {
-            "engine": "postgres",
-            "host": "127.0.0.1",
-            "port": db.port,
-            "dbname": db.name,
-            "username": db.user,
-            "password": db.password,
-            **extra,
-        }
-    )
-
-
 def enable_rotation(aws: Aws, name: str) -> None:
     aws.client.rotate_secret(SecretId=name, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
 
@@ -61,7 +47,7 @@ def logs_in(data: dict[str, Any]) -> bool:
 
 
 def test_single_user_rotates_three_times(aws: Aws, database: Database) -> None:
-    aws.create("rot/single", secret_of(database))
+    aws.create("rot/single", database.rds_secret())
     enable_rotation(aws, "rot/single")
     rotator = rotator_for(aws.client, "rot/single", "single-user")
     seen = {database.password}
@@ -78,7 +64,7 @@ def test_single_user_rotates_three_times(aws: Aws, database: Database) -> None:
 
 
 def test_every_step_can_run_twice(aws: Aws, database: Database) -> None:
-    aws.create("rot/twice", secret_of(database))
+    aws.create("rot/twice", database.rds_secret())
     enable_rotation(aws, "rot/twice")
     rotator = PostgresRotator(aws.client)
     token = "0f1e2d3c-4b5a-6978-8877-665544332211"
@@ -92,7 +78,7 @@ def test_every_step_can_run_twice(aws: Aws, database: Database) -> None:
 
 
 def test_crash_between_set_and_finish_then_rerun_completes(aws: Aws, database: Database) -> None:
-    aws.create("rot/crash", secret_of(database))
+    aws.create("rot/crash", database.rds_secret())
     enable_rotation(aws, "rot/crash")
     rotator = PostgresRotator(aws.client)
     token = "11111111-2222-3333-4444-555555555555"
@@ -105,7 +91,7 @@ def test_crash_between_set_and_finish_then_rerun_completes(aws: Aws, database: D
 
 
 def test_guard_refuses_unknown_token_and_disabled_rotation(aws: Aws, database: Database) -> None:
-    aws.create("rot/guard", secret_of(database))
+    aws.create("rot/guard", database.rds_secret())
     rotator = PostgresRotator(aws.client)
     event = {"SecretId": "rot/guard", "ClientRequestToken": "99999999-0000-0000-0000-000000000000", "Step": "setSecret"}
     with pytest.raises(RotationError, match="rotation is not enabled"):
@@ -132,7 +118,7 @@ def test_alternating_users_rotate_three_times_and_tables_stay_usable(
             }
         ),
     )
-    aws.create("rot/alt", secret_of(database, masterarn=master))
+    aws.create("rot/alt", database.rds_secret(masterarn=master))
     enable_rotation(aws, "rot/alt")
     rotator = rotator_for(aws.client, "rot/alt", "alternating-users")
     users = []
@@ -199,7 +185,7 @@ def test_jwt_rotation(aws: Aws) -> None:
 
 
 def test_cli_rotate_local_shows_steps_and_names_a_failed_step(cli: Cli, aws: Aws, database: Database) -> None:
-    aws.create("rot/cli", secret_of(database))
+    aws.create("rot/cli", database.rds_secret())
     enable_rotation(aws, "rot/cli")
     env = {**aws.env, "ENVIRONMENT": "development"}
     ok = cli("secrets", "rotate", "rot/cli", "--strategy", "single-user", env=env)
