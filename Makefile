@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup system-deps run test lint pytest lambda clean
+.PHONY: help setup system-deps run test lint pytest lambda bench-rotation clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ pytest: setup system-deps ## the test suite (starts its own services); no test c
 	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 test: lint pytest ## everything CI runs
+
+bench-rotation: setup system-deps ## the API under load through 10 DB and 3 JWT rotations; updates docs/benchmarks.md
+	$(BIN)/python bench/rotation_under_load.py --markdown docs/benchmarks.md
 
 lambda: setup ## build build/rotation-lambda.zip (rotation handlers and their dependencies)
 	bash scripts/build-lambda.sh

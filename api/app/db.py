@@ -18,7 +18,6 @@ failed start-up as a connection failure with no SQLSTATE, the server's
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import psycopg
@@ -71,21 +70,16 @@ def _describe(exc: psycopg.OperationalError) -> str:
 class RotatingCredentials:
     """The ``do_connect`` hook; one per engine."""
 
-    # A burst of new connections during a rotation must not become a burst of
-    # Secrets Manager calls: within this window the last fetch is reused.
-    REFRESH_INTERVAL = 2.0
-
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._refreshed: dict[str, float] = {}
+        self._last_good: str | None = None
+        self._last_refusal: psycopg.OperationalError | None = None
 
     def _fetch(self, stage: str) -> ResolvedSecret:
-        now = time.monotonic()
-        stage_arg = None if stage == "AWSCURRENT" else stage
-        if now - self._refreshed.get(stage, -1e9) < self.REFRESH_INTERVAL:
-            return self.settings.current("DATABASE_URL", stage=stage_arg)
-        self._refreshed[stage] = now
-        return self.settings.refresh("DATABASE_URL", stage=stage_arg)
+        # Concurrent callers share one fetch (SecretStore.refresh); once a password
+        # works it is tried first (_last_good), so a rotation costs a handful of
+        # Secrets Manager calls, not one per new connection.
+        return self.settings.refresh("DATABASE_URL", stage=None if stage == "AWSCURRENT" else stage)
 
     def _params(self, dialect: Dialect, url: str) -> tuple[list[Any], dict[str, Any]]:
         cargs, cparams = dialect.create_connect_args(sqlalchemy_url(url))
@@ -95,36 +89,50 @@ class RotatingCredentials:
         cargs, cparams = self._params(dialect, url)
         return dialect.connect(*cargs, **cparams)
 
-    def __call__(self, dialect: Dialect, conn_rec: ConnectionPoolEntry, cargs: Any, cparams: dict[str, Any]) -> Any:
-        current = self.settings.current("DATABASE_URL")
+    def _connect_or_none(self, dialect: Dialect, url: str) -> Any:
+        """A connection, or None when the password is refused; other failures raise."""
         try:
-            return self._try(dialect, current.value.get_secret_value())
+            return self._try(dialect, url)
         except psycopg.OperationalError as exc:
             if not is_auth_failure(exc):
                 raise DatabaseConnectError(f"cannot connect to the database: {_describe(exc)}") from None
-            first = exc
-        log.warning("database refused the cached password; refreshing AWSCURRENT")
+            self._last_refusal = exc
+            return None
+
+    def __call__(self, dialect: Dialect, conn_rec: ConnectionPoolEntry, cargs: Any, cparams: dict[str, Any]) -> Any:
+        # The credentials that last worked go first: after a rotation they are the
+        # new ones even while the cached AWSCURRENT is still the old version.
+        current = self.settings.current("DATABASE_URL").value.get_secret_value()
+        for url in dict.fromkeys(u for u in (self._last_good, current) if u):
+            connection = self._connect_or_none(dialect, url)
+            if connection is not None:
+                self._last_good = url
+                return connection
+        self._last_good = None
+        log.info("database refused the cached password; refreshing AWSCURRENT")
         stages = ["AWSCURRENT"]
         if "DATABASE_URL" in self.settings.references:
             stages.append("AWSPENDING")
-        for stage in stages:
-            try:
-                url = self._fetch(stage).value.get_secret_value()
-            except ResolutionError as exc:
-                log.info("no %s credentials to try (%s)", stage, type(exc).__name__)
-                continue
-            try:
-                connection = self._try(dialect, url)
-            except psycopg.OperationalError as exc:
-                if not is_auth_failure(exc):
-                    raise DatabaseConnectError(f"cannot connect to the database: {_describe(exc)}") from None
-                continue
-            if stage != "AWSCURRENT" or url != current.value.get_secret_value():
-                log.warning("database connection succeeded with the %s credentials", stage)
-            return connection
+        # Two rounds: a rotation may finish between our AWSCURRENT and AWSPENDING
+        # reads (old AWSCURRENT read, then AWSPENDING already cleared); the second
+        # round reads the promoted version.
+        for _ in range(2):
+            for stage in stages:
+                try:
+                    url = self._fetch(stage).value.get_secret_value()
+                except ResolutionError as exc:
+                    log.info("no %s credentials to try (%s)", stage, type(exc).__name__)
+                    continue
+                connection = self._connect_or_none(dialect, url)
+                if connection is not None:
+                    log.info("database connection succeeded with the %s credentials", stage)
+                    self._last_good = url
+                    return connection
         source = self.settings.origins["DATABASE_URL"].describe()
+        refusal = _describe(self._last_refusal) if self._last_refusal else "password refused"
+        log.error("the database refused every password held for DATABASE_URL (from %s)", source)
         raise DatabaseAuthError(
-            f"the database refused every password we hold for DATABASE_URL (from {source}): {_describe(first)}; "
+            f"the database refused every password we hold for DATABASE_URL (from {source}): {refusal}; "
             "fix: check the secret's AWSCURRENT/AWSPENDING versions against the database role "
             "(`ecomind doctor`), or finish the rotation (`ecomind secrets rotate`)"
         ) from None

@@ -16,13 +16,21 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-__all__ = ["LocalPostgres", "LocalRedis", "ensure_role_and_database", "port_open"]
+__all__ = ["LocalPostgres", "LocalRedis", "MotoServer", "ensure_role_and_database", "free_port", "port_open"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -170,5 +178,43 @@ class LocalRedis:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=10)
             if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc = None
+
+
+class MotoServer:
+    """moto in server mode (``moto_server``): Secrets Manager over real HTTP."""
+
+    def __init__(self, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.port = port or free_port()
+        self.env = env or {}  # e.g. INITIAL_NO_AUTH_ACTION_COUNT to enforce IAM
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        moto = Path(sys.executable).with_name("moto_server")
+        self.proc = subprocess.Popen(
+            [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+        )
+        _wait_port("127.0.0.1", self.port)
+        return self
+
+    def reset(self) -> None:
+        # The URL is always http://127.0.0.1:<port>, built above.
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 self.proc.kill()
             self.proc = None

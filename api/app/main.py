@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
@@ -40,7 +41,9 @@ def _default_loader() -> Settings:
     return load_settings(env_file=Path(".env"))
 
 
-def create_app(load: Callable[[], Settings] = _default_loader) -> FastAPI:
+def create_app(load: Callable[[], Settings] = _default_loader, engine_options: dict[str, Any] | None = None) -> FastAPI:
+    """The application; ``engine_options`` go to SQLAlchemy (pool sizes, pool_recycle)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redact.install()
@@ -51,7 +54,7 @@ def create_app(load: Callable[[], Settings] = _default_loader) -> FastAPI:
             raise StartupError("configuration invalid (see the problems above)") from None
         for warning in settings.warnings:
             log.warning("%s", warning.render())
-        engine = make_engine(settings)
+        engine = make_engine(settings, **(engine_options or {}))
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))

@@ -9,7 +9,7 @@ without the value, and the next attempt waits a jittered, growing delay.
 
 :meth:`SecretStore.refresh` is for a consumer that saw a value rejected (a database
 that refused the password): it fetches now, and concurrent callers for the same
-secret share one fetch.
+secret share fetches (never one that started before they asked).
 
 Why not ``aws-secretsmanager-caching`` or Powertools: both refresh on the reading
 thread (a request waits on AWS when the TTL passes), and both fetch one secret per
@@ -19,6 +19,7 @@ the rejected-value path above.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -56,12 +57,14 @@ class ResolvedSecret:
 class _Source:
     """One fetched secret: a whole secret at a stage or version, or one file."""
 
-    __slots__ = ("dependents", "expires_at", "failures", "generation", "key", "lock", "retry_at", "version")
+    __slots__ = ("dependents", "expires_at", "failures", "fetched_ticket", "key", "lock", "retry_at", "version")
 
     def __init__(self, key: Reference) -> None:
         self.key = key
         self.version: SecretVersion | None = None
-        self.generation = 0  # bumped by every successful fetch
+        # Ticket taken when the fetch that produced ``version`` started; a caller
+        # may reuse a value only if it was fetched after the caller asked.
+        self.fetched_ticket = 0
         self.expires_at = 0.0
         self.retry_at = 0.0
         self.failures = 0
@@ -106,6 +109,7 @@ class SecretStore:
         self._lock = threading.Lock()
         self._refreshing = False
         self._refresher: ThreadPoolExecutor | None = None
+        self._tickets = itertools.count(1)
         self.clock = time.monotonic
 
     @property
@@ -148,6 +152,7 @@ class SecretStore:
         refs = list(dict.fromkeys(refs))
         wanted = [r for r in refs if r not in self._cache]
         keys = list(dict.fromkeys(_source_key(r) for r in wanted))
+        started = next(self._tickets)
         fetched = self._fetch(keys)
         errors: dict[Reference, ResolutionError] = {}
         now = self.clock()
@@ -164,7 +169,7 @@ class SecretStore:
             with self._lock:
                 source = self._sources.setdefault(_source_key(ref), _Source(_source_key(ref)))
                 if source.version is None:
-                    source.version, source.generation = got, source.generation + 1
+                    source.version, source.fetched_ticket = got, started
                     source.expires_at = now + self.ttl
                 source.dependents.add(ref)
                 self._cache[ref] = _Cached(source, resolved)
@@ -174,23 +179,27 @@ class SecretStore:
     def refresh(self, ref: Reference, stage: str | None = None) -> ResolvedSecret:
         """Fetch ``ref`` again now (a consumer saw the cached value rejected).
 
-        Callers that arrive while a fetch of the same secret is under way wait for it
-        and get its result instead of making a second call.
+        Concurrent callers share fetches: a caller waits for the fetch under way and
+        reuses its result if that fetch started after the caller asked (one that
+        started earlier may predate the rotation the caller just saw); so ten callers
+        make at most two calls.
         """
         if stage is not None and isinstance(ref, AwsRef):
             ref = ref.with_stage(stage)
         if ref not in self._cache:
             return self.load([ref])[ref]
         source = self._cache[ref].source
-        seen = source.generation
+        asked = next(self._tickets)
         with source.lock:
-            if source.generation != seen:
-                # Someone fetched while we waited for the lock: theirs is as fresh as ours.
+            if source.fetched_ticket > asked:
+                # A fetch that started after we asked finished while we waited: it
+                # is as fresh as ours would be. (One that started before may be stale.)
                 return self._cache[ref].resolved
+            started = next(self._tickets)
             got = self._fetch([source.key])[source.key]
             if isinstance(got, ResolutionError):
                 raise got
-            self._apply(source, got)
+            self._apply(source, got, started)
         return self._cache[ref].resolved
 
     # -- background refresh ------------------------------------------------------
@@ -221,19 +230,20 @@ class SecretStore:
         try:
             if not locked:
                 return 0
+            started = next(self._tickets)
             fetched = self._fetch([s.key for s in locked])
             for source in locked:
                 got = fetched[source.key]
                 if isinstance(got, ResolutionError):
                     self._failed(source, got)
                 else:
-                    self._apply(source, got)
+                    self._apply(source, got, started)
             return len(locked)
         finally:
             for source in locked:
                 source.lock.release()
 
-    def _apply(self, source: _Source, got: SecretVersion) -> None:
+    def _apply(self, source: _Source, got: SecretVersion, started: int) -> None:
         derived: dict[Reference, ResolvedSecret] = {}
         for ref in source.dependents:
             try:
@@ -244,7 +254,9 @@ class SecretStore:
                 return
         now = self.clock()
         with self._lock:
-            source.version, source.generation = got, source.generation + 1
+            if started < source.fetched_ticket:
+                return  # a fetch that started later already applied a fresher value
+            source.version, source.fetched_ticket = got, started
             source.expires_at = now + self.ttl
             source.failures, source.retry_at = 0, 0.0
             for ref, resolved in derived.items():

@@ -115,9 +115,7 @@ def test_bad_input_gets_one_clear_error_and_no_value(cli: Cli, aws: Aws, case: s
 @pytest.fixture(scope="module")
 def iam_moto() -> Iterator[tuple[MotoServer, dict[str, str]]]:
     """A moto server that enforces IAM after the set-up calls below (4 of them)."""
-    server = MotoServer()
-    server.env = {"INITIAL_NO_AUTH_ACTION_COUNT": "4"}
-    server.start()
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"}).start()
     kw = {"region_name": REGION, "endpoint_url": server.url, "aws_access_key_id": "admin", "aws_secret_access_key": "x"}
     iam = boto3.client("iam", **kw)
     iam.create_user(UserName="ecomind-api")

@@ -211,7 +211,9 @@ def test_concurrent_refreshes_of_one_secret_share_one_call(aws: Aws, proxy: AwsP
     for t in threads:
         t.join()
     assert results == ["v2"] * 10
-    assert proxy.total == 1
+    # Callers share a fetch that started after they asked: the first caller's fetch,
+    # then at most one more for those who asked while it was already under way.
+    assert proxy.total <= 2
     store.close()
 
 
