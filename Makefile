@@ -27,8 +27,8 @@ system-deps: ## PostgreSQL server binaries and redis-server (apt-get when missin
 run: setup system-deps ## the API on :8000, with .env, a local PostgreSQL and Redis when none runs
 	$(BIN)/ecomind dev --port $${PORT:-8000}
 
-lint: setup ## ruff on api/, mypy --strict on the secret layer
-	cd api && $(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: setup ## ruff on api/ and bench/, mypy --strict on the secret layer
+	cd api && $(BIN)/ruff check . ../bench && $(BIN)/ruff format --check . ../bench
 	cd api && $(BIN)/mypy --strict app/secrets
 
 pytest: setup system-deps ## the test suite (starts its own services); no test collected is a failure

@@ -145,21 +145,51 @@ class Stack:
         self.env = env
         migrate = subprocess.run(
             [str(Path(sys.executable).with_name("ecomind")), "migrate"],
-            env=env, cwd=self.tmp, capture_output=True, text=True, timeout=120,
+            env=env,
+            cwd=self.tmp,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if migrate.returncode != 0:
             raise RuntimeError(f"migrations failed: {migrate.stderr[-400:]}")
         admin = subprocess.run(
-            [str(Path(sys.executable).with_name("ecomind")), "users", "create-admin", "--org", "Bench",
-             "--email", "owner@bench.io"],
-            env=env, cwd=self.tmp, input=OWNER_PASSWORD + "\n", capture_output=True, text=True, timeout=60,
+            [
+                str(Path(sys.executable).with_name("ecomind")),
+                "users",
+                "create-admin",
+                "--org",
+                "Bench",
+                "--email",
+                "owner@bench.io",
+            ],
+            env=env,
+            cwd=self.tmp,
+            input=OWNER_PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if admin.returncode != 0:
             raise RuntimeError(f"create-admin failed: {admin.stderr[-400:]}")
         self.api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "rotation_app:app_factory", "--factory", "--app-dir", str(ROOT / "bench"),
-             "--host", "127.0.0.1", "--port", str(self.api_port), "--log-level", os.environ.get("BENCH_API_LOG_LEVEL", "warning")],
-            env=env, cwd=self.tmp,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "rotation_app:app_factory",
+                "--factory",
+                "--app-dir",
+                str(ROOT / "bench"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.api_port),
+                "--log-level",
+                os.environ.get("BENCH_API_LOG_LEVEL", "warning"),
+            ],
+            env=env,
+            cwd=self.tmp,
         )
         deadline = time.monotonic() + 60
         while not port_open("127.0.0.1", self.api_port):
@@ -217,8 +247,11 @@ def _client_loop(
             headers = {"Authorization": f"Bearer {token}"}
             started = time.monotonic()
             if i % 2 == 0:
-                r = http.post("/v1/events", headers=headers,
-                              json={"kind": "inference", "model": "bench", "energy_wh": "1.5", "co2e_g": "0.6"})
+                r = http.post(
+                    "/v1/events",
+                    headers=headers,
+                    json={"kind": "inference", "model": "bench", "energy_wh": "1.5", "co2e_g": "0.6"},
+                )
                 ok = r.status_code == 201
                 if ok:
                     acked.append(1)
@@ -231,6 +264,14 @@ def _client_loop(
             if not ok:
                 errors.append(f"{kind} {r.status_code}: {r.text[:120]}")
             i += 1
+
+
+def _hold_pending_window(step: str) -> None:
+    """Widen the single-user window (only AWSPENDING logs in) before finishSecret."""
+    if os.environ.get("BENCH_TRACE"):
+        print(f"{time.time():.3f} rotation step {step}", file=sys.stderr, flush=True)
+    if step == "finishSecret":
+        time.sleep(0.3)
 
 
 def run(seconds: float = 60, clients: int = 20, db_rotations: int = 10, jwt_rotations: int = 3) -> Result:
@@ -258,14 +299,7 @@ def run(seconds: float = 60, clients: int = 20, db_rotations: int = 10, jwt_rota
         pause = max(0.2, window / max(1, db_rotations) - 0.5)
         done_jwt = 0
         for n in range(db_rotations):
-            # A pause inside the single-user window, where only AWSPENDING logs in.
-            def slow(step: str) -> None:
-                if os.environ.get("BENCH_TRACE"):
-                    print(f"{time.time():.3f} rotation {n} {step}", file=sys.stderr, flush=True)
-                if step == "finishSecret":
-                    time.sleep(0.3)
-
-            rotate_locally(stack.sm, "bench/database", db, on_step=slow)
+            rotate_locally(stack.sm, "bench/database", db, on_step=_hold_pending_window)
             if done_jwt < jwt_rotations and (n + 1) % jwt_every == 0:
                 rotate_locally(stack.sm, "bench/jwt", jwt)
                 done_jwt += 1
