@@ -7,8 +7,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEPLOY_VENV  := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 
-.PHONY: help setup system-deps run test lint pytest lambda bench-rotation clean
+.PHONY: help setup system-deps deploy-tools run test lint pytest validate-deploy lambda bench-rotation clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,6 +23,14 @@ $(STAMP): api/pyproject.toml
 
 setup: $(STAMP) ## create the venv and install the project with its dev tools
 
+$(DEPLOY_STAMP): deploy/requirements-tools.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --upgrade pip
+	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/requirements-tools.txt
+	touch $@
+
+deploy-tools: $(DEPLOY_STAMP) ## the deployment validators, in their own venv
+
 system-deps: ## PostgreSQL server binaries and redis-server (apt-get when missing)
 	bash scripts/system-deps.sh
 
@@ -31,11 +41,14 @@ lint: setup ## ruff on api/ and bench/, mypy --strict on the secret layer
 	cd api && $(BIN)/ruff check . ../bench && $(BIN)/ruff format --check . ../bench
 	cd api && $(BIN)/mypy --strict app/secrets
 
-pytest: setup system-deps ## the test suite (starts its own services); no test collected is a failure
+pytest: setup system-deps deploy-tools ## the test suite (starts its own services); no test collected is a failure
 	cd api && { $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; } || rc=$$?; \
 	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-test: lint pytest ## everything CI runs
+test: lint pytest ## lint and the whole test suite
+
+validate-deploy: setup deploy-tools ## every deployment artifact through its owner's validator
+	bash deploy/validate.sh
 
 bench-rotation: setup system-deps ## the API under load through 10 DB and 3 JWT rotations; updates docs/benchmarks.md
 	$(BIN)/python bench/rotation_under_load.py --markdown docs/benchmarks.md
@@ -44,4 +57,4 @@ lambda: setup ## build build/rotation-lambda.zip (rotation handlers and their de
 	bash scripts/build-lambda.sh
 
 clean: ## remove the venv and local data
-	rm -rf $(VENV) .data build
+	rm -rf $(VENV) $(DEPLOY_VENV) .data build

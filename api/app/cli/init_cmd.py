@@ -21,10 +21,14 @@ _PLACEHOLDERS = {
 
 
 def render_env(template: str) -> str:
-    """The template with each placeholder replaced by a new random value."""
+    """The template with each placeholder replaced by a new random value.
+
+    Every occurrence of one placeholder gets the same value: the database password
+    appears in DATABASE_URL and in POSTGRES_PASSWORD (read by docker compose).
+    """
     for placeholder, make in _PLACEHOLDERS.items():
-        while placeholder in template:
-            template = template.replace(placeholder, make(), 1)
+        if placeholder in template:
+            template = template.replace(placeholder, make())
     return template
 
 

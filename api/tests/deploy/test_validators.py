@@ -1,0 +1,129 @@
+"""Each validator of `make validate-deploy` passes on the real artifact and fails on a broken copy.
+
+The real artifacts are checked in full by `make validate-deploy` (CI runs it); here every
+check runs through deploy/validate.sh on the artifact, then on a copy broken in a way an
+operator could plausibly break it, and must fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+VALIDATE = REPO / "deploy" / "validate.sh"
+
+
+def validate(check: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run(
+        ["bash", str(VALIDATE), check, *map(str, files)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def render(env: str, template: str) -> str:
+    return subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "render.py"), env, str(REPO / template)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def kustomize(env: str) -> str:
+    return subprocess.run(
+        ["kubectl", "kustomize", str(REPO / "deploy" / "k8s" / "overlays" / env)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def _seed_event_selectors(text: str) -> str:
+    start = text.index("      AdvancedEventSelectors:")
+    end = text.index("  DatabaseIngressFromEcsTasks:")
+    seed = (
+        "      EventSelectors:\n        - ReadWriteType: All\n          IncludeManagementEvents: true\n"
+        "          DataResources:\n            - Type: AWS::SecretsManager::Secret\n"
+        '              Values: ["arn:aws:secretsmanager:us-east-1:123456789012:secret:ecomind/*"]\n\n'
+    )
+    return text[:start] + seed + text[end:]
+
+
+def _ecs_broken(text: str) -> str:
+    doc = json.loads(text)
+    doc["containerDefinitions"][0]["secrets"] = [{"name": "DATABASE_URL", "valueForm": "ecomind/prod/database"}]
+    return json.dumps(doc)
+
+
+CASES: dict[str, tuple[str, Callable[[], str], Callable[[str], str], str]] = {
+    # check: (file name, the real artifact, how to break it, what the tool says)
+    "hadolint": (
+        "Dockerfile",
+        lambda: (REPO / "api/Dockerfile").read_text(),
+        lambda t: t.replace("FROM python:3.12.8-slim-bookworm", "FROM python:latest"),
+        "DL3007",
+    ),
+    "shellcheck": (
+        "deploy.sh",
+        lambda: (REPO / "deploy/ecs/deploy.sh").read_text(),
+        lambda t: t.replace('--cluster "$cluster"', "--cluster $cluster", 1),
+        "SC2086",
+    ),
+    "compose": (
+        "docker-compose.yml",
+        lambda: (REPO / "docker-compose.yml").read_text(),
+        lambda t: t.replace("condition: service_completed_successfully", "condition: after_migrate"),
+        "after_migrate",
+    ),
+    "ecs": ("api.json", lambda: render("production", "deploy/ecs/migration.taskdef.json"), _ecs_broken, "valueForm"),
+    "iam": (
+        "policy.json",
+        lambda: render("production", "deploy/iam/api-task-role.policy.json"),
+        lambda t: t.replace('"secretsmanager:GetSecretValue"', '"secretsmanager:GetSecretValues"'),
+        "Unknown action",
+    ),
+    "cfn": (
+        "secrets.yaml",
+        lambda: (REPO / "deploy/cloudformation/secrets.yaml").read_text(),
+        _seed_event_selectors,
+        "E3030",
+    ),
+    "k8s": (
+        "production.yaml",
+        lambda: kustomize("production"),
+        lambda t: t.replace("readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true", 1),
+        "readOnlyRootFileSystem",
+    ),
+    "checkov": (
+        "production.yaml",
+        lambda: kustomize("production"),
+        lambda t: t.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"),
+        "CKV_K8S_20",
+    ),
+}
+
+
+@pytest.mark.parametrize("check", list(CASES))
+def test_validator_passes_the_artifact_and_fails_a_broken_copy(check: str, tmp_path: Path) -> None:
+    name, real, breaker, evidence = CASES[check]
+    original = real()
+    good = tmp_path / "good" / name
+    bad = tmp_path / "bad" / name
+    good.parent.mkdir()
+    bad.parent.mkdir()
+    good.write_text(original)
+    broken = breaker(original)
+    assert broken != original, "the breaking edit did not apply: the test would prove nothing"
+    bad.write_text(broken)
+    ok = validate(check, good)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    failed = validate(check, bad)
+    assert failed.returncode != 0, failed.stdout + failed.stderr
+    assert evidence in failed.stdout + failed.stderr
