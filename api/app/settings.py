@@ -43,8 +43,10 @@ __all__ = [
     "DEFAULT_PREFIXES",
     "SECRET_VARIABLES",
     "VARIABLES",
+    "Collected",
     "Origin",
     "Settings",
+    "collect",
     "load_settings",
 ]
 
@@ -201,22 +203,31 @@ _CHECKS: dict[str, Callable[[Environment, str], list[Finding]]] = {
 }
 
 
-def load_settings(
+@dataclass
+class Collected:
+    """What the sources say before anything is resolved (used by load_settings and the doctor)."""
+
+    environment: Environment
+    raw: dict[str, str]
+    origins: dict[str, Origin]
+    references: dict[str, Reference]
+    prefix: str
+    problems: list[Problem]
+    env_file_present: bool
+
+
+def collect(
     environ: Mapping[str, str] | None = None,
     *,
     env_file: Path | None = Path(".env"),
     environment: str | None = None,
-    store: SecretStore | None = None,
     secrets: tuple[str, ...] = SECRET_VARIABLES,
-) -> Settings:
-    """Read, resolve and validate the configuration; raises :class:`SettingsError`.
+) -> Collected:
+    """Read env and .env, decide the environment, parse references; no network.
 
-    ``environment`` overrides ``ENVIRONMENT`` (the CLI's ``--environment``).
-    ``store`` is made here when not given; the settings own it (``settings.close()``).
-    ``secrets`` limits which secret variables are read: the migration task needs
-    ``("DATABASE_URL",)`` only, and its role may read nothing else.
+    Raises :class:`SettingsError` only for an unknown ENVIRONMENT (every other rule
+    depends on it); other problems are returned.
     """
-    redact.install()
     env = os.environ if environ is None else environ
     problems: list[Problem] = []
     raw: dict[str, str] = {}
@@ -312,6 +323,36 @@ def load_settings(
                 problems.append(Problem(name, origins[name].describe(), exc.message, exc.fix))
                 continue
             origins[name] = Origin(origins[name].source, str(references[name]))
+
+    return Collected(environment_, raw, origins, references, prefix, problems, bool(dotenv))
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: Path | None = Path(".env"),
+    environment: str | None = None,
+    store: SecretStore | None = None,
+    secrets: tuple[str, ...] = SECRET_VARIABLES,
+) -> Settings:
+    """Read, resolve and validate the configuration; raises :class:`SettingsError`.
+
+    ``environment`` overrides ``ENVIRONMENT`` (the CLI's ``--environment``).
+    ``store`` is made here when not given; the settings own it (``settings.close()``).
+    ``secrets`` limits which secret variables are read: the migration task needs
+    ``("DATABASE_URL",)`` only, and its role may read nothing else.
+    """
+    redact.install()
+    c = collect(environ, env_file=env_file, environment=environment, secrets=secrets)
+    env = os.environ if environ is None else environ
+    environment_, raw, origins, references, prefix, problems = (
+        c.environment,
+        c.raw,
+        c.origins,
+        c.references,
+        c.prefix,
+        c.problems,
+    )
 
     # Non-secret fields first: the store needs a valid TTL. Secrets are placeholders
     # here and swapped in once resolved.

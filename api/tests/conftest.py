@@ -202,3 +202,24 @@ def migrate(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [ECOMIND, "migrate", *args], env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=120
     )
+
+
+@pytest.fixture(scope="session")
+def iam_moto() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+    """A moto server that enforces IAM after the set-up calls below (4 of them)."""
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"}).start()
+    kw = {"region_name": REGION, "endpoint_url": server.url, "aws_access_key_id": "admin", "aws_secret_access_key": "x"}
+    iam = boto3.client("iam", **kw)
+    iam.create_user(UserName="ecomind-api")
+    key = iam.create_access_key(UserName="ecomind-api")["AccessKey"]
+    sm = boto3.client("secretsmanager", **kw)
+    sm.create_secret(Name="ecomind/prod/database", SecretString=CANARY)
+    sm.create_secret(Name="ecomind/prod/jwt", SecretString="k" * 48)
+    env = {
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        "AWS_REGION": REGION,
+    }
+    yield server, env
+    server.stop()

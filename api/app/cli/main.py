@@ -9,7 +9,7 @@ import sys
 import typer
 
 from ..secrets import redact
-from . import config_cmd, db_cmd, init_cmd, secrets_cmd
+from . import config_cmd, db_cmd, doctor_cmd, init_cmd, inventory, run_cmd, secrets_cmd
 from .output import err
 
 app = typer.Typer(
@@ -27,6 +27,9 @@ app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(db_cmd.users, name="users")
 app.command("migrate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(db_cmd.migrate)
 app.command("dev")(db_cmd.dev)
+app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run_cmd.run)
+app.command("doctor")(doctor_cmd.doctor)
+assert inventory.app is secrets_cmd.app  # provision, list and describe register themselves there
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from .output import guarded
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Read secrets from AWS Secrets Manager or mounted files.", no_args_is_help=True)
+app = typer.Typer(help="Provision, list, describe, read and rotate secrets.", no_args_is_help=True)
 
 
 @app.command("get")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from ..conftest import CANARY, REGION, Aws, Cli, assert_clean
@@ -112,27 +110,6 @@ def test_bad_input_gets_one_clear_error_and_no_value(cli: Cli, aws: Aws, case: s
     assert_clean(result, JWT)
 
 
-@pytest.fixture(scope="module")
-def iam_moto() -> Iterator[tuple[MotoServer, dict[str, str]]]:
-    """A moto server that enforces IAM after the set-up calls below (4 of them)."""
-    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"}).start()
-    kw = {"region_name": REGION, "endpoint_url": server.url, "aws_access_key_id": "admin", "aws_secret_access_key": "x"}
-    iam = boto3.client("iam", **kw)
-    iam.create_user(UserName="ecomind-api")
-    key = iam.create_access_key(UserName="ecomind-api")["AccessKey"]
-    sm = boto3.client("secretsmanager", **kw)
-    sm.create_secret(Name="ecomind/prod/database", SecretString=CANARY)
-    sm.create_secret(Name="ecomind/prod/jwt", SecretString=JWT)
-    env = {
-        "AWS_ENDPOINT_URL": server.url,
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-        "AWS_REGION": REGION,
-    }
-    yield server, env
-    server.stop()
-
-
 def test_denied_secret(cli: Cli, iam_moto: tuple[MotoServer, dict[str, str]]) -> None:
     _, env = iam_moto
     result = cli("config", "check", env={**env, "ENVIRONMENT": "production"})
@@ -179,7 +156,25 @@ def test_secrets_get_prints_the_value_asked_for(cli: Cli, aws: Aws) -> None:
     assert_clean(missing)
 
 
-@pytest.mark.parametrize("args", [[], ["init"], ["config", "check"], ["config", "show"], ["secrets", "get"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["init"],
+        ["config", "check"],
+        ["config", "show"],
+        ["secrets", "get"],
+        ["secrets", "provision"],
+        ["secrets", "list"],
+        ["secrets", "describe"],
+        ["secrets", "rotate"],
+        ["run"],
+        ["doctor"],
+        ["migrate"],
+        ["dev"],
+        ["users", "create-admin"],
+    ],
+)
 def test_every_command_has_help_with_an_example(cli: Cli, args: list[str]) -> None:
     result = cli(*args, "--help")
     assert result.returncode == 0
