@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 DEPLOY_VENV  := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 
-.PHONY: help setup system-deps deploy-tools run test lint pytest validate-deploy lambda bench-rotation clean
+.PHONY: help setup system-deps deploy-tools run test lint pytest validate-deploy lambda bench bench-rotation clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ test: lint pytest ## lint and the whole test suite
 
 validate-deploy: setup deploy-tools ## every deployment artifact through its owner's validator
 	bash deploy/validate.sh
+
+bench: setup ## the secret layer against the anchors (installs the bench extra); updates docs/benchmarks.md
+	$(BIN)/pip install --quiet -e 'api[dev,bench]'
+	$(BIN)/python bench/run_bench.py --markdown docs/benchmarks.md
 
 bench-rotation: setup system-deps ## the API under load through 10 DB and 3 JWT rotations; updates docs/benchmarks.md
 	$(BIN)/python bench/rotation_under_load.py --markdown docs/benchmarks.md

@@ -99,7 +99,9 @@ def _percentile(values: list[float], q: float) -> float:
 class Stack:
     """PostgreSQL, moto and the API on loopback; everything stops in close()."""
 
-    def __init__(self) -> None:
+    def __init__(self, plain: bool = False) -> None:
+        # plain: settings as plain values (no references, nothing for the store to do)
+        self.plain = plain
         self.tmp = Path(tempfile.mkdtemp(prefix="ecomind-bench-"))
         self.tmp.chmod(0o711)  # the postgres user must traverse it to reach its data folder
         self.pg = LocalPostgres(self.tmp / "pg", free_port())
@@ -107,7 +109,7 @@ class Stack:
         self.api: subprocess.Popen[bytes] | None = None
         self.api_port = free_port()
 
-    def start(self) -> Stack:
+    def start(self, app_factory: str = "rotation_app:app_factory") -> Stack:
         self.pg.start()
         self.moto.start()
         password = "bench-initial-password-0001"
@@ -142,6 +144,9 @@ class Stack:
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
         }
+        if self.plain:
+            env["DATABASE_URL"] = f"postgresql://ecomind:{password}@127.0.0.1:{self.pg.port}/ecomind"
+            env["JWT_SECRET"] = "bench-jwt-" + "s" * 40
         self.env = env
         migrate = subprocess.run(
             [str(Path(sys.executable).with_name("ecomind")), "migrate"],

@@ -1,9 +1,10 @@
 """The database engine: every new connection takes its credentials from the secret store.
 
 The engine's URL holds no password. SQLAlchemy's ``do_connect`` hook builds the
-connection arguments from ``settings.current("DATABASE_URL")`` (cached, no network)
-each time the pool opens a connection, so a rotated password is used without a
-restart, and connections already open keep working through a rotation.
+connection arguments each time the pool opens a connection: first the credentials
+that last worked, then ``settings.live("DATABASE_URL").get()`` (cached, no network).
+So a rotated password is used without a restart, and connections already open keep
+working through a rotation.
 
 When PostgreSQL refuses the password (SQLSTATE 28P01, or, since libpq reports a
 failed start-up as a connection failure with no SQLSTATE, the server's
@@ -12,7 +13,8 @@ failed start-up as a connection failure with no SQLSTATE, the server's
 1. refreshes ``AWSCURRENT`` and tries again (the secret rotated since we cached it);
 2. tries ``AWSPENDING`` (single-user rotation sets the new password in the database
    before it promotes the secret version);
-3. fails with :class:`DatabaseAuthError`.
+3. does both once more (a rotation may finish between the two reads);
+4. fails with :class:`DatabaseAuthError`.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class RotatingCredentials:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._db = settings.live("DATABASE_URL")
         self._last_good: str | None = None
         self._last_refusal: psycopg.OperationalError | None = None
 
@@ -79,7 +82,7 @@ class RotatingCredentials:
         # Concurrent callers share one fetch (SecretStore.refresh); once a password
         # works it is tried first (_last_good), so a rotation costs a handful of
         # Secrets Manager calls, not one per new connection.
-        return self.settings.refresh("DATABASE_URL", stage=None if stage == "AWSCURRENT" else stage)
+        return self._db.refresh(stage=None if stage == "AWSCURRENT" else stage)
 
     def _params(self, dialect: Dialect, url: str) -> tuple[list[Any], dict[str, Any]]:
         cargs, cparams = dialect.create_connect_args(sqlalchemy_url(url))
@@ -102,7 +105,7 @@ class RotatingCredentials:
     def __call__(self, dialect: Dialect, conn_rec: ConnectionPoolEntry, cargs: Any, cparams: dict[str, Any]) -> Any:
         # The credentials that last worked go first: after a rotation they are the
         # new ones even while the cached AWSCURRENT is still the old version.
-        current = self.settings.current("DATABASE_URL").value.get_secret_value()
+        current = self._db.get().value.get_secret_value()
         for url in dict.fromkeys(u for u in (self._last_good, current) if u):
             connection = self._connect_or_none(dialect, url)
             if connection is not None:
@@ -111,7 +114,7 @@ class RotatingCredentials:
         self._last_good = None
         log.info("database refused the cached password; refreshing AWSCURRENT")
         stages = ["AWSCURRENT"]
-        if "DATABASE_URL" in self.settings.references:
+        if self._db.is_reference:
             stages.append("AWSPENDING")
         # Two rounds: a rotation may finish between our AWSCURRENT and AWSPENDING
         # reads (old AWSCURRENT read, then AWSPENDING already cleared); the second

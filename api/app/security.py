@@ -67,12 +67,20 @@ class TokenService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._jwt = settings.live("JWT_SECRET")
+        self._key_of: tuple[ResolvedSecret, SigningKey] | None = None
         self._lock = threading.Lock()
         self._previous: tuple[str, SigningKey | None] | None = None  # (current kid, previous key)
         self._last_unknown_refresh = 0.0
 
     def current_key(self) -> SigningKey:
-        return _key(self.settings.current("JWT_SECRET"))
+        resolved = self._jwt.get()
+        cached = self._key_of
+        if cached is not None and cached[0] is resolved:
+            return cached[1]
+        key = _key(resolved)
+        self._key_of = (resolved, key)
+        return key
 
     def previous_key(self, current: SigningKey) -> SigningKey | None:
         """AWSPREVIOUS, looked up once per current version (absent before the first rotation)."""
@@ -80,9 +88,9 @@ class TokenService:
         if cached is not None and cached[0] == current.kid:
             return cached[1]
         previous: SigningKey | None = None
-        if "JWT_SECRET" in self.settings.references:
+        if self._jwt.is_reference:
             try:
-                previous = _key(self.settings.refresh("JWT_SECRET", stage="AWSPREVIOUS"))
+                previous = _key(self._jwt.refresh(stage="AWSPREVIOUS"))
             except ResolutionError:
                 previous = None
         with self._lock:
@@ -147,7 +155,7 @@ class TokenService:
                 return self.keys()
             self._last_unknown_refresh = now
         try:
-            self.settings.refresh("JWT_SECRET")
+            self._jwt.refresh()
         except ResolutionError as exc:
             log.warning("refreshing JWT_SECRET after an unknown kid failed (%s)", type(exc).__name__)
         return self.keys()

@@ -83,6 +83,59 @@ class Origin:
         return f"{where} -> {self.reference}" if self.reference else where
 
 
+class LiveSecret:
+    """One secret variable as it is now: a cached read per call, a fetch after a rejection.
+
+    A plain object (no pydantic attribute machinery) so the request path pays only
+    the store's dictionary look-up.
+    """
+
+    __slots__ = ("_last", "_ref", "_static", "_store", "_transform", "variable")
+
+    def __init__(
+        self,
+        variable: str,
+        store: SecretStore | None,
+        ref: Reference | None,
+        static: ResolvedSecret | None,
+        transform: Callable[[str], str] | None,
+    ) -> None:
+        self.variable = variable
+        self._store = store
+        self._ref = ref
+        self._static = static
+        self._transform = transform
+        self._last: tuple[ResolvedSecret, ResolvedSecret] | None = None
+
+    @property
+    def is_reference(self) -> bool:
+        return self._ref is not None
+
+    def get(self, stage: str | None = None) -> ResolvedSecret:
+        if self._ref is None or self._store is None:
+            assert self._static is not None
+            return self._static
+        return self._shape(self._store.get(self._ref, stage))
+
+    def refresh(self, stage: str | None = None) -> ResolvedSecret:
+        if self._ref is None or self._store is None:
+            assert self._static is not None
+            return self._static
+        return self._shape(self._store.refresh(self._ref, stage))
+
+    def _shape(self, resolved: ResolvedSecret) -> ResolvedSecret:
+        if self._transform is None:
+            return resolved
+        last = self._last
+        if last is not None and last[0] is resolved:
+            return last[1]
+        shaped = ResolvedSecret(
+            SecretStr(self._transform(resolved.value.get_secret_value())), resolved.version_id, resolved.reference
+        )
+        self._last = (resolved, shaped)
+        return shaped
+
+
 class Settings(BaseSettings):
     """The resolved configuration. Build it with :func:`load_settings`."""
 
@@ -101,6 +154,7 @@ class Settings(BaseSettings):
     _references: dict[str, Reference] = PrivateAttr(default_factory=dict)
     _warnings: list[Problem] = PrivateAttr(default_factory=list)
     _store: SecretStore | None = PrivateAttr(None)
+    _live: dict[str, LiveSecret] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -137,33 +191,32 @@ class Settings(BaseSettings):
 
     # -- live values -------------------------------------------------------------------
 
+    def live(self, variable: str) -> LiveSecret:
+        """A handle on one secret variable that follows rotation; keep it, reads are cheap."""
+        handle = self._live.get(variable)
+        if handle is None:
+            ref = self._references.get(variable)
+            static: ResolvedSecret | None = None
+            if ref is None:
+                value = {"DATABASE_URL": self.database_url, "JWT_SECRET": self.jwt_secret, "REDIS_URL": self.redis_url}[
+                    variable
+                ]
+                if value is None:
+                    raise KeyError(f"{variable} is not set")
+                static = ResolvedSecret(value, None, variable)
+            environment = self.environment
+            transform = (lambda raw: _database_value(environment, raw)[0]) if variable == "DATABASE_URL" else None
+            handle = LiveSecret(variable, self._store, ref, static, transform)
+            self._live[variable] = handle
+        return handle
+
     def current(self, variable: str, stage: str | None = None) -> ResolvedSecret:
         """The value of a secret variable now (follows rotation; never calls AWS when cached)."""
-        ref = self._references.get(variable)
-        if ref is None:
-            return self._static(variable)
-        return self._transform(variable, self.store.get(ref, stage))
+        return self.live(variable).get(stage)
 
     def refresh(self, variable: str, stage: str | None = None) -> ResolvedSecret:
         """Fetch a secret variable again because its cached value was rejected."""
-        ref = self._references.get(variable)
-        if ref is None:
-            return self._static(variable)
-        return self._transform(variable, self.store.refresh(ref, stage))
-
-    def _static(self, variable: str) -> ResolvedSecret:
-        value = {"DATABASE_URL": self.database_url, "JWT_SECRET": self.jwt_secret, "REDIS_URL": self.redis_url}[
-            variable
-        ]
-        if value is None:
-            raise KeyError(f"{variable} is not set")
-        return ResolvedSecret(value, None, variable)
-
-    def _transform(self, variable: str, resolved: ResolvedSecret) -> ResolvedSecret:
-        if variable != "DATABASE_URL":
-            return resolved
-        url, _ = _database_value(self.environment, resolved.value.get_secret_value())
-        return ResolvedSecret(SecretStr(url), resolved.version_id, resolved.reference)
+        return self.live(variable).refresh(stage)
 
     def close(self) -> None:
         if self._store is not None:

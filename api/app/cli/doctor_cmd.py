@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -41,10 +42,13 @@ class Check:
     fix: str = ""
 
 
-def least_privilege_statement(arn: str, kms_key: str | None = None) -> dict[str, Any]:
-    """The IAM policy that lets a role read exactly this secret (and decrypt it)."""
-    # Secrets Manager appends six random characters to a secret's ARN: match them.
-    resource = arn if arn.count("-") and len(arn.rsplit("-", 1)[-1]) == 6 and ":secret:" in arn else f"{arn}-??????"
+def least_privilege_statement(arn: str, kms_key: str | None = None, *, complete: bool = False) -> dict[str, Any]:
+    """The IAM policy that lets a role read exactly this secret (and decrypt it).
+
+    Secrets Manager appends "-" and six random characters to a secret's name in its
+    ARN; unless ``arn`` is known to be complete, the statement matches them.
+    """
+    resource = arn if complete else f"{arn}-??????"
     statements: list[dict[str, Any]] = [
         {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": resource}
     ]
@@ -168,8 +172,13 @@ class Doctor:
         self.add(name, "ok", f"{ref} (version {item.get('VersionId', '?')})")
 
     def denied(self, name: str, ref: AwsRef) -> None:
-        arn = ref.secret_id if ref.secret_id.startswith("arn:") else self.arn_for(ref)
-        statement = json.dumps(least_privilege_statement(arn), indent=2)
+        if ref.secret_id.startswith("arn:"):
+            # An ARN copied from the console ends with the suffix; a partial one does not.
+            complete = re.search(r"-[A-Za-z0-9]{6}$", ref.secret_id) is not None
+            policy = least_privilege_statement(ref.secret_id, complete=complete)
+        else:
+            policy = least_privilege_statement(self.arn_for(ref))
+        statement = json.dumps(policy, indent=2)
         self.add(
             name,
             "fail",

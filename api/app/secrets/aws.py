@@ -124,12 +124,19 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 singles.append(key)
             else:
                 by_region[key.region or self._default_region].append(key)
-        for region, group in by_region.items():
-            for start in range(0, len(group), BATCH_SIZE):
-                chunk = group[start : start + BATCH_SIZE]
-                batch_results, retry = self._batch(region, chunk)
-                results.update(batch_results)
-                singles.extend(retry)
+        chunks = [
+            (region, group[start : start + BATCH_SIZE])
+            for region, group in by_region.items()
+            for start in range(0, len(group), BATCH_SIZE)
+        ]
+        if len(chunks) > 1:
+            # Several batches (regions, or more than 20 secrets): one round trip, not one each.
+            answers = list(self._executor().map(lambda c: self._batch(*c), chunks))
+        else:
+            answers = [self._batch(*c) for c in chunks]
+        for batch_results, retry in answers:
+            results.update(batch_results)
+            singles.extend(retry)
         results.update(self._get_many(singles))
         return results
 

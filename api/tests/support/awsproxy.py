@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -26,6 +27,11 @@ class AwsProxy:
         self.delay = delay
         self.counts: Counter[str] = Counter()
         self.throttle: Callable[[str], bool] = lambda op: False
+        # Requests per second allowed per operation (a token bucket each, burst = rate);
+        # beyond it the proxy answers ThrottlingException, as Secrets Manager does.
+        self.limits: dict[str, float] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self.throttled: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -44,12 +50,34 @@ class AwsProxy:
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
+            self.throttled.clear()
+            self._buckets.clear()
+
+    def _take(self, op: str) -> bool:
+        rate = self.limits.get(op)
+        if not rate:
+            return True
+        with self._lock:
+            now = time.monotonic()
+            tokens, last = self._buckets.get(op, (rate, now))
+            tokens = min(rate, tokens + (now - last) * rate)
+            if tokens < 1:
+                self._buckets[op] = (tokens, now)
+                return False
+            self._buckets[op] = (tokens - 1, now)
+            return True
 
     def start(self, port: int = 0) -> AwsProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Without it, Nagle's algorithm and the client's delayed ACK add ~40 ms
+                # to some exchanges, which would be measured as Secrets Manager latency.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -66,7 +94,9 @@ class AwsProxy:
                     proxy.counts[op] += 1
                 if proxy.delay:
                     time.sleep(proxy.delay)
-                if proxy.throttle(op):
+                if proxy.throttle(op) or not proxy._take(op):
+                    with proxy._lock:
+                        proxy.throttled[op] += 1
                     payload = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
                     self._reply(400, {"Content-Type": "application/x-amz-json-1.1"}, payload)
                     return
@@ -79,12 +109,13 @@ class AwsProxy:
                 self._reply(resp.status, {k: v for k, v in resp.getheaders() if k.lower() not in _HOP}, data)
 
             def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
-                self.send_response(status)
+                self.send_response_only(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                # One write for head and body (end_headers() would send the head alone).
+                self._headers_buffer.append(b"\r\n" + data)
+                self.flush_headers()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
