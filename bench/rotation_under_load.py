@@ -40,7 +40,14 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "api"))
 
-from app.localdb import LocalPostgres, MotoServer, ensure_role_and_database, free_port, port_open  # noqa: E402
+from app.localdb import (  # noqa: E402
+    LocalPostgres,
+    MotoServer,
+    ensure_role_and_database,
+    free_port,
+    port_open,
+    terminate,
+)
 from app.rotation.driver import rotate_locally  # noqa: E402
 from app.rotation.jwt import JwtRotator  # noqa: E402
 from app.rotation.postgres import PostgresRotator  # noqa: E402
@@ -212,12 +219,7 @@ class Stack:
             return int(conn.execute("SELECT count(*) FROM usage_events").fetchone()[0])  # type: ignore[index]
 
     def close(self) -> None:
-        if self.api is not None:
-            self.api.terminate()
-            try:
-                self.api.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.api.kill()
+        terminate(self.api, timeout=15)
         self.moto.stop()
         self.pg.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -9,7 +9,6 @@ never imports this module.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import secrets
@@ -24,7 +23,27 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-__all__ = ["LocalPostgres", "LocalRedis", "MotoServer", "ensure_role_and_database", "free_port", "port_open"]
+__all__ = [
+    "LocalPostgres",
+    "LocalRedis",
+    "MotoServer",
+    "ensure_role_and_database",
+    "free_port",
+    "port_open",
+    "terminate",
+]
+
+
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def free_port() -> int:
@@ -173,13 +192,8 @@ class LocalRedis:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc = None
+        terminate(self.proc)
+        self.proc = None
 
 
 class MotoServer:
@@ -211,10 +225,5 @@ class MotoServer:
         urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
+        terminate(self.proc)
+        self.proc = None
