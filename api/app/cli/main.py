@@ -44,10 +44,10 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback, no value
-        err.print(f"error: unexpected {type(exc).__name__}: {redact.scrub(str(exc))}", markup=False)
+        err.print(f"error: unexpected {type(exc).__name__}: {exc}", markup=False)
         err.print("set ECOMIND_DEBUG=1 for the traceback", markup=False)
         if os.environ.get("ECOMIND_DEBUG"):
             import traceback
 
-            err.print(redact.scrub(traceback.format_exc()), markup=False)
+            err.print(traceback.format_exc(), markup=False)
         sys.exit(1)

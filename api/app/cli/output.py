@@ -17,8 +17,15 @@ from ..secrets.errors import SecretsError
 
 __all__ = ["err", "fail", "guarded", "mask", "out", "print_json"]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+class _ScrubbingConsole(Console):
+    """A console that replaces every resolved secret value in the text it prints."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().print(*(redact.scrub(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+out = _ScrubbingConsole(highlight=False, soft_wrap=True)
+err = _ScrubbingConsole(stderr=True, highlight=False, soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,7 +58,7 @@ def print_json(data: Any) -> None:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {redact.scrub(message)}", markup=True)
+    err.print(f"[bold red]error:[/] {message}", markup=True)
     return typer.Exit(code)
 
 

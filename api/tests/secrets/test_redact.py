@@ -48,3 +48,14 @@ def test_filter_for_hand_configured_handlers() -> None:
 def test_botocore_wire_loggers_are_quiet() -> None:
     assert logging.getLogger("botocore").getEffectiveLevel() >= logging.WARNING
     assert not logging.getLogger("botocore.parsers").isEnabledFor(logging.DEBUG)
+
+
+def test_cli_consoles_scrub_what_they_print(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli.output import err, out
+
+    redact.register(CANARY)
+    out.print(f"value {CANARY}", markup=False)
+    err.print(f"value {CANARY}", markup=False)
+    captured = capsys.readouterr()
+    assert CANARY not in captured.out + captured.err
+    assert redact.REDACTED in captured.out and redact.REDACTED in captured.err
