@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,7 @@ class InvalidToken(Exception):
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
-    secret: bytes
+    secret: bytes = field(repr=False)
 
 
 def _key(resolved: ResolvedSecret) -> SigningKey:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from .errors import ResolutionError
@@ -18,7 +18,7 @@ K = TypeVar("K")
 class SecretVersion:
     """One version of one whole secret, as the backend returned it."""
 
-    value: str
+    value: str = field(repr=False)  # never in a repr, a log line or a traceback
     version_id: str | None
     stages: tuple[str, ...] = ()
 

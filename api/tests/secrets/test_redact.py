@@ -59,3 +59,18 @@ def test_cli_consoles_scrub_what_they_print(capsys: pytest.CaptureFixture[str]) 
     captured = capsys.readouterr()
     assert CANARY not in captured.out + captured.err
     assert redact.REDACTED in captured.out and redact.REDACTED in captured.err
+
+
+def test_objects_holding_secrets_do_not_show_them_in_repr() -> None:
+    from pydantic import SecretStr
+
+    from app.secrets.base import SecretVersion
+    from app.secrets.store import ResolvedSecret
+    from app.security import SigningKey
+
+    for holder in (
+        SecretVersion(CANARY, "v1"),
+        ResolvedSecret(SecretStr(CANARY), "v1", "aws-secretsmanager:x"),
+        SigningKey("kid", CANARY.encode()),
+    ):
+        assert CANARY not in repr(holder) and CANARY not in str(holder)
