@@ -17,6 +17,7 @@ from ..secrets.errors import SecretsError
 
 __all__ = ["err", "fail", "guarded", "mask", "out", "print_json"]
 
+
 class _ScrubbingConsole(Console):
     """A console that replaces every resolved secret value in the text it prints."""
 
