@@ -27,6 +27,7 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .secrets import redact
+from .secrets.aws import secretsmanager_endpoint
 from .secrets.dburl import Finding, parse_database_secret
 from .secrets.errors import MalformedReference, Problem, ResolutionError, SettingsError
 from .secrets.policy import (
@@ -424,7 +425,7 @@ def load_settings(
     store = store or SecretStore(
         ttl=base.secrets_cache_ttl if base else 300.0,
         region=raw.get("AWS_REGION"),
-        endpoint_url=env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or env.get("AWS_ENDPOINT_URL"),
+        endpoint_url=secretsmanager_endpoint(env),
     )
     resolved, errors = store.load_all(references.values())
     values: dict[str, str] = {}

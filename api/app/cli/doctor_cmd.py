@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -20,18 +19,17 @@ import psycopg
 import typer
 from rich.markup import escape
 
-from ..secrets.aws import client_config
+from ..secrets.aws import client_config, secretsmanager_endpoint
 from ..secrets.dburl import parse_database_secret
-from ..secrets.errors import SettingsError
+from ..secrets.errors import SecretAccessDenied, SecretNotFound, SettingsError
 from ..secrets.policy import check_example_value, check_jwt_secret, database_ssl
-from ..secrets.refs import AwsRef, FileRef
+from ..secrets.refs import AwsRef
+from ..secrets.store import SecretStore
 from ..settings import Collected, collect
 from .inventory import ROTATION_DAYS
 from .output import err, out, print_json
 
 __all__ = ["doctor", "least_privilege_statement"]
-
-_DENIED = {"AccessDeniedException", "AccessDenied", "403"}
 
 
 @dataclass
@@ -73,9 +71,8 @@ class Doctor:
         self.checks: list[Check] = []
         self.session = boto3.session.Session()
         self.region = c.raw.get("AWS_REGION") or self.session.region_name
-        self.endpoint = os.environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or os.environ.get("AWS_ENDPOINT_URL")
+        self.endpoint = secretsmanager_endpoint()
         self.values: dict[str, str] = {}  # resolved secret values, never printed
-        self.metas: dict[str, dict[str, Any]] = {}
 
     def add(self, name: str, status: str, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
@@ -96,11 +93,8 @@ class Doctor:
             )
         if aws_refs:
             self.credentials()
-            for variable, ref in aws_refs.items():
-                self.secret(variable, ref)
-        for variable, ref in self.c.references.items():
-            if isinstance(ref, FileRef):
-                self.file_secret(variable, ref)
+        if self.c.references:
+            self.secrets()
         for variable in ("DATABASE_URL", "JWT_SECRET", "REDIS_URL"):
             if variable not in self.c.references and variable in self.c.raw:
                 self.values[variable] = self.c.raw[variable]
@@ -128,48 +122,23 @@ class Doctor:
         else:
             self.add("AWS region", "fail", "no region set", "set AWS_REGION, e.g. us-east-1")
 
-    def secret(self, variable: str, ref: AwsRef) -> None:
-        name = f"{variable} readable"
-        client = self.client("secretsmanager", ref.region)
-        kwargs: dict[str, Any] = {"SecretId": ref.secret_id}
-        if ref.version_id:
-            kwargs["VersionId"] = ref.version_id
-        else:
-            kwargs["VersionStage"] = ref.version_stage or "AWSCURRENT"
-        try:
-            item = client.get_secret_value(**kwargs)
-        except botocore.exceptions.ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in _DENIED or status == 403:
+    def secrets(self) -> None:
+        """Read every referenced secret through the store the app uses, and classify failures."""
+        with SecretStore(region=self.region, endpoint_url=self.endpoint) as store:
+            resolved, errors = store.load_all(self.c.references.values())
+        for variable, ref in self.c.references.items():
+            name = f"{variable} readable"
+            error = errors.get(ref)
+            if error is None:
+                got = resolved[ref]
+                self.values[variable] = got.value.get_secret_value()
+                self.add(name, "ok", f"{ref} (version {got.version_id or '?'})")
+            elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef):
                 self.denied(name, ref)
-            elif code == "ResourceNotFoundException":
+            elif isinstance(error, SecretNotFound) and isinstance(ref, AwsRef):
                 self.not_found(name, ref)
             else:
-                self.add(name, "fail", f"{ref}: {code or 'error'}", "see docs/troubleshooting.md")
-            return
-        except botocore.exceptions.BotoCoreError as exc:
-            where = client.meta.endpoint_url
-            self.add(
-                name,
-                "fail",
-                f"{ref}: Secrets Manager at {where} unreachable ({type(exc).__name__})",
-                "check the VPC endpoint or NAT route, security groups and AWS_REGION",
-            )
-            return
-        text = str(item.get("SecretString", ""))
-        if ref.json_key:
-            try:
-                data = json.loads(text)
-                text = data[ref.json_key] if isinstance(data[ref.json_key], str) else json.dumps(data[ref.json_key])
-            except (ValueError, KeyError, TypeError):
-                self.add(
-                    name, "fail", f"{ref}: no JSON key '{ref.json_key}'", "fix the key in the reference or the secret"
-                )
-                return
-        self.values[variable] = text
-        self.metas[variable] = {"arn": item["ARN"]}
-        self.add(name, "ok", f"{ref} (version {item.get('VersionId', '?')})")
+                self.add(name, "fail", error.message, error.fix)
 
     def denied(self, name: str, ref: AwsRef) -> None:
         if ref.secret_id.startswith("arn:"):
@@ -249,14 +218,6 @@ class Doctor:
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
             return []
         return difflib.get_close_matches(secret_name, names, n=3, cutoff=0.75)
-
-    def file_secret(self, variable: str, ref: FileRef) -> None:
-        try:
-            self.values[variable] = ref.path.read_text().rstrip("\n")
-        except OSError as exc:
-            self.add(f"{variable} readable", "fail", f"{ref}: {exc.strerror}", "check the volume mount")
-            return
-        self.add(f"{variable} readable", "ok", str(ref))
 
     def policy(self) -> None:
         env = self.c.environment

@@ -3,39 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import boto3
 import typer
 from rich.table import Table
 
-from ..secrets.aws import client_config
+from ..secrets.aws import secretsmanager_client as secrets_client
 from ..secrets.dburl import build_url
 from ..secrets.policy import database_ssl
 from ..settings import DEFAULT_PREFIXES
 from .output import err, fail, out, print_json
 from .secrets_cmd import app
 
-__all__ = ["ROTATION_DAYS", "secrets_client"]
+__all__ = ["ROTATION_DAYS"]
 
 ROTATION_DAYS = {"staging": 90, "production": 30}
 PASSWORD_EXCLUDE = ":/@\"'\\"
 
 Env = Annotated[str, typer.Option("--environment", "-e", help="staging or production.")]
 Region = Annotated[str | None, typer.Option("--region", help="Default: AWS_REGION.")]
-
-
-def secrets_client(region: str | None) -> Any:
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or os.environ.get("AWS_ENDPOINT_URL")
-    return boto3.client(
-        "secretsmanager",
-        region_name=region or os.environ.get("AWS_REGION"),
-        endpoint_url=endpoint,
-        config=client_config(),
-    )
 
 
 def _prefix(environment: str) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..secrets.aws import secretsmanager_client, secretsmanager_endpoint
 from ..secrets.refs import AwsRef, is_reference, parse_reference
 from ..secrets.store import SecretStore
 from .output import guarded
@@ -36,10 +37,7 @@ def get(
     reference = parse_reference(ref if is_reference(ref) else f"aws-secretsmanager:{ref}")
     if stage and not isinstance(reference, AwsRef):
         raise typer.BadParameter("--stage applies to Secrets Manager references only", param_hint="--stage")
-    with SecretStore(
-        region=os.environ.get("AWS_REGION"),
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or os.environ.get("AWS_ENDPOINT_URL"),
-    ) as store:
+    with SecretStore(region=os.environ.get("AWS_REGION"), endpoint_url=secretsmanager_endpoint()) as store:
         value = store.get(reference, stage).value.get_secret_value()
     sys.stdout.write(value + "\n")
 
@@ -64,17 +62,14 @@ def rotate(
 
     Example: ecomind secrets rotate ecomind/staging/database --local
     """
-    import boto3
-
     from ..rotation.driver import rotate_locally, rotator_for
     from ..rotation.protocol import RotationError
-    from ..secrets.aws import client_config
     from .output import err, fail, out
 
     if strategy not in (None, "single-user", "alternating-users"):
         raise typer.BadParameter("use single-user or alternating-users", param_hint="--strategy")
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or os.environ.get("AWS_ENDPOINT_URL")
-    client = boto3.client("secretsmanager", endpoint_url=endpoint, config=client_config())
+    endpoint = secretsmanager_endpoint()
+    client = secretsmanager_client(endpoint_url=endpoint)
     emulator = bool(endpoint) and any(h in endpoint for h in ("127.0.0.1", "localhost", "[::1]"))
     try:
         if not (local or emulator):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from ..secrets.aws import secretsmanager_client
 from .protocol import RotationError, Rotator
-from .runtime import secretsmanager_client
 
 __all__ = ["JwtRotator", "handler"]
 

@@ -26,10 +26,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..secrets.aws import secretsmanager_client
 from ..secrets.dburl import build_url, set_query
 from ..secrets.policy import ENVIRONMENTS, Environment, database_ssl
 from .protocol import RotationError, Rotator
-from .runtime import secretsmanager_client
 
 __all__ = ["PostgresRotator", "handler"]
 

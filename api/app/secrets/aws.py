@@ -12,9 +12,10 @@ that, or that the role may not call, falls back to concurrent single reads.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,22 @@ BATCH_SIZE = 20  # BatchGetSecretValue accepts at most 20 ids in SecretIdList
 _CURRENT = "AWSCURRENT"
 _DENIED_CODES = {"AccessDeniedException", "AccessDenied", "403", "UnrecognizedClientException"}
 _THROTTLED_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
+
+
+def secretsmanager_endpoint(env: Mapping[str, str] | None = None) -> str | None:
+    """The endpoint override, as boto3 itself reads it: service-specific first, then global."""
+    env = os.environ if env is None else env
+    return env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or env.get("AWS_ENDPOINT_URL") or None
+
+
+def secretsmanager_client(region: str | None = None, endpoint_url: str | None = None) -> SecretsManagerClient:
+    """A plain client with this layer's timeouts and retries (for the CLI and rotation handlers)."""
+    return boto3.client(
+        "secretsmanager",
+        region_name=region or os.environ.get("AWS_REGION"),
+        endpoint_url=endpoint_url or secretsmanager_endpoint(),
+        config=client_config(),
+    )
 
 
 def client_config(max_attempts: int = 3) -> Config:

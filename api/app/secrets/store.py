@@ -114,7 +114,7 @@ class SecretStore:
 
     @property
     def aws(self) -> AwsSecretsManagerBackend:
-        """The AWS backend, built on first use so file-only setups never import a client."""
+        """The AWS backend, built on first use so file-only setups never build a client."""
         if self._aws is None:
             with self._lock:
                 if self._aws is None:

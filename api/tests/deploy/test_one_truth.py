@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
+from app.cli.inventory import ROTATION_DAYS  # what `ecomind secrets provision` and the doctor apply
 from app.settings import DEFAULT_PREFIXES, VARIABLES
 
 REPO = Path(__file__).resolve().parents[3]
 ENVIRONMENTS = ("staging", "production")
 RDS_KEYS = {"engine", "host", "port", "dbname", "username", "password"}  # dburl.parse_database_secret
-ROTATION_DAYS = {"staging": 90, "production": 30}
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}  # read by docker compose, not by the app
 
 
