@@ -37,9 +37,9 @@ system-deps: ## PostgreSQL server binaries and redis-server (apt-get when missin
 run: setup system-deps ## the API on :8000, with .env, a local PostgreSQL and Redis when none runs
 	$(BIN)/ecomind dev --port $${PORT:-8000}
 
-lint: setup ## ruff on api/ and bench/, mypy --strict on the secret layer
-	cd api && $(BIN)/ruff check . ../bench && $(BIN)/ruff format --check . ../bench
-	cd api && $(BIN)/mypy --strict app/secrets
+lint: setup ## ruff on api/, bench/ and deploy/; mypy --strict on the secret layer, settings, db, security, rotation
+	cd api && $(BIN)/ruff check . ../bench ../deploy && $(BIN)/ruff format --check . ../bench ../deploy
+	cd api && $(BIN)/mypy --strict app/secrets app/settings.py app/db.py app/security.py app/pg.py app/rotation
 
 pytest: setup system-deps deploy-tools ## the test suite (starts its own services); no test collected is a failure
 	cd api && { $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; } || rc=$$?; \

@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT / "api"))
 
 from app.localdb import (  # noqa: E402
     LocalPostgres,
-    MotoServer,
     ensure_role_and_database,
     free_port,
     port_open,
@@ -51,6 +50,8 @@ from app.localdb import (  # noqa: E402
 from app.rotation.driver import rotate_locally  # noqa: E402
 from app.rotation.jwt import JwtRotator  # noqa: E402
 from app.rotation.postgres import PostgresRotator  # noqa: E402
+from app.secrets.environment import model  # noqa: E402
+from tests.support.services import MotoServer  # noqa: E402
 
 OWNER_PASSWORD = "bench-owner-password"
 RELOGIN_SECONDS = 3.0
@@ -299,7 +300,7 @@ def run(seconds: float = 60, clients: int = 20, db_rotations: int = 10, jwt_rota
         time.sleep(quiet)
         rotation_start = time.monotonic()
         window = seconds - quiet - 1
-        db = PostgresRotator(stack.sm, environment="development")
+        db = PostgresRotator(stack.sm, environment=model("development"))
         jwt = JwtRotator(stack.sm)
         # Interleave: the DB rotations spread over the window, JWT rotations evenly among them.
         jwt_every = max(1, db_rotations // max(1, jwt_rotations))

@@ -11,13 +11,13 @@ import os
 from logging.config import fileConfig
 from pathlib import Path
 
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import Engine, pool, text
 
 from alembic import context
-from app.db import sqlalchemy_url
+from app.db import make_engine, sqlalchemy_url
 from app.models import Base
 from app.secrets import redact
-from app.settings import load_settings
+from app.settings import Settings, load_settings
 
 # Any constant works as long as every runner uses the same: "ecomind-migrations".
 MIGRATION_LOCK_ID = 0x65636F6D696E64
@@ -29,25 +29,36 @@ redact.install()
 target_metadata = Base.metadata
 
 
-def _url() -> str:
+def _settings() -> Settings:
     # Only DATABASE_URL: the migration task's role may read no other secret.
-    settings = load_settings(env_file=Path(os.environ.get("ECOMIND_ENV_FILE", ".env")), secrets=("DATABASE_URL",))
-    try:
-        url = sqlalchemy_url(settings.database_url.get_secret_value())
-        # render_as_string(hide_password=False): str(url) would mask the password as ***.
-        return url.render_as_string(hide_password=False)
-    finally:
-        settings.close()
+    return load_settings(env_file=Path(os.environ.get("ECOMIND_ENV_FILE", ".env")), secrets=("DATABASE_URL",))
 
 
 def run_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    # Offline mode prints SQL: the dialect is all it needs, never the password.
+    settings = _settings()
+    try:
+        url = sqlalchemy_url(settings.secret("DATABASE_URL").get().value.get_secret_value()).set(password=None)
+    finally:
+        settings.close()
+    context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_online() -> None:
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    # The API's engine: credentials from the store per connection, so a migration
+    # started during a rotation follows it like the API does.
+    settings = _settings()
+    engine = make_engine(settings, poolclass=pool.NullPool)
+    try:
+        _migrate(engine)
+    finally:
+        engine.dispose()
+        settings.close()
+
+
+def _migrate(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         connection.commit()
@@ -59,7 +70,6 @@ def run_online() -> None:
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
             connection.commit()
-    engine.dispose()
 
 
 if context.is_offline_mode():

@@ -2,13 +2,11 @@
 
 The engine's URL holds no password. SQLAlchemy's ``do_connect`` hook builds the
 connection arguments each time the pool opens a connection: first the credentials
-that last worked, then ``settings.live("DATABASE_URL").get()`` (cached, no network).
+that last worked, then ``settings.secret("DATABASE_URL").get()`` (cached, no network).
 So a rotated password is used without a restart, and connections already open keep
 working through a rotation.
 
-When PostgreSQL refuses the password (SQLSTATE 28P01, or, since libpq reports a
-failed start-up as a connection failure with no SQLSTATE, the server's
-"password authentication failed" message), the hook:
+When PostgreSQL refuses the password (:func:`app.pg.classify` says ``auth``), the hook:
 
 1. refreshes ``AWSCURRENT`` and tries again (the secret rotated since we cached it);
 2. tries ``AWSPENDING`` (single-user rotation sets the new password in the database
@@ -27,33 +25,26 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from .pg import DbFailure, classify
 from .secrets.errors import ResolutionError
 from .secrets.store import ResolvedSecret
 from .settings import Settings
 
-__all__ = ["DatabaseAuthError", "DatabaseConnectError", "is_auth_failure", "make_engine", "sqlalchemy_url"]
+__all__ = ["DatabaseConnectError", "connect_args", "make_engine", "sqlalchemy_url"]
 
 log = logging.getLogger("app.db")
-
-_AUTH_SQLSTATES = {"28P01", "28000"}
-_AUTH_MESSAGES = ("password authentication failed", "no password supplied")
 
 
 class DatabaseConnectError(RuntimeError):
     """The database could not be reached or refused the connection (no secret inside)."""
 
+    def __init__(self, message: str, failure: DbFailure | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
+
 
 class DatabaseAuthError(DatabaseConnectError):
     """Every credential we hold was refused."""
-
-
-def is_auth_failure(exc: BaseException) -> bool:
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    if exc.sqlstate in _AUTH_SQLSTATES:
-        return True
-    text = str(exc)
-    return any(message in text for message in _AUTH_MESSAGES)
 
 
 def sqlalchemy_url(url: str) -> URL:
@@ -62,11 +53,18 @@ def sqlalchemy_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
-def _describe(exc: psycopg.OperationalError) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "does not support SSL" in text:
+def connect_args(url: str) -> dict[str, Any]:
+    """What ``psycopg.connect(**...)`` takes for ``url``: any scheme the settings accept
+    (``postgres://``, ``postgresql+psycopg://``...) becomes a libpq URL, query kept."""
+    libpq = sqlalchemy_url(url).set(drivername="postgresql")
+    # render_as_string(hide_password=False): str(url) would mask the password as ***.
+    return {"conninfo": libpq.render_as_string(hide_password=False)}
+
+
+def _describe(failure: DbFailure) -> str:
+    if failure.kind == "ssl":
         return "the database server refused SSL, which this environment requires (sslmode)"
-    return text
+    return failure.summary
 
 
 class RotatingCredentials:
@@ -74,9 +72,9 @@ class RotatingCredentials:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._db = settings.live("DATABASE_URL")
+        self._db = settings.secret("DATABASE_URL")
         self._last_good: str | None = None
-        self._last_refusal: psycopg.OperationalError | None = None
+        self._last_refusal: DbFailure | None = None
 
     def _fetch(self, stage: str) -> ResolvedSecret:
         # Concurrent callers share one fetch (SecretStore.refresh); once a password
@@ -97,9 +95,10 @@ class RotatingCredentials:
         try:
             return self._try(dialect, url)
         except psycopg.OperationalError as exc:
-            if not is_auth_failure(exc):
-                raise DatabaseConnectError(f"cannot connect to the database: {_describe(exc)}") from None
-            self._last_refusal = exc
+            failure = classify(exc)
+            if failure.kind != "auth":
+                raise DatabaseConnectError(f"cannot connect to the database: {_describe(failure)}", failure) from None
+            self._last_refusal = failure
             return None
 
     def __call__(self, dialect: Dialect, conn_rec: ConnectionPoolEntry, cargs: Any, cparams: dict[str, Any]) -> Any:
@@ -137,14 +136,17 @@ class RotatingCredentials:
         raise DatabaseAuthError(
             f"the database refused every password we hold for DATABASE_URL (from {source}): {refusal}; "
             "fix: check the secret's AWSCURRENT/AWSPENDING versions against the database role "
-            "(`ecomind doctor`), or finish the rotation (`ecomind secrets rotate`)"
+            "(`ecomind doctor`), or finish the rotation (`ecomind secrets rotate`)",
+            self._last_refusal,
         ) from None
 
 
 def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     """An engine whose URL carries no password; credentials come from the store per connection."""
-    url = sqlalchemy_url(settings.current("DATABASE_URL").value.get_secret_value()).set(password=None)
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    url = sqlalchemy_url(settings.secret("DATABASE_URL").get().value.get_secret_value()).set(password=None)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if "poolclass" not in kwargs:
+        options.update(pool_size=10, max_overflow=10)
     options.update(kwargs)
     engine = create_engine(url, **options)
     event.listen(engine, "do_connect", RotatingCredentials(settings))

@@ -15,22 +15,22 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from .pg import set_role_password
+
 __all__ = [
     "LocalPostgres",
     "LocalRedis",
-    "MotoServer",
     "ensure_role_and_database",
     "free_port",
     "port_open",
     "terminate",
+    "wait_port",
 ]
 
 
@@ -60,7 +60,7 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _wait_port(host: str, port: int, timeout: float = 30.0) -> None:
+def wait_port(host: str, port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not port_open(host, port):
         if time.monotonic() > deadline:
@@ -149,11 +149,8 @@ class LocalPostgres:
         if result.returncode != 0:
             log = (self.root / "server.log").read_text()[-800:] if (self.root / "server.log").exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr.strip()} {log}")
-        _wait_port("127.0.0.1", self.port)
+        wait_port("127.0.0.1", self.port)
         return self
-
-    def running(self) -> bool:
-        return self.initialised() and self._run("pg_ctl", "-D", str(self.data), "status").returncode == 0
 
     def stop(self) -> None:
         if self.initialised():
@@ -163,11 +160,7 @@ class LocalPostgres:
 def ensure_role_and_database(superuser_dsn: str, *, user: str, password: str, dbname: str) -> None:
     """Create (or re-password) ``user`` and create ``dbname`` owned by it."""
     with psycopg.connect(superuser_dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
-        conn.execute(
-            sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
-        )
+        set_role_password(conn, user, password, create=True)
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(user)))
 
@@ -188,41 +181,8 @@ class LocalRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_port("127.0.0.1", self.port)
+        wait_port("127.0.0.1", self.port)
         return self
-
-    def stop(self) -> None:
-        terminate(self.proc)
-        self.proc = None
-
-
-class MotoServer:
-    """moto in server mode (``moto_server``): Secrets Manager over real HTTP."""
-
-    def __init__(self, port: int | None = None, env: dict[str, str] | None = None) -> None:
-        self.port = port or free_port()
-        self.env = env or {}  # e.g. INITIAL_NO_AUTH_ACTION_COUNT to enforce IAM
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> MotoServer:
-        moto = Path(sys.executable).with_name("moto_server")
-        self.proc = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, **self.env},
-        )
-        _wait_port("127.0.0.1", self.port)
-        return self
-
-    def reset(self) -> None:
-        # The URL is always http://127.0.0.1:<port>, built above.
-        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
-        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
 
     def stop(self) -> None:
         terminate(self.proc)

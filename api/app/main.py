@@ -28,7 +28,7 @@ from .secrets.errors import SettingsError
 from .security import TokenService
 from .settings import Settings, load_settings
 
-__all__ = ["app", "create_app"]
+__all__ = ["StartupError", "app", "create_app"]
 
 log = logging.getLogger("app.main")
 
@@ -65,9 +65,9 @@ def create_app(load: Callable[[], Settings] = _default_loader, engine_options: d
             raise StartupError(str(exc)) from None
         redis_client: redis.Redis | None = None
         revocations: Revocations = MemoryRevocations()
-        if settings.redis_url is not None:
+        if settings.has_secret("REDIS_URL"):
             redis_client = redis.Redis.from_url(
-                settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
+                settings.secret("REDIS_URL").get().value.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
             )
             revocations = RedisRevocations(redis_client)
         else:
@@ -78,7 +78,6 @@ def create_app(load: Callable[[], Settings] = _default_loader, engine_options: d
             sessions=sessionmaker(engine, expire_on_commit=False),
             tokens=TokenService(settings),
             revocations=revocations,
-            redis_configured=redis_client is not None,
         )
         try:
             yield

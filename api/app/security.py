@@ -67,7 +67,7 @@ class TokenService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._jwt = settings.live("JWT_SECRET")
+        self._jwt = settings.secret("JWT_SECRET")
         self._key_of: tuple[ResolvedSecret, SigningKey] | None = None
         self._lock = threading.Lock()
         self._previous: tuple[str, SigningKey | None] | None = None  # (current kid, previous key)

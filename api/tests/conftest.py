@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -95,6 +95,23 @@ def proxy(moto: MotoServer, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterat
     aws.env["AWS_ENDPOINT_URL"] = p.url
     yield p
     p.stop()
+
+
+_OPENED: list[Any] = []
+T = TypeVar("T")
+
+
+def opened(thing: T) -> T:
+    """Track a store or settings object; it is closed when the test ends, even after a failure."""
+    _OPENED.append(thing)
+    return thing
+
+
+@pytest.fixture(autouse=True)
+def _close_what_the_test_opened() -> Iterator[None]:
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from app.secrets.errors import SettingsError
 from app.settings import Settings, load_settings
 
-from .conftest import CANARY, Aws
+from .conftest import CANARY, Aws, opened
 from .support.awsproxy import AwsProxy
 
 JWT = "j" * 48
@@ -27,7 +27,11 @@ SEED_PROD_DATABASE = {
 
 
 def load(aws: Aws, env_file: Path | None = None, **env: str) -> Settings:
-    return load_settings({**aws.env, **env}, env_file=env_file)
+    return opened(load_settings({**aws.env, **env}, env_file=env_file))
+
+
+def value(settings: Settings, variable: str) -> str:
+    return settings.secret(variable).get().value.get_secret_value()
 
 
 def problems_of(info: pytest.ExceptionInfo[SettingsError]) -> dict[str, str]:
@@ -38,13 +42,13 @@ def test_production_database_url_is_built_from_the_seed_secret(aws: Aws) -> None
     aws.create("ecomind/prod/database", json.dumps(SEED_PROD_DATABASE))
     aws.create("ecomind/prod/jwt", JWT)
     settings = load(aws, ENVIRONMENT="production")
-    assert settings.database_url.get_secret_value() == (
+    assert value(settings, "DATABASE_URL") == (
         "postgresql://ecomind_app:Gx7-generated-by-rotation-q2@"
         "ecomind-prod.cluster-xyz.us-east-1.rds.amazonaws.com:5432/ecomind?sslmode=require"
     )
-    assert settings.jwt_secret.get_secret_value() == JWT
+    assert value(settings, "JWT_SECRET") == JWT
     assert settings.origins["DATABASE_URL"].describe() == "default -> aws-secretsmanager:ecomind/prod/database"
-    assert settings.current("DATABASE_URL").value == settings.database_url
+    assert settings.secret("DATABASE_URL").get() is settings.secret("DATABASE_URL").get()  # cached, no fetch
     settings.close()
 
 
@@ -62,8 +66,8 @@ def test_seed_staging_shape_and_ecs_arn_with_connection_string_key(aws: Aws) -> 
     expected = "postgresql://ecomind_app:St4ging-pw@rds-staging:5432/ecomind?sslmode=require"
     by_default = load(aws, ENVIRONMENT="staging")
     by_arn = load(aws, ENVIRONMENT="staging", DATABASE_URL=f"{arn}:connection_string::")
-    assert by_default.database_url.get_secret_value() == expected
-    assert by_arn.database_url.get_secret_value() == expected
+    assert value(by_default, "DATABASE_URL") == expected
+    assert value(by_arn, "DATABASE_URL") == expected
     by_default.close()
     by_arn.close()
 
@@ -75,10 +79,7 @@ def test_production_url_keeps_its_query_and_gets_sslmode(aws: Aws) -> None:
         DATABASE_URL="postgresql://u:p4ss-word@h:5432/db?connect_timeout=5",
         JWT_SECRET=JWT,
     )
-    assert (
-        settings.database_url.get_secret_value()
-        == "postgresql://u:p4ss-word@h:5432/db?connect_timeout=5&sslmode=require"
-    )
+    assert value(settings, "DATABASE_URL") == "postgresql://u:p4ss-word@h:5432/db?connect_timeout=5&sslmode=require"
 
 
 def test_production_refuses_sslmode_disable_and_keeps_verify_full(aws: Aws) -> None:
@@ -90,7 +91,7 @@ def test_production_refuses_sslmode_disable_and_keeps_verify_full(aws: Aws) -> N
     kept = load(
         aws, ENVIRONMENT="production", DATABASE_URL="postgresql://u:p4ss-word@h/db?sslmode=verify-full", JWT_SECRET=JWT
     )
-    assert kept.database_url.get_secret_value().endswith("?sslmode=verify-full")
+    assert value(kept, "DATABASE_URL").endswith("?sslmode=verify-full")
 
 
 @pytest.mark.parametrize(
@@ -124,11 +125,11 @@ def test_dotenv_is_read_in_development_only(aws: Aws, tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text(f"DATABASE_URL=postgresql://u:from-dotenv-pw@h/db\nJWT_SECRET={CANARY}\n")
     dev = load(aws, env_file=env_file)
-    assert dev.jwt_secret.get_secret_value() == CANARY
+    assert value(dev, "JWT_SECRET") == CANARY
     assert dev.origins["JWT_SECRET"].source == ".env"
     aws.create("ecomind/prod/jwt", JWT)
     prod = load(aws, env_file=env_file, ENVIRONMENT="production", DATABASE_URL="postgresql://u:Real-pw-123@h/db")
-    assert prod.jwt_secret.get_secret_value() == JWT
+    assert value(prod, "JWT_SECRET") == JWT
     [report] = [p for p in prod.warnings if p.variable == ".env"]
     assert "ignored in production" in report.message
     assert CANARY not in report.render()
@@ -168,11 +169,11 @@ def test_three_references_resolve_in_one_request(aws: Aws, proxy: AwsProxy) -> N
         REDIS_URL="aws-secretsmanager:refs/redis",
     )
     assert proxy.counts == {"BatchGetSecretValue": 1}
-    assert settings.redis_url is not None and "Redis-pw-4410" in settings.redis_url.get_secret_value()
+    assert "Redis-pw-4410" in value(settings, "REDIS_URL")
     proxy.reset()
+    jwt = settings.secret("JWT_SECRET")
     for _ in range(10_000):
-        settings.current("JWT_SECRET")
-        _ = settings.jwt_secret
+        jwt.get()
     assert proxy.total == 0
     settings.close()
 
@@ -180,8 +181,8 @@ def test_three_references_resolve_in_one_request(aws: Aws, proxy: AwsProxy) -> N
 def test_file_reference_for_the_jwt_secret(aws: Aws, tmp_path: Path) -> None:
     (tmp_path / "jwt").write_text(JWT + "\n")
     settings = load(aws, DATABASE_URL="postgresql://u:p@h/db", JWT_SECRET=f"file:{tmp_path / 'jwt'}")
-    assert settings.jwt_secret.get_secret_value() == JWT
-    assert settings.current("JWT_SECRET").version_id is not None
+    assert value(settings, "JWT_SECRET") == JWT
+    assert settings.secret("JWT_SECRET").get().version_id is not None
 
 
 def test_settings_are_immutable(aws: Aws) -> None:

@@ -16,6 +16,8 @@ from ..revocation import Revocations, RevocationUnavailable
 from ..security import InvalidToken, TokenService
 from ..settings import Settings
 
+__all__ = ["Caller", "CallerDep", "Services", "ServicesDep", "SessionDep", "require_roles", "seconds_left"]
+
 
 @dataclass
 class Services:
@@ -23,7 +25,6 @@ class Services:
     sessions: sessionmaker[Session]
     tokens: TokenService
     revocations: Revocations
-    redis_configured: bool
 
 
 def services(request: Request) -> Services:

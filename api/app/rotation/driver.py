@@ -16,7 +16,7 @@ from .jwt import JwtRotator
 from .postgres import PostgresRotator
 from .protocol import STEPS, RotationError, Rotator
 
-__all__ = ["pending_token", "rotate_locally", "rotator_for"]
+__all__ = ["rotate_locally", "rotator_for"]
 
 
 def rotator_for(client: Any, arn: str, strategy: str | None = None) -> Rotator:

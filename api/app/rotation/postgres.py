@@ -1,8 +1,8 @@
 """PostgreSQL password rotation. Lambda entry point: ``app.rotation.postgres.handler``.
 
 The secret has the RDS shape ``{engine, host, port, dbname, username, password}``
-(plus ``connection_string``, rewritten from the fields every time so it never
-disagrees). Two strategies, chosen by the secret:
+(a legacy ``connection_string``, if present, is rewritten from the fields every
+time so it never disagrees). Two strategies, chosen by the secret:
 
 * **single-user** (no ``masterarn``): ``ALTER ROLE <user> PASSWORD`` as the user
   itself. Between ``setSecret`` and ``finishSecret`` only ``AWSPENDING`` logs in;
@@ -26,9 +26,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..pg import classify, role_exists, set_role_password
 from ..secrets.aws import secretsmanager_client
-from ..secrets.dburl import build_url, set_query
-from ..secrets.policy import ENVIRONMENTS, Environment, database_ssl
+from ..secrets.dburl import rds_fields, set_query, url_from_fields
+from ..secrets.environment import EnvironmentModel, model
+from ..secrets.policy import database_ssl
 from .protocol import RotationError, Rotator
 
 __all__ = ["PostgresRotator", "handler"]
@@ -38,23 +40,26 @@ OWNER_SUFFIX = "_owner"
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 
 
-def _environment() -> Environment:
-    name = os.environ.get("ENVIRONMENT", "production")
-    return name if name in ENVIRONMENTS else "production"  # type: ignore[return-value]
+def _model() -> EnvironmentModel:
+    # The function's ENVIRONMENT; an unknown or missing one gets production's rules.
+    try:
+        return model(os.environ.get("ENVIRONMENT", "production"))
+    except ValueError:
+        return model("production")
 
 
 class PostgresRotator(Rotator):
-    def __init__(self, client: Any, environment: Environment | None = None, connect_timeout: int = 5) -> None:
+    def __init__(self, client: Any, environment: EnvironmentModel | None = None, connect_timeout: int = 5) -> None:
         super().__init__(client)
-        self.environment = environment or _environment()
+        self.model = environment or _model()
         self.connect_timeout = connect_timeout
 
     # -- secrets -----------------------------------------------------------------------
 
     def _load(self, arn: str, *, stage: str = "AWSCURRENT", token: str | None = None) -> dict[str, Any]:
         data = json.loads(self.read(arn, stage=stage, token=token))
-        missing = [k for k in ("host", "username", "password") if not data.get(k)]
-        if missing or not (data.get("dbname") or data.get("database")):
+        if rds_fields(data) is None:
+            missing = [k for k in ("host", "username", "password") if not data.get(k)]
             raise RotationError(f"{arn}: the secret lacks {', '.join(missing) or 'dbname'} (RDS rotation shape needed)")
         return dict(data)
 
@@ -63,14 +68,9 @@ class PostgresRotator(Rotator):
         return username[: -len(CLONE_SUFFIX)] if username.endswith(CLONE_SUFFIX) else username
 
     def _url(self, data: dict[str, Any]) -> str:
-        url = build_url(
-            username=str(data["username"]),
-            password=str(data["password"]),
-            host=str(data["host"]),
-            port=str(data.get("port") or 5432),
-            dbname=str(data.get("dbname") or data.get("database")),
-        )
-        url, finding = database_ssl(self.environment, url)
+        fields = rds_fields(data)
+        assert fields is not None  # _load checked the shape
+        url, finding = database_ssl(self.model, url_from_fields(fields))
         if finding is not None:
             raise RotationError(f"database SSL: {finding.message}")
         return url
@@ -81,12 +81,11 @@ class PostgresRotator(Rotator):
         try:
             return psycopg.connect(url, autocommit=True)
         except psycopg.OperationalError as exc:
-            text = str(exc)
-            if "password authentication failed" in text or exc.sqlstate in ("28P01", "28000"):
+            failure = classify(exc)
+            if failure.kind == "auth":
                 return None
-            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
             raise RotationError(
-                f"cannot connect to the database at {data['host']}:{data.get('port', 5432)}: {first}"
+                f"cannot connect to the database at {data['host']}:{data.get('port', 5432)}: {failure.summary}"
             ) from None
 
     # -- steps ---------------------------------------------------------------------------
@@ -104,8 +103,9 @@ class PostgresRotator(Rotator):
                     f"{arn}: user name too long for alternating users ({base!r} + suffix > {MAX_IDENTIFIER} chars)"
                 )
             new["username"] = base if current["username"] == clone else clone
-        new["password"] = self.random_password()
-        new["connection_string"] = self._url(new)
+        new["password"] = self.random_password(self.model.secret("database").generation)
+        if "connection_string" in new:
+            new["connection_string"] = self._url(new)
         self.put_pending(arn, token, json.dumps(new))
 
     def set(self, arn: str, token: str) -> None:
@@ -131,16 +131,13 @@ class PostgresRotator(Rotator):
         if conn is None:
             raise RotationError(f"{arn}: neither AWSCURRENT nor AWSPREVIOUS logs in; cannot set the new password")
         with conn:
-            conn.execute(
-                sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
-                    sql.Identifier(str(pending["username"])), sql.Literal(str(pending["password"]))
-                )
-            )
+            set_role_password(conn, str(pending["username"]), str(pending["password"]))
 
     def _set_alternating(self, arn: str, current: dict[str, Any], pending: dict[str, Any]) -> None:
         master_arn = str(current["masterarn"])
         master = self._load(master_arn)
-        master.setdefault("dbname", current.get("dbname") or current.get("database"))
+        dbname = str(rds_fields(current)["dbname"])  # type: ignore[index]  # _load checked the shape
+        master.setdefault("dbname", dbname)
         master.setdefault("host", current["host"])
         master.setdefault("port", current.get("port"))
         conn = self._connect(master)
@@ -151,23 +148,16 @@ class PostgresRotator(Rotator):
         user = str(pending["username"])
         ident = sql.Identifier
         with conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
-            verb = "ALTER" if exists else "CREATE"
-            conn.execute(
-                sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD {}").format(
-                    ident(user), sql.Literal(str(pending["password"]))
-                )
-            )
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone():
+            set_role_password(conn, user, str(pending["password"]), create=True)
+            if not role_exists(conn, owner):
                 conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(ident(owner)))
-            dbname = str(current.get("dbname") or current.get("database"))
             for member in (base, base + CLONE_SUFFIX):
-                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (member,)).fetchone():
+                if role_exists(conn, member):
                     conn.execute(sql.SQL("GRANT {} TO {}").format(ident(owner), ident(member)))
                     conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(ident(dbname), ident(member)))
                     conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(ident(member), sql.Literal(owner)))
         # Objects made before the shared role existed (first rotation) move to it.
-        db_conn = self._connect({**master, "dbname": current.get("dbname") or current.get("database")})
+        db_conn = self._connect({**master, "dbname": dbname})
         if db_conn is None:
             raise RotationError(f"{arn}: the master secret {master_arn} does not log in to the database")
         with db_conn:

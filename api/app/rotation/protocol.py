@@ -20,6 +20,8 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
+from ..secrets.environment import Generation
+
 __all__ = ["STEPS", "RotationError", "Rotator"]
 
 log = logging.getLogger("app.rotation")
@@ -59,7 +61,7 @@ class Rotator(ABC):
 
     def current_version(self, arn: str) -> str:
         stages = self.client.describe_secret(SecretId=arn).get("VersionIdsToStages", {})
-        return next(v for v, s in stages.items() if "AWSCURRENT" in s)
+        return str(next(v for v, s in stages.items() if "AWSCURRENT" in s))
 
     def pending_exists(self, arn: str, token: str) -> bool:
         try:
@@ -79,10 +81,9 @@ class Rotator(ABC):
             SecretId=arn, ClientRequestToken=token, SecretString=value, VersionStages=["AWSPENDING"]
         )
 
-    def random_password(self, length: int = 32) -> str:
-        # Characters that break URLs, libpq strings or shell quoting are excluded.
-        response = self.client.get_random_password(PasswordLength=length, ExcludeCharacters=":/@\"'\\")
-        return str(response["RandomPassword"])
+    def random_password(self, generation: Generation) -> str:
+        """GetRandomPassword with the secret's generation rules (app.secrets.environment)."""
+        return str(self.client.get_random_password(**generation.get_random_password_args())["RandomPassword"])
 
     # -- steps -------------------------------------------------------------------------
 

@@ -1,42 +1,20 @@
 """The secret layer: references, backends, cache, policy, redaction and errors.
 
-Nothing here imports FastAPI or SQLAlchemy; :mod:`app.settings` builds on it.
+Nothing here imports FastAPI or SQLAlchemy; :mod:`app.settings` builds on it. Import
+the modules themselves (``app.secrets.store``, ``app.secrets.environment``...): this
+package re-exports nothing, so importing one module costs only what it needs.
+
+::
+
+    environment.py  the model of an environment: names, periods, roles, policy facts
+    sources.py      reading env and .env (collect)
+    refs.py         the reference grammar
+    store.py        the cache; base.py, aws.py, files.py its backends
+    live.py         LiveSecret, the handle that follows rotation
+    policy.py       the policy applied, one check per variable
+    dburl.py        database secret shapes and URLs
+    redact.py       scrubbing of logs and output
+    errors.py       the error tree
 """
 
-from .errors import (
-    MalformedReference,
-    Problem,
-    ResolutionError,
-    SecretAccessDenied,
-    SecretFileError,
-    SecretFormatError,
-    SecretNotFound,
-    SecretsError,
-    SecretsManagerUnreachable,
-    SecretsThrottled,
-    SettingsError,
-)
-from .refs import AwsRef, FileRef, Reference, default_reference, is_reference, parse_reference
-from .store import ResolvedSecret, SecretStore
-
-__all__ = [
-    "AwsRef",
-    "FileRef",
-    "MalformedReference",
-    "Problem",
-    "Reference",
-    "ResolutionError",
-    "ResolvedSecret",
-    "SecretAccessDenied",
-    "SecretFileError",
-    "SecretFormatError",
-    "SecretNotFound",
-    "SecretStore",
-    "SecretsError",
-    "SecretsManagerUnreachable",
-    "SecretsThrottled",
-    "SettingsError",
-    "default_reference",
-    "is_reference",
-    "parse_reference",
-]
+__all__: list[str] = []

@@ -25,20 +25,30 @@ from botocore.config import Config
 
 from .base import Fetched, SecretBackend, SecretVersion
 from .errors import (
+    MalformedReference,
+    NoCredentials,
+    NoRegion,
     ResolutionError,
     SecretAccessDenied,
+    SecretDeleted,
     SecretNotFound,
     SecretsManagerUnreachable,
     SecretsThrottled,
 )
-from .refs import AwsRef
+from .refs import AwsRef, parse_reference
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 else:
     SecretsManagerClient = Any
 
-__all__ = ["BATCH_SIZE", "AwsSecretsManagerBackend", "translate_error"]
+__all__ = [
+    "AwsSecretsManagerBackend",
+    "client_config",
+    "secretsmanager_client",
+    "secretsmanager_endpoint",
+    "translate_error",
+]
 
 log = logging.getLogger("app.secrets.aws")
 
@@ -259,13 +269,13 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         message = str(exc.response.get("Error", {}).get("Message", ""))
         err = _from_code(_code(exc), message, reference, endpoint)
     elif isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
-        err = SecretAccessDenied(
+        err = NoCredentials(
             f"no AWS credentials found to read {reference}",
             reference=reference,
             fix="attach a task role (ECS/EKS), or set AWS_PROFILE / AWS_ACCESS_KEY_ID locally",
         )
     elif isinstance(exc, botocore.exceptions.NoRegionError):
-        err = SecretNotFound(
+        err = NoRegion(
             f"no AWS region to read {reference}",
             reference=reference,
             fix="set AWS_REGION, or use a full ARN that names the region",
@@ -294,6 +304,15 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
     return err
 
 
+def _name_of(reference: str) -> str:
+    """The secret id inside a reference's text (for a printed command)."""
+    try:
+        ref = parse_reference(reference)
+    except MalformedReference:
+        return reference
+    return ref.secret_id if isinstance(ref, AwsRef) else reference
+
+
 def _from_code(code: str, message: str, reference: str, endpoint: str) -> ResolutionError:
     if code == "ResourceNotFoundException":
         return SecretNotFound(
@@ -320,10 +339,10 @@ def _from_code(code: str, message: str, reference: str, endpoint: str) -> Resolu
             fix="raise SECRETS_CACHE_TTL or stagger task starts; the cache keeps serving meanwhile",
         )
     if code == "InvalidRequestException" and "deletion" in message.lower():
-        return SecretNotFound(
+        return SecretDeleted(
             f"{reference} is scheduled for deletion",
             reference=reference,
-            fix="restore it with `aws secretsmanager restore-secret` or point the variable elsewhere",
+            fix=f"ecomind secrets restore {_name_of(reference)}",
         )
     return ResolutionError(
         f"reading {reference} failed: {code or 'unknown error'}",

@@ -15,22 +15,23 @@ and not used. Nothing here ever puts a value into a message.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from .errors import Severity
+from .errors import Finding
 
-__all__ = ["DatabaseSecret", "Finding", "check_url", "parse_database_secret", "set_query"]
+__all__ = [
+    "parse_database_secret",
+    "query_params",
+    "rds_fields",
+    "set_query",
+    "url_from_fields",
+    "url_password",
+]
 
 _SCHEMES = {"postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+asyncpg"}
 _FIELDS = ("host", "username", "password")
-
-
-@dataclass(frozen=True)
-class Finding:
-    message: str
-    fix: str
-    severity: Severity = "error"
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,9 @@ def parse_database_secret(text: str) -> DatabaseSecret:
         )
     if not isinstance(data, dict):
         return DatabaseSecret("", "json", [Finding("the JSON value is not an object", "store a JSON object")])
-    dbname = data.get("dbname", data.get("database"))
-    if all(data.get(k) for k in _FIELDS) and dbname:
-        url = build_url(
-            username=str(data["username"]),
-            password=str(data["password"]),
-            host=str(data["host"]),
-            port=str(data.get("port") or 5432),
-            dbname=str(dbname),
-        )
+    fields = rds_fields(data)
+    if fields is not None:
+        url = url_from_fields(fields)
         findings = check_url(url)
         given = data.get("connection_string")
         if isinstance(given, str) and given:
@@ -80,7 +75,7 @@ def parse_database_secret(text: str) -> DatabaseSecret:
     given = data.get("connection_string")
     if isinstance(given, str) and given:
         return DatabaseSecret(given, "connection_string", check_url(given))
-    missing = [k for k in (*_FIELDS, "dbname") if not (data.get(k) or (k == "dbname" and dbname))]
+    missing = [k for k in _FIELDS if not data.get(k)] + ([] if _dbname(data) else ["dbname"])
     return DatabaseSecret(
         "",
         "json",
@@ -93,9 +88,30 @@ def parse_database_secret(text: str) -> DatabaseSecret:
     )
 
 
-def build_url(*, username: str, password: str, host: str, port: str, dbname: str) -> str:
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}"
-    return urlunsplit(("postgresql", netloc, "/" + quote(dbname, safe=""), "", ""))
+def _dbname(data: Mapping[str, object]) -> object:
+    # The original note's staging secret says "database"; RDS rotation writes "dbname".
+    return data.get("dbname") or data.get("database")
+
+
+def rds_fields(data: Mapping[str, object]) -> dict[str, str] | None:
+    """The connection fields of an RDS-shaped secret (``database`` read as ``dbname``), or None."""
+    dbname = _dbname(data)
+    if not (all(data.get(k) for k in _FIELDS) and dbname):
+        return None
+    return {
+        "username": str(data["username"]),
+        "password": str(data["password"]),
+        "host": str(data["host"]),
+        "port": str(data.get("port") or 5432),
+        "dbname": str(dbname),
+    }
+
+
+def url_from_fields(fields: Mapping[str, str]) -> str:
+    """The one builder of a PostgreSQL URL from RDS fields (see :func:`rds_fields`)."""
+    netloc = f"{quote(fields['username'], safe='')}:{quote(fields['password'], safe='')}@{fields['host']}"
+    netloc += f":{fields.get('port') or 5432}"
+    return urlunsplit(("postgresql", netloc, "/" + quote(fields["dbname"], safe=""), "", ""))
 
 
 def check_url(url: str) -> list[Finding]:

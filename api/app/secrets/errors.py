@@ -3,31 +3,41 @@
 ::
 
     SecretsError                      base: never carries a secret value
-    ├── MalformedReference            a reference string is malformed
-    ├── ResolutionError               a well-formed reference could not be resolved
-    │   ├── SecretNotFound            ResourceNotFoundException, missing stage/version
-    │   ├── SecretAccessDenied        AccessDeniedException or a bare HTTP 403
-    │   ├── SecretsManagerUnreachable endpoint down, DNS, TLS, timeouts
-    │   ├── SecretsThrottled          ThrottlingException after the retries ran out
-    │   ├── SecretFormatError         not JSON where a key is asked, missing JSON key
-    │   └── SecretFileError           a ``file:`` path that cannot be read
+    ├── MalformedReference            a reference string is malformed              (config)
+    ├── ResolutionError               a well-formed reference could not be resolved (failed)
+    │   ├── SecretNotFound            ResourceNotFoundException, missing stage/version (not_found)
+    │   │   └── SecretDeleted         scheduled for deletion                        (not_found)
+    │   ├── SecretAccessDenied        AccessDeniedException or a bare HTTP 403      (denied)
+    │   │   └── NoCredentials         no AWS credentials at all                     (denied)
+    │   ├── NoRegion                  no region to look in                          (config)
+    │   ├── SecretsManagerUnreachable endpoint down, DNS, TLS, timeouts             (unreachable)
+    │   ├── SecretsThrottled          ThrottlingException after the retries ran out (unreachable)
+    │   ├── SecretFormatError         not JSON where a key is asked, missing JSON key (config)
+    │   └── SecretFileError           a ``file:`` path that cannot be read          (not_found)
     └── SettingsError                 one or more Problems found while loading settings
 
-Messages name the variable (when known), the reference as written by the operator
-(never the value behind it) and a fix. AWS and OS errors are translated in
-:mod:`app.secrets.aws` and :mod:`app.secrets.files` with ``raise ... from exc``.
+Each error has a :attr:`~SecretsError.kind`; the CLI turns kinds into exit codes
+(docs/troubleshooting.md, "Exit codes"). Messages name the variable (when known), the
+reference as written by the operator (never the value behind it) and a fix. AWS and
+OS errors are translated in :mod:`app.secrets.aws` and :mod:`app.secrets.files` with
+``raise ... from exc``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 __all__ = [
+    "ErrorKind",
+    "Finding",
     "MalformedReference",
+    "NoCredentials",
+    "NoRegion",
     "Problem",
     "ResolutionError",
     "SecretAccessDenied",
+    "SecretDeleted",
     "SecretFileError",
     "SecretFormatError",
     "SecretNotFound",
@@ -38,10 +48,13 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warning"]
+ErrorKind = Literal["failed", "config", "not_found", "denied", "unreachable"]
 
 
 class SecretsError(Exception):
     """Base of the tree. ``str(exc)`` is safe to print and log."""
+
+    kind: ClassVar[ErrorKind] = "failed"
 
     def __init__(self, message: str, *, fix: str = "", variable: str | None = None) -> None:
         self.message = message
@@ -57,15 +70,11 @@ class SecretsError(Exception):
             text = f"{text}\n  fix: {self.fix}"
         return text
 
-    def for_variable(self, variable: str) -> SecretsError:
-        """The same error, attributed to the variable whose reference failed."""
-        self.variable = variable
-        self.args = (self.render(),)
-        return self
-
 
 class MalformedReference(SecretsError):
     """A reference string does not follow the grammar of docs/secrets.md."""
+
+    kind = "config"
 
 
 class ResolutionError(SecretsError):
@@ -84,27 +93,48 @@ class ResolutionError(SecretsError):
 
 
 class SecretNotFound(ResolutionError):
-    pass
+    kind = "not_found"
+
+
+class SecretDeleted(SecretNotFound):
+    """The secret exists but is scheduled for deletion (it can still be restored)."""
 
 
 class SecretAccessDenied(ResolutionError):
-    pass
+    kind = "denied"
+
+
+class NoCredentials(SecretAccessDenied):
+    """No AWS credentials were found at all: nothing was denied, nothing was asked."""
+
+
+class NoRegion(ResolutionError):
+    kind = "config"
 
 
 class SecretsManagerUnreachable(ResolutionError):
-    pass
+    kind = "unreachable"
 
 
 class SecretsThrottled(ResolutionError):
-    pass
+    kind = "unreachable"
 
 
 class SecretFormatError(ResolutionError):
-    pass
+    kind = "config"
 
 
 class SecretFileError(ResolutionError):
-    pass
+    kind = "not_found"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a policy check found in a value, before it is tied to a variable and a source."""
+
+    message: str
+    fix: str
+    severity: Severity = "error"
 
 
 @dataclass(frozen=True)
@@ -116,18 +146,24 @@ class Problem:
     message: str
     fix: str
     severity: Severity = "error"
+    kind: ErrorKind = "config"
 
     def render(self) -> str:
         return f"{self.variable} (from {self.source}): {self.message}\n  fix: {self.fix}"
 
 
 class SettingsError(SecretsError):
-    """Loading the settings found errors; ``problems`` lists every one of them."""
+    """Loading the settings found errors; ``problems`` lists every one of them.
+
+    Its kind is the kind of the first error listed (problems come in the order of
+    the variables), so ``config check`` exits like the first thing to fix.
+    """
 
     def __init__(self, problems: list[Problem], sources: dict[str, str] | None = None) -> None:
         self.problems = problems
         self.sources = sources or {}
         errors = [p for p in problems if p.severity == "error"]
+        self.error_kind: ErrorKind = errors[0].kind if errors else "config"
         lines = [f"{len(errors)} configuration problem(s):"]
         lines += ["- " + p.render().replace("\n", "\n  ") for p in problems]
         super().__init__("\n".join(lines))

@@ -1,120 +1,142 @@
-"""What each environment accepts (docs/secrets.md, "Policy per environment").
+"""The policy of an environment, applied: one function per variable's value.
+
+The rules themselves (which SSL modes, which example values, the JWT minimum) are
+facts of :mod:`app.secrets.environment`; this module applies them. Each check takes
+the model and a value and returns the value as the app will use it with the
+findings about it. ``load_settings`` calls them once per value, and ``ecomind
+doctor`` gets its verdicts from ``load_settings``' inspection: there is no second
+copy of these checks.
 
 | rule                     | development | staging               | production                         |
 |--------------------------|-------------|-----------------------|------------------------------------|
-| ``.env`` loaded          | yes         | no, reported          | no, reported                       |
 | known example values     | warning     | error                 | error                              |
 | ``JWT_SECRET`` length    | any         | >= 32 bytes           | >= 32 bytes                        |
 | database ``sslmode``     | as given    | ``require`` if absent | require/verify-ca/verify-full only |
 
 SSL is set by editing the URL's query (other parameters kept), never by appending
-``?sslmode=require`` to a string: the seed's version produced ``...?a=b?sslmode=require``.
+``?sslmode=require`` to a string: the original note's version produced
+``...?a=b?sslmode=require``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from .dburl import Finding, query_params, set_query, url_password
+from .dburl import parse_database_secret, query_params, set_query, url_password
+from .environment import EXAMPLE_MARKERS, EXAMPLE_VALUES, SSL_MODES, EnvironmentModel
+from .errors import Finding
 
-__all__ = [
-    "ENVIRONMENTS",
-    "EXAMPLE_VALUES",
-    "JWT_MIN_BYTES",
-    "Environment",
-    "check_example_value",
-    "check_jwt_secret",
-    "database_ssl",
-    "is_example_value",
-]
-
-Environment = Literal["development", "staging", "production"]
-ENVIRONMENTS: tuple[Environment, ...] = ("development", "staging", "production")
-JWT_MIN_BYTES = 32
-
-# Values that appear in the seed document, in .env.example and in common tutorials.
-# Compared case-insensitively, whole value or as a component (a URL's password).
-EXAMPLE_VALUES = frozenset(
-    v.lower()
-    for v in (
-        "local_dev_secret_change_in_production",
-        "ecomind_dev_pass",
-        "REPLACE_WITH_GENERATED_PASSWORD",
-        "<generated-by-secrets-manager>",
-        "REPLACE_WITH_GENERATED_SECRET",
-        "changeme",
-        "change-me",
-        "change_me",
-        "password",
-        "secret",
-        "postgres",
-        "your-secret-key",
-        "supersecret",
-    )
-)
-# Markers that give an example away even inside a longer value.
-_EXAMPLE_MARKERS = ("replace_with_", "change_in_production", "<generated", "changeme")
-
-_SSL_OK_PRODUCTION = ("require", "verify-ca", "verify-full")
-_SSL_WEAK = ("disable", "allow", "prefer")
+__all__ = ["CHECKS", "check_example_value", "check_jwt_secret", "database_ssl"]
 
 
-def is_example_value(value: str) -> bool:
+@dataclass(frozen=True)
+class Checked:
+    """A value as the app uses it (a database secret becomes a URL), and what is wrong with it."""
+
+    value: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+
+def _is_example(value: str) -> bool:
     lowered = value.strip().lower()
-    if lowered in EXAMPLE_VALUES:
-        return True
-    return any(marker in lowered for marker in _EXAMPLE_MARKERS)
+    return lowered in EXAMPLE_VALUES or any(marker in lowered for marker in EXAMPLE_MARKERS)
 
 
-def check_example_value(environment: Environment, value: str, *, is_url: bool = False) -> Finding | None:
+def check_example_value(m: EnvironmentModel, value: str, *, is_url: bool = False) -> Finding | None:
     """A finding when ``value`` (or, for a URL, its password) is a known example value."""
     candidates = [value]
     if is_url:
         password = url_password(value)
         if password is not None:
             candidates.append(password)
-    if not any(is_example_value(c) for c in candidates):
+    if not any(_is_example(c) for c in candidates):
         return None
-    if environment == "development":
+    if m.example_severity == "warning":
         return Finding(
             "holds a known example value",
-            "run `ecomind init --force` to generate fresh local secrets",
+            "ecomind init --force",
             "warning",
         )
     return Finding(
-        f"holds a known example value, refused in {environment}",
-        "point the variable at a generated secret (`ecomind secrets provision`) and unset the example value",
+        f"holds a known example value, refused in {m.name}",
+        "store a generated value in the secret (`ecomind secrets set NAME` reads it from stdin) "
+        "or point the variable at a generated secret",
     )
 
 
-def check_jwt_secret(environment: Environment, value: str) -> Finding | None:
-    if environment == "development":
-        return None
-    size = len(value.encode())
-    if size >= JWT_MIN_BYTES:
-        return None
-    return Finding(
-        f"is {size} bytes; {environment} needs at least {JWT_MIN_BYTES}",
-        "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'` "
-        "or let Secrets Manager generate it (`ecomind secrets provision`)",
-    )
+def _one_of(items: tuple[str, ...]) -> str:
+    return ", ".join(items[:-1]) + " or " + items[-1] if len(items) > 1 else items[0]
 
 
-def database_ssl(environment: Environment, url: str) -> tuple[str, Finding | None]:
+def database_ssl(m: EnvironmentModel, url: str) -> tuple[str, Finding | None]:
     """The URL with the SSL mode the environment needs, or a finding when it refuses it."""
-    if environment == "development":
+    if m.ssl_default is None:
         return url, None
     mode = query_params(url).get("sslmode")
     if mode is None:
-        return set_query(url, sslmode="require"), None
-    if environment == "production" and mode not in _SSL_OK_PRODUCTION:
+        return set_query(url, sslmode=m.ssl_default), None
+    if mode in m.ssl_accepted:
+        return url, None
+    if mode in SSL_MODES["weak"]:
         return url, Finding(
-            f"sslmode={mode} is refused in production",
-            "use sslmode=require, verify-ca or verify-full (or remove sslmode: require is added)",
+            f"sslmode={mode} is refused in {m.name}",
+            f"use sslmode={_one_of(m.ssl_accepted)} (or remove sslmode: {m.ssl_default} is added)",
         )
-    if mode not in _SSL_OK_PRODUCTION and mode not in _SSL_WEAK:
-        return url, Finding(
-            f"sslmode={mode} is not a libpq SSL mode",
-            "use disable, allow, prefer, require, verify-ca or verify-full",
+    return url, Finding(
+        f"sslmode={mode} is not a libpq SSL mode",
+        f"use {_one_of(m.ssl_accepted)}",
+    )
+
+
+def check_database_url(m: EnvironmentModel, raw: str) -> Checked:
+    """Shape (URL, connection_string or RDS fields), example password, then SSL."""
+    secret = parse_database_secret(raw)
+    findings = list(secret.findings)
+    if any(f.severity == "error" for f in findings):
+        return Checked(secret.url, findings)
+    example = check_example_value(m, secret.url, is_url=True)
+    if example:
+        findings.append(example)
+    url, ssl = database_ssl(m, secret.url)
+    if ssl:
+        findings.append(ssl)
+    return Checked(url, findings)
+
+
+def check_jwt_secret(m: EnvironmentModel, value: str) -> Checked:
+    findings = [f for f in (check_example_value(m, value),) if f]
+    minimum = m.jwt_min_bytes
+    size = len(value.encode())
+    if minimum is not None and size < minimum:
+        findings.append(
+            Finding(
+                f"is {size} bytes; {m.name} needs at least {minimum}",
+                "let Secrets Manager generate it: ecomind secrets provision --environment "
+                f"{m.name} (or: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')",
+            )
         )
-    return url, None
+    return Checked(value, findings)
+
+
+def check_redis_url(m: EnvironmentModel, value: str) -> Checked:
+    try:
+        scheme = urlsplit(value).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in ("redis", "rediss", "unix"):
+        return Checked(value, [Finding("is not a Redis URL", "use redis://HOST:6379/0 or rediss:// for TLS")])
+    example = check_example_value(m, value, is_url=True)
+    return Checked(value, [example] if example else [])
+
+
+CHECKS: dict[str, Callable[[EnvironmentModel, str], Checked]] = {
+    "DATABASE_URL": check_database_url,
+    "JWT_SECRET": check_jwt_secret,
+    "REDIS_URL": check_redis_url,
+}

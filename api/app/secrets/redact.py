@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["REDACTED", "RedactingFilter", "install", "register", "scrub"]
+__all__ = ["REDACTED", "RedactingFilter", "install", "register", "register_input", "scrub"]
 
 REDACTED = "[REDACTED]"
 _MIN_LENGTH = 4  # shorter strings would blank out ordinary words, ports and ids
@@ -40,6 +41,30 @@ def register(value: str) -> None:
     with _lock:
         merged = set(_values) | found
         _values = tuple(sorted(merged, key=len, reverse=True))
+
+
+def register_input(value: str) -> None:
+    """Remember a raw input of a secret variable, however malformed.
+
+    Besides what :func:`register` finds, the password is cut out of a URL by hand
+    (``urlsplit`` stops at the first ``/``, so ``u:ab/cd@host`` hides ``ab/cd``), and
+    out of a libpq ``key=value`` string; a driver's error message may quote any of it.
+    """
+    register(value)
+    extra: list[str] = []
+    if "://" in value:
+        userinfo = value.split("://", 1)[1].rpartition("@")[0]
+        if ":" in userinfo:
+            extra += [userinfo, userinfo.partition(":")[2]]
+    for match in _CONNINFO_PASSWORD.finditer(value):
+        extra.append(match.group(1).strip("'"))
+    for item in extra:
+        if len(item) >= _MIN_LENGTH:
+            register(item)
+            register(unquote(item))
+
+
+_CONNINFO_PASSWORD = re.compile(r"password\s*=\s*('[^']*'|\S+)")
 
 
 def _parts(value: str) -> Iterable[str]:

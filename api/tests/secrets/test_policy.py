@@ -3,36 +3,38 @@ import json
 import pytest
 
 from app.secrets.dburl import parse_database_secret, set_query
-from app.secrets.policy import check_example_value, check_jwt_secret, database_ssl, is_example_value
+from app.secrets.environment import model
+from app.secrets.policy import check_example_value, check_jwt_secret, database_ssl
 
 URL = "postgresql://u:p@h:5432/db"
+DEV, STAGING, PROD = model("development"), model("staging"), model("production")
 
 
 def test_ssl_is_added_as_a_query_parameter_keeping_the_others() -> None:
-    url, finding = database_ssl("production", URL + "?connect_timeout=5")
+    url, finding = database_ssl(PROD, URL + "?connect_timeout=5")
     assert finding is None
     assert url == URL + "?connect_timeout=5&sslmode=require"
 
 
 def test_ssl_added_to_a_url_without_query() -> None:
-    assert database_ssl("staging", URL) == (URL + "?sslmode=require", None)
+    assert database_ssl(STAGING, URL) == (URL + "?sslmode=require", None)
 
 
 @pytest.mark.parametrize("mode", ["require", "verify-ca", "verify-full"])
 def test_strong_modes_are_kept_in_production(mode: str) -> None:
-    assert database_ssl("production", f"{URL}?sslmode={mode}") == (f"{URL}?sslmode={mode}", None)
+    assert database_ssl(PROD, f"{URL}?sslmode={mode}") == (f"{URL}?sslmode={mode}", None)
 
 
 @pytest.mark.parametrize("mode", ["disable", "allow", "prefer"])
 def test_weak_modes_are_refused_in_production(mode: str) -> None:
-    _, finding = database_ssl("production", f"{URL}?sslmode={mode}")
+    _, finding = database_ssl(PROD, f"{URL}?sslmode={mode}")
     assert finding is not None and finding.severity == "error"
     assert f"sslmode={mode}" in finding.message
 
 
 def test_staging_keeps_an_explicit_mode_and_development_is_as_given() -> None:
-    assert database_ssl("staging", URL + "?sslmode=prefer")[0].endswith("sslmode=prefer")
-    assert database_ssl("development", URL) == (URL, None)
+    assert database_ssl(STAGING, URL + "?sslmode=prefer")[0].endswith("sslmode=prefer")
+    assert database_ssl(DEV, URL) == (URL, None)
 
 
 def test_set_query_replaces_and_keeps() -> None:
@@ -51,24 +53,23 @@ def test_set_query_replaces_and_keeps() -> None:
     ],
 )
 def test_seed_example_values_are_known(value: str) -> None:
-    assert is_example_value(value)
-    finding = check_example_value("production", value)
+    finding = check_example_value(PROD, value)
     assert finding is not None and finding.severity == "error"
     assert value not in finding.message + finding.fix
-    dev = check_example_value("development", value)
+    dev = check_example_value(DEV, value)
     assert dev is not None and dev.severity == "warning"
 
 
 def test_example_password_inside_a_url_is_found() -> None:
-    assert check_example_value("staging", "postgresql://ecomind:ecomind_dev_pass@h/db", is_url=True)
-    assert check_example_value("staging", "postgresql://ecomind:Zx9-generated@h/db", is_url=True) is None
+    assert check_example_value(STAGING, "postgresql://ecomind:ecomind_dev_pass@h/db", is_url=True)
+    assert check_example_value(STAGING, "postgresql://ecomind:Zx9-generated@h/db", is_url=True) is None
 
 
 def test_jwt_strength() -> None:
-    assert check_jwt_secret("development", "short") is None
-    short = check_jwt_secret("production", "x" * 31)
-    assert short is not None and "31 bytes" in short.message
-    assert check_jwt_secret("staging", "x" * 32) is None
+    assert check_jwt_secret(DEV, "short").findings == []
+    [short] = check_jwt_secret(PROD, "x" * 31).findings
+    assert "31 bytes" in short.message
+    assert check_jwt_secret(STAGING, "x" * 32).ok
 
 
 RDS = {

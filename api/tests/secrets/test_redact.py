@@ -50,15 +50,42 @@ def test_botocore_wire_loggers_are_quiet() -> None:
     assert not logging.getLogger("botocore.parsers").isEnabledFor(logging.DEBUG)
 
 
-def test_cli_consoles_scrub_what_they_print(capsys: pytest.CaptureFixture[str]) -> None:
-    from app.cli.output import err, out
+def test_cli_messages_are_scrubbed_and_data_is_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli.output import Verbatim, data, print_json, say
 
     redact.register(CANARY)
-    out.print(f"value {CANARY}", markup=False)
-    err.print(f"value {CANARY}", markup=False)
+    say(f"value {CANARY}")
+    say(f"value {CANARY}", err=True)
     captured = capsys.readouterr()
     assert CANARY not in captured.out + captured.err
     assert redact.REDACTED in captured.out and redact.REDACTED in captured.err
+    # Data prints as it is: no emoji code, no markup, no scrubbing of a short common value.
+    redact.register("development")
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecomind/prod/jwt-AbCdEf"
+    data(f"{arn} [bold]x[/bold] ENVIRONMENT=development")
+    print_json({"arn": Verbatim(arn), "environment": Verbatim("development"), "message": f"a {CANARY}"})
+    out = capsys.readouterr().out
+    assert f"{arn} [bold]x[/bold] ENVIRONMENT=development" in out
+    assert '"environment": "development"' in out and f'"arn": "{arn}"' in out
+    assert CANARY not in out
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"postgresql+psycopg://ecomind:{CANARY}@127.0.0.1:5432/ecomind",
+        f"postgresql://u:{CANARY}@127.0.0.1:notaport/db",
+        f"mysql://u:{CANARY}@h/db",
+        f"http://u:{CANARY}@cache:6379/0",
+        f"postgresql://u:{CANARY}/with/slash@h/db",
+        f"host=h user=u password={CANARY} dbname=d",
+        CANARY,
+    ],
+)
+def test_raw_inputs_are_scrubbed_whatever_their_shape(raw: str) -> None:
+    redact.register_input(raw)
+    password = CANARY + ("/with/slash" if "/with/slash" in raw else "")
+    assert password not in redact.scrub(f"driver says: invalid dsn {raw!r}; password {password}")
 
 
 def test_objects_holding_secrets_do_not_show_them_in_repr() -> None:

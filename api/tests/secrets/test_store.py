@@ -14,7 +14,7 @@ from app.secrets.errors import SecretFileError, SecretFormatError, SecretNotFoun
 from app.secrets.refs import parse_reference
 from app.secrets.store import SecretStore
 
-from ..conftest import CANARY, REGION, Aws
+from ..conftest import CANARY, REGION, Aws, opened
 from ..support.awsproxy import AwsProxy
 
 
@@ -27,7 +27,7 @@ class Clock:
 
 
 def make_store(proxy: AwsProxy, ttl: float = 300.0) -> tuple[SecretStore, Clock]:
-    store = SecretStore(ttl=ttl, region=REGION, endpoint_url=proxy.url)
+    store = opened(SecretStore(ttl=ttl, region=REGION, endpoint_url=proxy.url))
     clock = Clock()
     store.clock = clock
     return store, clock

@@ -1,5 +1,47 @@
-"""Real services on free loopback ports, shared with bench/ through app.localdb."""
+"""Real services for the tests and the benchmarks: moto's server, plus the project-local
+PostgreSQL and Redis of :mod:`app.localdb`. Test tooling: not shipped in the package."""
 
-from app.localdb import MotoServer, free_port, port_open
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from app.localdb import free_port, port_open, terminate, wait_port
 
 __all__ = ["MotoServer", "free_port", "port_open"]
+
+
+class MotoServer:
+    """moto in server mode (``moto_server``): Secrets Manager over real HTTP."""
+
+    def __init__(self, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.port = port or free_port()
+        self.env = env or {}  # e.g. INITIAL_NO_AUTH_ACTION_COUNT to enforce IAM
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        moto = Path(sys.executable).with_name("moto_server")
+        self.proc = subprocess.Popen(
+            [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+        )
+        wait_port("127.0.0.1", self.port)
+        return self
+
+    def reset(self) -> None:
+        # The URL is always http://127.0.0.1:<port>, built above.
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        self.proc = None

@@ -13,6 +13,8 @@ from ...revocation import RevocationUnavailable
 from ...security import hash_password, verify_password
 from ..deps import CallerDep, ServicesDep, SessionDep, seconds_left
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 # Verifying against a fixed hash when the email is unknown keeps the timing the same.

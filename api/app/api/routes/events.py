@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 from ...models import Role, UsageEvent
 from ..deps import Caller, CallerDep, SessionDep, require_roles
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 WRITERS = (Role.OWNER.value, Role.ADMIN.value, Role.ANALYST.value)

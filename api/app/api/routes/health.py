@@ -10,6 +10,8 @@ from sqlalchemy import text
 
 from ..deps import ServicesDep
 
+__all__ = ["router"]
+
 router = APIRouter()
 log = logging.getLogger("app.api.health")
 

@@ -15,6 +15,8 @@ from ..deps import Caller, SessionDep, require_roles
 
 AdminCaller = Annotated[Caller, require_roles(Role.OWNER.value, Role.ADMIN.value)]
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
 

@@ -1,0 +1,172 @@
+"""Reading the sources: the process environment, then ``.env`` (development only).
+
+:func:`collect` decides the environment, reads every variable of the contract with
+where it came from, and parses references. It touches no network. Every raw value
+of a secret variable is registered with the redactor as soon as it is read, so an
+error about it (a malformed URL quoted by a driver, say) cannot print it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+
+from . import redact
+from .environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES, EnvironmentModel, model, variable
+from .errors import MalformedReference, Problem, SettingsError
+from .refs import Reference, is_reference, parse_reference
+
+__all__ = ["Collected", "Origin", "collect"]
+
+SourceKind = Literal["env", ".env", "default"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a variable's value came from; ``reference`` when it names a secret."""
+
+    source: SourceKind
+    reference: str | None = None
+
+    def describe(self) -> str:
+        where = {"env": "process environment", ".env": ".env", "default": "default"}[self.source]
+        return f"{where} -> {self.reference}" if self.reference else where
+
+
+@dataclass
+class Collected:
+    """What the sources say before anything is resolved."""
+
+    model: EnvironmentModel
+    raw: dict[str, str]
+    origins: dict[str, Origin]
+    references: dict[str, Reference]
+    problems: list[Problem] = field(default_factory=list)
+    env_file_present: bool = False
+
+    @property
+    def environment(self) -> str:
+        return self.model.name
+
+    def source(self, variable: str) -> str:
+        origin = self.origins.get(variable)
+        return origin.describe() if origin else "unset"
+
+
+def collect(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: Path | None = Path(".env"),
+    environment: str | None = None,
+    secrets: tuple[str, ...] = SECRET_VARIABLES,
+) -> Collected:
+    """Read env and .env, decide the environment, parse references; no network.
+
+    Raises :class:`SettingsError` only for an unknown ENVIRONMENT (every other rule
+    depends on it); other problems are returned in ``problems``. ``secrets`` limits
+    the secret variables read: the others are ignored, as if unset.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[Problem] = []
+    raw: dict[str, str] = {}
+    origins: dict[str, Origin] = {}
+    for name in VARIABLE_NAMES:
+        if env.get(name):
+            raw[name], origins[name] = env[name], Origin("env")
+    if environment:
+        raw["ENVIRONMENT"], origins["ENVIRONMENT"] = environment, Origin("env")
+
+    dotenv: dict[str, str | None] = {}
+    if env_file is not None and env_file.is_file():
+        dotenv = dict(dotenv_values(env_file))
+    for name in SECRET_VARIABLES:
+        for value in (raw.get(name), dotenv.get(name)):
+            if value and not is_reference(value):
+                redact.register_input(value)
+
+    # ENVIRONMENT decides whether .env counts, so .env may only confirm "development".
+    env_name = raw.get("ENVIRONMENT")
+    if env_name is None and dotenv.get("ENVIRONMENT"):
+        env_name = dotenv["ENVIRONMENT"] or ""
+        origins["ENVIRONMENT"] = Origin(".env")
+        if env_name in ENVIRONMENTS and model(env_name).deployed:
+            problems.append(
+                Problem(
+                    "ENVIRONMENT",
+                    ".env",
+                    f"{env_name} is set in .env, which is only read in development",
+                    f"set ENVIRONMENT={env_name} in the process environment (task definition, manifest)",
+                )
+            )
+    env_name = (env_name or "development").strip()
+    if env_name not in ENVIRONMENTS:
+        origin = origins.get("ENVIRONMENT", Origin("env")).describe()
+        raise SettingsError(
+            [
+                Problem(
+                    "ENVIRONMENT",
+                    origin,
+                    f"'{env_name[:40]}' is not an environment",
+                    "use one of: " + ", ".join(ENVIRONMENTS),
+                )
+            ]
+        )
+    origins.setdefault("ENVIRONMENT", Origin("default"))
+    m = model(env_name, raw.get("SECRETS_PREFIX"))
+
+    if dotenv and m.reads_dotenv:
+        for name in VARIABLE_NAMES:
+            value = dotenv.get(name)
+            if name not in raw and value:
+                raw[name], origins[name] = value, Origin(".env")
+        m = model(env_name, raw.get("SECRETS_PREFIX"))
+    elif dotenv:
+        problems.append(
+            Problem(
+                ".env",
+                str(env_file),
+                f"a .env file is present and ignored in {m.name}",
+                f"rm {env_file}  # staging and production read the environment and Secrets Manager",
+                "warning",
+            )
+        )
+    origins.setdefault("SECRETS_PREFIX", Origin("default"))
+    if m.region_required and not raw.get("AWS_REGION"):
+        problems.append(
+            Problem(
+                "AWS_REGION",
+                "unset",
+                f"is required in {m.name} (region of Secrets Manager)",
+                "set AWS_REGION, e.g. us-east-1, in the task definition or manifest",
+            )
+        )
+
+    references: dict[str, Reference] = {}
+    for name in SECRET_VARIABLES:
+        if name not in secrets:
+            raw.pop(name, None)
+            origins.pop(name, None)
+            continue
+        value = raw.get(name)
+        if value is None:
+            default = m.default_reference(name)
+            if default is not None:
+                references[name] = parse_reference(default)
+                origins[name] = Origin("default", default)
+            elif variable(name).required == "yes":
+                problems.append(Problem(name, "unset", "is required", "ecomind init"))
+            continue
+        if is_reference(value):
+            try:
+                references[name] = parse_reference(value)
+            except MalformedReference as exc:
+                problems.append(Problem(name, origins[name].describe(), exc.message, exc.fix))
+                continue
+            origins[name] = Origin(origins[name].source, str(references[name]))
+
+    return Collected(m, raw, origins, references, problems, bool(dotenv))
