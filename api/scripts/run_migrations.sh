@@ -8,4 +8,13 @@ set -euo pipefail
 if [ "$#" -eq 0 ]; then
   set -- upgrade head
 fi
-exec ecomind migrate --env-file "${ECOMIND_ENV_FILE:-$PWD/.env}" -- "$@"
+# `ecomind` on PATH (the image), else the repository's venv (api/scripts/ -> ../../.venv).
+ecomind=$(command -v ecomind || true)
+if [ -z "$ecomind" ]; then
+  ecomind="$(cd "$(dirname "$0")/../.." && pwd)/.venv/bin/ecomind"
+fi
+if [ ! -x "$ecomind" ]; then
+  echo "run_migrations.sh: ecomind not found on PATH nor in .venv; run make setup (or pip install -e api)" >&2
+  exit 127
+fi
+exec "$ecomind" migrate --env-file "${ECOMIND_ENV_FILE:-$PWD/.env}" -- "$@"

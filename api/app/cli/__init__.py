@@ -1,5 +1,5 @@
 """The ``ecomind`` command line: one module per command group."""
 
-from .main import app, main
+from .main import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

@@ -1,132 +1,145 @@
-"""``ecomind config check|show``: load, validate and display the configuration, masked."""
+"""``ecomind config check|show``: the inspection ``load_settings`` runs, shown with values masked."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
-from rich.table import Table
 
+from ..secrets.environment import VARIABLES
 from ..secrets.errors import Problem, SettingsError
-from ..secrets.policy import ENVIRONMENTS
-from ..settings import VARIABLES, Settings, load_settings
-from .output import err, mask, out, print_json
+from ..settings import Inspection, inspect_settings
+from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
+from .output import ExitCode, Verbatim, data, exit_code, mask, print_json, say, table
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Check and show the configuration (values masked).", no_args_is_help=True)
 
-EnvironmentName = Enum("EnvironmentName", {name: name for name in ENVIRONMENTS}, type=str)  # type: ignore[misc]
-EnvironmentOpt = Annotated[
-    EnvironmentName | None,
-    typer.Option("--environment", "-e", help="Overrides ENVIRONMENT.", case_sensitive=False),
-]
-EnvFileOpt = Annotated[Path, typer.Option("--env-file", help=".env file read in development.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
-
-def _rows(settings: Settings | None, sources: dict[str, str], problems: list[Problem]) -> list[dict[str, Any]]:
+def _rows(insp: Inspection) -> list[dict[str, Any]]:
+    c = insp.collected
     rows = []
-    for name in VARIABLES:
-        mine = [p for p in problems if p.variable == name]
+    for variable in VARIABLES:
+        name = variable.name
+        mine = [p for p in insp.problems if p.variable == name]
         status = "error" if any(p.severity == "error" for p in mine) else ("warning" if mine else "ok")
-        value: str | None = None
-        if settings is not None:
-            raw = getattr(settings, name.lower())
-            value = raw.get_secret_value() if hasattr(raw, "get_secret_value") else (None if raw is None else str(raw))
-        rows.append(
-            {
-                "variable": name,
-                "source": sources.get(name, "unset"),
-                "status": status,
-                "value": mask(name, value) if settings is not None else None,
-            }
-        )
+        source = c.source(name)
+        if variable.secret:
+            shown = mask(name, insp.values.get(name)) if name in insp.values else "-"
+        elif name == "ENVIRONMENT":
+            shown = Verbatim(c.model.name)
+        elif name == "SECRETS_PREFIX":
+            shown = Verbatim(c.model.prefix)
+        elif name in c.raw:
+            shown = Verbatim(c.raw[name])
+        elif variable.default is not None:
+            shown, source = Verbatim(variable.default), "default"
+        else:
+            shown = "-"
+        row: dict[str, Any] = {"variable": name, "source": Verbatim(source), "status": status, "value": shown}
+        resolved = insp.resolved.get(name)
+        if resolved is not None:
+            row["version"] = Verbatim(resolved.version_id or "")
+        rows.append(row)
     return rows
 
 
-def _problem_dict(p: Problem) -> dict[str, str]:
-    return {"variable": p.variable, "source": p.source, "severity": p.severity, "message": p.message, "fix": p.fix}
+def _problem(p: Problem) -> dict[str, Any]:
+    return {
+        "variable": p.variable,
+        "source": Verbatim(p.source),
+        "severity": p.severity,
+        "message": p.message,
+        "fix": Verbatim(p.fix),
+    }
 
 
-def _load(environment: EnvironmentName | None, env_file: Path) -> tuple[Settings | None, dict[str, str], list[Problem]]:
-    try:
-        settings = load_settings(environment=environment.value if environment else None, env_file=env_file)
-    except SettingsError as exc:
-        return None, exc.sources, exc.problems
-    sources = {name: origin.describe() for name, origin in settings.origins.items()}
-    return settings, sources, settings.warnings
-
-
-def _report(settings: Settings | None, sources: dict[str, str], problems: list[Problem], as_json: bool) -> None:
-    rows = _rows(settings, sources, problems)
-    if as_json:
-        print_json(
-            {
-                "valid": settings is not None,
-                "environment": settings.environment if settings else None,
-                "variables": rows,
-                "problems": [_problem_dict(p) for p in problems],
-            }
-        )
-        return
-    table = Table(title="EcoMind configuration" + (f" ({settings.environment})" if settings else ""))
-    for column in ("variable", "source", "status", "value"):
-        table.add_column(column, overflow="fold")
-    colour = {"ok": "green", "warning": "yellow", "error": "red"}
-    for row in rows:
-        table.add_row(
-            row["variable"], row["source"], f"[{colour[row['status']]}]{row['status']}[/]", row["value"] or "-"
-        )
-    out.print(table)
+def _print_problems(problems: list[Problem]) -> None:
     for p in problems:
-        target = err if p.severity == "error" else out
-        target.print(f"[{colour[p.severity]}]{p.severity}[/] {p.variable} (from {p.source}): {p.message}")
-        target.print(f"  fix: {p.fix}", markup=False)
+        is_error = p.severity == "error"
+        say(
+            f"{p.severity} {p.variable} (from {p.source}): {p.message}",
+            err=is_error,
+            style="red" if is_error else "yellow",
+        )
+        data(f"  fix: {p.fix}", err=is_error)
+
+
+def _inspect(environment: Any, env_file: Path, as_json: bool) -> Inspection:
+    try:
+        return inspect_settings(environment=value_of(environment), env_file=env_file)
+    except SettingsError as exc:  # an unknown ENVIRONMENT: nothing else can be judged
+        if as_json:
+            print_json(
+                {"valid": False, "environment": None, "variables": [], "problems": [_problem(p) for p in exc.problems]}
+            )
+        else:
+            _print_problems(exc.problems)
+        raise typer.Exit(int(ExitCode.CONFIG)) from None
+
+
+def _exit(insp: Inspection) -> None:
+    if not insp.ok:
+        first = next((p for p in insp.problems if p.severity == "error"), None)
+        raise typer.Exit(int(exit_code(first.kind) if first else ExitCode.CONFIG))
 
 
 @app.command("check")
 def check(environment: EnvironmentOpt = None, as_json: JsonOpt = False, env_file: EnvFileOpt = Path(".env")) -> None:
-    """Load and validate the configuration; exit 0 when valid, 1 when not.
+    """Load and validate the configuration as the API does; exit 0 when valid.
 
     Every problem is listed at once, each with the variable, where its value came
     from and a fix. Values are masked; references are shown, never what they hold.
+    The exit code names the first error's kind (docs/troubleshooting.md, "Exit codes").
 
     Example: ENVIRONMENT=production AWS_REGION=us-east-1 ecomind config check --json
     """
-    settings, sources, problems = _load(environment, env_file)
+    insp = _inspect(environment, env_file, as_json)
     try:
-        _report(settings, sources, problems, as_json)
-        if settings is None:
-            if not as_json:
-                err.print(f"configuration invalid: {sum(p.severity == 'error' for p in problems)} error(s)")
-            raise typer.Exit(1)
-        if not as_json:
-            out.print("[green]configuration valid[/]")
+        rows = _rows(insp)
+        if as_json:
+            print_json(
+                {
+                    "valid": insp.ok,
+                    "environment": insp.model.name,
+                    "variables": rows,
+                    "problems": [_problem(p) for p in insp.problems],
+                }
+            )
+        else:
+            table(
+                f"EcoMind configuration ({insp.model.name})",
+                ("variable", "source", "status", "value"),
+                ((r["variable"], r["source"], r["status"], r["value"]) for r in rows),
+            )
+            _print_problems(insp.problems)
+            if insp.ok:
+                say("configuration valid", style="green")
+            else:
+                errors = sum(p.severity == "error" for p in insp.problems)
+                say(f"configuration invalid: {errors} error(s)", err=True)
+        _exit(insp)
     finally:
-        if settings is not None:
-            settings.close()
+        insp.store.close()
 
 
 @app.command("show")
 def show(environment: EnvironmentOpt = None, as_json: JsonOpt = False, env_file: EnvFileOpt = Path(".env")) -> None:
-    """Print the resolved configuration, masked, with each value's source.
+    """Print the configuration, masked, one NAME=value line per variable with its source.
 
     Example: ecomind config show --json
     """
-    settings, sources, problems = _load(environment, env_file)
+    insp = _inspect(environment, env_file, as_json)
     try:
-        if settings is None:
-            _report(settings, sources, problems, as_json)
-            raise typer.Exit(1)
-        rows = _rows(settings, sources, [])
+        rows = _rows(insp)
         if as_json:
-            print_json({row["variable"]: {"value": row["value"], "source": row["source"]} for row in rows})
-            return
-        for row in rows:
-            out.print(f"{row['variable']}={row['value']}  [dim]# {row['source']}[/]")
+            print_json({r["variable"]: {"value": r["value"], "source": r["source"]} for r in rows})
+        else:
+            for r in rows:
+                data(f"{r['variable']}={r['value']}  # {r['source']}")
+            _print_problems(insp.problems)
+        _exit(insp)
     finally:
-        if settings is not None:
-            settings.close()
+        insp.store.close()

@@ -1,4 +1,13 @@
-"""``ecomind doctor``: every check an operator would run, in order, each with its fix."""
+"""``ecomind doctor``: the checks ``load_settings`` runs, then what needs AWS or the network.
+
+The configuration verdicts are the inspection of :func:`app.settings.inspect_settings`,
+the very checks the API runs at start; the doctor adds only what they cannot know:
+AWS credentials and region, why a secret could not be read (the least-privilege
+policy for a denial, other regions and similar names for a missing secret), the
+database (DNS, TCP, login, SSL), and rotation (on, on schedule). A check that could
+not run (a denied DescribeSecret, say) is reported as not checked, never as passed,
+and the exit code says so (8 when nothing failed but something was not checked).
+"""
 
 from __future__ import annotations
 
@@ -7,37 +16,43 @@ import json
 import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import boto3
-import botocore.exceptions
-import psycopg
 import typer
-from rich.markup import escape
 
-from ..secrets.aws import client_config, secretsmanager_endpoint
-from ..secrets.dburl import parse_database_secret
-from ..secrets.errors import SecretAccessDenied, SecretNotFound, SettingsError
-from ..secrets.policy import check_example_value, check_jwt_secret, database_ssl
+from ..secrets.errors import (
+    NoCredentials,
+    NoRegion,
+    ResolutionError,
+    SecretAccessDenied,
+    SecretDeleted,
+    SecretNotFound,
+    SecretsManagerUnreachable,
+    SettingsError,
+)
 from ..secrets.refs import AwsRef
-from ..secrets.store import SecretStore
-from ..settings import Collected, collect
-from .inventory import ROTATION_DAYS
-from .output import err, out, print_json
+from ..settings import Inspection, inspect_settings
+from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
+from .output import ExitCode, Verbatim, data, print_json, say
 
-__all__ = ["doctor", "least_privilege_statement"]
+__all__ = ["doctor"]
+
+Status = Literal["ok", "fail", "warn", "not_checked"]
 
 
 @dataclass
 class Check:
     name: str
-    status: str  # ok, fail, warn, skip
+    status: Status
     detail: str
     fix: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "fix": Verbatim(self.fix)}
 
 
 def least_privilege_statement(arn: str, kms_key: str | None = None, *, complete: bool = False) -> dict[str, Any]:
@@ -63,46 +78,66 @@ def least_privilege_statement(arn: str, kms_key: str | None = None, *, complete:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def _denied(exc: BaseException) -> bool:
+    import botocore.exceptions
+
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return False
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("AccessDeniedException", "AccessDenied", "403") or status == 403
+
+
 class Doctor:
-    def __init__(self, c: Collected, *, timeout: float, as_of: datetime) -> None:
-        self.c = c
+    def __init__(self, insp: Inspection, *, timeout: float, as_of: datetime) -> None:
+        import boto3
+
+        from ..secrets.aws import secretsmanager_endpoint
+
+        self.insp = insp
+        self.m = insp.model
         self.timeout = timeout
         self.as_of = as_of
         self.checks: list[Check] = []
         self.session = boto3.session.Session()
-        self.region = c.raw.get("AWS_REGION") or self.session.region_name
+        self.region = insp.collected.raw.get("AWS_REGION") or self.session.region_name
         self.endpoint = secretsmanager_endpoint()
-        self.values: dict[str, str] = {}  # resolved secret values, never printed
 
-    def add(self, name: str, status: str, detail: str, fix: str = "") -> None:
+    def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
 
     def client(self, service: str, region: str | None = None) -> Any:
+        from ..secrets.aws import client_config
+
+        endpoint = self.endpoint if service == "secretsmanager" else None
         return self.session.client(
-            service, region_name=region or self.region, endpoint_url=self.endpoint, config=client_config(max_attempts=2)
+            service, region_name=region or self.region, endpoint_url=endpoint, config=client_config(max_attempts=2)
         )
 
-    # -- checks, in the order an operator would run them ------------------------------
+    # -- in the order an operator would look ------------------------------------------
 
     def run(self) -> list[Check]:
-        aws_refs = {v: r for v, r in self.c.references.items() if isinstance(r, AwsRef)}
-        for problem in self.c.problems:
-            status = "fail" if problem.severity == "error" else "warn"
+        c = self.insp.collected
+        aws_refs = {v: r for v, r in c.references.items() if isinstance(r, AwsRef)}
+        for p in self.insp.problems:
+            error = self.insp.errors.get(p.variable)
+            if error is not None and p.message == error.message:
+                continue  # diagnosed below, with what only the doctor can find out
             self.add(
-                f"configuration: {problem.variable}", status, f"{problem.message} (from {problem.source})", problem.fix
+                f"configuration: {p.variable}",
+                "fail" if p.severity == "error" else "warn",
+                f"{p.message} (from {p.source})",
+                p.fix,
             )
         if aws_refs:
             self.credentials()
-        if self.c.references:
-            self.secrets()
-        for variable in ("DATABASE_URL", "JWT_SECRET", "REDIS_URL"):
-            if variable not in self.c.references and variable in self.c.raw:
-                self.values[variable] = self.c.raw[variable]
-        self.policy()
+        for variable, ref in c.references.items():
+            self.readable(variable, ref)
         self.database()
-        if aws_refs and self.c.environment != "development":
+        if aws_refs and self.m.deployed:
             for variable, ref in aws_refs.items():
-                self.rotation(variable, ref)
+                if variable in self.insp.resolved:
+                    self.rotation(variable, ref)
         return self.checks
 
     def credentials(self) -> None:
@@ -111,221 +146,253 @@ class Doctor:
             self.add(
                 "AWS credentials",
                 "fail",
-                "no credentials found",
-                "attach a task role (ECS) or IRSA role (EKS); locally set AWS_PROFILE or AWS_ACCESS_KEY_ID",
+                "no credentials found (environment, profile, container or instance role)",
+                "attach a task role (ECS) or IRSA role (EKS); locally: export AWS_PROFILE=NAME",
             )
         else:
             self.add("AWS credentials", "ok", f"found ({creds.method})")
         if self.region:
-            source = "AWS_REGION" if self.c.raw.get("AWS_REGION") else "the AWS config"
+            source = "AWS_REGION" if self.insp.collected.raw.get("AWS_REGION") else "the AWS config"
             self.add("AWS region", "ok", f"{self.region} (from {source})")
         else:
-            self.add("AWS region", "fail", "no region set", "set AWS_REGION, e.g. us-east-1")
+            self.add(
+                "AWS region", "fail", "no region set", "export AWS_REGION=us-east-1   # the region of your secrets"
+            )
 
-    def secrets(self) -> None:
-        """Read every referenced secret through the store the app uses, and classify failures."""
-        with SecretStore(region=self.region, endpoint_url=self.endpoint) as store:
-            resolved, errors = store.load_all(self.c.references.values())
-        for variable, ref in self.c.references.items():
-            name = f"{variable} readable"
-            error = errors.get(ref)
-            if error is None:
-                got = resolved[ref]
-                self.values[variable] = got.value.get_secret_value()
-                self.add(name, "ok", f"{ref} (version {got.version_id or '?'})")
-            elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef):
-                self.denied(name, ref)
-            elif isinstance(error, SecretNotFound) and isinstance(ref, AwsRef):
-                self.not_found(name, ref)
-            else:
-                self.add(name, "fail", error.message, error.fix)
+    def readable(self, variable: str, ref: Any) -> None:
+        name = f"{variable} readable"
+        got = self.insp.resolved.get(variable)
+        if got is not None:
+            self.add(name, "ok", f"{ref} (version {got.version_id or '-'})")
+            return
+        error = self.insp.errors.get(variable)
+        if error is None:
+            return
+        if isinstance(error, NoCredentials):
+            self.add(name, "fail", f"{ref}: not read, there are no AWS credentials", "see the AWS credentials check")
+        elif isinstance(error, NoRegion):
+            self.add(name, "fail", f"{ref}: not read, no AWS region is set", "export AWS_REGION=us-east-1")
+        elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef):
+            self.denied(name, ref)
+        elif isinstance(error, SecretDeleted) and isinstance(ref, AwsRef):
+            self.deleted(name, ref)
+        elif isinstance(error, SecretNotFound) and isinstance(ref, AwsRef):
+            self.not_found(name, ref)
+        elif isinstance(error, SecretsManagerUnreachable):
+            self.add(name, "fail", error.message, error.fix)
+        else:
+            self.add(name, "fail", error.message, _own_fix(error))
 
     def denied(self, name: str, ref: AwsRef) -> None:
         if ref.secret_id.startswith("arn:"):
             # An ARN copied from the console ends with the suffix; a partial one does not.
             complete = re.search(r"-[A-Za-z0-9]{6}$", ref.secret_id) is not None
             policy = least_privilege_statement(ref.secret_id, complete=complete)
+            account_known = True
         else:
-            policy = least_privilege_statement(self.arn_for(ref))
+            arn, account_known = self.arn_for(ref)
+            policy = least_privilege_statement(arn)
         statement = json.dumps(policy, indent=2)
-        self.add(
-            name,
-            "fail",
-            f"{ref}: access denied to this role",
-            "attach exactly this policy to the task role (not SecretsManagerReadWrite, which grants every secret "
-            "in the account); add kms:Decrypt on the key if the secret uses a customer key:\n" + statement,
+        fix = (
+            "attach exactly this policy to the role (not SecretsManagerReadWrite, which grants every secret in the "
+            "account); add kms:Decrypt on the key if the secret uses a customer key"
         )
+        if not account_known:
+            fix += " (sts:GetCallerIdentity was denied: put your account id in place of ACCOUNT_ID)"
+        self.add(name, "fail", f"{ref}: access denied to this role", fix + ":\n" + statement)
 
-    def arn_for(self, ref: AwsRef) -> str:
-        account = "ACCOUNT_ID"
+    def arn_for(self, ref: AwsRef) -> tuple[str, bool]:
+        import botocore.exceptions
+
+        region = ref.region or self.region
         try:
             account = str(self.client("sts").get_caller_identity()["Account"])
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            return f"arn:aws:secretsmanager:{region}:ACCOUNT_ID:secret:{ref.secret_id}", False
+        return f"arn:aws:secretsmanager:{region}:{account}:secret:{ref.secret_id}", True
+
+    def deleted(self, name: str, ref: AwsRef) -> None:
+        import botocore.exceptions
+
+        from .secrets_cmd import deletion_notice
+
+        when = "scheduled for deletion"
+        try:
+            meta = self.client("secretsmanager", ref.region).describe_secret(SecretId=ref.secret_id)
+            when = deletion_notice(meta) or when
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
             pass
-        return f"arn:aws:secretsmanager:{ref.region or self.region}:{account}:secret:{ref.secret_id}"
+        self.add(name, "fail", f"{ref}: {when}", f"ecomind secrets restore {ref.secret_id}")
 
     def not_found(self, name: str, ref: AwsRef) -> None:
         secret_name = ref.secret_id.split(":secret:")[-1]
         here = ref.region or self.region
-        elsewhere = self.search_regions(secret_name, here)
+        elsewhere, looked = self.search_regions(secret_name, here)
         if elsewhere:
             self.add(
                 name,
                 "fail",
                 f"{ref}: not in {here}, but it exists in {', '.join(elsewhere)}",
-                f"set AWS_REGION={elsewhere[0]} (or replicate the secret to {here})",
+                f"export AWS_REGION={elsewhere[0]}   # or replicate the secret to {here}",
             )
             return
-        similar = self.similar_names(secret_name, here)
+        similar, listed = self.similar_names(secret_name, here)
+        variable = name.split()[0]
         if similar:
             self.add(
                 name,
                 "fail",
                 f"{ref}: not found in {here}; similar names there: {', '.join(similar)}",
-                f"did you mean {similar[0]}? fix the name where the variable is set",
+                f"did you mean {similar[0]}? {variable}=aws-secretsmanager:{similar[0]}",
             )
             return
-        self.add(
-            name,
-            "fail",
-            f"{ref}: not found in {here} nor in any other region",
-            "create it (`ecomind secrets provision`) or fix the name",
-        )
+        searched = f"{looked} other region(s)" if looked else "no other region (the lookups were denied)"
+        detail = f"{ref}: not found in {here}; searched {searched}"
+        if not listed:
+            detail += "; similar names not checked: secretsmanager:ListSecrets denied"
+        default = self.m.default_reference(variable)
+        if default is not None and default == str(ref):
+            fix = f"ecomind secrets provision --environment {self.m.name} --db-host YOUR-DATABASE-ENDPOINT"
+            if variable != "DATABASE_URL":
+                fix = f"ecomind secrets provision --environment {self.m.name}"
+        else:
+            fix = f"point {variable} at an existing secret, or create {secret_name}"
+        self.add(name, "fail", detail, fix)
 
     def regions(self) -> list[str]:
-        try:
-            found = self.client("ec2").describe_regions()["Regions"]
-            return sorted(r["RegionName"] for r in found)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-            return sorted(self.session.get_available_regions("secretsmanager"))
+        return sorted(self.session.get_available_regions("secretsmanager"))
 
-    def search_regions(self, secret_name: str, here: str | None) -> list[str]:
+    def search_regions(self, secret_name: str, here: str | None) -> tuple[list[str], int]:
+        """Regions where the name exists, and how many regions could be looked at."""
+        import botocore.exceptions
+
         def look(region: str) -> str | None:
             try:
                 self.client("secretsmanager", region).describe_secret(SecretId=secret_name)
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-                return None
+            except botocore.exceptions.ClientError as exc:
+                return "denied" if _denied(exc) else None
+            except botocore.exceptions.BotoCoreError:
+                return "denied"
             return region
 
         others = [r for r in self.regions() if r != here]
         with ThreadPoolExecutor(8) as pool:
-            return [r for r in pool.map(look, others) if r]
+            answers = list(pool.map(look, others))
+        return [a for a in answers if a not in (None, "denied")], sum(a != "denied" for a in answers)
 
-    def similar_names(self, secret_name: str, region: str | None) -> list[str]:
+    def similar_names(self, secret_name: str, region: str | None) -> tuple[list[str], bool]:
+        import botocore.exceptions
+
         try:
             pages = self.client("secretsmanager", region).get_paginator("list_secrets").paginate()
             names = [s["Name"] for page in pages for s in page.get("SecretList", [])]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-            return []
-        return difflib.get_close_matches(secret_name, names, n=3, cutoff=0.75)
-
-    def policy(self) -> None:
-        env = self.c.environment
-        db = self.values.get("DATABASE_URL")
-        if db is not None:
-            secret = parse_database_secret(db)
-            if secret.url:
-                _, ssl = database_ssl(env, secret.url)
-                if ssl:
-                    self.add("database SSL mode", "fail", f"DATABASE_URL: {ssl.message}", ssl.fix)
-                else:
-                    self.add("database SSL mode", "ok", "as the policy of " + env + " requires")
-        for variable, is_url in (("DATABASE_URL", True), ("JWT_SECRET", False), ("REDIS_URL", True)):
-            value = self.values.get(variable)
-            if value is None:
-                continue
-            if variable == "DATABASE_URL":
-                value = parse_database_secret(value).url or value
-            finding = check_example_value(env, value, is_url=is_url)
-            if finding:
-                self.add(
-                    f"{variable} example value",
-                    "fail" if finding.severity == "error" else "warn",
-                    f"{variable} {finding.message}",
-                    finding.fix,
-                )
-        jwt = self.values.get("JWT_SECRET")
-        if jwt is not None:
-            weak = check_jwt_secret(env, jwt)
-            if weak:
-                self.add("JWT_SECRET strength", "fail", f"JWT_SECRET {weak.message}", weak.fix)
-        if env != "development" and self.c.env_file_present:
-            self.add(
-                ".env file",
-                "fail",
-                f"a .env file is present in {env} (it is ignored, but it should not be here)",
-                "remove it from the image or host: secrets there leak with the filesystem",
-            )
+            return [], False
+        return difflib.get_close_matches(secret_name, names, n=3, cutoff=0.75), True
 
     def database(self) -> None:
-        raw = self.values.get("DATABASE_URL")
-        if raw is None:
-            self.add("database reachable", "skip", "DATABASE_URL could not be read")
+        from ..pg import classify
+
+        url = self.insp.values.get("DATABASE_URL")
+        if url is None:
+            self.add("database", "not_checked", "DATABASE_URL could not be read (see above)")
             return
-        url = parse_database_secret(raw).url
-        url, _ = database_ssl(self.c.environment, url)
+        source = self.insp.collected.source("DATABASE_URL")
         try:
             parts = urlsplit(url)
             host, port = parts.hostname or "localhost", parts.port or 5432
         except ValueError:
-            self.add("database reachable", "skip", "DATABASE_URL does not parse")
+            self.add("database", "not_checked", "DATABASE_URL does not parse (see above)")
             return
-        sg_fix = (
-            f"allow TCP {port} to {host} from the tasks' security group: aws ec2 authorize-security-group-ingress "
-            f"--group-id <database-sg> --protocol tcp --port {port} --source-group <ecs-tasks-sg>"
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            self.add(
+                "database host",
+                "fail",
+                f"{host} does not resolve (DNS)",
+                f"check the host name in DATABASE_URL (from {source}); in a VPC, the RDS endpoint resolves only "
+                "inside it",
+            )
+            return
+        deployed = self.m.deployed
+        ingress = (
+            f"aws ec2 authorize-security-group-ingress --group-id DATABASE_SG --protocol tcp --port {port} "
+            "--source-group TASKS_SG"
         )
         try:
             with socket.create_connection((host, port), timeout=self.timeout):
                 pass
         except TimeoutError:
-            self.add("database reachable", "fail", f"{host}:{port} did not answer within {self.timeout:g} s", sg_fix)
+            self.add(
+                "database reachable",
+                "fail",
+                f"{host}:{port} did not answer within {self.timeout:g} s",
+                ingress if deployed else f"is a firewall dropping {host}:{port}?",
+            )
             return
         except OSError as exc:
             self.add(
                 "database reachable",
                 "fail",
                 f"{host}:{port}: {exc.strerror or type(exc).__name__}",
-                f"is the database up and listening on {port}? " + sg_fix,
+                "make run   # starts a project-local PostgreSQL on the port of .env"
+                if not deployed
+                else f"check the endpoint and port in DATABASE_URL (from {source})",
             )
             return
+        import psycopg
+
+        from ..db import connect_args
+
         try:
-            psycopg.connect(url, connect_timeout=int(max(1, self.timeout))).close()
-        except psycopg.OperationalError as exc:
-            text = str(exc)
-            if "password authentication failed" in text:
-                self.add(
-                    "database login",
-                    "fail",
-                    f"{host}:{port}: wrong password for the role in DATABASE_URL",
+            psycopg.connect(**connect_args(url), connect_timeout=int(max(1, self.timeout))).close()
+        except psycopg.Error as exc:
+            failure = classify(exc)
+            detail = f"{host}:{port}: {failure.summary}"
+            if failure.kind == "auth" and deployed:
+                fix = (
                     "the secret's AWSCURRENT does not match the database: finish or rerun the rotation "
-                    "(`ecomind secrets rotate NAME`), or set the role's password from the secret",
+                    f"(ecomind secrets rotate {self.m.secret_name('database')} --local), or set the role's password "
+                    "from the secret"
                 )
-            elif "does not support SSL" in text:
-                self.add(
-                    "database login",
-                    "fail",
-                    f"{host}:{port} refused SSL, which {self.c.environment} requires",
-                    "enable SSL on the server (RDS: always on) or point DATABASE_URL at the right server",
+            elif failure.kind == "auth":
+                fix = (
+                    f"the password in DATABASE_URL (from {source}) is not the role's: if another PostgreSQL "
+                    f"listens on {port}, point .env at a free port and run make run again"
                 )
+            elif failure.kind == "ssl":
+                fix = f"enable SSL on the server (RDS: always on), as {self.m.name} requires"
+            elif failure.kind == "no_database":
+                fix = f"create it: CREATE DATABASE {parts.path.lstrip('/') or 'NAME'} OWNER {parts.username or 'USER'};"
             else:
-                first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-                self.add("database login", "fail", f"{host}:{port}: {first}", "see docs/troubleshooting.md")
+                fix = "docs/troubleshooting.md"
+            self.add("database login", "fail", detail, fix)
             return
-        self.add("database reachable", "ok", f"{host}:{port}, login and SSL as required")
+        self.add("database reachable", "ok", f"{host}:{port}, login and SSL as {self.m.name} requires")
 
     def rotation(self, variable: str, ref: AwsRef) -> None:
+        import botocore.exceptions
+
+        name = f"{variable} rotation"
         try:
             meta = self.client("secretsmanager", ref.region).describe_secret(SecretId=ref.secret_id)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-            return  # already reported by the readability check
-        days_policy = ROTATION_DAYS[self.c.environment]
-        name = f"{variable} rotation"
+        except botocore.exceptions.ClientError as exc:
+            if _denied(exc):
+                self.add(name, "not_checked", f"{ref}: secretsmanager:DescribeSecret denied to this role")
+            else:
+                self.add(name, "not_checked", f"{ref}: DescribeSecret failed ({type(exc).__name__})")
+            return
+        except botocore.exceptions.BotoCoreError as exc:
+            self.add(name, "not_checked", f"{ref}: DescribeSecret failed ({type(exc).__name__})")
+            return
+        days_policy = self.m.rotation_days or 0
         if not meta.get("RotationEnabled"):
             self.add(
                 name,
                 "fail",
                 f"{ref}: rotation is off",
-                f"ecomind secrets provision -e {self.c.environment} --enable-rotation --rotation-lambda-arn ARN",
+                f"ecomind secrets provision --environment {self.m.name} --enable-rotation",
             )
             return
         days = int(meta.get("RotationRules", {}).get("AutomaticallyAfterDays") or days_policy)
@@ -334,8 +401,8 @@ class Doctor:
             self.add(
                 name,
                 "fail",
-                f"{ref}: rotates every {days} days; {self.c.environment} requires {days_policy}",
-                f"set the schedule to {days_policy} days (`ecomind secrets provision --enable-rotation`)",
+                f"{ref}: rotates every {days} days; {self.m.name} requires {days_policy}",
+                f"ecomind secrets provision --environment {self.m.name} --enable-rotation",
             )
             return
         if isinstance(last, datetime) and self.as_of - last > timedelta(days=days, hours=24):
@@ -344,16 +411,22 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: last rotated {age} days ago, schedule is {days} days (overdue)",
-                f"rotate now: ecomind secrets rotate {ref.secret_id}; then check the rotation function's logs",
+                f"ecomind secrets rotate {ref.secret_id}",
             )
             return
-        self.add(name, "ok", f"{ref}: every {days} days, last {last:%Y-%m-%d}" if isinstance(last, datetime) else "on")
+        when = f", last {last:%Y-%m-%d}" if isinstance(last, datetime) else ""
+        self.add(name, "ok", f"{ref}: every {days} days{when}")
+
+
+def _own_fix(error: ResolutionError) -> str:
+    # The generic fix of an unknown AWS error sends the operator to the doctor; here, it is the doctor.
+    return "" if "ecomind doctor" in error.fix else error.fix
 
 
 def doctor(
-    environment: Annotated[str | None, typer.Option("--environment", "-e", help="Overrides ENVIRONMENT.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    env_file: Annotated[Path, typer.Option("--env-file", help=".env read in development.")] = Path(".env"),
+    environment: EnvironmentOpt = None,
+    as_json: JsonOpt = False,
+    env_file: EnvFileOpt = Path(".env"),
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the database.")] = 3.0,
     as_of: Annotated[
         datetime | None, typer.Option("--as-of", help="Judge rotation schedules as of this date (default: now).")
@@ -361,29 +434,41 @@ def doctor(
 ) -> None:
     """Diagnose the configuration the way an operator would, each failure with its fix.
 
-    Checks, in order: configuration, AWS credentials and region, each secret
-    readable (a denial prints the exact least-privilege policy; a missing secret is
-    looked for in the other regions and among similar names), SSL mode and example
-    values per the environment's policy, .env in staging/production, the database
-    (TCP, login, SSL), and rotation (on, within schedule). Exit 0 when all pass.
+    First the checks the API runs at start (the same code: every value against the
+    environment's policy), then: AWS credentials and region; each secret readable (a
+    denial prints the exact least-privilege policy; a missing secret is looked for in
+    the other regions and among similar names); the database (DNS, TCP, login, SSL);
+    rotation (on, within schedule). A check that could not run says "not checked".
+    Exit 0 when all pass, 1 when one failed, 8 when none failed but some were not checked.
 
     Example: ENVIRONMENT=production AWS_REGION=us-east-1 ecomind doctor
     """
     try:
-        collected = collect(environment=environment, env_file=env_file)
+        insp = inspect_settings(environment=value_of(environment), env_file=env_file)
     except SettingsError as exc:
         checks = [Check(f"configuration: {p.variable}", "fail", p.message, p.fix) for p in exc.problems]
     else:
         when = (as_of.replace(tzinfo=as_of.tzinfo or UTC)) if as_of else datetime.now(UTC)
-        checks = Doctor(collected, timeout=timeout, as_of=when).run()
-    failed = any(c.status == "fail" for c in checks)
+        try:
+            checks = Doctor(insp, timeout=timeout, as_of=when).run()
+        finally:
+            insp.store.close()
+    failed = sum(c.status == "fail" for c in checks)
+    unchecked = sum(c.status == "not_checked" for c in checks)
+    code = ExitCode.FAILED if failed else ExitCode.NOT_CHECKED if unchecked else ExitCode.OK
     if as_json:
-        print_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+        print_json({"ok": code == ExitCode.OK, "exit_code": int(code), "checks": [c.as_dict() for c in checks]})
     else:
-        marks = {"ok": "[green] ok [/]", "fail": "[red]FAIL[/]", "warn": "[yellow]warn[/]", "skip": "[dim]skip[/]"}
+        marks = {"ok": (" ok ", "green"), "fail": ("FAIL", "red"), "warn": ("warn", "yellow")}
         for c in checks:
-            out.print(f"{marks[c.status]} {escape(c.name)}: {escape(c.detail)}")
+            mark, style = marks.get(c.status, ("not checked", "magenta"))
+            say(f"{mark} {c.name}: {c.detail}", style=style)
             if c.fix and c.status in ("fail", "warn"):
-                out.print("      fix: " + c.fix.replace("\n", "\n      "), markup=False)
-        (err if failed else out).print("doctor: " + ("problems found" if failed else "all checks passed"))
-    raise typer.Exit(1 if failed else 0)
+                data("      fix: " + c.fix.replace("\n", "\n      "))
+        if failed:
+            say(f"doctor: {failed} problem(s) found", err=True)
+        elif unchecked:
+            say(f"doctor: no problem found, but {unchecked} check(s) could not run", err=True)
+        else:
+            say("doctor: all checks passed")
+    raise typer.Exit(int(code))

@@ -9,15 +9,10 @@ from typing import Annotated
 
 import typer
 
-from .output import fail, out
+from ..secrets.environment import LOCAL_GENERATION
+from .output import ExitCode, data, fail
 
-__all__ = ["init", "render_env"]
-
-_PLACEHOLDERS = {
-    # token_urlsafe output is [A-Za-z0-9_-]: safe inside a URL without quoting.
-    "REPLACE_WITH_GENERATED_PASSWORD": lambda: secrets.token_urlsafe(24),
-    "REPLACE_WITH_GENERATED_SECRET": lambda: secrets.token_urlsafe(48),  # 384 bits
-}
+__all__ = ["init"]
 
 
 def render_env(template: str) -> str:
@@ -26,9 +21,10 @@ def render_env(template: str) -> str:
     Every occurrence of one placeholder gets the same value: the database password
     appears in DATABASE_URL and in POSTGRES_PASSWORD (read by docker compose).
     """
-    for placeholder, make in _PLACEHOLDERS.items():
+    for placeholder, size in LOCAL_GENERATION.items():
         if placeholder in template:
-            template = template.replace(placeholder, make())
+            # token_urlsafe output is [A-Za-z0-9_-]: safe inside a URL without quoting.
+            template = template.replace(placeholder, secrets.token_urlsafe(size))
     return template
 
 
@@ -57,15 +53,23 @@ def init(
     """
     template_path = example or _find_example(Path.cwd())
     if template_path is None or not template_path.is_file():
-        raise fail(".env.example not found: run from the repository root or pass --example PATH")
+        fail(
+            ".env.example not found",
+            ExitCode.USAGE,
+            fix="run from the repository root, or: ecomind init --example PATH",
+        )
     if path.exists() and not force:
-        raise fail(f"{path} already exists; keeping it. Use --force to replace it (the old file is kept as {path}.bak)")
+        fail(
+            f"{path} already exists; keeping it",
+            ExitCode.FAILED,
+            fix=f"ecomind init --force   # keeps the old one as {path}.bak",
+        )
     content = render_env(template_path.read_text(encoding="utf-8"))
     if path.exists():
         backup = path.with_name(path.name + ".bak")
         os.replace(path, backup)
         os.chmod(backup, 0o600)
-        out.print(f"kept the previous file as {backup}")
+        data(f"kept the previous file as {backup}")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -75,4 +79,4 @@ def init(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    out.print(f"wrote {path} (mode 0600) with new DATABASE_URL password and JWT_SECRET from {template_path}")
+    data(f"wrote {path} (mode 0600) with new DATABASE_URL password and JWT_SECRET from {template_path}")

@@ -11,57 +11,66 @@ from typing import Annotated
 
 import typer
 
-from ..secrets.errors import SettingsError
-from ..settings import VARIABLES, Settings, load_settings
-from .output import fail
+from ..secrets.environment import SECRET_VARIABLES, VARIABLE_NAMES
+from ..settings import Settings, load_settings
+from .options import EnvFileOpt, EnvironmentOpt, value_of
+from .output import ExitCode, fail
 
-__all__ = ["child_environment", "run"]
+__all__ = ["run"]
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def child_environment(settings: Settings, only: list[str] | None, base: dict[str, str]) -> dict[str, str]:
-    """``base`` with each variable (or the ``only`` ones) set to its resolved value."""
+    """``base`` with each variable (or the ``only`` ones) set to its value as of now."""
     env = dict(base)
-    for name in only or VARIABLES:
-        value = getattr(settings, name.lower())
+    plain = {
+        "ENVIRONMENT": settings.environment,
+        "AWS_REGION": settings.aws_region,
+        "SECRETS_PREFIX": settings.secrets_prefix,
+        "SECRETS_CACHE_TTL": f"{settings.secrets_cache_ttl:g}",
+        "ACCESS_TOKEN_EXPIRE_MINUTES": str(settings.access_token_expire_minutes),
+    }
+    for name in only or VARIABLE_NAMES:
+        if name in SECRET_VARIABLES:
+            value = settings.secret(name).get().value.get_secret_value() if settings.has_secret(name) else None
+        else:
+            value = plain[name]
         if value is None:
             env.pop(name, None)
-            continue
-        env[name] = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+        else:
+            env[name] = value
     return env
 
 
 def run(
     ctx: typer.Context,
-    environment: Annotated[
-        str | None, typer.Option("--environment", "-e", help="development, staging or production.")
-    ] = None,
+    environment: EnvironmentOpt = None,
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="Inject only this variable (repeatable), e.g. --only DATABASE_URL."),
+        typer.Option(
+            "--only",
+            help="Inject only this variable (repeatable), e.g. --only DATABASE_URL; other secrets are not even read.",
+        ),
     ] = None,
-    env_file: Annotated[Path, typer.Option("--env-file", help=".env read in development.")] = Path(".env"),
+    env_file: EnvFileOpt = Path(".env"),
 ) -> None:
     """Run a command with the resolved settings in its environment (references replaced by values).
 
     Exits with the command's exit code; SIGINT, SIGTERM and SIGHUP are passed on to it.
-    Nothing is printed but errors, and no error holds a value.
+    Nothing is printed but errors, and no error holds a value. With --only, only
+    those secrets are read, so a role that may read nothing else can use it.
 
-    Example: ecomind run --environment staging -- ./scripts/run_migrations.sh upgrade head
+    Example: ecomind run --environment staging --only DATABASE_URL -- ecomind migrate
     """
     command = list(ctx.args)
     if not command:
-        raise typer.BadParameter("give the command after --, e.g. ecomind run -- env", param_hint="CMD")
-    unknown = sorted(set(only or []) - set(VARIABLES))
+        fail("give the command after --, e.g. ecomind run -- env", ExitCode.USAGE)
+    unknown = sorted(set(only or []) - set(VARIABLE_NAMES))
     if unknown:
-        raise typer.BadParameter(
-            f"not a setting: {', '.join(unknown)} (one of {', '.join(VARIABLES)})", param_hint="--only"
-        )
-    try:
-        settings = load_settings(environment=environment, env_file=env_file)
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
+        fail(f"--only: not a setting: {', '.join(unknown)} (one of {', '.join(VARIABLE_NAMES)})", ExitCode.USAGE)
+    secrets = tuple(n for n in SECRET_VARIABLES if n in only) if only else SECRET_VARIABLES
+    settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=secrets)
     try:
         env = child_environment(settings, only, dict(os.environ))
     finally:
@@ -82,9 +91,9 @@ def run(
     try:
         child = subprocess.Popen(command, env=env)
     except FileNotFoundError:
-        raise fail(f"command not found: {command[0]}", 127) from None
+        fail(f"command not found: {command[0]}", 127, fix="give a path (./script.sh) or a command on PATH")
     except PermissionError:
-        raise fail(f"command not executable: {command[0]}", 126) from None
+        fail(f"command not executable: {command[0]}", 126, fix=f"chmod +x {command[0]}")
     children.append(child)
     for signum in pending:
         child.send_signal(signum)

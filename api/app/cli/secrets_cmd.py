@@ -1,85 +1,680 @@
-"""``ecomind secrets ...``: explicit retrieval of one secret."""
+"""``ecomind secrets ...``: an environment's secrets in Secrets Manager.
+
+``provision``, ``list``, ``describe``, ``history`` never print a value; ``get`` prints
+the one value asked for; ``set`` reads a new value from stdin (never from an
+argument, which ``ps`` and shell history would keep); ``rotate`` runs a rotation;
+``restore`` cancels a scheduled deletion. Every name comes from the model of the
+environment (:mod:`app.secrets.environment`), with ``SECRETS_PREFIX`` when set.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import typer
 
-from ..secrets.aws import secretsmanager_client, secretsmanager_endpoint
-from ..secrets.refs import AwsRef, is_reference, parse_reference
-from ..secrets.store import SecretStore
-from .output import guarded
+from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
+from ..secrets.errors import SecretNotFound
+from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
+from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
 
-__all__ = ["app"]
+__all__ = ["app", "deletion_notice"]
 
-app = typer.Typer(help="Provision, list, describe, read and rotate secrets.", no_args_is_help=True)
+SecretName = Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.")]
+
+app = typer.Typer(
+    help="Provision, list, describe, read, write and rotate an environment's secrets.", no_args_is_help=True
+)
+
+
+def environment_model(environment: str | None) -> EnvironmentModel:
+    """The model of the environment asked for (or ENVIRONMENT), with SECRETS_PREFIX when set."""
+    name = environment or os.environ.get("ENVIRONMENT") or ""
+    if not name:
+        fail("name the environment: --environment staging or --environment production", ExitCode.USAGE)
+    try:
+        m = model(name, os.environ.get("SECRETS_PREFIX"))
+    except ValueError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    if not m.deployed:
+        fail("secrets live in Secrets Manager in staging and production only; use .env in development", ExitCode.USAGE)
+    return m
+
+
+def secrets_client(region: str | None) -> Any:
+    from ..secrets.aws import secretsmanager_client
+
+    return secretsmanager_client(region)
+
+
+@contextmanager
+def aws_errors(what: str, client: Any) -> Iterator[None]:
+    """boto3 errors become the secret layer's typed errors (the CLI maps them to exit codes)."""
+    import botocore.exceptions
+
+    from ..secrets.aws import translate_error
+
+    try:
+        yield
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise translate_error(exc, what, str(client.meta.endpoint_url)) from None
+
+
+def _describe(client: Any, name: str) -> dict[str, Any] | None:
+    try:
+        with aws_errors(name, client):
+            return dict(client.describe_secret(SecretId=name))
+    except SecretNotFound:
+        return None
+
+
+def _existing(client: Any, name: str) -> dict[str, Any]:
+    """The secret's metadata; a missing secret ends the command (exit 4) with what to do."""
+    meta = _describe(client, name)
+    if meta is not None:
+        return meta
+    env = _environment_of({"Name": name})
+    fail(
+        f"secret {name} not found in {client.meta.region_name} (a force-deleted secret cannot be restored)",
+        ExitCode.NOT_FOUND,
+        fix=f"ecomind secrets provision --environment {env}   # creates it"
+        if env
+        else "ecomind doctor   # looks for it in the other regions and among similar names",
+    )
+
+
+def deletion_notice(meta: dict[str, Any]) -> str | None:
+    """'scheduled for deletion on DATE' when the secret is, else None."""
+    deleted = meta.get("DeletedDate")
+    if not deleted:
+        return None
+    when = deleted.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(deleted, datetime) else str(deleted)
+    return f"scheduled for deletion on {when}"
+
+
+def _environment_of(meta: dict[str, Any]) -> str | None:
+    """The environment a secret belongs to: its tag, or the default prefix its name starts with."""
+    tagged = next((t["Value"] for t in meta.get("Tags", []) if t["Key"] == "environment"), None)
+    if tagged in DEPLOYED:
+        return str(tagged)
+    for env in DEPLOYED:
+        if str(meta.get("Name", "")).startswith(model(env).prefix + "/"):
+            return env
+    return None
+
+
+def _iso(value: Any) -> str | None:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else None
+
+
+def _rotation(meta: dict[str, Any]) -> dict[str, Any]:
+    last = meta.get("LastRotatedDate")
+    days = meta.get("RotationRules", {}).get("AutomaticallyAfterDays")
+    nxt = meta.get("NextRotationDate") or (last + timedelta(days=days) if last and days else None)
+    return {
+        "rotation": "on" if meta.get("RotationEnabled") else "off",
+        "rotation_function": meta.get("RotationLambdaARN") or None,
+        "every_days": days,
+        "last_rotated": _iso(last),
+        "next_rotation": _iso(nxt),
+    }
+
+
+def _stages(meta: dict[str, Any]) -> dict[str, list[str]]:
+    mapping = meta.get("VersionIdsToStages") or {}
+    return {version: sorted(stages) for version, stages in mapping.items() if stages}
+
+
+# -- provision -------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    dry_run: bool
+    client: Any
+    secrets: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def calls(self) -> int:
+        return sum(len(s["changes"]) for s in self.secrets)
+
+    def secret(self, name: str, state: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": Verbatim(name), "state": state, "changes": []}
+        self.secrets.append(entry)
+        if not json_mode():
+            data(f"{name}: {state}")
+        return entry
+
+    def call(self, entry: dict[str, Any], what: str, action: Any) -> None:
+        if not self.dry_run:
+            with aws_errors(entry["name"], self.client):
+                action()
+        entry["changes"].append(Verbatim(what))
+        if not json_mode():
+            data(f"  {'would call' if self.dry_run else 'done:'} {what}")
+
+
+def _account(region: str | None) -> str:
+    import boto3
+    import botocore.exceptions
+
+    try:
+        return str(boto3.client("sts", region_name=region).get_caller_identity()["Account"])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        from ..secrets.aws import translate_error
+
+        raise translate_error(exc, "sts:GetCallerIdentity", "STS") from None
+
+
+@app.command("provision")
+def provision(
+    environment: DeployedOpt = None,
+    db_host: Annotated[
+        str | None, typer.Option("--db-host", help="Database endpoint; needed to create the database secret.")
+    ] = None,
+    region: RegionOpt = None,
+    kms_key_id: Annotated[str | None, typer.Option("--kms-key-id", help="Customer KMS key for both secrets.")] = None,
+    db_name: Annotated[
+        str | None, typer.Option("--db-name", help=f"Default when creating: {DATABASE_DEFAULTS['dbname']}.")
+    ] = None,
+    db_user: Annotated[
+        str | None, typer.Option("--db-user", help=f"Default when creating: {DATABASE_DEFAULTS['username']}.")
+    ] = None,
+    db_port: Annotated[
+        int | None, typer.Option("--db-port", help=f"Default when creating: {DATABASE_DEFAULTS['port']}.")
+    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Value of the owner tag.")] = None,
+    enable_rotation: Annotated[
+        bool, typer.Option("--enable-rotation", help="Turn rotation on, each secret with its own function.")
+    ] = False,
+    rotation_driver: Annotated[
+        str,
+        typer.Option(
+            "--rotation-driver",
+            help="lambda: the model's functions (docs/deployment.md, section 2); local: a schedule with no "
+            "function, for emulators and test stacks, rotated by `ecomind secrets rotate NAME --local`.",
+        ),
+    ] = "lambda",
+    rotation_days: Annotated[
+        int | None, typer.Option("--rotation-days", help="Default: the environment's period (30 prod, 90 staging).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the calls, make none.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or update {prefix}/database and {prefix}/jwt; a second run changes nothing.
+
+    Creates each missing secret with a value generated by Secrets Manager (the
+    database secret in the RDS rotation shape), tagged with the environment and
+    owner. For an existing secret, the options given (--db-host, --db-user,
+    --db-name, --db-port, --owner, --kms-key-id) are compared with it and only what
+    differs is changed; the password is kept. With --enable-rotation each secret gets
+    its own rotation function, named by the model. No value is ever printed.
+
+    Example: ecomind secrets provision -e staging --db-host db.internal --enable-rotation
+    """
+    m = environment_model(value_of(environment))
+    if rotation_driver not in ("lambda", "local"):
+        fail("--rotation-driver is lambda or local", ExitCode.USAGE)
+    client = secrets_client(region)
+    days = rotation_days or m.rotation_days
+    plan = _Plan(dry_run, client)
+    account = _account(region or client.meta.region_name) if enable_rotation and rotation_driver == "lambda" else ""
+    wanted_fields = {"host": db_host, "port": db_port, "dbname": db_name, "username": db_user}
+
+    for spec in m.secrets:
+        name = m.secret_name(spec.key)
+        meta = _describe(client, name)
+        if meta is not None and deletion_notice(meta):
+            entry = plan.secret(name, deletion_notice(meta) or "")
+            entry["fix"] = Verbatim(f"ecomind secrets restore {name}")
+            if not as_json:
+                data(f"  restore it first: ecomind secrets restore {name}")
+            continue
+        if meta is None:
+            entry = plan.secret(name, "missing")
+            _create(plan, entry, client, m, spec, wanted_fields, kms_key_id, owner)
+        else:
+            entry = plan.secret(name, "exists")
+            _update(plan, entry, client, m, spec, meta, wanted_fields, kms_key_id, owner)
+        if enable_rotation:
+            function = m.function_arn(client.meta.region_name, account, spec.key) if account else ""
+            current = meta or {}
+            same = (
+                current.get("RotationEnabled")
+                and (current.get("RotationLambdaARN") or "") == function
+                and current.get("RotationRules", {}).get("AutomaticallyAfterDays") == days
+            )
+            if not same:
+                kwargs: dict[str, Any] = {
+                    "SecretId": name,
+                    "RotationRules": {"AutomaticallyAfterDays": days},
+                    "RotateImmediately": False,
+                }
+                if function:
+                    kwargs["RotationLambdaARN"] = function
+                shown = f"RotateSecret(every {days} days, " + (
+                    f"function {function})" if function else "no function: rotate with ecomind secrets rotate --local)"
+                )
+                plan.call(entry, shown, lambda kwargs=kwargs: client.rotate_secret(**kwargs))
+    if as_json:
+        print_json({"environment": m.name, "prefix": Verbatim(m.prefix), "dry_run": dry_run, "secrets": plan.secrets})
+    elif plan.calls == 0:
+        say("nothing to do: every secret exists as asked")
+    elif dry_run:
+        say(f"dry run: {plan.calls} call(s) would be made")
+
+
+def _create(
+    plan: _Plan,
+    entry: dict[str, Any],
+    client: Any,
+    m: EnvironmentModel,
+    spec: SecretSpec,
+    wanted: dict[str, Any],
+    kms_key_id: str | None,
+    owner: str | None,
+) -> None:
+    name = m.secret_name(spec.key)
+    if spec.shape == "rds" and not wanted["host"]:
+        fail(
+            f"{name} does not exist yet: creating it needs the database endpoint",
+            ExitCode.USAGE,
+            fix=f"ecomind secrets provision --environment {m.name} --db-host YOUR-DATABASE-ENDPOINT",
+        )
+    tags = [
+        {"Key": "environment", "Value": m.name},
+        {"Key": "owner", "Value": owner or m.parameters()["OWNER"]},
+    ]
+    kwargs: dict[str, Any] = {"Name": name, "Description": m.description(spec.key), "Tags": tags}
+    if kms_key_id:
+        kwargs["KmsKeyId"] = kms_key_id
+
+    def value() -> str:
+        generated = str(client.get_random_password(**spec.generation.get_random_password_args())["RandomPassword"])
+        if spec.shape != "rds":
+            return generated
+        fields = {**DATABASE_DEFAULTS, **{k: v for k, v in wanted.items() if v is not None}}
+        return json.dumps({**fields, "password": generated})
+
+    shown = f"CreateSecret(Name={name}{', KmsKeyId=' + kms_key_id if kms_key_id else ''}, tags environment/owner)"
+    plan.call(entry, shown, lambda: client.create_secret(SecretString=value(), **kwargs))
+
+
+def _update(
+    plan: _Plan,
+    entry: dict[str, Any],
+    client: Any,
+    m: EnvironmentModel,
+    spec: SecretSpec,
+    meta: dict[str, Any],
+    wanted: dict[str, Any],
+    kms_key_id: str | None,
+    owner: str | None,
+) -> None:
+    name = m.secret_name(spec.key)
+    tags = {t["Key"]: t["Value"] for t in meta.get("Tags", [])}
+    want_tags = {"environment": m.name, **({"owner": owner} if owner else {})}
+    changed_tags = {k: v for k, v in want_tags.items() if tags.get(k) != v}
+    if changed_tags:
+        shown = "TagResource(" + ", ".join(f"{k}={v}" for k, v in changed_tags.items()) + ")"
+        plan.call(
+            entry,
+            shown,
+            lambda: client.tag_resource(SecretId=name, Tags=[{"Key": k, "Value": v} for k, v in changed_tags.items()]),
+        )
+    if kms_key_id and meta.get("KmsKeyId") != kms_key_id:
+        plan.call(
+            entry,
+            f"UpdateSecret(KmsKeyId={kms_key_id})",
+            lambda: client.update_secret(SecretId=name, KmsKeyId=kms_key_id),
+        )
+    asked = {k: v for k, v in wanted.items() if v is not None}
+    if spec.shape != "rds" or not asked:
+        return
+    with aws_errors(name, client):
+        current = json.loads(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
+    differ = {k: v for k, v in asked.items() if str(current.get(k)) != str(v)}
+    if not differ:
+        return
+    new = {**current, **differ}
+    shown = (
+        "PutSecretValue(" + ", ".join(f"{k}: {current.get(k)} -> {v}" for k, v in differ.items()) + "; password kept)"
+    )
+    plan.call(entry, shown, lambda: client.put_secret_value(SecretId=name, SecretString=json.dumps(new)))
+    if "username" in differ and not json_mode():
+        say(
+            f"  note: the password now belongs to {differ['username']}; set it on that role, or rotate: "
+            f"ecomind secrets rotate {name}"
+        )
+
+
+# -- list, describe, history --------------------------------------------------------------
+
+
+@app.command("list")
+def list_(
+    environment: DeployedOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the environment's secrets with their stages and rotation; never a value.
+
+    Without --environment, every secret under SECRETS_PREFIX (or ecomind/). Secrets
+    scheduled for deletion are listed with the date.
+
+    Example: ecomind secrets list -e production
+    """
+    env = value_of(environment) or os.environ.get("ENVIRONMENT")
+    if env and env != "development":
+        prefix = environment_model(env).prefix + "/"
+    else:
+        prefix = (os.environ.get("SECRETS_PREFIX") or PROJECT).rstrip("/") + "/"
+    client = secrets_client(region)
+    rows = []
+    with aws_errors(f"secrets under {prefix}", client):
+        pages = client.get_paginator("list_secrets").paginate(
+            Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True
+        )
+        for page in pages:
+            for meta in page.get("SecretList", []):
+                if meta["Name"].startswith(prefix):
+                    rows.append(
+                        {
+                            "name": Verbatim(meta["Name"]),
+                            "state": deletion_notice(meta) or "active",
+                            "stages": sorted(
+                                {s for v in (meta.get("SecretVersionsToStages") or {}).values() for s in v}
+                            ),
+                            **_rotation(meta),
+                        }
+                    )
+    region_name = client.meta.region_name
+    if as_json:
+        print_json({"region": region_name, "prefix": Verbatim(prefix), "secrets": rows})
+        return
+    if not rows:
+        data(f"no secrets under {prefix} in {region_name}")
+        return
+    table(
+        f"secrets under {prefix} in {region_name}",
+        ("name", "state", "stages", "rotation", "every", "last rotated", "next rotation"),
+        (
+            (
+                r["name"],
+                r["state"],
+                ",".join(r["stages"]),
+                r["rotation"],
+                str(r["every_days"] or "-"),
+                r["last_rotated"] or "-",
+                r["next_rotation"] or "-",
+            )
+            for r in rows
+        ),
+    )
+
+
+@app.command("describe")
+def describe(
+    name: SecretName,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one secret's versions, stages, tags, rotation and state; never a value.
+
+    Example: ecomind secrets describe ecomind/prod/database
+    """
+    client = secrets_client(region)
+    meta = _existing(client, name)
+    info: dict[str, Any] = {
+        "name": Verbatim(meta["Name"]),
+        "arn": Verbatim(meta["ARN"]),
+        "state": deletion_notice(meta) or "active",
+        "kms_key": Verbatim(meta.get("KmsKeyId", "aws/secretsmanager (AWS managed)")),
+        "tags": {t["Key"]: Verbatim(t["Value"]) for t in meta.get("Tags", [])},
+        "versions": _stages(meta),
+        **_rotation(meta),
+    }
+    if deletion_notice(meta):
+        info["fix"] = Verbatim(f"ecomind secrets restore {meta['Name']}")
+    if as_json:
+        print_json(info)
+        return
+    for key, item in info.items():
+        shown = json.dumps(item) if isinstance(item, dict) else item
+        data(f"{key:18} {shown if item not in (None, {}) else '-'}")
+
+
+@app.command("history")
+def history(
+    name: SecretName,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every version of a secret with its stages and dates; never a value.
+
+    Example: ecomind secrets history ecomind/prod/jwt
+    """
+    client = secrets_client(region)
+    versions: list[dict[str, Any]] = []
+    with aws_errors(name, client):
+        for page in client.get_paginator("list_secret_version_ids").paginate(SecretId=name, IncludeDeprecated=True):
+            for v in page.get("Versions", []):
+                versions.append(
+                    {
+                        "version": Verbatim(v["VersionId"]),
+                        "stages": sorted(v.get("VersionStages", [])),
+                        "created": _iso(v.get("CreatedDate")),
+                        "last_accessed": _iso(v.get("LastAccessedDate")),
+                    }
+                )
+    versions.sort(key=lambda v: v["created"] or "", reverse=True)
+    if as_json:
+        print_json({"name": Verbatim(name), "versions": versions})
+        return
+    table(
+        f"versions of {name}",
+        ("version", "stages", "created", "last accessed"),
+        (
+            (v["version"], ",".join(v["stages"]) or "-", v["created"] or "-", v["last_accessed"] or "-")
+            for v in versions
+        ),
+    )
+
+
+# -- get, set, restore -------------------------------------------------------------------
 
 
 @app.command("get")
-@guarded
 def get(
     ref: Annotated[
         str, typer.Argument(help="A reference (arn:..., aws-secretsmanager:NAME[:KEY], file:PATH) or a secret name.")
     ],
     stage: Annotated[str | None, typer.Option("--stage", help="Version stage, e.g. AWSPENDING or AWSPREVIOUS.")] = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print one resolved value on stdout, like `aws secretsmanager get-secret-value`.
 
     This is the one command that prints a secret, because you asked for it: pipe it,
-    do not paste it. The region comes from AWS_REGION (or the ARN), the endpoint
-    from AWS_ENDPOINT_URL.
+    do not paste it. The region comes from --region, AWS_REGION or the ARN.
 
     Example: ecomind secrets get aws-secretsmanager:ecomind/staging/database:password
     """
+    from ..secrets.aws import secretsmanager_endpoint
+    from ..secrets.refs import AwsRef, is_reference, parse_reference
+    from ..secrets.store import SecretStore
+
     reference = parse_reference(ref if is_reference(ref) else f"aws-secretsmanager:{ref}")
     if stage and not isinstance(reference, AwsRef):
-        raise typer.BadParameter("--stage applies to Secrets Manager references only", param_hint="--stage")
-    with SecretStore(region=os.environ.get("AWS_REGION"), endpoint_url=secretsmanager_endpoint()) as store:
-        value = store.get(reference, stage).value.get_secret_value()
-    sys.stdout.write(value + "\n")
+        fail("--stage applies to Secrets Manager references only", ExitCode.USAGE)
+    with SecretStore(region=region or os.environ.get("AWS_REGION"), endpoint_url=secretsmanager_endpoint()) as store:
+        try:
+            resolved = store.get(reference, stage)
+        except SecretNotFound:
+            if stage and isinstance(reference, AwsRef):
+                meta = _describe(store.aws.client(reference.region or region), reference.secret_id)
+                if meta is not None:
+                    staged = {s for stages in (meta.get("VersionIdsToStages") or {}).values() for s in stages}
+                    if stage not in staged:
+                        hint = " (no rotation is in progress)" if stage == "AWSPENDING" else ""
+                        fail(
+                            f"no version of {reference.secret_id} is staged {stage}{hint}",
+                            ExitCode.NOT_FOUND,
+                            fix=f"ecomind secrets history {reference.secret_id}   # the versions and their stages",
+                        )
+            raise
+    text = resolved.value.get_secret_value()
+    if as_json:
+        sys.stdout.write(
+            json.dumps({"reference": str(reference), "version": resolved.version_id, "value": text}) + "\n"
+        )
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command("set")
+def set_(
+    name: SecretName,
+    key: Annotated[str | None, typer.Argument(help="A JSON key to set inside the secret (e.g. host).")] = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store a new version of a secret, the value read from stdin (never from an argument).
+
+    With KEY, the secret is JSON and only that key changes. The new version becomes
+    AWSCURRENT; the previous one stays readable as AWSPREVIOUS.
+
+    Example: printf '%s' "$NEW_VALUE" | ecomind secrets set ecomind/staging/jwt
+    """
+    if sys.stdin.isatty():
+        import getpass
+
+        text = getpass.getpass(f"new value for {name}{':' + key if key else ''}: ")
+    else:
+        text = sys.stdin.read()
+        text = text[:-1] if text.endswith("\n") else text
+    if not text:
+        fail(
+            "no value on stdin: nothing stored",
+            ExitCode.USAGE,
+            fix=f"printf '%s' \"$VALUE\" | ecomind secrets set {name}",
+        )
+    from ..secrets import redact
+
+    redact.register_input(text)
+    client = secrets_client(region)
+    with aws_errors(name, client):
+        if key:
+            current = json.loads(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
+            if not isinstance(current, dict):
+                fail(f"{name} is not a JSON object: set it without a key", ExitCode.CONFIG)
+            text = json.dumps({**current, key: text})
+        version = client.put_secret_value(SecretId=name, SecretString=text)["VersionId"]
+    if as_json:
+        print_json({"name": Verbatim(name), "key": key, "version": Verbatim(version), "stage": "AWSCURRENT"})
+    else:
+        data(f"{name}{':' + key if key else ''}: stored as version {version} (AWSCURRENT)")
+
+
+@app.command("restore")
+def restore(
+    name: SecretName,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a secret's scheduled deletion (Secrets Manager keeps it 7 to 30 days).
+
+    Example: ecomind secrets restore ecomind/prod/jwt
+    """
+    client = secrets_client(region)
+    meta = _existing(client, name)
+    if not deletion_notice(meta):
+        state = "not scheduled for deletion: nothing to do"
+    else:
+        with aws_errors(name, client):
+            client.restore_secret(SecretId=name)
+        state = "restored"
+    if as_json:
+        print_json({"name": Verbatim(meta["Name"]), "state": state})
+    else:
+        data(f"{meta['Name']}: {state}")
+
+
+# -- rotate ------------------------------------------------------------------------------
 
 
 @app.command("rotate")
 def rotate(
-    name: Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.")],
+    name: SecretName,
     strategy: Annotated[
         str | None, typer.Option("--strategy", help="single-user or alternating-users; checked against the secret.")
     ] = None,
     local: Annotated[
         bool, typer.Option("--local", help="Drive the four steps here instead of calling RotateSecret.")
     ] = False,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Rotate a secret now: the database password or the JWT secret.
 
-    Against AWS this calls RotateSecret (the rotation Lambda does the work). With
-    --local, or when AWS_ENDPOINT_URL points at an emulator (which cannot run a
-    Lambda), the steps createSecret, setSecret, testSecret and finishSecret run
-    here through the same handler code, with progress per step. A failed step
-    exits 1 naming the step; running the command again completes the rotation.
+    By default this calls RotateSecret and the secret's rotation function does the
+    work. With --local the steps createSecret, setSecret, testSecret and finishSecret
+    run here through the same handler code (for emulators, which cannot run a
+    function, and for an operator shell that reaches the database); progress is shown
+    per step. A failed step exits non-zero naming it; the same command resumes.
 
     Example: ecomind secrets rotate ecomind/staging/database --local
     """
     from ..rotation.driver import rotate_locally, rotator_for
     from ..rotation.protocol import RotationError
-    from .output import err, fail, out
 
     if strategy not in (None, "single-user", "alternating-users"):
-        raise typer.BadParameter("use single-user or alternating-users", param_hint="--strategy")
-    endpoint = secretsmanager_endpoint()
-    client = secretsmanager_client(endpoint_url=endpoint)
-    emulator = bool(endpoint) and any(h in endpoint for h in ("127.0.0.1", "localhost", "[::1]"))
-    try:
-        if not (local or emulator):
+        fail("--strategy is single-user or alternating-users", ExitCode.USAGE)
+    client = secrets_client(region)
+    meta = _existing(client, name)
+    if deletion_notice(meta):
+        fail(f"{name} is {deletion_notice(meta)}", ExitCode.NOT_FOUND, fix=f"ecomind secrets restore {name}")
+    if not meta.get("RotationEnabled"):
+        env = _environment_of(meta)
+        driver = " --rotation-driver local" if local else ""
+        fail(
+            f"rotation is not enabled on {name}",
+            ExitCode.CONFIG,
+            fix=f"ecomind secrets provision --environment {env} --enable-rotation{driver}"
+            if env
+            else "tag the secret environment=staging or environment=production, then run "
+            f"ecomind secrets provision --enable-rotation{driver} for that environment",
+        )
+    if not local:
+        if not meta.get("RotationLambdaARN"):
+            fail(
+                f"{name} has no rotation function",
+                ExitCode.CONFIG,
+                fix=f"ecomind secrets rotate {name} --local   # or attach the function: docs/deployment.md, section 2",
+            )
+        with aws_errors(name, client):
             client.rotate_secret(SecretId=name, RotateImmediately=True)
-            out.print(f"rotation of {name} started by Secrets Manager; follow it with `ecomind secrets describe`")
-            return
-        rotator = rotator_for(client, name, strategy)
-        version = rotate_locally(client, name, rotator, on_step=lambda step: err.print(f"  {step} ...", markup=False))
+        if as_json:
+            print_json({"name": Verbatim(name), "state": "started"})
+        else:
+            data(f"rotation of {name} started by Secrets Manager; follow it with: ecomind secrets history {name}")
+        return
+    try:
+        with aws_errors(name, client):
+            rotator = rotator_for(client, name, strategy)
+            version = rotate_locally(
+                client, name, rotator, on_step=lambda step: None if as_json else data(f"  {step} ...", err=True)
+            )
     except RotationError as exc:
-        raise fail(f"rotation failed: {exc}; run the same command again to resume") from None
-    except Exception as exc:  # noqa: BLE001 - boto errors: one line, no value
-        raise fail(f"rotation failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-    out.print(f"rotated {name}: AWSCURRENT is now version {version}")
+        fail(f"rotation failed: {exc}", ExitCode.FAILED, fix=f"ecomind secrets rotate {name} --local   # resumes")
+    if as_json:
+        print_json({"name": Verbatim(name), "state": "rotated", "version": Verbatim(version)})
+    else:
+        data(f"rotated {name}: AWSCURRENT is now version {version}")

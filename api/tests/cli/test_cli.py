@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
@@ -79,41 +80,54 @@ def _plain(aws: Aws) -> dict[str, str]:
 
 
 BAD_INPUTS = {
-    "unknown ENVIRONMENT": ({"ENVIRONMENT": "prod"}, "ENVIRONMENT", "development, staging, production"),
-    "malformed URL": ({"DATABASE_URL": f"postgresql://u:{CANARY}@h:99999/db"}, "DATABASE_URL", "does not parse"),
-    "non-PostgreSQL URL": ({"DATABASE_URL": f"mysql://u:{CANARY}@h/db"}, "DATABASE_URL", "not a PostgreSQL URL"),
-    "missing secret": ({"DATABASE_URL": "aws-secretsmanager:bad/nothing"}, "DATABASE_URL", "not found"),
+    # case: (environment, variable named, words of the message, exit code)
+    "unknown ENVIRONMENT": ({"ENVIRONMENT": "prod"}, "ENVIRONMENT", "development, staging, production", 3),
+    "malformed URL": ({"DATABASE_URL": f"postgresql://u:{CANARY}@h:99999/db"}, "DATABASE_URL", "does not parse", 3),
+    "non-PostgreSQL URL": ({"DATABASE_URL": f"mysql://u:{CANARY}@h/db"}, "DATABASE_URL", "not a PostgreSQL URL", 3),
+    "missing secret": ({"DATABASE_URL": "aws-secretsmanager:bad/nothing"}, "DATABASE_URL", "not found", 4),
     "not JSON where a key is asked": (
         {"JWT_SECRET": "aws-secretsmanager:bad/plain:password"},
         "JWT_SECRET",
         "not a JSON object",
+        3,
     ),
-    "missing JSON key": ({"DATABASE_URL": "aws-secretsmanager:bad/obj:password"}, "DATABASE_URL", "no key 'password'"),
-    "malformed reference": ({"JWT_SECRET": "aws-secretsmanager:bad name"}, "JWT_SECRET", "no valid secret name"),
+    "missing JSON key": (
+        {"DATABASE_URL": "aws-secretsmanager:bad/obj:password"},
+        "DATABASE_URL",
+        "no key 'password'",
+        3,
+    ),
+    "malformed reference": ({"JWT_SECRET": "aws-secretsmanager:bad name"}, "JWT_SECRET", "no valid secret name", 3),
     "stage and version id": (
         {"JWT_SECRET": "aws-secretsmanager:bad/plain::AWSCURRENT:0f3c"},
         "JWT_SECRET",
         "both a version stage",
+        3,
     ),
-    "unreadable file": ({"JWT_SECRET": "file:/nonexistent/jwt"}, "JWT_SECRET", "no such file"),
+    "unreadable file": ({"JWT_SECRET": "file:/nonexistent/jwt"}, "JWT_SECRET", "no such file", 4),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_gets_one_clear_error_and_no_value(cli: Cli, aws: Aws, case: str) -> None:
-    env, variable, needle = BAD_INPUTS[case]
+    env, variable, needle, code = BAD_INPUTS[case]
     base = {**_plain(aws), "DATABASE_URL": GOOD_URL, "JWT_SECRET": JWT}
     result = cli("config", "check", env={**base, **env})
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == code, result.stdout + result.stderr
     assert variable in result.stderr and needle in result.stderr, result.stderr
     assert "fix:" in result.stderr
     assert_clean(result, JWT)
+    as_json = cli("config", "check", "--json", env={**base, **env})
+    assert as_json.returncode == code
+    report = json.loads(as_json.stdout)
+    assert report["valid"] is False and any(p["variable"] == variable for p in report["problems"])
+    assert_clean(as_json, JWT)
 
 
 def test_denied_secret(cli: Cli, iam_moto: tuple[MotoServer, dict[str, str]]) -> None:
     _, env = iam_moto
     result = cli("config", "check", env={**env, "ENVIRONMENT": "production"})
-    assert result.returncode == 1
+    assert result.returncode == 5
     assert (
         "DATABASE_URL" in result.stderr and "access to aws-secretsmanager:ecomind/prod/database denied" in result.stderr
     )
@@ -131,7 +145,7 @@ def test_secrets_manager_down_at_start_names_the_endpoint(cli: Cli) -> None:
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
     result = cli("config", "check", env=env)
-    assert result.returncode == 1
+    assert result.returncode == 6
     assert f"Secrets Manager at {endpoint} is unreachable" in result.stderr
     assert_clean(result)
 
@@ -152,7 +166,7 @@ def test_secrets_get_prints_the_value_asked_for(cli: Cli, aws: Aws) -> None:
     assert (current.returncode, current.stdout) == (0, "pw-current\n")
     assert pending.returncode == 0 and json.loads(pending.stdout) == {"password": "pw-pending"}
     missing = cli("secrets", "get", "get/none", env=aws.env)
-    assert missing.returncode == 1 and "not found" in missing.stderr
+    assert missing.returncode == 4 and "not found" in missing.stderr
     assert_clean(missing)
 
 
@@ -190,8 +204,16 @@ def test_example_values_in_production_are_named_never_shown(cli: Cli, aws: Aws) 
         "JWT_SECRET": "local_dev_secret_change_in_production",
     }
     result = cli("config", "check", env=env)
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "DATABASE_URL (from process environment): holds a known example value" in result.stderr
     assert "JWT_SECRET (from process environment): holds a known example value" in result.stderr
     assert "a .env file is present and ignored in production" in result.stdout
     assert_clean(result, "ecomind_dev_pass", "local_dev_secret_change_in_production")
+
+
+def test_the_exit_code_table_of_the_docs_is_the_code() -> None:
+    from app.cli.output import ExitCode
+
+    text = (REPO / "docs/troubleshooting.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| (\w+) \|", text, re.M)
+    assert {(int(code), name) for code, name in rows} == {(int(c), c.name.lower()) for c in ExitCode}

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.secrets.dburl import url_password
+from app.secrets.environment import RDS_KEYS
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
 
@@ -36,12 +36,10 @@ def test_provision_twice_changes_nothing_the_second_time(cli: Cli, aws: Aws) -> 
     before = values_of(aws)
     second = provision(cli, aws)
     assert second.returncode == 0
-    assert "exists, unchanged" in second.stdout and "nothing to do" in second.stdout
+    assert "ecomind/staging/database: exists" in second.stdout and "nothing to do" in second.stdout
     assert values_of(aws) == before
     database = json.loads(before[0])
-    assert set(database) == {"engine", "host", "port", "dbname", "username", "password", "connection_string"}
-    assert database["connection_string"].endswith("?sslmode=require")
-    assert url_password(database["connection_string"]) == database["password"]  # consistent with the fields
+    assert set(database) == set(RDS_KEYS)  # the one shape: CloudFormation writes the same keys
     meta = aws.client.describe_secret(SecretId="ecomind/staging/jwt")
     assert {t["Key"]: t["Value"] for t in meta["Tags"]} == {"environment": "staging", "owner": "ecomind-platform"}
     for result in (first, second):
@@ -51,6 +49,50 @@ def test_provision_twice_changes_nothing_the_second_time(cli: Cli, aws: Aws) -> 
     assert check.returncode == 0, check.stdout + check.stderr
     rows = {r["variable"]: r for r in json.loads(check.stdout)["variables"]}
     assert rows["DATABASE_URL"]["value"] == "postgresql://ecomind_app:****@db.internal:5432/ecomind?sslmode=require"
+
+
+def test_provision_changes_what_was_asked_and_keeps_the_password(cli: Cli, aws: Aws) -> None:
+    assert provision(cli, aws).returncode == 0
+    before = json.loads(values_of(aws)[0])
+    moved = cli(
+        "secrets",
+        "provision",
+        "-e",
+        "staging",
+        "--db-host",
+        "db2.internal",
+        "--db-user",
+        "app2",
+        "--owner",
+        "team-b",
+        env=aws.env,
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert "host: db.internal -> db2.internal" in moved.stdout and "username: ecomind_app -> app2" in moved.stdout
+    assert "TagResource(owner=team-b)" in moved.stdout and "nothing to do" not in moved.stdout
+    after = json.loads(values_of(aws)[0])
+    assert (after["host"], after["username"], after["password"]) == ("db2.internal", "app2", before["password"])
+    tags = aws.client.describe_secret(SecretId="ecomind/staging/jwt")["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags}["owner"] == "team-b"
+    assert_clean(moved, before["password"])
+
+
+def test_rotation_on_existing_secrets_needs_no_db_host_and_one_function_per_secret(cli: Cli, aws: Aws) -> None:
+    assert provision(cli, aws).returncode == 0
+    plan = cli("secrets", "provision", "-e", "staging", "--enable-rotation", "--dry-run", "--json", env=aws.env)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    functions = {}
+    for entry in json.loads(plan.stdout)["secrets"]:
+        [rotate] = [c for c in entry["changes"] if c.startswith("RotateSecret")]
+        functions[entry["name"]] = rotate.split("function ")[1].rstrip(")")
+    assert functions == {
+        "ecomind/staging/database": "arn:aws:lambda:us-east-1:123456789012:function:ecomind-staging-rotate-postgres",
+        "ecomind/staging/jwt": "arn:aws:lambda:us-east-1:123456789012:function:ecomind-staging-rotate-jwt",
+    }
+    # Creating a missing database secret is the only thing that needs the endpoint.
+    aws.client.delete_secret(SecretId="ecomind/staging/database", ForceDeleteWithoutRecovery=True)
+    missing = cli("secrets", "provision", "-e", "staging", env=aws.env)
+    assert missing.returncode == 2 and "--db-host YOUR-DATABASE-ENDPOINT" in missing.stderr
 
 
 def test_provision_dry_run_makes_no_call(cli: Cli, aws: Aws) -> None:
@@ -64,7 +106,7 @@ def test_list_and_describe_show_no_value(cli: Cli, aws: Aws) -> None:
     assert provision(cli, aws).returncode == 0
     listed = cli("secrets", "list", "-e", "staging", "--json", env=aws.env)
     assert listed.returncode == 0, listed.stderr
-    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    rows = {r["name"]: r for r in json.loads(listed.stdout)["secrets"]}
     assert set(rows) == {"ecomind/staging/database", "ecomind/staging/jwt"}
     assert rows["ecomind/staging/jwt"]["rotation"] == "off" and "AWSCURRENT" in rows["ecomind/staging/jwt"]["stages"]
     described = cli("secrets", "describe", "ecomind/staging/database", env=aws.env)
@@ -72,7 +114,7 @@ def test_list_and_describe_show_no_value(cli: Cli, aws: Aws) -> None:
     assert_clean(listed, *values_of(aws))
     assert_clean(described, *values_of(aws))
     missing = cli("secrets", "describe", "ecomind/staging/nope", env=aws.env)
-    assert missing.returncode == 1 and "not found" in missing.stderr
+    assert missing.returncode == 4 and "not found" in missing.stderr
 
 
 # -- run ---------------------------------------------------------------------------
@@ -191,7 +233,12 @@ def test_doctor_unreachable_database_port_gives_the_security_group_hint(cli: Cli
         fillers.append(s)
     time.sleep(0.2)
     try:
-        env = {**aws.env, "DATABASE_URL": f"postgresql://u:p4ss-word-1@127.0.0.1:{port}/db", "JWT_SECRET": JWT}
+        env = {
+            **aws.env,
+            "ENVIRONMENT": "staging",
+            "DATABASE_URL": f"postgresql://u:p4ss-word-1@127.0.0.1:{port}/db",
+            "JWT_SECRET": JWT,
+        }
         code, checks, _ = doctor(cli, env)
     finally:
         for s in fillers:
@@ -207,7 +254,9 @@ def test_doctor_wrong_password(cli: Cli, aws: Aws, database: Database) -> None:
     env = {**aws.env, "DATABASE_URL": database.url("not-the-password-1"), "JWT_SECRET": JWT}
     code, checks, text = doctor(cli, env)
     assert code == 1
-    assert "wrong password" in checks["database login"]["detail"]
+    login = checks["database login"]
+    assert "password authentication failed" in login["detail"] and "is not the role's" in login["fix"]
+    assert "AWSCURRENT" not in login["fix"]  # development: no rotation advice
     assert database.password not in text
 
 
@@ -221,7 +270,7 @@ def test_doctor_sslmode_disable_in_production(cli: Cli, prod: dict[str, str], da
     env = {**prod, "DATABASE_URL": database.url() + "?sslmode=disable"}
     code, checks, _ = doctor(cli, env)
     assert code == 1
-    assert "sslmode=disable is refused in production" in checks["database SSL mode"]["detail"]
+    assert "sslmode=disable is refused in production" in checks["configuration: DATABASE_URL"]["detail"]
 
 
 def test_doctor_example_value_in_production(cli: Cli, prod: dict[str, str], aws: Aws) -> None:
@@ -229,7 +278,7 @@ def test_doctor_example_value_in_production(cli: Cli, prod: dict[str, str], aws:
     result = cli("doctor", "--json", env=env)
     assert result.returncode == 1
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
-    assert "known example value" in checks["JWT_SECRET example value"]["detail"]
+    assert "known example value" in checks["configuration: JWT_SECRET"]["detail"]
     assert_clean(result, "local_dev_secret_change_in_production")
 
 
@@ -248,5 +297,5 @@ def test_doctor_rotation_overdue(cli: Cli, prod: dict[str, str], aws: Aws) -> No
 def test_doctor_human_output_names_problem_and_fix(cli: Cli, prod: dict[str, str]) -> None:
     result = cli("doctor", env={**prod, "JWT_SECRET": "short"})
     assert result.returncode == 1
-    assert "FAIL JWT_SECRET strength" in result.stdout and "fix:" in result.stdout
-    assert "doctor: problems found" in result.stderr
+    assert "FAIL configuration: JWT_SECRET: is 5 bytes; production needs at least 32" in result.stdout
+    assert "fix:" in result.stdout and "problem(s) found" in result.stderr

@@ -1,0 +1,91 @@
+"""``ecomind dev``: the API on this machine, with the services it needs started for it."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import unquote, urlsplit
+
+import typer
+
+from ..settings import load_settings
+from .db_cmd import run_alembic
+from .output import ExitCode, data, fail, say
+
+__all__ = ["dev"]
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def dev(
+    host: Annotated[str, typer.Option(help="Interface to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where a project-local PostgreSQL keeps its data.")
+    ] = Path(".data"),
+) -> None:
+    """Run the API locally: .env, a local PostgreSQL (and Redis) when none runs, migrations, uvicorn.
+
+    When DATABASE_URL points at this machine and nothing listens there, a PostgreSQL
+    is started from the machine's server binaries with its data under .data/, and the
+    role and database of DATABASE_URL are created. Services started here are stopped
+    when the API stops.
+
+    Example: ecomind dev --port 8000
+    """
+    import uvicorn
+
+    from ..localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open
+    from .init_cmd import init
+
+    env_file = Path(".env")
+    if not env_file.exists():
+        init(force=False, path=env_file, example=None)
+    settings = load_settings(env_file=env_file)
+    if settings.environment != "development":
+        settings.close()
+        fail("`ecomind dev` is for development", ExitCode.CONFIG, fix="unset ENVIRONMENT (or ENVIRONMENT=development)")
+    url = urlsplit(settings.secret("DATABASE_URL").get().value.get_secret_value())
+    redis = settings.secret("REDIS_URL").get().value.get_secret_value() if settings.has_secret("REDIS_URL") else None
+    redis_url = urlsplit(redis) if redis else None
+    settings.close()
+    started: list[LocalPostgres | LocalRedis] = []
+    try:
+        if url.hostname in LOCAL_HOSTS:
+            db_port = url.port or 5432
+            pg = LocalPostgres(data_dir / "postgres", db_port)
+            if not port_open("127.0.0.1", db_port):
+                data(f"starting a local PostgreSQL on 127.0.0.1:{db_port} (data in {pg.root})")
+                pg.start()
+                started.append(pg)
+            if pg.initialised():
+                ensure_role_and_database(
+                    pg.superuser_dsn(),
+                    user=unquote(url.username or "ecomind"),
+                    password=unquote(url.password or ""),
+                    dbname=unquote(url.path.lstrip("/")),
+                )
+        if redis_url is not None and redis_url.hostname in LOCAL_HOSTS:
+            redis_port = redis_url.port or 6379
+            if not port_open("127.0.0.1", redis_port):
+                try:
+                    started.append(LocalRedis(redis_port).start())
+                    data(f"started a local Redis on 127.0.0.1:{redis_port}")
+                except FileNotFoundError as exc:
+                    say(f"warning: {exc}; /ready will report redis unavailable", err=True)
+        code = run_alembic(["upgrade", "head"], env_file)
+        if code != 0:
+            raise typer.Exit(code)
+        data(f"serving the EcoMind API on http://{host}:{port} (Ctrl-C stops it)")
+        # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into
+        # SystemExit lets the finally below stop the services we started.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        uvicorn.run("app.main:app", host=host, port=port, log_level="info")
+    finally:
+        for service in reversed(started):
+            service.stop()

@@ -1,0 +1,120 @@
+"""One diagnosis: `config check` and `doctor` report the same problems, because both run
+the inspection `load_settings` runs; and no raw input reaches any output, whatever its shape.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from ..conftest import CANARY, Aws, Cli, assert_clean
+
+JWT = "k" * 48
+DB = "postgresql://u:Real-pw-123@127.0.0.1:1/app"
+
+CONFIGURATIONS: dict[str, dict[str, str]] = {
+    "redis over http and a negative TTL": {"REDIS_URL": "http://cache:6379/0", "SECRETS_CACHE_TTL": "-1"},
+    "a port that is not a number": {"DATABASE_URL": "postgresql://u:p@127.0.0.1:notaport/db"},
+    "a MySQL URL": {"DATABASE_URL": "mysql://u:p@h/db"},
+    "a missing secret": {"JWT_SECRET": "aws-secretsmanager:nothing/here"},
+    "a malformed reference": {"JWT_SECRET": "aws-secretsmanager:bad name"},
+    "sslmode=disable in production": {
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": "postgresql://u:p@h/db?sslmode=disable",
+    },
+    "an example value in staging": {"ENVIRONMENT": "staging", "JWT_SECRET": "changeme"},
+    "a short JWT in production": {"ENVIRONMENT": "production", "JWT_SECRET": "short"},
+    ".env in staging": {"ENVIRONMENT": "staging", "_DOTENV": "JWT_SECRET=whatever-in-dotenv-file\n"},
+}
+
+
+def _both(cli: Cli, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    dotenv = env.pop("_DOTENV", None)
+    if dotenv:
+        (cli.cwd / ".env").write_text(dotenv)
+    return cli("config", "check", "--json", env=env), cli("doctor", "--json", "--timeout", "1", env=env)
+
+
+@pytest.mark.parametrize("case", list(CONFIGURATIONS))
+def test_doctor_reports_every_problem_config_check_reports(cli: Cli, aws: Aws, case: str) -> None:
+    env = {**aws.env, "DATABASE_URL": DB, "JWT_SECRET": JWT, "AWS_REGION": "us-east-1", **CONFIGURATIONS[case]}
+    check, doctor = _both(cli, env)
+    problems = json.loads(check.stdout)["problems"]
+    assert problems, "the case is meant to be a problem"
+    checks: list[dict[str, Any]] = json.loads(doctor.stdout)["checks"]
+    for problem in problems:
+        about = [
+            c
+            for c in checks
+            if c["name"].startswith(problem["variable"] + " ") or c["name"].endswith(": " + problem["variable"])
+        ]
+        assert about, f"doctor says nothing about {problem['variable']}: {checks}"
+        wanted = "fail" if problem["severity"] == "error" else "warn"
+        assert any(c["status"] == wanted for c in about), (problem, about)
+    errors = any(p["severity"] == "error" for p in problems)
+    assert (check.returncode != 0) == errors
+    assert doctor.returncode == 1 or not errors  # the doctor may find more (the network), never less
+    # Reported once, with the same severity in both (a .env in staging is a warning in both).
+    dotenv = [c for c in checks if c["name"] == "configuration: .env"]
+    assert len(dotenv) <= 1 and all(c["status"] == "warn" for c in dotenv)
+    assert_clean(check)
+    assert_clean(doctor)
+
+
+# -- no raw input in any output -------------------------------------------------------------
+
+ACCEPTED = {"postgresql+psycopg", "postgres"}  # valid shapes: the API, config check and migrate take them
+RAW = {
+    "postgresql+psycopg": f"postgresql+psycopg://ecomind:{CANARY}@127.0.0.1:1/ecomind",
+    "postgres": f"postgres://ecomind:{CANARY}@127.0.0.1:1/ecomind",
+    "bad port": f"postgresql://u:{CANARY}@127.0.0.1:notaport/db",
+    "bad bracket": f"postgresql://u:{CANARY}@[::1/db",
+    "slash in password": f"postgresql://u:{CANARY}/x@127.0.0.1:1/db",
+    "mysql": f"mysql://u:{CANARY}@h/db",
+    "http": f"http://u:{CANARY}@h/db",
+    "libpq key=value": f"host=127.0.0.1 user=u password={CANARY} dbname=d",
+    "bare password": CANARY,
+}
+COMMANDS: dict[str, tuple[list[str], str | None]] = {
+    # command: (arguments, stdin)
+    "config check": (["config", "check"], None),
+    "config show": (["config", "show"], None),
+    "doctor": (["doctor", "--timeout", "1"], None),
+    "run": (["run", "--", "true"], None),
+    "run --only": (["run", "--only", "DATABASE_URL", "--", "true"], None),
+    "migrate": (["migrate"], None),
+    "users create-admin": (["users", "create-admin", "--org", "Acme", "--email", "a@acme.io"], "x-strong-P4ssword-9\n"),
+}
+JSON_COMMANDS = ("config check", "config show", "doctor")
+
+
+@pytest.mark.parametrize("shape", list(RAW))
+def test_a_raw_database_url_never_reaches_any_output(cli: Cli, aws: Aws, shape: str) -> None:
+    env = {**aws.env, "DATABASE_URL": RAW[shape], "JWT_SECRET": JWT}
+    for name, (args, stdin) in COMMANDS.items():
+        result = cli(*args, env=env, input=stdin)
+        assert_clean(result)
+        if shape not in ACCEPTED:
+            assert result.returncode != 0, f"{name} accepted {shape}"
+        if name in JSON_COMMANDS:
+            as_json = cli(*args, "--json", env=env)
+            assert_clean(as_json)
+            json.loads(as_json.stdout)  # JSON on every path, errors included
+
+
+@pytest.mark.parametrize("variable", ["REDIS_URL", "JWT_SECRET"])
+def test_other_secret_variables_are_scrubbed_too(cli: Cli, aws: Aws, variable: str) -> None:
+    value = f"http://u:{CANARY}@cache:6379/0" if variable == "REDIS_URL" else f"{CANARY}:not-a-reference"
+    env = {**aws.env, "DATABASE_URL": DB, "JWT_SECRET": JWT, variable: value, "ENVIRONMENT": "staging"}
+    for args in (["config", "check"], ["config", "show", "--json"], ["doctor", "--json", "--timeout", "1"]):
+        assert_clean(cli(*args, env=env))
+
+
+def test_json_mode_prints_json_for_usage_errors_too(cli: Cli) -> None:
+    result = cli("config", "check", "--json", "--environment", "prod")
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "usage" and "--environment" in error["message"]
