@@ -1,29 +1,58 @@
 #!/usr/bin/env python3
-"""Render a deploy/ template with an environment's parameters.
+"""Render a deploy/ template for an environment, with every name from the environment model.
 
-Usage: deploy/render.py staging|production TEMPLATE [--set NAME=VALUE ...]
+Usage:
+  deploy/render.py ENV TEMPLATE [--set NAME=VALUE ...]   a file: ECS, IAM, CloudFormation
+  deploy/render.py ENV deploy/k8s                         the Kubernetes overlay of ENV (kustomize)
+  deploy/render.py ENV --get NAME                         one value (docs/deployment.md: P NAME)
+  deploy/render.py ENV --list                             every parameter, NAME=value
 
-Templates use ${NAME}; the values come from deploy/environments/ENV.env, then
---set. A name without a value is an error, so nothing half-rendered is deployed.
-Standard library only: it runs wherever the AWS CLI does.
+ENV is staging or production. Templates use ${NAME}. Two sources fill them:
+
+* the model of the environment (api/app/secrets/environment.py): secret names, role
+  names, function names, the rotation period, the cluster, families, log groups...;
+  and ARNs built from them (EXECUTION_ROLE_ARN, DATABASE_ROTATION_FUNCTION_ARN...);
+* deploy/environments/ENV.env: what only you know (account id, region, subnets,
+  security groups, KMS key, Redis endpoint, sizes), plus SECRETS_PREFIX when you use
+  another prefix than the model's default. A name the model owns may not be set there.
+
+A name without a value is an error, so nothing half-rendered is deployed.
+Standard library only (and kubectl for deploy/k8s): it runs wherever the AWS CLI does.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MODEL_FILE = ROOT / "api" / "app" / "secrets" / "environment.py"
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+# What the parameter file may say: account-specific facts, never a name the model derives.
+INPUTS = {"SECRETS_PREFIX"}
 
 
-def parameters(environment: str) -> dict[str, str]:
-    path = HERE / "environments" / f"{environment}.env"
-    if not path.is_file():
-        choices = ", ".join(sorted(p.stem for p in (HERE / "environments").glob("*.env")))
-        raise SystemExit(f"render: no parameters for '{environment}' (choose from: {choices})")
+def environment_model() -> ModuleType:
+    """api/app/secrets/environment.py, loaded by path: no dependency of the app is needed."""
+    spec = importlib.util.spec_from_file_location("ecomind_environment_model", MODEL_FILE)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"render: cannot load {MODEL_FILE}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()
@@ -36,6 +65,31 @@ def parameters(environment: str) -> dict[str, str]:
     return values
 
 
+def parameters(environment: str) -> dict[str, str]:
+    envs = HERE / "environments"
+    path = envs / f"{environment}.env"
+    if not path.is_file():
+        choices = ", ".join(sorted(p.stem for p in envs.glob("*.env")))
+        raise SystemExit(f"render: no parameters for '{environment}' (choose from: {choices})")
+    given = _read(path)
+    env_model = environment_model()
+    derived = env_model.model(environment).parameters()
+    owned = sorted(set(given) & set(derived) - INPUTS)
+    if owned:
+        raise SystemExit(
+            f"render: {path.name} sets {', '.join(owned)}, which the environment model derives "
+            f"({MODEL_FILE.relative_to(ROOT)}); remove them from {path.name}"
+        )
+    m = env_model.model(environment, given.get("SECRETS_PREFIX"))
+    values = {**given, **m.parameters()}
+    # A JSON string is a valid YAML double-quoted scalar: the password alphabet holds " and \.
+    values["DATABASE_PASSWORD_EXCLUDE_JSON"] = json.dumps(values["DATABASE_PASSWORD_EXCLUDE"])
+    account, region = values.get("AWS_ACCOUNT_ID", ""), values.get("AWS_REGION", "")
+    if account and region:
+        values.update(m.account_parameters(region, account, values.get("IMAGE_TAG")))
+    return values
+
+
 def render(text: str, values: dict[str, str]) -> str:
     missing = sorted({m for m in PLACEHOLDER.findall(text) if m not in values})
     if missing:
@@ -43,17 +97,51 @@ def render(text: str, values: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
+def render_kustomize(environment: str, tree: Path, values: dict[str, str]) -> str:
+    """Copy the kustomize tree, fill every YAML file, build the overlay of ``environment``."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise SystemExit("render: kubectl (with kustomize v5) is needed to build the Kubernetes manifests")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "k8s"
+        shutil.copytree(tree, copy)
+        for path in copy.rglob("*.yaml"):
+            path.write_text(render(path.read_text(), values))
+        overlay = copy / "overlays" / environment
+        if not overlay.is_dir():
+            raise SystemExit(f"render: no overlay {tree.name}/overlays/{environment}")
+        result = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"render: kustomize failed: {result.stderr.strip()}")
+        return result.stdout
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("environment")
-    parser.add_argument("template", type=Path)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("environment", help="staging or production")
+    parser.add_argument("template", type=Path, nargs="?", help="a file, or the deploy/k8s folder")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one value")
+    parser.add_argument("--get", metavar="NAME", help="print the value of one parameter")
+    parser.add_argument("--list", action="store_true", help="print every parameter")
     args = parser.parse_args(argv)
     values = parameters(args.environment)
     for item in args.set:
         name, _, value = item.partition("=")
         values[name] = value
-    sys.stdout.write(render(args.template.read_text(), values))
+    if args.get:
+        if args.get not in values:
+            raise SystemExit(f"render: no parameter {args.get} (see: deploy/render.py {args.environment} --list)")
+        sys.stdout.write(values[args.get] + "\n")
+        return 0
+    if args.list:
+        sys.stdout.write("".join(f"{name}={values[name]}\n" for name in sorted(values)))
+        return 0
+    if args.template is None:
+        parser.error("give a TEMPLATE, or --get NAME / --list")
+    if args.template.is_dir():
+        sys.stdout.write(render_kustomize(args.environment, args.template, values))
+    else:
+        sys.stdout.write(render(args.template.read_text(), values))
     return 0
 
 

@@ -60,7 +60,11 @@ for env in staging production; do
   for policy in "$root"/deploy/iam/*.policy.json; do
     python3 "$root/deploy/render.py" "$env" "$policy" > "$work/$env-$(basename "$policy")"
   done
-  kubectl kustomize "$root/deploy/k8s/overlays/$env" > "$work/$env-k8s.yaml"
+  python3 "$root/deploy/render.py" "$env" "$root/deploy/k8s" > "$work/$env-k8s.yaml"
+  mkdir -p "$work/cfn"
+  for template in "$root"/deploy/cloudformation/*.yaml; do
+    python3 "$root/deploy/render.py" "$env" "$template" > "$work/cfn/$env-$(basename "$template")"
+  done
 done
 for trust in "$root"/deploy/iam/*-trust.json; do
   python3 "$root/deploy/render.py" staging "$trust" | python3 -m json.tool >/dev/null
@@ -84,9 +88,9 @@ run "shellcheck: scripts" check_shellcheck "$root/deploy/ecs/deploy.sh" "$root/d
 run "compose-spec: docker-compose.yml" check_compose "$root/docker-compose.yml"
 run "botocore: ECS task definitions" check_ecs "$work"/*.taskdef.json
 run "parliament: IAM policies" check_iam "$work"/*.policy.json
-run "cfn-lint: CloudFormation" check_cfn "$root"/deploy/cloudformation/*.yaml
+run "cfn-lint: CloudFormation (rendered)" check_cfn "$work"/cfn/*.yaml
 run "kubernetes-validate: overlays" check_k8s "$work"/*-k8s.yaml
-run "checkov: CloudFormation, Dockerfiles, Kubernetes" check_checkov "$root/deploy/cloudformation" \
+run "checkov: CloudFormation, Dockerfiles, Kubernetes" check_checkov "$work/cfn" \
   "$root/api/Dockerfile" "$root/api/Dockerfile.migrate" "$work"/*-k8s.yaml
 if [ ${#failed[@]} -gt 0 ]; then
   echo "validate-deploy: ${#failed[@]} check(s) failed: ${failed[*]}" >&2

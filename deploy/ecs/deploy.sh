@@ -6,12 +6,14 @@
 # Usage: deploy/ecs/deploy.sh staging|production [--dry-run]
 #
 #   --dry-run  print the AWS calls instead of making them (nothing is sent);
-#              DRY_RUN_MIGRATION_EXIT_CODE=N plays a migration that exits with N.
+#              DRY_RUN_MIGRATION_EXIT_CODE=N plays a migration that exits with N,
+#              DRY_RUN_MIGRATION_EXIT_CODE=None one that never ran.
 #
-# Needs the AWS CLI v2 and python3; parameters come from deploy/environments/ENV.env.
+# Needs the AWS CLI v2 and python3. Names come from the environment model and
+# account facts from deploy/environments/ENV.env, both through deploy/render.py.
 set -euo pipefail
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 here=$(cd "$(dirname "$0")" && pwd)
 deploy_dir=$(dirname "$here")
@@ -31,14 +33,8 @@ if [ -z "$env_name" ]; then
   exit 2
 fi
 
-param() { # the value of NAME in the environment's parameter file
-  local value
-  value=$(grep -E "^$1=" "$deploy_dir/environments/$env_name.env" | head -n1 | cut -d= -f2-)
-  if [ -z "$value" ]; then
-    echo "deploy: $1 is not set in deploy/environments/$env_name.env" >&2
-    exit 2
-  fi
-  printf '%s' "$value"
+param() { # the value of NAME, as deploy/render.py fills templates
+  python3 "$deploy_dir/render.py" "$env_name" --get "$1" || exit 2
 }
 
 cluster=$(param CLUSTER)
@@ -46,6 +42,7 @@ service=$(param SERVICE)
 region=$(param AWS_REGION)
 subnets=$(param SUBNETS)
 security_groups=$(param SECURITY_GROUPS)
+migration_logs=$(param MIGRATION_LOG_GROUP)
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
 
@@ -64,7 +61,9 @@ aws() {
   printf ' %q' "$@" >&2
   printf '\n' >&2
   case "$1 $2" in
-    "ecs register-task-definition") echo "arn:aws:ecs:$region:000000000000:task-definition/dry-run:1" ;;
+    "ecs register-task-definition") # the family of the file given, as AWS would answer
+      local file=${4#file://}
+      echo "arn:aws:ecs:$region:000000000000:task-definition/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["family"])' "$file"):1" ;;
     "ecs run-task") echo "arn:aws:ecs:$region:000000000000:task/$cluster/dry-run" ;;
     "ecs describe-tasks") echo "${DRY_RUN_MIGRATION_EXIT_CODE:-0}" ;;
     *) : ;;
@@ -94,9 +93,14 @@ aws ecs wait tasks-stopped --cluster "$cluster" --tasks "$task_arn"
 step "check the migration's exit code"
 exit_code=$(aws ecs describe-tasks --cluster "$cluster" --tasks "$task_arn" \
   --query "tasks[0].containers[?name=='migration'].exitCode | [0]" --output text)
+if [ "$exit_code" = "None" ] || [ -z "$exit_code" ]; then
+  echo "deploy: the migration task stopped without running its container (no exit code); the API was not updated." >&2
+  echo "        why: aws ecs describe-tasks --cluster $cluster --tasks $task_arn --region $region --query 'tasks[0].stoppedReason'" >&2
+  exit 1
+fi
 if [ "$exit_code" != "0" ]; then
   echo "deploy: the migration task exited with '$exit_code'; the API was not updated." >&2
-  echo "        logs: aws logs tail /ecs/ecomind-$env_name-migration --region $region" >&2
+  echo "        logs: aws logs tail $migration_logs --region $region" >&2
   exit 1
 fi
 

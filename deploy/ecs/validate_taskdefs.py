@@ -19,7 +19,17 @@ from botocore.validate import ParamValidator
 ENUMS = {
     "networkMode": {"bridge", "host", "awsvpc", "none"},
     "requiresCompatibilities": {"EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"},
-    "logDriver": {"awslogs", "fluentd", "gelf", "json-file", "journald", "logentries", "splunk", "syslog", "awsfirelens"},
+    "logDriver": {
+        "awslogs",
+        "fluentd",
+        "gelf",
+        "json-file",
+        "journald",
+        "logentries",
+        "splunk",
+        "syslog",
+        "awsfirelens",
+    },
 }
 
 

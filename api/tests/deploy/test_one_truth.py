@@ -1,28 +1,37 @@
-"""One truth: secret names, JSON keys and variables agree across the code and every artifact.
+"""One truth: what an environment is lives in app.secrets.environment, and everything follows it.
 
-The settings contract (app.settings, app.secrets.dburl) is the reference. Renaming a
-secret, a key or a variable in one place and not the others fails here.
+1. Every artifact agrees with the model: task definitions, IAM policies, CloudFormation,
+   Kubernetes, compose, .env.example, the parameter files.
+2. A fact of the model changed in a copy of the repository (a secret's name, a role's
+   name, a rotation period, the short name behind the prefix): the settings,
+   ``secrets provision --dry-run``, ``doctor``, every rendered artifact and the command
+   blocks of docs/deployment.md follow, with nothing else edited.
+3. Every EcoMind name written in the docs is a name the model has.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
-from app.cli.inventory import ROTATION_DAYS  # what `ecomind secrets provision` and the doctor apply
-from app.settings import DEFAULT_PREFIXES, VARIABLES
+from app.secrets.environment import DEPLOYED, ENVIRONMENTS, RDS_KEYS, VARIABLE_NAMES, model
+
+from ..conftest import Aws
 
 REPO = Path(__file__).resolve().parents[3]
-ENVIRONMENTS = ("staging", "production")
-RDS_KEYS = {"engine", "host", "port", "dbname", "username", "password"}  # dburl.parse_database_secret
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}  # read by docker compose, not by the app
+DOCS = ("README.md", "docs/deployment.md", "docs/secrets.md", "docs/troubleshooting.md")
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -40,100 +49,102 @@ def _construct(loader: yaml.Loader, node: yaml.Node) -> Any:
     return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
 
 
-def render(env: str, template: str) -> Any:
-    out = subprocess.run(
-        [sys.executable, str(REPO / "deploy/render.py"), env, str(REPO / template)],
+def render(env: str, template: str, root: Path = REPO) -> str:
+    return subprocess.run(
+        [sys.executable, str(root / "deploy/render.py"), env, str(root / template)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return json.loads(out)
 
 
-def params(env: str) -> dict[str, str]:
-    lines = (REPO / f"deploy/environments/{env}.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+def secret_resources(policy: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if "secretsmanager:GetSecretValue" in actions:
+            resources = statement["Resource"]
+            found |= {resources} if isinstance(resources, str) else set(resources)
+    return {r.split(":secret:")[1] for r in found}
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_environment_parameters_use_the_default_prefix(env: str) -> None:
-    assert params(env)["SECRETS_PREFIX"] == DEFAULT_PREFIXES[env]  # type: ignore[index]
-    assert params(env)["ENVIRONMENT"] == env
+def artifacts(env: str, m: Any, root: Path = REPO) -> None:
+    """Every rendered artifact of ``env`` names what the model ``m`` says."""
+    db, jwt = m.secret_name("database"), m.secret_name("jwt")
+    api = json.loads(render(env, "deploy/ecs/api.taskdef.json", root))
+    container = api["containerDefinitions"][0]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert set(environment) <= set(VARIABLE_NAMES)
+    assert environment["DATABASE_URL"] == f"aws-secretsmanager:{db}"
+    assert environment["JWT_SECRET"] == f"aws-secretsmanager:{jwt}"
+    assert environment["ENVIRONMENT"] == env and environment["SECRETS_PREFIX"] == m.prefix
+    assert api["family"] == m.family("api") and api["taskRoleArn"].endswith(f":role/{m.role_name('api')}")
+    assert api["executionRoleArn"].endswith(f":role/{m.role_name('execution')}")
+    assert container["logConfiguration"]["options"]["awslogs-group"] == m.log_group("api")
+    migration = json.loads(render(env, "deploy/ecs/migration.taskdef.json", root))
+    [secret] = migration["containerDefinitions"][0]["secrets"]
+    assert secret["name"] == "DATABASE_URL" and secret["valueFrom"].endswith(f":secret:{db}")  # whole JSON
+    assert migration["taskRoleArn"].endswith(f":role/{m.role_name('migration')}")
 
-
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_ecs_task_definitions(env: str) -> None:
-    prefix = DEFAULT_PREFIXES[env]  # type: ignore[index]
-    api = render(env, "deploy/ecs/api.taskdef.json")["containerDefinitions"][0]
-    environment = {e["name"]: e["value"] for e in api["environment"]}
-    assert set(environment) <= set(VARIABLES)
-    assert environment["DATABASE_URL"] == f"aws-secretsmanager:{prefix}/database"
-    assert environment["JWT_SECRET"] == f"aws-secretsmanager:{prefix}/jwt"
-    assert environment["ENVIRONMENT"] == env
-    migration = render(env, "deploy/ecs/migration.taskdef.json")["containerDefinitions"][0]
-    [secret] = migration["secrets"]
-    assert secret["name"] == "DATABASE_URL" and secret["name"] in VARIABLES
-    assert secret["valueFrom"].endswith(f":secret:{prefix}/database")  # whole JSON: the app builds the URL
-    assert {e["name"] for e in migration["environment"]} <= set(VARIABLES)
-
-
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_iam_policies_name_exactly_the_secrets_used(env: str) -> None:
-    prefix = DEFAULT_PREFIXES[env]  # type: ignore[index]
-
-    def secret_resources(policy: dict[str, Any]) -> set[str]:
-        found: set[str] = set()
-        for statement in policy["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            if "secretsmanager:GetSecretValue" in actions:
-                resources = statement["Resource"]
-                found |= {resources} if isinstance(resources, str) else set(resources)
-        return {r.split(":secret:")[1] for r in found}
-
-    assert secret_resources(render(env, "deploy/iam/api-task-role.policy.json")) == {
-        f"{prefix}/database-??????",
-        f"{prefix}/jwt-??????",
-    }
+    iam = {p.name: json.loads(render(env, f"deploy/iam/{p.name}", root)) for p in (root / "deploy/iam").glob("*.json")}
+    assert secret_resources(iam["api-task-role.policy.json"]) == {f"{db}-??????", f"{jwt}-??????"}
     # The execution role injects only what the migration task definition injects.
-    assert secret_resources(render(env, "deploy/iam/execution-role.policy.json")) == {f"{prefix}/database-??????"}
-    assert secret_resources(render(env, "deploy/iam/migration-task-role.policy.json")) == {f"{prefix}/database-??????"}
-    assert secret_resources(render(env, "deploy/iam/rotation-lambda-role.policy.json")) == {
-        f"{prefix}/database-??????",
-        f"{prefix}/jwt-??????",
-    }
+    assert secret_resources(iam["execution-role.policy.json"]) == {f"{db}-??????"}
+    assert secret_resources(iam["migration-task-role.policy.json"]) == {f"{db}-??????"}
+    assert secret_resources(iam["rotation-lambda-role.policy.json"]) == {f"{db}-??????", f"{jwt}-??????"}
 
-
-def test_cloudformation_secrets_match_the_contract() -> None:
-    template = yaml.load((REPO / "deploy/cloudformation/secrets.yaml").read_text(), Loader=_CfnLoader)
-    settings = template["Mappings"]["Settings"]
-    for env in ENVIRONMENTS:
-        assert settings[env]["Prefix"] == DEFAULT_PREFIXES[env]  # type: ignore[index]
-        assert settings[env]["RotationDays"] == ROTATION_DAYS[env]
-    resources = template["Resources"]
-    assert resources["DatabaseSecret"]["Properties"]["Name"]["Sub"][0] == "${Prefix}/database"
-    assert resources["JwtSecret"]["Properties"]["Name"]["Sub"][0] == "${Prefix}/jwt"
+    cfn = yaml.load(render(env, "deploy/cloudformation/secrets.yaml", root), Loader=_CfnLoader)
+    resources = cfn["Resources"]
+    assert resources["DatabaseSecret"]["Properties"]["Name"] == db
+    assert resources["JwtSecret"]["Properties"]["Name"] == jwt
     generated = resources["DatabaseSecret"]["Properties"]["GenerateSecretString"]
     template_json = re.sub(r"\$\{(\w+)\}", r"\1", generated["SecretStringTemplate"]["Sub"])
-    keys = set(json.loads(template_json)) | {generated["GenerateStringKey"]}
-    assert keys == RDS_KEYS
+    assert set(json.loads(template_json)) | {generated["GenerateStringKey"]} == set(RDS_KEYS)
+    assert generated["ExcludeCharacters"] == m.secret("database").generation.exclude_characters
+    for resource, key in (("DatabaseRotation", "database"), ("JwtRotation", "jwt")):
+        props = resources[resource]["Properties"]
+        assert props["RotationRules"]["AutomaticallyAfterDays"] == m.rotation_days
+        assert props["RotationLambdaARN"]["Sub"].endswith(f":function:{m.function_name(key)}")
+    assert resources["SecretsAuditTrail"]["Properties"]["TrailName"] == m.parameters()["AUDIT_TRAIL"]
 
-
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_kubernetes_overlays(env: str) -> None:
-    prefix = DEFAULT_PREFIXES[env]  # type: ignore[index]
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(REPO / f"deploy/k8s/overlays/{env}")], capture_output=True, text=True, check=True
-    ).stdout
-    docs = {d["kind"]: d for d in yaml.safe_load_all(out)}
-    assert docs["ExternalSecret"]["spec"]["data"][0]["remoteRef"]["key"] == f"{prefix}/database"
+    manifests = list(yaml.safe_load_all(render(env, "deploy/k8s", root)))
+    docs = {d["kind"]: d for d in manifests}
+    assert docs["ExternalSecret"]["apiVersion"] == "external-secrets.io/v1"
+    assert docs["ExternalSecret"]["spec"]["data"][0]["remoteRef"]["key"] == db
+    assert docs["ServiceAccount"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
+        f":role/{m.role_name('api')}"
+    )
+    assert {d["metadata"]["namespace"] for d in manifests} == {m.parameters()["NAMESPACE"]}
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     for container in pod["containers"] + pod["initContainers"]:
-        environment = {e["name"]: e["value"] for e in container["env"]}
-        assert set(environment) <= set(VARIABLES)
-        assert environment["ENVIRONMENT"] == env
-        assert environment["DATABASE_URL"].startswith("file:/run/secrets/ecomind/")
-    api = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
-    assert api["SECRETS_PREFIX"] == prefix
+        env_vars = {e["name"]: e["value"] for e in container["env"]}
+        assert set(env_vars) <= set(VARIABLE_NAMES) and env_vars["ENVIRONMENT"] == env
+    assert {e["name"]: e["value"] for e in pod["containers"][0]["env"]}["SECRETS_PREFIX"] == m.prefix
+
+
+# -- 1. the artifacts agree with the model ---------------------------------------------------
+
+
+@pytest.mark.parametrize("env", DEPLOYED)
+def test_rendered_artifacts_follow_the_model(env: str) -> None:
+    artifacts(env, model(env))
+
+
+def test_parameter_files_hold_no_name_the_model_derives() -> None:
+    for env in DEPLOYED:
+        text = (REPO / f"deploy/environments/{env}.env").read_text()
+        given = {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+        assert not given & (set(model(env).parameters()) - {"SECRETS_PREFIX"})
+
+
+def test_render_refuses_a_parameter_file_that_repeats_the_model(tmp_path: Path) -> None:
+    copy = _copy_repo(tmp_path)
+    params = copy / "deploy/environments/staging.env"
+    params.write_text(params.read_text() + "CLUSTER=my-own-cluster\n")
+    result = subprocess.run(
+        [sys.executable, str(copy / "deploy/render.py"), "staging", "--list"], capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "CLUSTER" in result.stderr and "environment model derives" in result.stderr
 
 
 def test_compose_and_env_example() -> None:
@@ -141,10 +152,174 @@ def test_compose_and_env_example() -> None:
     for name in ("migrate", "api"):
         service = compose["services"][name]
         assert service["env_file"] == [".env"]
-        assert set(service["environment"]) <= set(VARIABLES)
-    assert "POSTGRES_PASSWORD" in compose["services"]["postgres"]["environment"]
+        assert set(service["environment"]) <= set(VARIABLE_NAMES)
     assert "${POSTGRES_PASSWORD" in compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
     example = (REPO / ".env.example").read_text().splitlines()
     names = {line.split("=", 1)[0] for line in example if line and not line.startswith("#")}
-    assert names <= set(VARIABLES) | COMPOSE_ONLY
+    assert names <= set(VARIABLE_NAMES) | COMPOSE_ONLY
     assert {"DATABASE_URL", "JWT_SECRET"} <= names
+
+
+# -- 2. change one fact, everything follows -------------------------------------------------
+
+MODEL = "api/app/secrets/environment.py"
+FACTS: dict[str, tuple[str, str]] = {
+    # fact: (text in the model, its replacement)
+    "a secret's name": ('        "jwt",\n        "jwt",\n', '        "jwt",\n        "signing-key",\n'),
+    "the role names": ('return f"{self.resource_prefix}-{role}"', 'return f"{self.resource_prefix}-{role}-role"'),
+    "a rotation period": ('{"staging": 90, "production": 30}', '{"staging": 45, "production": 30}'),
+    "the prefix (the short name)": (
+        '{"development": "dev", "staging": "staging", "production": "prod"}',
+        '{"development": "dev", "staging": "stg", "production": "prod"}',
+    ),
+}
+
+
+def _copy_repo(tmp_path: Path) -> Path:
+    copy = tmp_path / "repo"
+    for part in ("api/app", "deploy", "docs"):
+        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("README.md", ".env.example"):
+        shutil.copy(REPO / part, copy / part)
+    return copy
+
+
+def _load_model(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"changed_model_{id(path)}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cli(copy: Path, aws: Aws, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    environ.update(aws.env, PYTHONPATH=str(copy / "api"), COLUMNS="200", **env)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=copy, env=environ, capture_output=True, text=True, timeout=120
+    )
+
+
+def names_in(text: str) -> set[str]:
+    """EcoMind names written in ``text``, without ARN suffixes, wildcards or punctuation."""
+    found = set()
+    # "$" and braces stay in the token: a name assembled in the shell (ecomind-$ENV-api) is
+    # exactly how the original guide created ecomind-production-* beside ecomind-prod-*.
+    for token in re.findall(r"ecomind[-/_][A-Za-z0-9_./*?${}-]*", text):
+        token = re.sub(r"(-\?{6}|-AbCdEf|/\*|/\.\.\.|\*)$", "", token).rstrip(".,/-?")
+        found.add(token)
+    return found
+
+
+def known_names(m_module: Any) -> set[str]:
+    known: set[str] = set()
+    for env in m_module.ENVIRONMENTS:
+        values = m_module.model(env).parameters().values()
+        known |= {v for v in values if "ecomind" in v}
+    return known | set(m_module.EXAMPLE_VALUES)  # the policy's example values are facts of the model too
+
+
+@pytest.mark.parametrize("fact", list(FACTS))
+def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Path, aws: Aws) -> None:
+    copy = _copy_repo(tmp_path)
+    old, new = FACTS[fact]
+    model_file = copy / MODEL
+    text = model_file.read_text()
+    assert text.count(old) == 1, f"the fact to change is not in the model: {old!r}"
+    model_file.write_text(text.replace(old, new))
+    changed = _load_model(model_file).model("staging")
+    before = model("staging")
+    assert changed.parameters() != before.parameters(), "the edit changed nothing: the test would prove nothing"
+
+    # Settings: the default references outside development.
+    check = _cli(copy, aws, "config", "check", "--json", "--environment", "staging")
+    rows = {r["variable"]: r for r in json.loads(check.stdout)["variables"]}
+    for variable, key in (("DATABASE_URL", "database"), ("JWT_SECRET", "jwt")):
+        assert rows[variable]["source"] == f"default -> aws-secretsmanager:{changed.secret_name(key)}"
+
+    # provision --dry-run: names, functions, period.
+    plan = _cli(
+        copy, aws, "secrets", "provision", "-e", "staging", "--db-host", "h", "--enable-rotation", "--dry-run", "--json"
+    )
+    assert plan.returncode == 0, plan.stderr
+    secrets = json.loads(plan.stdout)["secrets"]
+    assert [s["name"] for s in secrets] == [changed.secret_name("database"), changed.secret_name("jwt")]
+    for entry, key in zip(secrets, ("database", "jwt"), strict=True):
+        rotate = next(c for c in entry["changes"] if c.startswith("RotateSecret"))
+        assert f"every {changed.rotation_days} days" in rotate and rotate.endswith(f":{changed.function_name(key)})")
+
+    # doctor: the names it looks for, the period it demands.
+    values = {"database": json.dumps(dict.fromkeys(RDS_KEYS, "x") | {"port": 5432}), "jwt": "k" * 48}
+    for key in ("database", "jwt"):
+        aws.create(changed.secret_name(key), values[key])
+        aws.client.rotate_secret(
+            SecretId=changed.secret_name(key),
+            RotationRules={"AutomaticallyAfterDays": changed.rotation_days + 1},
+            RotateImmediately=False,
+        )
+    doctor = _cli(copy, aws, "doctor", "--json", "--environment", "staging", "--timeout", "1")
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert changed.secret_name("jwt") in checks["JWT_SECRET readable"]["detail"]
+    assert f"staging requires {changed.rotation_days}" in checks["JWT_SECRET rotation"]["detail"]
+
+    # Every rendered artifact.
+    artifacts("staging", changed, copy)
+
+    # docs/deployment.md: its commands name nothing the model does not say.
+    blocks = "\n".join(re.findall(r"```bash\n(.*?)```", (copy / "docs/deployment.md").read_text(), re.S))
+    assert names_in(blocks) <= known_names(_load_model(model_file)) | {"ecomind"}
+    for name in set(re.findall(r"\$\(P (\$?\{?[A-Z_]+\}?[A-Z_]*)\)", blocks)):
+        if "$" in name:
+            continue  # P ${secret}_ROTATION_FUNCTION: checked by the loop's own names below
+        got = subprocess.run(
+            [sys.executable, str(copy / "deploy/render.py"), "staging", "--get", name], capture_output=True, text=True
+        )
+        assert got.returncode == 0, f"docs/deployment.md asks for {name}, which render.py does not know"
+
+
+def test_secrets_prefix_moves_the_app_provision_and_the_renders(tmp_path: Path, aws: Aws) -> None:
+    env = {**aws.env, "SECRETS_PREFIX": "team-a/staging"}
+    plan = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "secrets",
+            "provision",
+            "-e",
+            "staging",
+            "--db-host",
+            "h",
+            "--dry-run",
+            "--json",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert [s["name"] for s in json.loads(plan.stdout)["secrets"]] == ["team-a/staging/database", "team-a/staging/jwt"]
+    copy = _copy_repo(tmp_path)
+    params = copy / "deploy/environments/staging.env"
+    params.write_text(params.read_text() + "SECRETS_PREFIX=team-a/staging\n")
+    artifacts("staging", model("staging", "team-a/staging"), copy)
+
+
+# -- 3. the docs name only what the model has -----------------------------------------------
+
+
+def test_every_name_in_the_docs_is_a_name_of_the_model() -> None:
+    import app.secrets.environment as environment_model
+
+    known = known_names(environment_model) | {"ecomind"}
+    for doc in DOCS:
+        unknown = names_in((REPO / doc).read_text()) - known
+        assert not unknown, f"{doc} names {sorted(unknown)}, which the environment model does not have"
+
+
+def test_the_model_covers_every_environment() -> None:
+    for env in ENVIRONMENTS:
+        m = model(env)
+        assert m.secret_name("DATABASE_URL") == f"{m.prefix}/database"
+    assert model("production").prefix == "ecomind/prod" and model("production", "x/y/").prefix == "x/y"

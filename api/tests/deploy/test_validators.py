@@ -36,15 +36,6 @@ def render(env: str, template: str) -> str:
     ).stdout
 
 
-def kustomize(env: str) -> str:
-    return subprocess.run(
-        ["kubectl", "kustomize", str(REPO / "deploy" / "k8s" / "overlays" / env)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
 def _seed_event_selectors(text: str) -> str:
     start = text.index("      AdvancedEventSelectors:")
     end = text.index("  DatabaseIngressFromEcsTasks:")
@@ -91,19 +82,19 @@ CASES: dict[str, tuple[str, Callable[[], str], Callable[[str], str], str]] = {
     ),
     "cfn": (
         "secrets.yaml",
-        lambda: (REPO / "deploy/cloudformation/secrets.yaml").read_text(),
+        lambda: render("production", "deploy/cloudformation/secrets.yaml"),
         _seed_event_selectors,
         "E3030",
     ),
     "k8s": (
         "production.yaml",
-        lambda: kustomize("production"),
+        lambda: render("production", "deploy/k8s"),
         lambda t: t.replace("readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true", 1),
         "readOnlyRootFileSystem",
     ),
     "checkov": (
         "production.yaml",
-        lambda: kustomize("production"),
+        lambda: render("production", "deploy/k8s"),
         lambda t: t.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"),
         "CKV_K8S_20",
     ),
