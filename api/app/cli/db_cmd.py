@@ -85,8 +85,10 @@ def create_admin(
     from ..security import hash_password
 
     password = _read_password()
-    if len(password) < 12:
-        raise fail("the password must have at least 12 characters")
+    from ..passwords import password_problem
+
+    if problem := password_problem(password, [email, org]):
+        raise fail(problem)
     settings = load_settings(env_file=env_file, secrets=("DATABASE_URL",))
     engine = make_engine(settings)
     try:
