@@ -6,6 +6,7 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from ..deps import ServicesDep
@@ -14,13 +15,22 @@ router = APIRouter()
 log = logging.getLogger("app.api.health")
 
 
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
 @router.get("/health")
 def health() -> dict[str, str]:
     """Liveness: the process answers; no dependency is touched."""
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "PostgreSQL or Redis does not answer."}},
+)
 def ready(request: Request, svc: ServicesDep) -> JSONResponse:
     """Readiness: PostgreSQL and (when configured) Redis answer. Never names a host or a secret."""
     checks: dict[str, str] = {}
