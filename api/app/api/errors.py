@@ -12,8 +12,10 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 
@@ -61,6 +63,15 @@ def install_handlers(app: FastAPI, retry_after: int) -> None:
         # FastAPI echoes the rejected input by default: for a login that is a password.
         errors = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        # FastAPI answers 400 when a JSON body is not UTF-8 but 422 when it is not JSON;
+        # both are a body we cannot read, so both are 422 here, like NUL and lone surrogates.
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            error = {"loc": ["body"], "msg": "the body is not valid UTF-8", "type": "json_invalid"}
+            return JSONResponse({"detail": [error]}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # The type only: a driver's message names the host and port.

@@ -299,6 +299,18 @@ def test_nul_and_lone_surrogates_are_422(migrated: Database, bad: str) -> None:
         assert api.get("/v1/events/summary", headers=auth).json()["events"] == 0
 
 
+def test_a_body_that_is_not_utf8_is_422_like_one_that_is_not_json(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        token = login(api, "owner@acme.io")
+        json_headers = {"content-type": "application/json", **bearer(token)}
+        for raw in (b'{"kind": "\xff\xfe"}', b"\xef\xbf\xbd<\x1bB", b"{not json"):
+            for path in ("/v1/events", "/v1/users", "/v1/auth/login"):
+                response = api.post(path, content=raw, headers=json_headers)
+                assert response.status_code == 422, (path, raw, response.text)
+                assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
 # -- 4. concurrent creation of one email -----------------------------------------------
 
 
