@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 
 from limits import RateLimitItem, parse
 
-__all__ = ["KNOBS", "Tuning", "TuningError"]
+__all__ = ["KNOBS", "Tuning", "TuningError", "memory_budget_mib"]
 
 
 class TuningError(ValueError):
@@ -31,9 +31,11 @@ class Tuning:
     lockout_seconds: int = 60
     lockout_max_seconds: int = 3600
     lockout_memory_seconds: int = 86400
-    # Password hashing: at most this many argon2 computations at once; more waiting is a 503.
+    # Password hashing: at most this many argon2 computations at once, and this many callers
+    # waiting; beyond that a 503. Kept well under the server's 40 request threads (anyio's
+    # default) so a flood of logins cannot take every thread from the other routes.
     hash_workers: int = 2
-    hash_queue: int = 64
+    hash_queue: int = 16
     # Passwords: length and zxcvbn score (0-4) a new password needs.
     password_min_length: int = 12
     password_min_score: int = 3
@@ -101,3 +103,19 @@ class Tuning:
 
 
 KNOBS: dict[str, str] = {f.name: "ECOMIND_" + f.name.upper() for f in fields(Tuning)}
+
+
+# What one idle API process holds resident (Python, FastAPI, SQLAlchemy, boto3, zxcvbn's
+# word lists, pools), measured by bench/login_abuse.py, rounded up with headroom.
+IDLE_PROCESS_MIB = 160
+
+
+def memory_budget_mib(tuning: Tuning) -> int:
+    """The resident memory one API process stays under, however many logins arrive at once.
+
+    Idle process, plus each hashing worker's argon2 block (19 MiB) counted twice: glibc
+    may keep a freed block cached in the worker's arena while the next one is allocated.
+    """
+    from .security import ARGON2_MEMORY_KIB
+
+    return IDLE_PROCESS_MIB + tuning.hash_workers * 2 * (ARGON2_MEMORY_KIB // 1024)
