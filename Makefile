@@ -61,6 +61,9 @@ bench: setup ## the secret layer against the anchors (installs the bench extra);
 bench-rotation: setup system-deps ## the API under load through 10 DB and 3 JWT rotations; updates docs/benchmarks.md
 	$(BIN)/python bench/rotation_under_load.py --markdown docs/benchmarks.md
 
+bench-abuse: setup system-deps ## 40 parallel failed logins and good-login throughput (BEFORE=rev adds that API); updates docs/benchmarks.md
+	$(BIN)/python bench/login_abuse.py $(if $(BEFORE),--before-rev $(BEFORE)) --markdown docs/benchmarks.md
+
 lambda: setup ## build build/rotation-lambda.zip (rotation handlers and their dependencies)
 	bash scripts/build-lambda.sh
 
