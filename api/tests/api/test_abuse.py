@@ -367,7 +367,8 @@ def test_postgres_down_is_503_with_retry_after_on_every_endpoint(private_redis: 
                 assert response.status_code == 503, (name, response.text)
                 assert response.headers["Retry-After"] == "5", name
                 assert CANARY not in response.text and "127.0.0.1" not in response.text
-            assert api.get("/ready").status_code == 503
+            ready = api.get("/ready")
+            assert ready.status_code == 503 and ready.headers["Retry-After"] == "5"
             assert api.get("/health").status_code == 200
             pg.start()
             assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 200

@@ -29,7 +29,13 @@ def health() -> dict[str, str]:
 @router.get(
     "/ready",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "PostgreSQL or Redis does not answer."}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "PostgreSQL or Redis does not answer.",
+            "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+        }
+    },
 )
 def ready(request: Request, svc: ServicesDep) -> JSONResponse:
     """Readiness: PostgreSQL and (when configured) Redis answer. Never names a host or a secret."""
@@ -50,4 +56,7 @@ def ready(request: Request, svc: ServicesDep) -> JSONResponse:
             log.warning("readiness: redis unavailable (%s)", type(exc).__name__)
             checks["redis"] = "unavailable"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+    body = {"status": "ready" if ok else "unavailable", "checks": checks}
+    if ok:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(svc.tuning.unavailable_retry_after)})
