@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 DEPLOY_VENV  := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 
-.PHONY: help setup system-deps deploy-tools run test lint pytest validate-deploy lambda bench bench-rotation clean
+.PHONY: help setup system-deps deploy-tools run test lint pytest fuzz validate-deploy lambda bench bench-rotation bench-abuse clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,7 +45,11 @@ pytest: setup system-deps deploy-tools ## the test suite (starts its own service
 	cd api && { $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; } || rc=$$?; \
 	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-test: lint pytest ## lint and the whole test suite
+test: lint pytest ## lint and the whole test suite (the fuzz run included)
+
+fuzz: setup system-deps ## the bounded schemathesis run alone (fixed seed, every operation)
+	cd api && { $(BIN)/pytest tests/api/test_fuzz.py; rc=$$?; } || rc=$$?; \
+	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 validate-deploy: setup deploy-tools ## every deployment artifact through its owner's validator
 	bash deploy/validate.sh
@@ -56,6 +60,9 @@ bench: setup ## the secret layer against the anchors (installs the bench extra);
 
 bench-rotation: setup system-deps ## the API under load through 10 DB and 3 JWT rotations; updates docs/benchmarks.md
 	$(BIN)/python bench/rotation_under_load.py --markdown docs/benchmarks.md
+
+bench-abuse: setup system-deps ## 40 parallel failed logins and good-login throughput (BEFORE=rev adds that API); updates docs/benchmarks.md
+	$(BIN)/python bench/login_abuse.py $(if $(BEFORE),--before-rev $(BEFORE)) --markdown docs/benchmarks.md
 
 lambda: setup ## build build/rotation-lambda.zip (rotation handlers and their dependencies)
 	bash scripts/build-lambda.sh

@@ -8,11 +8,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Numeric, String, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AuditEvent", "Base", "Org", "Role", "UsageEvent", "User"]
+__all__ = ["AuditEvent", "Base", "Org", "RevokedToken", "Role", "UsageEvent", "User"]
 
 
 class Role(enum.StrEnum):
@@ -38,14 +49,22 @@ class Org(Base):
 
 
 class User(Base):
+    """A member of one organisation. An email is unique within an organisation, not across
+    them: the same person may belong to several, each membership its own user."""
+
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(ROLE_CHECK, name="ck_users_role"),)
+    __table_args__ = (
+        CheckConstraint(ROLE_CHECK, name="ck_users_role"),
+        UniqueConstraint("org_id", "email", name="uq_users_org_email"),
+    )
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Set to disable the account: it can no longer log in and its tokens are refused.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UsageEvent(Base):
@@ -75,3 +94,11 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"), default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RevokedToken(Base):
+    """A logged-out token id, kept until the token would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,57 +1,144 @@
-"""Revoked token ids (logout): in Redis when configured, else in this process."""
+"""Revoked token ids (logout): PostgreSQL holds them, Redis answers the request path.
+
+A logout writes the token id to ``revoked_tokens`` (with the token's expiry) and then
+to Redis. A request asks Redis only: one ``MGET`` of the token's key and of a
+*synced* marker. The marker says "Redis holds every revocation PostgreSQL has":
+
+- marker present, key absent: not revoked;
+- marker absent (Redis restarted empty, failed over, or the marker's period ran out):
+  the answer comes from PostgreSQL, and one thread per process copies every
+  unexpired revocation back into Redis, then sets the marker again.
+
+If writing to Redis fails after PostgreSQL has the revocation, this process deletes
+the marker as soon as it reaches Redis again, so every replica rebuilds; the marker
+also expires every ``ECOMIND_REVOCATION_RESYNC_SECONDS``, which bounds any other gap.
+While Redis is unreachable, every check goes to PostgreSQL. Without ``REDIS_URL``
+PostgreSQL answers every check (one primary-key look-up).
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import redis
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["MemoryRevocations", "RedisRevocations", "RevocationUnavailable", "Revocations"]
+from .models import RevokedToken
+
+__all__ = ["Revocations"]
+
+log = logging.getLogger("app.revocation")
+
+# After Redis failed, skip it for this long rather than wait on a dead socket per request.
+REDIS_RETRY_SECONDS = 5.0
 
 
-class RevocationUnavailable(RuntimeError):
-    pass
-
-
-class Revocations(Protocol):
-    def revoke(self, jti: str, ttl_seconds: int) -> None: ...
-    def is_revoked(self, jti: str) -> bool: ...
-
-
-class RedisRevocations:
+class Revocations:
     PREFIX = "ecomind:revoked:"
+    SYNCED = "ecomind:revoked:synced"
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, sessions: sessionmaker[Session], client: redis.Redis | None, resync_seconds: int) -> None:
+        self.sessions = sessions
         self.client = client
+        self.resync_seconds = resync_seconds
+        self._reload = threading.Lock()
+        self._stale = False  # a revocation reached PostgreSQL but not Redis
+        self._redis_down_until = 0.0
 
-    def revoke(self, jti: str, ttl_seconds: int) -> None:
+    # -- writes -----------------------------------------------------------------------
+
+    def revoke(self, jti: str, expires_at: datetime) -> None:
+        """Durable first (PostgreSQL), then the fast path; a Redis failure is repaired later."""
+        with self.sessions() as session:
+            session.execute(
+                insert(RevokedToken)
+                .values(jti=jti, expires_at=expires_at)
+                .on_conflict_do_nothing(index_elements=["jti"])
+            )
+            session.commit()
+        client = self._redis()
+        if client is None:
+            self._stale = self.client is not None
+            return
+        ttl = max(1, int((expires_at - datetime.now(UTC)).total_seconds()) + 1)
         try:
-            self.client.set(self.PREFIX + jti, b"1", ex=max(ttl_seconds, 1))
+            client.set(self.PREFIX + jti, b"1", ex=ttl)
         except redis.RedisError as exc:
-            raise RevocationUnavailable("the revocation store (Redis) is unavailable") from exc
+            self._redis_failed(exc)
+            self._stale = True
+
+    # -- reads ------------------------------------------------------------------------
 
     def is_revoked(self, jti: str) -> bool:
+        client = self._redis()
+        if client is not None:
+            try:
+                synced, revoked = cast(list[bytes | None], client.mget([self.SYNCED, self.PREFIX + jti]))
+            except redis.RedisError as exc:
+                self._redis_failed(exc)
+            else:
+                if revoked is not None:
+                    return True
+                if synced is not None:
+                    return False
+                if self._reload.acquire(blocking=False):
+                    try:
+                        return jti in self._copy_to_redis(client)
+                    finally:
+                        self._reload.release()
+        return self._in_database(jti)
+
+    def _in_database(self, jti: str) -> bool:
+        with self.sessions() as session:
+            found = session.scalar(
+                select(RevokedToken.jti).where(RevokedToken.jti == jti, RevokedToken.expires_at > datetime.now(UTC))
+            )
+        return found is not None
+
+    def _copy_to_redis(self, client: redis.Redis) -> set[str]:
+        """Every unexpired revocation into Redis, then the marker; returns the ids copied."""
+        now = datetime.now(UTC)
+        with self.sessions() as session:
+            # Rows an hour past their expiry are of no use to anyone: drop them here, once per resync.
+            session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now - timedelta(hours=1)))
+            session.commit()
+            rows = session.execute(
+                select(RevokedToken.jti, RevokedToken.expires_at).where(RevokedToken.expires_at > now)
+            ).all()
         try:
-            return bool(self.client.exists(self.PREFIX + jti))
+            pipe = client.pipeline(transaction=False)
+            for jti, expires_at in rows:
+                pipe.set(self.PREFIX + jti, b"1", ex=max(1, int((expires_at - now).total_seconds()) + 1))
+            pipe.set(self.SYNCED, b"1", ex=self.resync_seconds)
+            pipe.execute()
+            log.info("revocations copied from PostgreSQL to Redis (%d)", len(rows))
         except redis.RedisError as exc:
-            # Fail closed: a logged-out token must not work because Redis is down.
-            raise RevocationUnavailable("the revocation store (Redis) is unavailable") from exc
+            self._redis_failed(exc)
+        return {jti for jti, _ in rows}
 
+    # -- Redis health -----------------------------------------------------------------
 
-class MemoryRevocations:
-    """Without Redis: revocations hold for this process only (documented limitation)."""
+    def _redis(self) -> redis.Redis | None:
+        """The client when Redis is worth trying; repairs a missed write first."""
+        if self.client is None or time.monotonic() < self._redis_down_until:
+            return None
+        if self._stale:
+            try:
+                self.client.delete(self.SYNCED)  # every replica rebuilds from PostgreSQL
+            except redis.RedisError as exc:
+                self._redis_failed(exc)
+                return None
+            self._stale = False
+            log.warning("a revocation missed Redis; Redis's copy will be rebuilt from PostgreSQL")
+        return self.client
 
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def revoke(self, jti: str, ttl_seconds: int) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._until = {k: v for k, v in self._until.items() if v > now}
-            self._until[jti] = now + ttl_seconds
-
-    def is_revoked(self, jti: str) -> bool:
-        return self._until.get(jti, 0.0) > time.monotonic()
+    def _redis_failed(self, exc: redis.RedisError) -> None:
+        if time.monotonic() >= self._redis_down_until:
+            log.warning("revocations: Redis unavailable (%s); answering from PostgreSQL", type(exc).__name__)
+        self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS

@@ -6,6 +6,13 @@ Verification accepts the current key and, for a Secrets Manager reference, the
 ``AWSPREVIOUS`` version, so a token issued just before a rotation stays valid. A
 token whose ``kid`` we do not know triggers one refresh of the secret (another
 replica may have seen the rotation first), at most every few seconds.
+
+Passwords are argon2id with OWASP's first recommended setting (m=19 MiB, t=2, p=1).
+In the API, hashing runs on :class:`PasswordHashing`'s own small thread pool: at most
+``ECOMIND_HASH_WORKERS`` hashes at once, so parallel logins cannot take the process
+past ``workers x 19 MiB`` of argon2 memory (docs/security.md has the budget), and
+only those threads ever allocate argon2's memory, so freed blocks are reused by the
+next hash instead of lingering in a malloc arena per server thread.
 """
 
 from __future__ import annotations
@@ -15,24 +22,43 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .secrets.errors import ResolutionError
 from .secrets.store import ResolvedSecret
 from .settings import Settings
 
-__all__ = ["InvalidToken", "SigningKey", "TokenService", "hash_password", "verify_password"]
+__all__ = [
+    "ARGON2_MEMORY_KIB",
+    "HashingBusy",
+    "InvalidToken",
+    "PasswordHashing",
+    "SigningKey",
+    "TokenService",
+    "hash_password",
+]
 
 log = logging.getLogger("app.security")
 
 ALGORITHM = "HS256"
-_hasher = PasswordHasher()
+
+# OWASP Password Storage Cheat Sheet, argon2id, first option: m=19 MiB, t=2, p=1.
+# argon2-cffi's default (RFC 9106 low-memory: 64 MiB, t=3, p=4) cost 64 MiB and four
+# threads per hash; hashes made with it are upgraded at the next successful login.
+ARGON2_MEMORY_KIB = 19 * 1024
+ARGON2_TIME_COST = 2
+ARGON2_PARALLELISM = 1
+_hasher = PasswordHasher(
+    time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM, type=Type.ID
+)
 
 
 def hash_password(password: str) -> str:
@@ -44,6 +70,57 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
+
+
+class HashingBusy(RuntimeError):
+    """More password checks are waiting than the queue holds; the caller should retry."""
+
+
+class PasswordHashing:
+    """argon2 on ``workers`` threads of its own, at most ``workers + queue`` callers at once.
+
+    Callers block until their hash is done; one beyond the bound gets
+    :class:`HashingBusy` at once instead of growing the queue.
+    """
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._admitted = threading.BoundedSemaphore(workers + queue)
+        self._dummy: str | None = None
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if not self._admitted.acquire(blocking=False):
+            raise HashingBusy("too many password checks are waiting")
+        try:
+            return self._pool.submit(fn, *args).result()
+        finally:
+            self._admitted.release()
+
+    def hash(self, password: str) -> str:
+        return str(self._run(hash_password, password))
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        return bool(self._run(verify_password, password_hash, password))
+
+    def verify_nobody(self, password: str) -> None:
+        """The cost of a verification without a user, so an unknown email takes as long as a known one."""
+        if self._dummy is None:
+            self._dummy = self.hash("not-a-user-password")
+        self.verify(self._dummy, password)
+
+    @staticmethod
+    def needs_rehash(password_hash: str) -> bool:
+        return needs_rehash(password_hash)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class InvalidToken(Exception):

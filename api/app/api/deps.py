@@ -10,13 +10,19 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..revocation import Revocations, RevocationUnavailable
-from ..security import InvalidToken, TokenService
+from ..accounts import ActiveUsers
+from ..models import Role
+from ..revocation import Revocations
+from ..security import InvalidToken, PasswordHashing, TokenService
 from ..settings import Settings
+from ..text import SafeText
+from ..throttle import LoginThrottle
+from ..tuning import Tuning
 
-__all__ = ["Caller", "CallerDep", "Services", "ServicesDep", "SessionDep", "require_roles", "seconds_left"]
+__all__ = ["Caller", "CallerDep", "Services", "ServicesDep", "SessionDep", "expires_at", "require_roles"]
 
 
 @dataclass
@@ -25,6 +31,10 @@ class Services:
     sessions: sessionmaker[Session]
     tokens: TokenService
     revocations: Revocations
+    tuning: Tuning
+    hashing: PasswordHashing
+    throttle: LoginThrottle
+    users: ActiveUsers
 
 
 def services(request: Request) -> Services:
@@ -52,33 +62,46 @@ class Caller:
     expires_at: int
 
 
+class Claims(BaseModel):
+    """The claims we sign; a token signed with our key but holding anything else is refused."""
+
+    model_config = ConfigDict(extra="ignore")
+    sub: uuid.UUID
+    org: uuid.UUID
+    role: Role
+    jti: Annotated[SafeText, Field(min_length=1, max_length=64)]
+    exp: int
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": "Bearer"})
+
+
 def caller(svc: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
     if credentials is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required", {"WWW-Authenticate": "Bearer"})
+        raise _unauthorized("authentication required")
     try:
-        claims = svc.tokens.verify(credentials.credentials)
+        claims = Claims.model_validate(svc.tokens.verify(credentials.credentials))
     except InvalidToken as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), {"WWW-Authenticate": "Bearer"}) from None
-    try:
-        revoked = svc.revocations.is_revoked(claims["jti"])
-    except RevocationUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    if revoked:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "token revoked", {"WWW-Authenticate": "Bearer"})
-    return Caller(
-        user_id=uuid.UUID(claims["sub"]),
-        org_id=uuid.UUID(claims["org"]),
-        role=claims["role"],
-        jti=claims["jti"],
-        expires_at=int(claims["exp"]),
-    )
+        raise _unauthorized(str(exc)) from None
+    except ValidationError:
+        raise _unauthorized("malformed token claims") from None
+    if svc.revocations.is_revoked(claims.jti):
+        raise _unauthorized("token revoked")
+    account = svc.users.get(claims.sub)
+    if account is None:
+        raise _unauthorized("the user of this token no longer exists or is disabled")
+    if account.org_id != claims.org:
+        raise _unauthorized("the user of this token has changed organisation")
+    # The role of the moment, not the one at login: a demotion takes effect at once.
+    return Caller(account.user_id, account.org_id, account.role, claims.jti, claims.exp)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
-def seconds_left(who: Caller) -> int:
-    return max(1, who.expires_at - int(datetime.now(UTC).timestamp()))
+def expires_at(who: Caller) -> datetime:
+    return datetime.fromtimestamp(who.expires_at, UTC)
 
 
 def require_roles(*roles: str):  # type: ignore[no-untyped-def]

@@ -89,8 +89,10 @@ def create_admin(
     from ..security import hash_password
 
     password = _read_password()
-    if len(password) < 12:
-        fail("the password must have at least 12 characters", ExitCode.USAGE)
+    from ..passwords import password_problem
+
+    if problem := password_problem(password, [email, org]):
+        fail(problem, ExitCode.USAGE)
     settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=("DATABASE_URL",))
     engine = make_engine(settings)
     try:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import load_settings
+from app.tuning import Tuning
 
 from ..conftest import ECOMIND
 
@@ -18,8 +19,9 @@ OWNER_PASSWORD = "owner-password-123"
 JWT = "jwt-secret-for-tests-" + "x" * 32
 
 
-def client(env: Mapping[str, str]) -> TestClient:
-    app = create_app(load=lambda: load_settings(dict(env), env_file=None))
+def client(env: Mapping[str, str], tuning: Tuning | None = None) -> TestClient:
+    """The app in-process; ``tuning`` defaults to the shipped defaults (not this process's environment)."""
+    app = create_app(load=lambda: load_settings(dict(env), env_file=None), tuning=tuning or Tuning())
     return TestClient(app)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import jwt as pyjwt
 import pytest
@@ -13,21 +12,15 @@ import pytest
 from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database
 from app.main import StartupError
 
-from ..conftest import CANARY, Aws, Database, migrate
+from ..conftest import CANARY, Aws, Database
 from ..support.services import free_port
 from .helpers import JWT, bearer, client, create_owner, login
 
 
-@pytest.fixture
-def migrated(database: Database) -> Database:
-    assert migrate(database.url()).returncode == 0
-    return database
-
-
-def test_roles_and_events(migrated: Database, redis_server: Any) -> None:
+def test_roles_and_events(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     create_owner(migrated.url(), "Other", "owner@other.io")
-    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0"}
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}
     with client(env) as api:
         owner = login(api, "owner@acme.io")
         other = login(api, "owner@other.io")
@@ -138,14 +131,14 @@ def test_database_password_rotation_without_restart(
     assert "AWSPENDING" in caplog.text
 
 
-def test_jwt_rotation_keeps_old_tokens_and_signs_new_ones(migrated: Database, aws: Aws, redis_server: Any) -> None:
+def test_jwt_rotation_keeps_old_tokens_and_signs_new_ones(migrated: Database, aws: Aws, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     aws.create("rot/jwt", JWT)
     env = {
         **aws.env,
         "DATABASE_URL": migrated.url(),
         "JWT_SECRET": "aws-secretsmanager:rot/jwt",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+        "REDIS_URL": redis_url,
         "SECRETS_CACHE_TTL": "1",
     }
     with client(env) as api:
@@ -166,12 +159,15 @@ def test_jwt_rotation_keeps_old_tokens_and_signs_new_ones(migrated: Database, aw
         assert api.get("/v1/auth/me", headers=bearer(after)).status_code == 401
 
 
-def test_logout_without_redis_is_remembered_in_process(migrated: Database) -> None:
+def test_logout_without_redis_is_kept_in_postgres(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
-    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}
+    with client(env) as api:
         token = login(api, "owner@acme.io")
         assert api.post("/v1/auth/logout", headers=bearer(token)).status_code == 204
         assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 401
+    with client(env) as restarted:  # another process, or this one after a restart
+        assert restarted.get("/v1/auth/me", headers=bearer(token)).status_code == 401
 
 
 def test_ready_follows_postgres_and_redis_without_restart(tmp_path: Path) -> None:

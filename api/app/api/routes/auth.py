@@ -1,29 +1,39 @@
-"""Login, logout, and who am I."""
+"""Login, logout, and who am I.
+
+A login is admitted by the throttle (address and account limits, lockouts), then
+the password is checked on the bounded hashing pool. Every failure, refusal and
+lockout is written to the audit table.
+"""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ...models import AuditEvent, User
-from ...revocation import RevocationUnavailable
-from ...security import hash_password, verify_password
-from ..deps import CallerDep, ServicesDep, SessionDep, seconds_left
+from ...text import SafeText
+from ...throttle import Refusal
+from ..deps import CallerDep, ServicesDep, SessionDep, expires_at
+from ..errors import responses
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
-# Verifying against a fixed hash when the email is unknown keeps the timing the same.
-_DUMMY_HASH = hash_password("not-a-user-password")
+# One email may have a user in several organisations; a login checks at most this many.
+MAX_MEMBERSHIPS = 10
 
 
 class Login(BaseModel):
     email: EmailStr
-    password: str = Field(min_length=1, max_length=1024)
+    password: Annotated[SafeText, Field(min_length=1, max_length=1024)]
+    # Only needed to choose among several organisations sharing this email and password.
+    org_id: uuid.UUID | None = None
 
 
 class TokenOut(BaseModel):
@@ -39,29 +49,84 @@ class Me(BaseModel):
     role: str
 
 
-@router.post("/login", response_model=TokenOut)
-def login(body: Login, svc: ServicesDep, session: SessionDep) -> TokenOut:
-    user = session.scalar(select(User).where(User.email == body.email.lower()))
-    valid = verify_password(user.password_hash if user else _DUMMY_HASH, body.password)
-    if user is None or not valid:
+def _address(request: Request) -> str:
+    # Behind a proxy, uvicorn's --proxy-headers/--forwarded-allow-ips set the client from X-Forwarded-For.
+    return request.client.host if request.client else "unknown"
+
+
+def _audit(session: Session, action: str, orgs: list[uuid.UUID | None], detail: dict[str, Any]) -> None:
+    for org_id in orgs or [None]:
+        session.add(AuditEvent(org_id=org_id, actor_id=None, action=action, detail=detail))
+
+
+def _refuse(session: Session, refusal: Refusal, orgs: list[uuid.UUID | None], detail: dict[str, Any]) -> HTTPException:
+    if refusal.lockout_started:
+        _audit(
+            session,
+            "auth.lockout",
+            orgs,
+            {**detail, "seconds": refusal.retry_after, "level": refusal.lockout_level},
+        )
+    _audit(
+        session, "auth.login_refused", orgs, {**detail, "reason": refusal.reason, "retry_after": refusal.retry_after}
+    )
+    session.commit()
+    message = (
+        "too many failed logins for this account: it is locked for a while"
+        if refusal.reason == "account_locked"
+        else "too many failed logins from this address"
+    )
+    return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, message, {"Retry-After": str(refusal.retry_after)})
+
+
+@router.post("/login", response_model=TokenOut, responses=responses(401, 429, 503))
+def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) -> TokenOut:
+    email = body.email.lower()
+    address = _address(request)
+    query = select(User).where(User.email == email)
+    if body.org_id is not None:
+        query = query.where(User.org_id == body.org_id)
+    candidates = list(session.scalars(query.order_by(User.created_at, User.id).limit(MAX_MEMBERSHIPS)))
+    orgs: list[uuid.UUID | None] = list(dict.fromkeys(u.org_id for u in candidates))
+    detail: dict[str, Any] = {"email": email, "address": address, "degraded_limits": svc.throttle.degraded}
+
+    refusal = svc.throttle.admit(address, email)
+    if refusal is not None:
+        raise _refuse(session, refusal, orgs, detail)
+
+    # One argon2 verification per membership, and one for an unknown email, so the time
+    # taken does not tell whether the email exists.
+    matched: User | None = None
+    if not candidates:
+        svc.hashing.verify_nobody(body.password)
+    for user in candidates:
+        if svc.hashing.verify(user.password_hash, body.password) and matched is None and user.disabled_at is None:
+            matched = user
+    if matched is None:
+        refusal = svc.throttle.failed(address, email)
+        _audit(session, "auth.login_failed", orgs, detail)
+        if refusal is not None:
+            raise _refuse(session, refusal, orgs, detail)
+        session.commit()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid email or password")
-    token, expires_in = svc.tokens.issue(subject=str(user.id), org_id=str(user.org_id), role=user.role)
-    session.add(AuditEvent(org_id=user.org_id, actor_id=user.id, action="auth.login", detail={}))
+
+    svc.throttle.succeeded(email)
+    if svc.hashing.needs_rehash(matched.password_hash):
+        matched.password_hash = svc.hashing.hash(body.password)
+    token, expires_in = svc.tokens.issue(subject=str(matched.id), org_id=str(matched.org_id), role=matched.role)
+    session.add(AuditEvent(org_id=matched.org_id, actor_id=matched.id, action="auth.login", detail={}))
     session.commit()
     return TokenOut(access_token=token, expires_in=expires_in)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 503))
 def logout(who: CallerDep, svc: ServicesDep) -> None:
-    try:
-        svc.revocations.revoke(who.jti, seconds_left(who))
-    except RevocationUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    svc.revocations.revoke(who.jti, expires_at(who))
 
 
-@router.get("/me", response_model=Me)
+@router.get("/me", response_model=Me, responses=responses(401, 503))
 def me(who: CallerDep, session: SessionDep) -> Me:
     user = session.get(User, who.user_id)
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "user no longer exists")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "user no longer exists", {"WWW-Authenticate": "Bearer"})
     return Me(id=user.id, org_id=user.org_id, email=user.email, role=user.role)

@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from ...models import Role, UsageEvent
+from ...text import SafeText
 from ..deps import Caller, CallerDep, SessionDep, require_roles
+from ..errors import responses
 
 __all__ = ["router"]
 
@@ -23,8 +25,8 @@ WriterCaller = Annotated[Caller, require_roles(*WRITERS)]
 
 
 class NewEvent(BaseModel):
-    kind: str = Field(min_length=1, max_length=64, examples=["inference"])
-    model: str | None = Field(None, max_length=200)
+    kind: SafeText = Field(min_length=1, max_length=64, examples=["inference"])
+    model: SafeText | None = Field(None, max_length=200)
     energy_wh: Decimal = Field(ge=0, max_digits=18, decimal_places=6)
     co2e_g: Decimal = Field(ge=0, max_digits=18, decimal_places=6)
     occurred_at: datetime | None = None
@@ -50,7 +52,7 @@ class Summary(BaseModel):
     by_kind: list[KindTotal]
 
 
-@router.post("", response_model=EventOut, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=EventOut, status_code=status.HTTP_201_CREATED, responses=responses(401, 403, 503))
 def record(body: NewEvent, session: SessionDep, who: WriterCaller) -> EventOut:
     event = UsageEvent(
         org_id=who.org_id,
@@ -67,7 +69,7 @@ def record(body: NewEvent, session: SessionDep, who: WriterCaller) -> EventOut:
     return EventOut(id=event.id, org_id=event.org_id)
 
 
-@router.get("/summary", response_model=Summary)
+@router.get("/summary", response_model=Summary, responses=responses(401, 503))
 def summary(who: CallerDep, session: SessionDep) -> Summary:
     rows = session.execute(
         select(

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from ..deps import ServicesDep
@@ -16,13 +17,28 @@ router = APIRouter()
 log = logging.getLogger("app.api.health")
 
 
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
 @router.get("/health")
 def health() -> dict[str, str]:
     """Liveness: the process answers; no dependency is touched."""
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "PostgreSQL or Redis does not answer.",
+            "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+        }
+    },
+)
 def ready(request: Request, svc: ServicesDep) -> JSONResponse:
     """Readiness: PostgreSQL and (when configured) Redis answer. Never names a host or a secret."""
     checks: dict[str, str] = {}
@@ -42,4 +58,7 @@ def ready(request: Request, svc: ServicesDep) -> JSONResponse:
             log.warning("readiness: redis unavailable (%s)", type(exc).__name__)
             checks["redis"] = "unavailable"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+    body = {"status": "ready" if ok else "unavailable", "checks": checks}
+    if ok:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(svc.tuning.unavailable_retry_after)})

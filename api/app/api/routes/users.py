@@ -1,4 +1,9 @@
-"""User management: only an OWNER or ADMIN creates users, in their own org."""
+"""User management: only an OWNER or ADMIN creates users, in their own org.
+
+An email is unique within an organisation. Whether it is used in another
+organisation changes nothing here: the answer is the same 201, so an ADMIN learns
+nothing about other organisations' members.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,16 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 
-from ...models import AuditEvent, Role, User
-from ...security import hash_password
-from ..deps import Caller, SessionDep, require_roles
+from ...models import AuditEvent, Org, Role, User
+from ...passwords import password_problem
+from ...text import SafeText
+from ..deps import Caller, ServicesDep, SessionDep, require_roles
+from ..errors import responses
 
 AdminCaller = Annotated[Caller, require_roles(Role.OWNER.value, Role.ADMIN.value)]
 
@@ -22,7 +31,15 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 
 class NewUser(BaseModel):
     email: EmailStr
-    password: str = Field(min_length=12, max_length=1024)
+    password: Annotated[
+        SafeText,
+        Field(
+            min_length=1,
+            max_length=1024,
+            description="At least ECOMIND_PASSWORD_MIN_LENGTH (12) characters and a zxcvbn strength of at least "
+            "ECOMIND_PASSWORD_MIN_SCORE (3 of 4); a refusal says why.",
+        ),
+    ]
     role: Role
     org_id: uuid.UUID | None = None  # defaults to the caller's org; another org is refused
 
@@ -34,23 +51,35 @@ class UserOut(BaseModel):
     role: Role
 
 
-@router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED)
-def create_user(body: NewUser, session: SessionDep, who: AdminCaller) -> UserOut:
+@router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED, responses=responses(401, 403, 409, 503))
+def create_user(body: NewUser, session: SessionDep, svc: ServicesDep, who: AdminCaller) -> UserOut:
     org_id = body.org_id or who.org_id
     if org_id != who.org_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "users can only be created in your own organisation")
     if body.role is Role.OWNER and who.role != Role.OWNER.value:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an OWNER can create another OWNER")
+    org_name = session.scalar(select(Org.name).where(Org.id == org_id)) or ""
+    problem = password_problem(body.password, [body.email, org_name], svc.tuning)
+    if problem:
+        raise RequestValidationError([{"loc": ("body", "password"), "msg": problem, "type": "password_policy"}])
     email = body.email.lower()
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "a user with this email exists")
-    user = User(org_id=org_id, email=email, password_hash=hash_password(body.password), role=body.role.value)
-    session.add(user)
-    session.flush()
+    password_hash = svc.hashing.hash(body.password)
+    # ON CONFLICT: of several concurrent creations of one email, one inserts, the rest get 409.
+    user_id = session.scalar(
+        insert(User)
+        .values(id=uuid.uuid4(), org_id=org_id, email=email, password_hash=password_hash, role=body.role.value)
+        .on_conflict_do_nothing(constraint="uq_users_org_email")
+        .returning(User.id)
+    )
+    if user_id is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "a user with this email exists in your organisation")
     session.add(
         AuditEvent(
-            org_id=org_id, actor_id=who.user_id, action="user.create", detail={"user": str(user.id), "role": user.role}
+            org_id=org_id,
+            actor_id=who.user_id,
+            action="user.create",
+            detail={"user": str(user_id), "role": body.role.value},
         )
     )
     session.commit()
-    return UserOut(id=user.id, org_id=user.org_id, email=user.email, role=Role(user.role))
+    return UserOut(id=user_id, org_id=org_id, email=email, role=body.role)

@@ -1,0 +1,121 @@
+"""The API's abuse limits: each knob once, read from the process environment with a default.
+
+These are operational limits, not secrets, so they live outside ``Settings``: an
+operator tunes them per deployment without touching the secret layer. Every knob,
+its default and how to tune it is in docs/security.md; a test reads that table
+against :data:`KNOBS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from limits import RateLimitItem, parse
+
+__all__ = ["KNOBS", "Tuning", "TuningError", "memory_budget_mib"]
+
+
+class TuningError(ValueError):
+    """An ``ECOMIND_*`` limit holds a value we cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    # Requests: every route, with or without a token.
+    max_body_bytes: int = 1024 * 1024
+    # Logins: failures per client address and per account, then a lockout that doubles.
+    login_failures_per_address: str = "30/10 minutes"
+    login_failures_per_account: str = "5/15 minutes"
+    lockout_seconds: int = 60
+    lockout_max_seconds: int = 3600
+    lockout_memory_seconds: int = 86400
+    # Password hashing: at most this many argon2 computations at once, and this many callers
+    # waiting; beyond that a 503. Kept well under the server's 40 request threads (anyio's
+    # default) so a flood of logins cannot take every thread from the other routes.
+    hash_workers: int = 2
+    hash_queue: int = 16
+    # Passwords: length and zxcvbn score (0-4) a new password needs.
+    password_min_length: int = 12
+    password_min_score: int = 3
+    # Tokens: how long a user's "exists and is enabled" answer is cached per process.
+    user_cache_seconds: float = 5.0
+    # Revocations: how often Redis's copy is rebuilt from PostgreSQL at the latest.
+    revocation_resync_seconds: int = 300
+    # Retry-After sent with a 503 when PostgreSQL is unavailable.
+    unavailable_retry_after: int = 5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Tuning:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        problems: list[str] = []
+        for field in fields(cls):
+            name = KNOBS[field.name]
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            kind = type(getattr(cls, field.name))
+            try:
+                values[field.name] = kind(raw.strip())
+            except ValueError:
+                problems.append(f"{name}={raw!r} is not {'a number' if kind is not str else 'valid'}")
+        tuning = cls(**values)  # type: ignore[arg-type]
+        problems += tuning._problems()
+        if problems:
+            raise TuningError("; ".join(problems))
+        return tuning
+
+    def _problems(self) -> list[str]:
+        found = []
+        for attr in ("login_failures_per_address", "login_failures_per_account"):
+            try:
+                parse(getattr(self, attr))
+            except ValueError:
+                found.append(f"{KNOBS[attr]} must look like '5/15 minutes'")
+        positive = (
+            "max_body_bytes",
+            "lockout_seconds",
+            "lockout_max_seconds",
+            "lockout_memory_seconds",
+            "hash_workers",
+            "revocation_resync_seconds",
+            "unavailable_retry_after",
+        )
+        for attr in positive:
+            if getattr(self, attr) <= 0:
+                found.append(f"{KNOBS[attr]} must be above 0")
+        for attr in ("hash_queue", "user_cache_seconds", "password_min_length"):
+            if getattr(self, attr) < 0:
+                found.append(f"{KNOBS[attr]} must not be negative")
+        if not 0 <= self.password_min_score <= 4:
+            found.append(f"{KNOBS['password_min_score']} must be 0 to 4 (zxcvbn's scale)")
+        return found
+
+    @property
+    def address_item(self) -> RateLimitItem:
+        return parse(self.login_failures_per_address)
+
+    @property
+    def account_item(self) -> RateLimitItem:
+        return parse(self.login_failures_per_account)
+
+
+KNOBS: dict[str, str] = {f.name: "ECOMIND_" + f.name.upper() for f in fields(Tuning)}
+
+
+# What one idle API process holds resident (Python, FastAPI, SQLAlchemy, boto3, zxcvbn's
+# word lists, pools), measured by bench/login_abuse.py, rounded up with headroom.
+IDLE_PROCESS_MIB = 160
+
+
+def memory_budget_mib(tuning: Tuning) -> int:
+    """The resident memory one API process stays under, however many logins arrive at once.
+
+    Idle process, plus each hashing worker's argon2 block (19 MiB) counted twice: glibc
+    may keep a freed block cached in the worker's arena while the next one is allocated.
+    """
+    from .security import ARGON2_MEMORY_KIB
+
+    return IDLE_PROCESS_MIB + tuning.hash_workers * 2 * (ARGON2_MEMORY_KIB // 1024)

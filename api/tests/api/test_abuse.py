@@ -1,0 +1,520 @@
+"""The API under abuse (issue 12), each numbered finding as a test on real PostgreSQL and Redis.
+
+1. login limits, lockouts and their audit; bounded hashing; the request body limit
+2. a logout survives a Redis restart
+3. NUL and lone surrogates are 422
+4. a race to create one email: one 201, the rest 409
+5. PostgreSQL down: 503 with Retry-After everywhere
+6. an email used in another organisation reveals nothing
+7. password strength
+8. tokens of deleted or disabled users, and malformed claims, are 401
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import jwt as pyjwt
+import psycopg
+import pytest
+from argon2 import PasswordHasher
+
+from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database
+from app.security import HashingBusy, PasswordHashing
+from app.tuning import Tuning
+
+from ..conftest import CANARY, Database, migrate
+from ..support.services import free_port
+from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
+
+EVENT = {"kind": "inference", "energy_wh": "1", "co2e_g": "1"}
+
+
+def audit(db: Database, action: str) -> list[dict[str, Any]]:
+    with psycopg.connect(db.url()) as conn:
+        rows = conn.execute("SELECT detail FROM audit_events WHERE action = %s ORDER BY id", (action,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def sql(db: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db.url()) as conn:
+        cursor = conn.execute(query, params)
+        rows = cursor.fetchall() if cursor.description else []
+        conn.commit()
+    return rows
+
+
+def wrong(api: Any, email: str) -> Any:
+    return api.post("/v1/auth/login", json={"email": email, "password": "not-the-password"})
+
+
+# -- 1. login limits -------------------------------------------------------------------
+
+
+def test_failed_logins_lock_the_account_with_a_growing_delay_all_audited(migrated: Database, redis_url: str) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    tuning = Tuning(login_failures_per_account="3/15 minutes", lockout_seconds=1)
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}, tuning) as api:
+        assert [wrong(api, "owner@acme.io").status_code for _ in range(2)] == [401, 401]
+        locked = wrong(api, "owner@acme.io")  # the third failure locks the account
+        assert locked.status_code == 429 and locked.headers["Retry-After"] == "1"
+        # Locked: even the right password is refused, and no password is checked.
+        right = api.post("/v1/auth/login", json={"email": "owner@acme.io", "password": OWNER_PASSWORD})
+        assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
+        time.sleep(1.2)
+        assert [wrong(api, "owner@acme.io").status_code for _ in range(2)] == [401, 401]
+        second = wrong(api, "owner@acme.io")
+        assert second.status_code == 429 and second.headers["Retry-After"] == "2"  # the delay doubled
+        time.sleep(2.2)
+        login(api, "owner@acme.io")  # the lock ran out; a success forgets the doubling
+        assert [wrong(api, "owner@acme.io").status_code for _ in range(3)] == [401, 401, 429]
+        assert wrong(api, "owner@acme.io").headers["Retry-After"] == "1"
+    failed = audit(migrated, "auth.login_failed")
+    assert len(failed) == 9 and all(d["email"] == "owner@acme.io" and d["address"] for d in failed)
+    lockouts = audit(migrated, "auth.lockout")
+    assert [(d["level"], d["seconds"]) for d in lockouts] == [(1, 1), (2, 2), (1, 1)]
+    refused = audit(migrated, "auth.login_refused")
+    assert len(refused) == 5 and {d["reason"] for d in refused} == {"account_locked"}
+    assert not any(CANARY in json.dumps(d) or OWNER_PASSWORD in json.dumps(d) for d in failed + refused)
+
+
+def test_unknown_emails_are_counted_and_locked_like_known_ones(migrated: Database, redis_url: str) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    tuning = Tuning(login_failures_per_account="3/15 minutes")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}, tuning) as api:
+        known = [wrong(api, "owner@acme.io") for _ in range(4)]
+        unknown = [wrong(api, "nobody@acme.io") for _ in range(4)]
+    assert [r.status_code for r in known] == [r.status_code for r in unknown] == [401, 401, 429, 429]
+    assert [r.json() for r in known] == [r.json() for r in unknown]
+    assert [r.headers.get("Retry-After") for r in known] == [r.headers.get("Retry-After") for r in unknown]
+
+
+def test_failures_from_one_address_are_limited_across_accounts(migrated: Database, redis_url: str) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    tuning = Tuning(login_failures_per_address="4/minute", login_failures_per_account="100/minute")
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}
+    with client(env, tuning) as api:
+        for _ in range(3):
+            login(api, "owner@acme.io")  # successes from an address never count against it
+        assert [wrong(api, f"user{n}@acme.io").status_code for n in range(4)] == [401] * 4
+        refused = api.post("/v1/auth/login", json={"email": "owner@acme.io", "password": OWNER_PASSWORD})
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # Another replica shares the count through Redis.
+    with client(env, tuning) as replica:
+        assert wrong(replica, "someone@acme.io").status_code == 429
+    reasons = [d["reason"] for d in audit(migrated, "auth.login_refused")]
+    assert reasons == ["address_limited", "address_limited"]
+
+
+def test_login_limits_hold_per_process_while_redis_is_down(migrated: Database, private_redis: LocalRedis) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    tuning = Tuning(login_failures_per_account="3/15 minutes")
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}
+    with client(env, tuning) as api:
+        private_redis.stop()
+        token = login(api, "owner@acme.io")  # logins keep working
+        assert [wrong(api, "owner@acme.io").status_code for _ in range(3)] == [401, 401, 429]
+        assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 200
+    assert all(d["degraded_limits"] for d in audit(migrated, "auth.login_failed"))
+
+
+def test_password_hashing_is_bounded_and_refuses_beyond_its_queue() -> None:
+    hashing = PasswordHashing(workers=1, queue=0)
+    release, running = threading.Event(), threading.Event()
+    names: list[str] = []
+
+    def occupy() -> None:
+        names.append(threading.current_thread().name)
+        running.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=hashing._run, args=(occupy,))
+    holder.start()
+    try:
+        assert running.wait(30)
+        with pytest.raises(HashingBusy):
+            hashing.verify("$argon2id$not-checked", "x")  # the one slot is taken: refused at once
+    finally:
+        release.set()
+        holder.join(30)
+    digest = hashing.hash("a-password-for-the-pool")
+    assert hashing.verify(digest, "a-password-for-the-pool")
+    assert names[0].startswith("argon2")  # argon2 runs on the pool's own threads
+    assert digest.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    hashing.close()
+
+
+def test_parallel_logins_beyond_the_hashing_queue_get_503_never_500(migrated: Database, live_api: Any) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    api = live_api(
+        {
+            "DATABASE_URL": migrated.url(),
+            "JWT_SECRET": JWT,
+            "ECOMIND_HASH_WORKERS": "1",
+            "ECOMIND_HASH_QUEUE": "0",
+            "ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "1000/minute",
+            "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "1000/minute",
+        }
+    )
+    with api.client() as http, ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda _: wrong(http, "owner@acme.io"), range(48)))
+    codes = {r.status_code for r in statuses}
+    assert codes <= {401, 503} and 401 in codes
+    assert all(r.headers["Retry-After"] == "1" for r in statuses if r.status_code == 503)
+
+
+def test_a_login_rehashes_a_password_stored_with_old_parameters(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(OWNER_PASSWORD)  # argon2-cffi's default
+    sql(migrated, "UPDATE users SET password_hash = %s WHERE email = 'owner@acme.io'", old)
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        login(api, "owner@acme.io")
+        [(stored,)] = sql(migrated, "SELECT password_hash FROM users WHERE email = 'owner@acme.io'")
+        assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and stored != old
+        login(api, "owner@acme.io")  # the new hash verifies
+        [(again,)] = sql(migrated, "SELECT password_hash FROM users WHERE email = 'owner@acme.io'")
+        assert again == stored  # and is not rehashed again
+
+
+def _raw(port: int, head: bytes, body_chunks: int = 0) -> tuple[bytes, int]:
+    """Send ``head``, then 64 KiB chunks until the server answers (at most ``body_chunks``).
+
+    Returns the start of the answer and the body bytes sent. The answer is read as soon
+    as it arrives: the server closes without reading the rest, and a reset would drop it.
+    """
+    sent = 0
+    chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        answer = b""
+        for _ in range(body_chunks):
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break
+            sent += 0x10000
+        try:
+            while b"\r\n\r\n" not in answer:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+        except OSError:
+            pass
+    return answer, sent
+
+
+def test_request_bodies_over_the_limit_are_refused_before_being_read(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url})
+    with api.client() as http:
+        token = login(http, "owner@acme.io")  # type: ignore[arg-type]
+        # An honest client with a 2 MiB event: 413, with and without a token.
+        big = {**EVENT, "model": "m" * (2 * 1024 * 1024)}
+        assert http.post("/v1/events", json=big, headers=bearer(token)).status_code == 413
+        assert http.post("/v1/events", json=big).status_code == 413
+        assert (
+            http.post("/v1/auth/login", json={"email": "a@b.io", "password": "p" * (2 * 1024 * 1024)}).status_code
+            == 413
+        )
+        # Just under the limit is read and judged on its content.
+        fits = {**EVENT, "model": "m" * (1024 * 1024 - 200)}
+        assert http.post("/v1/events", json=fits, headers=bearer(token)).status_code == 422
+    # 100 MB announced: answered 413 from the headers alone, nothing of the body sent.
+    for path in ("/v1/auth/login", "/v1/events", "/health"):
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"
+        answer, _ = _raw(api.port, head.encode())
+        assert answer.startswith(b"HTTP/1.1 413"), (path, answer[:200])
+    # Chunked, no length announced: refused once 1 MiB has arrived, long before 100 MB.
+    head = "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += "Transfer-Encoding: chunked\r\n\r\n"
+    answer, sent = _raw(api.port, head.encode(), body_chunks=1600)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 16 * 1024 * 1024
+
+
+# -- 2. logout survives a Redis restart ------------------------------------------------
+
+
+def test_a_revoked_token_stays_refused_after_redis_restarts(migrated: Database, private_redis: LocalRedis) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}
+    with client(env) as api:
+        token, other = login(api, "owner@acme.io"), login(api, "owner@acme.io")
+        assert api.post("/v1/auth/logout", headers=bearer(token)).status_code == 204
+        assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 401
+        private_redis.stop()
+        private_redis.start()  # empty: nothing of Redis's state survived
+        assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 401
+        assert api.get("/v1/auth/me", headers=bearer(other)).status_code == 200
+        # Redis down during a logout: PostgreSQL has it, and Redis learns it when back.
+        private_redis.stop()
+        assert api.post("/v1/auth/logout", headers=bearer(other)).status_code == 204
+        assert api.get("/v1/auth/me", headers=bearer(other)).status_code == 401
+        private_redis.start()
+    with client(env) as restarted:
+        assert restarted.get("/v1/auth/me", headers=bearer(token)).status_code == 401
+        assert restarted.get("/v1/auth/me", headers=bearer(other)).status_code == 401
+    [(count,)] = sql(migrated, "SELECT count(*) FROM revoked_tokens WHERE expires_at > now()")
+    assert count == 2
+
+
+# -- 3. invalid text -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["\u0000", "a\u0000b", "\ud800", "x\udfffy"])
+def test_nul_and_lone_surrogates_are_422(migrated: Database, bad: str) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        token = login(api, "owner@acme.io")
+
+        def post(path: str, body: dict[str, Any], **kw: Any) -> Any:
+            # json.dumps escapes both as \\u0000 / \\ud800, exactly as a client would send them.
+            raw = json.dumps(body).encode()
+            return api.post(path, content=raw, headers={"content-type": "application/json", **kw})
+
+        auth = bearer(token)
+        for body in ({**EVENT, "kind": bad}, {**EVENT, "model": bad}):
+            response = post("/v1/events", body, **auth)
+            assert response.status_code == 422, response.text
+        new_user = {"email": "new@acme.io", "password": f"a-good-pass{bad}phrase-1", "role": "VIEWER"}
+        assert post("/v1/users", new_user, **auth).status_code == 422
+        assert post("/v1/users", {**new_user, "email": f"n{bad}@acme.io"}, **auth).status_code == 422
+        assert post("/v1/auth/login", {"email": "owner@acme.io", "password": f"pw{bad}"}).status_code == 422
+        assert api.get("/v1/events/summary", headers=auth).json()["events"] == 0
+
+
+def test_a_body_that_is_not_utf8_is_422_like_one_that_is_not_json(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        token = login(api, "owner@acme.io")
+        json_headers = {"content-type": "application/json", **bearer(token)}
+        for raw in (b'{"kind": "\xff\xfe"}', b"\xef\xbf\xbd<\x1bB", b"{not json"):
+            for path in ("/v1/events", "/v1/users", "/v1/auth/login"):
+                response = api.post(path, content=raw, headers=json_headers)
+                assert response.status_code == 422, (path, raw, response.text)
+                assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+# -- 4. concurrent creation of one email -----------------------------------------------
+
+
+def test_six_parallel_creations_of_one_email_give_one_201_and_five_409(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url})
+    with api.client() as http:
+        token = login(http, "owner@acme.io")  # type: ignore[arg-type]
+        barrier = threading.Barrier(6)
+
+        def create(_: int) -> int:
+            with api.client() as own:
+                barrier.wait()
+                body = {"email": "same@acme.io", "password": "a-good-pass-phrase-7", "role": "VIEWER"}
+                return own.post("/v1/users", json=body, headers=bearer(token)).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            codes = sorted(pool.map(create, range(6)))
+    assert codes == [201, 409, 409, 409, 409, 409]
+    assert sql(migrated, "SELECT count(*) FROM users WHERE email = 'same@acme.io'") == [(1,)]
+
+
+# -- 5. PostgreSQL down ----------------------------------------------------------------
+
+
+def test_postgres_down_is_503_with_retry_after_on_every_endpoint(private_redis: LocalRedis) -> None:
+    root = Path(tempfile.mkdtemp(prefix="ecomind-pg-down-"))  # the postgres user must reach it
+    pg = LocalPostgres(root, free_port()).start()
+    try:
+        ensure_role_and_database(pg.superuser_dsn(), user="down", password=f"{CANARY}-d", dbname="down")
+        url = f"postgresql://down:{CANARY}-d@127.0.0.1:{pg.port}/down"
+        assert migrate(url).returncode == 0
+        create_owner(url, "Acme", "owner@acme.io")
+        env = {"DATABASE_URL": url, "JWT_SECRET": JWT, "REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}
+        with client(env) as api:
+            token = login(api, "owner@acme.io")
+            assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 200
+            pg.stop()
+            calls = {
+                "login": api.post("/v1/auth/login", json={"email": "owner@acme.io", "password": OWNER_PASSWORD}),
+                "me": api.get("/v1/auth/me", headers=bearer(token)),
+                "new user": api.post(
+                    "/v1/users",
+                    json={"email": "x@acme.io", "password": "a-good-pass-phrase-7", "role": "VIEWER"},
+                    headers=bearer(token),
+                ),
+                "event": api.post("/v1/events", json=EVENT, headers=bearer(token)),
+                "summary": api.get("/v1/events/summary", headers=bearer(token)),
+                "logout": api.post("/v1/auth/logout", headers=bearer(token)),
+            }
+            for name, response in calls.items():
+                assert response.status_code == 503, (name, response.text)
+                assert response.headers["Retry-After"] == "5", name
+                assert CANARY not in response.text and "127.0.0.1" not in response.text
+            ready = api.get("/ready")
+            assert ready.status_code == 503 and ready.headers["Retry-After"] == "5"
+            assert api.get("/health").status_code == 200
+            pg.start()
+            assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 200
+    finally:
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- 6. another organisation's emails --------------------------------------------------
+
+
+def test_creating_a_user_whose_email_is_in_another_org_reveals_nothing(migrated: Database, redis_url: str) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    create_owner(migrated.url(), "Other", "owner@other.io", password="the-other-owners-secret-9")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}) as api:
+        owner = login(api, "owner@acme.io")
+        acme = api.get("/v1/auth/me", headers=bearer(owner)).json()["org_id"]
+        api.post(
+            "/v1/users",
+            json={"email": "admin@acme.io", "password": "admin-password-1", "role": "ADMIN"},
+            headers=bearer(owner),
+        )
+        admin = login(api, "admin@acme.io", "admin-password-1")
+
+        def create(email: str) -> Any:
+            body = {"email": email, "password": "a-good-pass-phrase-7", "role": "VIEWER"}
+            return api.post("/v1/users", json=body, headers=bearer(admin))
+
+        taken, fresh = create("owner@other.io"), create("never-seen@other.io")
+        assert taken.status_code == fresh.status_code == 201
+        assert set(taken.json()) == set(fresh.json()) and taken.json()["org_id"] == fresh.json()["org_id"] == acme
+        assert taken.headers.keys() == fresh.headers.keys()
+        # A second time in the same organisation is a conflict, for both alike.
+        assert create("owner@other.io").status_code == create("never-seen@other.io").status_code == 409
+        # Both memberships are whole and separate: each password leads to its own organisation.
+        theirs = login(api, "owner@other.io", "the-other-owners-secret-9")
+        assert api.get("/v1/auth/me", headers=bearer(theirs)).json()["org_id"] != acme
+        ours = login(api, "owner@other.io", "a-good-pass-phrase-7")
+        assert api.get("/v1/auth/me", headers=bearer(ours)).json() == {
+            "id": taken.json()["id"],
+            "org_id": acme,
+            "email": "owner@other.io",
+            "role": "VIEWER",
+        }
+
+
+# -- 7. password strength --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        (" " * 12, "too easy to guess"),
+        ("aaaaaaaaaaaa", "Repeats like"),
+        ("short-pw", "at least 12 characters"),
+        ("password1234", "too easy to guess"),
+        ("acmeacme2024", "too easy to guess"),  # strong but for the organisation's name and email
+    ],
+)
+def test_weak_passwords_are_refused_with_the_reason(migrated: Database, password: str, why: str) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        token = login(api, "owner@acme.io")
+        body = {"email": "new@acme.io", "password": password, "role": "VIEWER"}
+        response = api.post("/v1/users", json=body, headers=bearer(token))
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "password"] and why in error["msg"]
+        assert password.strip() == "" or password not in response.text
+
+
+def test_create_admin_applies_the_same_password_policy(migrated: Database) -> None:
+    with pytest.raises(AssertionError, match="too easy to guess"):
+        create_owner(migrated.url(), "Acme", "owner@acme.io", password="aaaaaaaaaaaa")
+    assert sql(migrated, "SELECT count(*) FROM users") == [(0,)]
+
+
+# -- 8. deleted and disabled users, malformed claims -----------------------------------
+
+
+def test_tokens_of_deleted_or_disabled_users_are_401(migrated: Database, redis_url: str) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}
+    with client(env, Tuning(user_cache_seconds=0)) as api:
+        owner = login(api, "owner@acme.io")
+        for email in ("gone@acme.io", "off@acme.io"):
+            body = {"email": email, "password": "a-good-pass-phrase-7", "role": "ANALYST"}
+            assert api.post("/v1/users", json=body, headers=bearer(owner)).status_code == 201
+        gone, off = (
+            login(api, "gone@acme.io", "a-good-pass-phrase-7"),
+            login(api, "off@acme.io", "a-good-pass-phrase-7"),
+        )
+        assert api.post("/v1/events", json=EVENT, headers=bearer(gone)).status_code == 201
+        sql(migrated, "DELETE FROM users WHERE email = 'gone@acme.io'")
+        sql(migrated, "UPDATE users SET disabled_at = now() WHERE email = 'off@acme.io'")
+        for token in (gone, off):
+            assert api.post("/v1/events", json=EVENT, headers=bearer(token)).status_code == 401
+            assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 401
+            assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 401
+        # A demotion takes effect on tokens already issued: the role is read with the user.
+        body = {"email": "admin@acme.io", "password": "admin-password-1", "role": "ADMIN"}
+        assert api.post("/v1/users", json=body, headers=bearer(owner)).status_code == 201
+        admin = login(api, "admin@acme.io", "admin-password-1")
+        sql(migrated, "UPDATE users SET role = 'VIEWER' WHERE email = 'admin@acme.io'")
+        body = {"email": "x@acme.io", "password": "a-good-pass-phrase-7", "role": "VIEWER"}
+        assert api.post("/v1/users", json=body, headers=bearer(admin)).status_code == 403
+        assert api.post("/v1/events", json=EVENT, headers=bearer(admin)).status_code == 403
+        # A disabled user cannot log in either; the answer is the one for a wrong password.
+        refused = api.post("/v1/auth/login", json={"email": "off@acme.io", "password": "a-good-pass-phrase-7"})
+        assert refused.status_code == 401 and refused.json() == wrong(api, "owner@acme.io").json()
+
+
+def test_a_user_found_enabled_is_cached_briefly(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=600)) as api:
+        token = login(api, "owner@acme.io")
+        assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 200
+        sql(migrated, "UPDATE users SET disabled_at = now()")
+        # Within the cache time the request path asks PostgreSQL nothing about the user.
+        assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 200
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=600)) as fresh:
+        assert fresh.get("/v1/events/summary", headers=bearer(token)).status_code == 401
+
+
+def test_signed_tokens_with_malformed_claims_are_401(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        token = login(api, "owner@acme.io")
+        claims = pyjwt.decode(token, options={"verify_signature": False})
+        kid = pyjwt.get_unverified_header(token)["kid"]
+
+        def signed(**changes: Any) -> str:
+            return pyjwt.encode({**claims, **changes}, JWT, algorithm="HS256", headers={"kid": kid})
+
+        other_org = "00000000-0000-4000-8000-000000000000"
+        for bad in (
+            signed(sub="not-a-uuid"),
+            signed(org="not-a-uuid"),
+            signed(sub=123),
+            signed(role="SUPERUSER"),
+            signed(jti=["a"]),
+            signed(jti="x" * 65),
+            signed(jti="a\u0000b"),
+            signed(org=other_org),
+            signed(sub=other_org),
+        ):
+            for method, path in (("GET", "/v1/auth/me"), ("POST", "/v1/events"), ("GET", "/v1/events/summary")):
+                response = api.request(method, path, json=EVENT if method == "POST" else None, headers=bearer(bad))
+                assert response.status_code == 401, (path, response.text)

@@ -1,0 +1,44 @@
+"""docs/security.md tells the truth about the limits: every knob, its name and its default."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from app.security import ARGON2_MEMORY_KIB
+from app.tuning import KNOBS, Tuning, TuningError, memory_budget_mib
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "security.md"
+
+
+def documented() -> dict[str, str]:
+    rows = re.findall(r"^\| `(ECOMIND_[A-Z_]+)` \| `([^`]*)` \|", DOC.read_text(), re.M)
+    return dict(rows)
+
+
+def test_every_knob_is_documented_with_its_default() -> None:
+    table = documented()
+    defaults = Tuning()
+    assert set(table) == set(KNOBS.values())
+    for field in fields(Tuning):
+        default = getattr(defaults, field.name)
+        shown = table[KNOBS[field.name]]
+        assert shown == (f"{default:g}" if isinstance(default, float) else str(default)), field.name
+
+
+def test_the_documented_budget_is_the_computed_one() -> None:
+    text = DOC.read_text()
+    assert f"**{memory_budget_mib(Tuning())} MiB**" in text
+    assert f"{ARGON2_MEMORY_KIB // 1024} MiB of\nmemory, 2 iterations, 1 lane" in text
+
+
+def test_knobs_are_read_from_the_environment_and_bad_values_named() -> None:
+    tuning = Tuning.from_env({"ECOMIND_HASH_WORKERS": "4", "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "3/minute"})
+    assert tuning.hash_workers == 4 and tuning.account_item.amount == 3
+    assert Tuning.from_env({}) == Tuning()
+    with pytest.raises(TuningError) as info:
+        Tuning.from_env({"ECOMIND_HASH_WORKERS": "many", "ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "lots"})
+    assert "ECOMIND_HASH_WORKERS" in str(info.value) and "ECOMIND_LOGIN_FAILURES_PER_ADDRESS" in str(info.value)
