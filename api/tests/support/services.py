@@ -3,6 +3,7 @@ PostgreSQL and Redis of :mod:`app.localdb`. Test tooling: not shipped in the pac
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,15 +28,21 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
-        moto = Path(sys.executable).with_name("moto_server")
+        # moto's own server, with IAM's ? and * matched as AWS does (tests/support/moto_iam.py).
         self.proc = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "tests.support.moto_iam", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=Path(__file__).resolve().parents[2],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, **self.env},
         )
         wait_port("127.0.0.1", self.port)
         return self
+
+    def configure(self, config: dict[str, object]) -> None:
+        """moto's own settings, e.g. {"lambda": {"use_docker": False}} (functions answer without running)."""
+        request = urllib.request.Request(f"{self.url}/moto-api/config", data=json.dumps(config).encode(), method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
 
     def reset(self) -> None:
         # The URL is always http://127.0.0.1:<port>, built above.
