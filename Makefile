@@ -23,13 +23,14 @@ $(STAMP): api/pyproject.toml
 
 setup: $(STAMP) ## create the venv and install the project with its dev tools
 
-$(DEPLOY_STAMP): deploy/requirements-tools.txt
+$(DEPLOY_STAMP): deploy/requirements-tools.txt deploy/crds/package-lock.json
 	$(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet --upgrade pip
 	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/requirements-tools.txt
+	npm ci --prefix deploy/crds --no-audit --no-fund --loglevel=error
 	touch $@
 
-deploy-tools: $(DEPLOY_STAMP) ## the deployment validators, in their own venv
+deploy-tools: system-deps $(DEPLOY_STAMP) ## the deployment validators (their own venv, and the CRD schemas)
 
 system-deps: ## PostgreSQL server binaries and redis-server (apt-get when missing)
 	bash scripts/system-deps.sh

@@ -5,8 +5,9 @@
 #   deploy/validate.sh CHECK FILE...   one check on the given files (the tests use
 #                                      this on broken copies, expecting a failure)
 #
-# CHECK: hadolint shellcheck compose ecs iam cfn k8s checkov
-# Tools come from .venv-deploy (make deploy-tools) and kubectl (kustomize v5).
+# CHECK: hadolint shellcheck compose ecs iam cfn k8s crds checkov
+# Tools come from .venv-deploy and deploy/crds/node_modules (make deploy-tools) and
+# kubectl (kustomize v5).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools=${DEPLOY_TOOLS:-$root/.venv-deploy/bin}
@@ -28,6 +29,11 @@ check_iam() { # parliament reads stdin when it is not a terminal: give it --stri
   return $status
 }
 check_k8s() { "$tools/kubernetes-validate" --strict --quiet "$@"; }
+check_crds() { # External Secrets resources against their CRD schemas (deploy/crds/validate.mjs)
+  "$tools/python" -c 'import json, sys, yaml
+docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]
+print(json.dumps(docs))' "$@" | node "$root/deploy/crds/validate.mjs"
+}
 check_checkov() {
   local args=() file
   for file in "$@"; do
@@ -61,6 +67,7 @@ for env in staging production; do
     python3 "$root/deploy/render.py" "$env" "$policy" > "$work/$env-$(basename "$policy")"
   done
   python3 "$root/deploy/render.py" "$env" "$root/deploy/k8s" > "$work/$env-k8s.yaml"
+  python3 "$root/deploy/render.py" "$env" "$root/deploy/k8s/cluster-secret-store.yaml" > "$work/$env-store.yaml"
   mkdir -p "$work/cfn"
   for template in "$root"/deploy/cloudformation/*.yaml; do
     python3 "$root/deploy/render.py" "$env" "$template" > "$work/cfn/$env-$(basename "$template")"
@@ -90,6 +97,7 @@ run "botocore: ECS task definitions" check_ecs "$work"/*.taskdef.json
 run "parliament: IAM policies" check_iam "$work"/*.policy.json
 run "cfn-lint: CloudFormation (rendered)" check_cfn "$work"/cfn/*.yaml
 run "kubernetes-validate: overlays" check_k8s "$work"/*-k8s.yaml
+run "External Secrets CRD schemas: ExternalSecret, ClusterSecretStore" check_crds "$work"/*-k8s.yaml "$work"/*-store.yaml
 run "checkov: CloudFormation, Dockerfiles, Kubernetes" check_checkov "$work/cfn" \
   "$root/api/Dockerfile" "$root/api/Dockerfile.migrate" "$work"/*-k8s.yaml
 if [ ${#failed[@]} -gt 0 ]; then

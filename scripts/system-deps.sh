@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the machine packages the project runs against: PostgreSQL server binaries
-# and redis-server. Uses apt-get (Debian/Ubuntu) when something is missing.
+# and redis-server; npm (the CRD schemas of make validate-deploy) and openssl (a test
+# server's certificate). Uses apt-get (Debian/Ubuntu) when something is missing.
 set -euo pipefail
 
 have_postgres() {
@@ -15,6 +16,8 @@ have_postgres() {
 missing=()
 have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v npm >/dev/null 2>&1 || missing+=(npm)          # the CRD schemas of make validate-deploy
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # a test server's SSL certificate
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -10,6 +10,7 @@ never imports this module.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import secrets
 import shutil
@@ -29,6 +30,7 @@ __all__ = [
     "ensure_role_and_database",
     "free_port",
     "port_open",
+    "postgres_bindir",
     "terminate",
     "wait_port",
 ]
@@ -80,17 +82,36 @@ def postgres_bindir() -> Path:
     raise FileNotFoundError("PostgreSQL server binaries not found: install them (Debian: apt-get install postgresql)")
 
 
+# Where the server's data goes when, as root, the folder asked for is out of the postgres
+# user's reach (a clone in /root or in a private mktemp folder): its home on Debian.
+REACHABLE_ROOT = Path("/var/lib/postgresql/ecomind")
+
+
 class LocalPostgres:
-    """A PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1:``port`` only."""
+    """A PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1:``port`` only.
+
+    As root the server runs as ``postgres``; if that user cannot reach ``data_dir``
+    the data goes under :data:`REACHABLE_ROOT` instead (``relocated`` says so). With
+    ``ssl=True`` the server gets a self-signed certificate (``sslmode=require`` works;
+    ``verify-*`` would not, by design of a throwaway certificate).
+    """
 
     def __init__(self, data_dir: Path, port: int, *, ssl: bool = False) -> None:
-        self.root = data_dir.resolve()
-        self.data = self.root / "data"
+        self.asked = data_dir.resolve()
         self.port = port
         self.ssl = ssl
         self.bindir = postgres_bindir()
         self._as_postgres = os.geteuid() == 0
+        self.root = self.asked
+        if self._as_postgres and not _postgres_reaches(self.asked):
+            digest = hashlib.sha256(str(self.asked).encode()).hexdigest()[:12]
+            self.root = REACHABLE_ROOT / digest
+        self.data = self.root / "data"
         self.password_file = self.root / "superuser-password"
+
+    @property
+    def relocated(self) -> bool:
+        return self.root != self.asked
 
     @property
     def superuser_password(self) -> str:
@@ -110,6 +131,8 @@ class LocalPostgres:
 
     def init(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self._as_postgres and self.relocated:
+            shutil.chown(REACHABLE_ROOT, "postgres")
         if not self.password_file.exists():
             fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
@@ -141,7 +164,9 @@ class LocalPostgres:
             self.init()
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
         options += " -c max_connections=200"
-        if not self.ssl:
+        if self.ssl:
+            options += " " + self._certificate()
+        else:
             options += " -c ssl=off"
         result = self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start"
@@ -152,9 +177,44 @@ class LocalPostgres:
         wait_port("127.0.0.1", self.port)
         return self
 
+    def serves_port(self) -> bool:
+        """Whether this cluster is the server listening on our port (its postmaster.pid says so)."""
+        try:
+            lines = (self.data / "postmaster.pid").read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return False
+        return port == self.port
+
+    def _certificate(self) -> str:
+        key, cert = self.data / "server.key", self.data / "server.crt"
+        if not cert.exists():
+            request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"]
+            subprocess.run(
+                [*request, "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                capture_output=True,
+                check=True,
+            )
+            os.chmod(key, 0o600)
+            if self._as_postgres:
+                shutil.chown(key, "postgres")
+                shutil.chown(cert, "postgres")
+        return f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
+
     def stop(self) -> None:
         if self.initialised():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+def _postgres_reaches(folder: Path) -> bool:
+    """Whether the postgres user can walk down to ``folder``'s parent (``folder`` itself is
+    made theirs by :meth:`LocalPostgres.init`)."""
+    existing = folder.parent
+    while not existing.exists():
+        existing = existing.parent
+    check = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(existing)], capture_output=True)
+    return check.returncode == 0
 
 
 def ensure_role_and_database(superuser_dsn: str, *, user: str, password: str, dbname: str) -> None:

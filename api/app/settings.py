@@ -33,7 +33,7 @@ from .secrets.environment import SECRET_VARIABLES, Environment, EnvironmentModel
 from .secrets.errors import Problem, ResolutionError, SettingsError
 from .secrets.live import LiveSecret
 from .secrets.policy import CHECKS
-from .secrets.refs import Reference
+from .secrets.refs import AwsRef, Reference
 from .secrets.sources import Collected, Origin, collect
 from .secrets.store import ResolvedSecret, SecretStore
 
@@ -194,8 +194,13 @@ def inspect_settings(
 
     for name, raw in raws.items():
         checked = CHECKS[name](c.model, raw)
+        ref = c.references.get(name)
         for finding in checked.findings:
-            problems.append(Problem(name, c.source(name), finding.message, finding.fix, finding.severity))
+            fix = finding.fix
+            if isinstance(ref, AwsRef) and finding.is_example:
+                # The value lives in Secrets Manager: a rotation replaces it with a generated one.
+                fix = f"ecomind secrets rotate {ref.secret_id}"
+            problems.append(Problem(name, c.source(name), finding.message, fix, finding.severity))
         inspection.values[name] = checked.value
         redact.register(checked.value)
     inspection.problems = problems

@@ -85,12 +85,14 @@ def create_admin(
     from sqlalchemy.orm import Session
 
     from ..db import make_engine
+    from ..emails import email_problem
     from ..models import AuditEvent, Org, Role, User
+    from ..passwords import password_problem
     from ..security import hash_password
 
+    if problem := email_problem(email):
+        fail(f"--email: {problem}", ExitCode.USAGE)
     password = _read_password()
-    from ..passwords import password_problem
-
     if problem := password_problem(password, [email, org]):
         fail(problem, ExitCode.USAGE)
     settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=("DATABASE_URL",))
@@ -98,9 +100,12 @@ def create_admin(
     try:
         with Session(engine) as session:
             email_l = email.strip().lower()
-            if session.scalar(select(User.id).where(User.email == email_l)) is not None:
-                fail(f"a user with email {email_l} already exists", ExitCode.FAILED)
             org_row = session.scalar(select(Org).where(Org.name == org))
+            # An email is unique within an organisation (the API's rule, and its constraint).
+            if org_row is not None and session.scalar(
+                select(User.id).where(User.email == email_l, User.org_id == org_row.id)
+            ):
+                fail(f"a user with email {email_l} already exists in {org}", ExitCode.FAILED)
             if org_row is None:
                 org_row = Org(name=org)
                 session.add(org_row)

@@ -18,6 +18,28 @@ __all__ = ["dev"]
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
+def _check_foreign_server(database_url: str, port: int) -> None:
+    """Something that is not this project's PostgreSQL listens on the port of .env: does it let us in?"""
+    import psycopg
+
+    from ..db import connect_args
+    from ..pg import classify
+
+    try:
+        psycopg.connect(**connect_args(database_url), connect_timeout=3).close()
+    except psycopg.Error as exc:
+        failure = classify(exc)
+        if failure.kind in ("auth", "no_database"):
+            fail(
+                f"another PostgreSQL (not this project's) listens on 127.0.0.1:{port} and refused the DATABASE_URL "
+                f"of .env ({failure.summary})",
+                ExitCode.DATABASE,
+                fix=".venv/bin/ecomind init --force   # a new .env on free ports (the old one is kept as .env.bak); "
+                "then: make run",
+            )
+        raise
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -50,7 +72,8 @@ def dev(
     if settings.environment != "development":
         settings.close()
         fail("`ecomind dev` is for development", ExitCode.CONFIG, fix="unset ENVIRONMENT (or ENVIRONMENT=development)")
-    url = urlsplit(settings.secret("DATABASE_URL").get().value.get_secret_value())
+    database_url = settings.secret("DATABASE_URL").get().value.get_secret_value()
+    url = urlsplit(database_url)
     redis = settings.secret("REDIS_URL").get().value.get_secret_value() if settings.has_secret("REDIS_URL") else None
     redis_url = urlsplit(redis) if redis else None
     settings.close()
@@ -59,11 +82,15 @@ def dev(
         if url.hostname in LOCAL_HOSTS:
             db_port = url.port or 5432
             pg = LocalPostgres(data_dir / "postgres", db_port)
+            if pg.relocated:
+                data(f"the server runs as the postgres user, which cannot reach {pg.asked}: its data is in {pg.root}")
             if not port_open("127.0.0.1", db_port):
                 data(f"starting a local PostgreSQL on 127.0.0.1:{db_port} (data in {pg.root})")
                 pg.start()
                 started.append(pg)
-            if pg.initialised():
+            elif not pg.serves_port():
+                _check_foreign_server(database_url, db_port)
+            if pg.serves_port():
                 ensure_role_and_database(
                     pg.superuser_dsn(),
                     user=unquote(url.username or "ecomind"),

@@ -147,7 +147,7 @@ class Doctor:
                 "AWS credentials",
                 "fail",
                 "no credentials found (environment, profile, container or instance role)",
-                "attach a task role (ECS) or IRSA role (EKS); locally: export AWS_PROFILE=NAME",
+                "export AWS_PROFILE=NAME   # locally; in ECS or EKS attach a task role or an IRSA role",
             )
         else:
             self.add("AWS credentials", "ok", f"found ({creds.method})")
@@ -179,7 +179,7 @@ class Doctor:
         elif isinstance(error, SecretNotFound) and isinstance(ref, AwsRef):
             self.not_found(name, ref)
         elif isinstance(error, SecretsManagerUnreachable):
-            self.add(name, "fail", error.message, error.fix)
+            self.add(name, "fail", error.message, "check AWS_REGION / AWS_ENDPOINT_URL, the VPC endpoint or NAT route")
         else:
             self.add(name, "fail", error.message, _own_fix(error))
 
@@ -236,8 +236,8 @@ class Doctor:
                 f"export AWS_REGION={elsewhere[0]}   # or replicate the secret to {here}",
             )
             return
-        similar, listed = self.similar_names(secret_name, here)
         variable = name.split()[0]
+        similar, listed = self.similar_names(secret_name, here, variable)
         if similar:
             self.add(
                 name,
@@ -280,7 +280,7 @@ class Doctor:
             answers = list(pool.map(look, others))
         return [a for a in answers if a not in (None, "denied")], sum(a != "denied" for a in answers)
 
-    def similar_names(self, secret_name: str, region: str | None) -> tuple[list[str], bool]:
+    def similar_names(self, secret_name: str, region: str | None, variable: str) -> tuple[list[str], bool]:
         import botocore.exceptions
 
         try:
@@ -288,7 +288,11 @@ class Doctor:
             names = [s["Name"] for page in pages for s in page.get("SecretList", [])]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
             return [], False
-        return difflib.get_close_matches(secret_name, names, n=3, cutoff=0.75), True
+        # The secrets of the environment's other variables are not typos of this one's
+        # (the JWT secret is not a misspelt database secret).
+        others = {self.m.secret_name(spec.key) for spec in self.m.secrets if spec.variable != variable}
+        candidates = [n for n in names if n not in others]
+        return difflib.get_close_matches(secret_name, candidates, n=3, cutoff=0.8), True
 
     def database(self) -> None:
         from ..pg import classify
@@ -387,13 +391,13 @@ class Doctor:
             self.add(name, "not_checked", f"{ref}: DescribeSecret failed ({type(exc).__name__})")
             return
         days_policy = self.m.rotation_days or 0
+        enable = f"ecomind secrets provision --environment {self.m.name} --enable-rotation"
+        if self.endpoint:
+            # An endpoint override is an emulator or a test stack, which runs no rotation
+            # function: the fix says which driver it chose and why, never silently.
+            enable += " --rotation-driver local   # AWS_ENDPOINT_URL is set: no rotation functions there"
         if not meta.get("RotationEnabled"):
-            self.add(
-                name,
-                "fail",
-                f"{ref}: rotation is off",
-                f"ecomind secrets provision --environment {self.m.name} --enable-rotation",
-            )
+            self.add(name, "fail", f"{ref}: rotation is off", enable)
             return
         days = int(meta.get("RotationRules", {}).get("AutomaticallyAfterDays") or days_policy)
         last = meta.get("LastRotatedDate") or meta.get("CreatedDate")
@@ -402,7 +406,7 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: rotates every {days} days; {self.m.name} requires {days_policy}",
-                f"ecomind secrets provision --environment {self.m.name} --enable-rotation",
+                enable,
             )
             return
         if isinstance(last, datetime) and self.as_of - last > timedelta(days=days, hours=24):
@@ -420,7 +424,7 @@ class Doctor:
 
 def _own_fix(error: ResolutionError) -> str:
     # The generic fix of an unknown AWS error sends the operator to the doctor; here, it is the doctor.
-    return "" if "ecomind doctor" in error.fix else error.fix
+    return "" if error.fix.startswith("ecomind doctor") else error.fix
 
 
 def doctor(

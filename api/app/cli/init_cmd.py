@@ -6,6 +6,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -26,6 +27,34 @@ def render_env(template: str) -> str:
             # token_urlsafe output is [A-Za-z0-9_-]: safe inside a URL without quoting.
             template = template.replace(placeholder, secrets.token_urlsafe(size))
     return template
+
+
+def _free_local_ports(text: str) -> tuple[str, list[str]]:
+    """Point DATABASE_URL and REDIS_URL at free ports when theirs are taken on this machine.
+
+    `make run` starts the project's own PostgreSQL and Redis where .env points; a
+    developer's own PostgreSQL already on 5432 would otherwise answer instead, and
+    refuse the generated password.
+    """
+    from ..localdb import free_port, port_open
+
+    notes = []
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        name, sep, value = line.partition("=")
+        if name.strip() not in ("DATABASE_URL", "REDIS_URL") or not sep:
+            continue
+        try:
+            parts = urlsplit(value.strip())
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            continue
+        if host not in ("127.0.0.1", "localhost") or port is None or not port_open("127.0.0.1", port):
+            continue
+        new = free_port()
+        lines[i] = line.replace(f"{parts.hostname}:{port}", f"{parts.hostname}:{new}", 1)
+        notes.append(f"port {port} is taken on this machine: {name.strip()} uses {new} for the project's own server")
+    return "".join(lines), notes
 
 
 def _find_example(start: Path) -> Path | None:
@@ -64,7 +93,9 @@ def init(
             ExitCode.FAILED,
             fix=f"ecomind init --force   # keeps the old one as {path}.bak",
         )
-    content = render_env(template_path.read_text(encoding="utf-8"))
+    content, notes = _free_local_ports(render_env(template_path.read_text(encoding="utf-8")))
+    for note in notes:
+        data(note)
     if path.exists():
         backup = path.with_name(path.name + ".bak")
         os.replace(path, backup)

@@ -6,7 +6,7 @@
     ecomind config check|show          cli/config_cmd.py
     ecomind secrets provision|list|describe|history|get|set|restore|rotate
                                        cli/secrets_cmd.py
-    ecomind run -- CMD                 cli/run_cmd.py
+    ecomind run -- CMD, export         cli/run_cmd.py
     ecomind doctor                     cli/doctor_cmd.py
     ecomind migrate, users create-admin
                                        cli/db_cmd.py
@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -40,9 +41,28 @@ app = typer.Typer(
     "Exit codes: docs/troubleshooting.md. Example: ecomind init && ecomind config check",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        data(f"ecomind {version('ecomind-api')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """EcoMind operator CLI: local setup, configuration checks, secrets, diagnosis."""
+
+
 app.command("init")(init_cmd.init)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(secrets_cmd.app, name="secrets")
@@ -51,6 +71,7 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 app.command("migrate", context_settings=_PASS_THROUGH)(db_cmd.migrate)
 app.command("dev")(dev_cmd.dev)
 app.command("run", context_settings=_PASS_THROUGH)(run_cmd.run)
+app.command("export")(run_cmd.export)
 app.command("doctor")(doctor_cmd.doctor)
 
 

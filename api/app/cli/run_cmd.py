@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from ..settings import Settings, load_settings
 from .options import EnvFileOpt, EnvironmentOpt, value_of
 from .output import ExitCode, fail
 
-__all__ = ["run"]
+__all__ = ["export", "run"]
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -43,6 +44,48 @@ def child_environment(settings: Settings, only: list[str] | None, base: dict[str
     return env
 
 
+def _only(only: list[str] | None) -> tuple[str, ...]:
+    unknown = sorted(set(only or []) - set(VARIABLE_NAMES))
+    if unknown:
+        fail(f"--only: not a setting: {', '.join(unknown)} (one of {', '.join(VARIABLE_NAMES)})", ExitCode.USAGE)
+    return tuple(n for n in SECRET_VARIABLES if n in only) if only else SECRET_VARIABLES
+
+
+def _dotenv_line(name: str, value: str) -> str:
+    # Single quotes: python-dotenv and docker compose read them literally (no ${} expansion).
+    if "'" not in value and "\n" not in value:
+        return f"{name}='{value}'"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{name}="{escaped}"'
+
+
+def export(
+    environment: EnvironmentOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="dotenv or json.")] = "dotenv",
+    only: Annotated[list[str] | None, typer.Option("--only", help="Export only this variable (repeatable).")] = None,
+    env_file: EnvFileOpt = Path(".env"),
+) -> None:
+    """Print the resolved settings once, as dotenv lines or JSON: values included, on purpose.
+
+    For a one-off (a local shell against staging, a tool that reads .env). Prefer
+    `ecomind run`, which gives the values to one command without printing them.
+
+    Example: ecomind export --environment staging --only DATABASE_URL --format dotenv > /dev/shm/staging.env
+    """
+    if fmt not in ("dotenv", "json"):
+        fail("--format is dotenv or json", ExitCode.USAGE)
+    secrets = _only(only)
+    settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=secrets)
+    try:
+        values = {n: v for n, v in child_environment(settings, only, {}).items() if n in (only or VARIABLE_NAMES)}
+    finally:
+        settings.close()
+    if fmt == "json":
+        sys.stdout.write(json.dumps(values, indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(_dotenv_line(n, v) + "\n" for n, v in values.items()))
+
+
 def run(
     ctx: typer.Context,
     environment: EnvironmentOpt = None,
@@ -66,10 +109,7 @@ def run(
     command = list(ctx.args)
     if not command:
         fail("give the command after --, e.g. ecomind run -- env", ExitCode.USAGE)
-    unknown = sorted(set(only or []) - set(VARIABLE_NAMES))
-    if unknown:
-        fail(f"--only: not a setting: {', '.join(unknown)} (one of {', '.join(VARIABLE_NAMES)})", ExitCode.USAGE)
-    secrets = tuple(n for n in SECRET_VARIABLES if n in only) if only else SECRET_VARIABLES
+    secrets = _only(only)
     settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=secrets)
     try:
         env = child_environment(settings, only, dict(os.environ))

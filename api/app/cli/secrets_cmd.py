@@ -262,13 +262,30 @@ def provision(
                 shown = f"RotateSecret(every {days} days, " + (
                     f"function {function})" if function else "no function: rotate with ecomind secrets rotate --local)"
                 )
-                plan.call(entry, shown, lambda kwargs=kwargs: client.rotate_secret(**kwargs))
+                plan.call(entry, shown, lambda kwargs=kwargs: _rotate_secret(client, m, kwargs))
     if as_json:
         print_json({"environment": m.name, "prefix": Verbatim(m.prefix), "dry_run": dry_run, "secrets": plan.secrets})
     elif plan.calls == 0:
         say("nothing to do: every secret exists as asked")
     elif dry_run:
         say(f"dry run: {plan.calls} call(s) would be made")
+
+
+def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> None:
+    import botocore.exceptions
+
+    try:
+        client.rotate_secret(**kwargs)
+    except botocore.exceptions.ClientError as exc:
+        function = kwargs.get("RotationLambdaARN")
+        if function and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            fail(
+                f"the rotation function {function} does not exist",
+                ExitCode.NOT_FOUND,
+                fix="create it: docs/deployment.md, section 3 (on an emulator, which runs no functions: "
+                f"ecomind secrets provision --environment {m.name} --enable-rotation --rotation-driver local)",
+            )
+        raise
 
 
 def _create(
@@ -464,7 +481,16 @@ def history(
     client = secrets_client(region)
     versions: list[dict[str, Any]] = []
     with aws_errors(name, client):
-        for page in client.get_paginator("list_secret_version_ids").paginate(SecretId=name, IncludeDeprecated=True):
+        pages, token = [], None
+        while True:  # botocore has no paginator for ListSecretVersionIds
+            page = client.list_secret_version_ids(
+                SecretId=name, IncludeDeprecated=True, **({"NextToken": token} if token else {})
+            )
+            pages.append(page)
+            token = page.get("NextToken")
+            if not token:
+                break
+        for page in pages:
             for v in page.get("Versions", []):
                 versions.append(
                     {
@@ -474,6 +500,9 @@ def history(
                         "last_accessed": _iso(v.get("LastAccessedDate")),
                     }
                 )
+    # Newest first; within a second (rotations are fast), the stage order of a rotation.
+    order = {"AWSPENDING": 0, "AWSCURRENT": 1, "AWSPREVIOUS": 2}
+    versions.sort(key=lambda v: min((order.get(s, 3) for s in v["stages"]), default=3))
     versions.sort(key=lambda v: v["created"] or "", reverse=True)
     if as_json:
         print_json({"name": Verbatim(name), "versions": versions})

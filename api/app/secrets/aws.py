@@ -165,7 +165,23 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             results.update(batch_results)
             singles.extend(retry)
         results.update(self._get_many(singles))
+        for key, got in results.items():
+            if isinstance(got, SecretDeleted):
+                results[key] = self._deletion_date(key, got)
         return results
+
+    def _deletion_date(self, key: AwsRef, err: SecretDeleted) -> SecretDeleted:
+        """The same error with the date the secret goes (one DescribeSecret, on this failure path only)."""
+        try:
+            deleted = self.client(key.region).describe_secret(SecretId=key.secret_id).get("DeletedDate")
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            return err
+        if deleted is None:
+            return err
+        when = deleted.strftime("%Y-%m-%d %H:%M %Z").strip()
+        dated = SecretDeleted(f"{key} is scheduled for deletion on {when}", reference=err.reference, fix=err.fix)
+        dated.__cause__ = err.__cause__
+        return dated
 
     def _batch(self, region: str | None, chunk: list[AwsRef]) -> tuple[dict[AwsRef, Fetched], list[AwsRef]]:
         """One BatchGetSecretValue; returns what it answered and what to read singly."""
@@ -272,13 +288,13 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         err = NoCredentials(
             f"no AWS credentials found to read {reference}",
             reference=reference,
-            fix="attach a task role (ECS/EKS), or set AWS_PROFILE / AWS_ACCESS_KEY_ID locally",
+            fix="export AWS_PROFILE=NAME   # locally; in ECS or EKS attach a task role or an IRSA role",
         )
     elif isinstance(exc, botocore.exceptions.NoRegionError):
         err = NoRegion(
             f"no AWS region to read {reference}",
             reference=reference,
-            fix="set AWS_REGION, or use a full ARN that names the region",
+            fix="export AWS_REGION=us-east-1   # the region of the secrets (or use a full ARN)",
         )
     elif isinstance(
         exc,
@@ -292,13 +308,13 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         err = SecretsManagerUnreachable(
             f"Secrets Manager at {endpoint} is unreachable ({type(exc).__name__}) while reading {reference}",
             reference=reference,
-            fix="check AWS_REGION / AWS_ENDPOINT_URL, the VPC endpoint or NAT route, and security groups",
+            fix="ecomind doctor   # then check AWS_REGION / AWS_ENDPOINT_URL, the VPC endpoint or NAT route",
         )
     else:
         err = ResolutionError(
             f"reading {reference} failed ({type(exc).__name__})",
             reference=reference,
-            fix="run `ecomind doctor` for a diagnosis",
+            fix="ecomind doctor",
         )
     err.__cause__ = exc
     return err
@@ -318,13 +334,13 @@ def _from_code(code: str, message: str, reference: str, endpoint: str) -> Resolu
         return SecretNotFound(
             f"secret {reference} not found at {endpoint}",
             reference=reference,
-            fix="check the name and AWS_REGION (`ecomind doctor` searches the other regions)",
+            fix="ecomind doctor   # looks for it in the other regions and among similar names",
         )
     if code in _DENIED_CODES:
         return SecretAccessDenied(
             f"access to {reference} denied",
             reference=reference,
-            fix="grant secretsmanager:GetSecretValue on this secret only (`ecomind doctor` prints the statement)",
+            fix="ecomind doctor   # prints the least-privilege statement for this secret",
         )
     if code == "DecryptionFailure":
         return SecretAccessDenied(
@@ -336,9 +352,9 @@ def _from_code(code: str, message: str, reference: str, endpoint: str) -> Resolu
         return SecretsThrottled(
             f"Secrets Manager throttled reads of {reference}",
             reference=reference,
-            fix="raise SECRETS_CACHE_TTL or stagger task starts; the cache keeps serving meanwhile",
+            fix="export SECRETS_CACHE_TTL=900   # fewer refreshes; stagger task starts; the cache keeps serving",
         )
-    if code == "InvalidRequestException" and "deletion" in message.lower():
+    if code == "InvalidRequestException" and ("deletion" in message.lower() or "deleted" in message.lower()):
         return SecretDeleted(
             f"{reference} is scheduled for deletion",
             reference=reference,
@@ -347,5 +363,5 @@ def _from_code(code: str, message: str, reference: str, endpoint: str) -> Resolu
     return ResolutionError(
         f"reading {reference} failed: {code or 'unknown error'}",
         reference=reference,
-        fix="run `ecomind doctor` for a diagnosis",
+        fix="ecomind doctor",
     )

@@ -135,6 +135,7 @@ class Finding:
     message: str
     fix: str
     severity: Severity = "error"
+    is_example: bool = False  # a known example value: the fix depends on where the value lives
 
 
 @dataclass(frozen=True)

@@ -58,15 +58,12 @@ def check_example_value(m: EnvironmentModel, value: str, *, is_url: bool = False
     if not any(_is_example(c) for c in candidates):
         return None
     if m.example_severity == "warning":
-        return Finding(
-            "holds a known example value",
-            "ecomind init --force",
-            "warning",
-        )
+        return Finding("holds a known example value", "ecomind init --force", "warning", is_example=True)
     return Finding(
         f"holds a known example value, refused in {m.name}",
-        "store a generated value in the secret (`ecomind secrets set NAME` reads it from stdin) "
-        "or point the variable at a generated secret",
+        "set the variable to a generated value, or point it at a secret: "
+        f"ecomind secrets provision --environment {m.name}",
+        is_example=True,
     )
 
 

@@ -11,10 +11,11 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request, status
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...emails import Email
 from ...models import AuditEvent, User
 from ...text import SafeText
 from ...throttle import Refusal
@@ -30,7 +31,7 @@ MAX_MEMBERSHIPS = 10
 
 
 class Login(BaseModel):
-    email: EmailStr
+    email: Email
     password: Annotated[SafeText, Field(min_length=1, max_length=1024)]
     # Only needed to choose among several organisations sharing this email and password.
     org_id: uuid.UUID | None = None

@@ -12,10 +12,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
+from ...emails import Email
 from ...models import AuditEvent, Org, Role, User
 from ...passwords import password_problem
 from ...text import SafeText
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
 class NewUser(BaseModel):
-    email: EmailStr
+    email: Email
     password: Annotated[
         SafeText,
         Field(

@@ -1,0 +1,24 @@
+"""The one rule for an email address, for the API's models and ``ecomind users create-admin``.
+
+pydantic's ``EmailStr`` (email-validator underneath) refuses special-use and reserved
+domains such as ``.test`` and ``.local``: an address the API would refuse at login
+must not be accepted by the CLI either.
+"""
+
+from __future__ import annotations
+
+from pydantic import EmailStr, TypeAdapter, ValidationError
+
+__all__ = ["Email", "email_problem"]
+
+Email = EmailStr
+_ADAPTER: TypeAdapter[str] = TypeAdapter(EmailStr)
+
+
+def email_problem(text: str) -> str | None:
+    """Why ``text`` is not an address the API accepts, or None."""
+    try:
+        _ADAPTER.validate_python(text.strip())
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"])
+    return None

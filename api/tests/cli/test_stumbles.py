@@ -1,0 +1,448 @@
+"""Every stumble a new operator hit (issue 11), each as the regression test it became.
+
+The journey (tests/journey) runs the guides end to end; these pin each item down alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from app.localdb import LocalPostgres, port_open
+
+from ..conftest import CANARY, ECOMIND, REGION, Aws, Cli, Database, assert_clean
+from ..support.services import MotoServer, free_port
+
+REPO = Path(__file__).resolve().parents[3]
+JWT = "k" * 48
+
+
+def provision(cli: Cli, aws: Aws, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", *extra, env=env or aws.env)
+
+
+def run_fix(fix: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A printed fix, run exactly as printed (in bash, with ecomind on the PATH)."""
+    path = f"{Path(ECOMIND).parent}:{os.environ['PATH']}"
+    return subprocess.run(
+        ["bash", "-c", fix], env={**env, "PATH": path}, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+# -- IAM enforced, for roles that may do less -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def iam() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}).start()
+    kw = {"region_name": REGION, "endpoint_url": server.url, "aws_access_key_id": "x", "aws_secret_access_key": "x"}
+    client = boto3.client("iam", **kw)
+    client.create_user(UserName="admin")
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    client.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
+    key = client.create_access_key(UserName="admin")["AccessKey"]
+    admin = {
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        "AWS_REGION": REGION,
+    }
+    yield server, admin
+    server.stop()
+
+
+def user_with(iam: tuple[MotoServer, dict[str, str]], name: str, statements: list[dict[str, Any]]) -> dict[str, str]:
+    server, admin = iam
+    client = boto3.client(
+        "iam",
+        region_name=REGION,
+        endpoint_url=server.url,
+        aws_access_key_id=admin["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"],
+    )
+    client.create_user(UserName=name)
+    policy = {"Version": "2012-10-17", "Statement": statements}
+    client.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+    key = client.create_access_key(UserName=name)["AccessKey"]
+    return {**admin, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+def admin_client(iam: tuple[MotoServer, dict[str, str]], region: str = REGION) -> Any:
+    server, admin = iam
+    return boto3.client(
+        "secretsmanager",
+        region_name=region,
+        endpoint_url=server.url,
+        aws_access_key_id=admin["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+# -- 1. data prints verbatim ---------------------------------------------------------------
+
+
+def test_1_arns_and_policies_print_verbatim(cli: Cli, aws: Aws) -> None:
+    arn = aws.create("ecomind/staging/jwt", JWT)
+    described = cli("secrets", "describe", "ecomind/staging/jwt", env=aws.env)
+    assert arn in described.stdout and ":secret:" in described.stdout
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": "postgresql://u:Pw-1234567@h/db", "JWT_SECRET": arn}
+    check = cli("config", "check", env=env)
+    assert arn in check.stdout, check.stdout  # the source column: the ARN as written
+    assert "🤫" not in described.stdout + check.stdout
+
+
+# -- 2. a check that could not run is not a pass -------------------------------------------
+
+
+def test_2_doctor_without_describe_secret_says_not_checked(iam: tuple[MotoServer, dict[str, str]]) -> None:
+    sm = admin_client(iam)
+    for name, value in (
+        ("ecomind/prod/database", "postgresql://u:Pw-1234567@127.0.0.1:1/db"),
+        ("ecomind/prod/jwt", JWT),
+    ):
+        sm.create_secret(Name=name, SecretString=value)
+    only_read = user_with(
+        iam,
+        "reader-only",
+        [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/prod/*",
+            },
+            {"Effect": "Allow", "Action": "secretsmanager:BatchGetSecretValue", "Resource": "*"},
+        ],
+    )
+    result = Cli(Path.cwd())("doctor", "--json", "--timeout", "1", env={**only_read, "ENVIRONMENT": "production"})
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["JWT_SECRET readable"]["status"] == "ok"
+    assert checks["JWT_SECRET rotation"]["status"] == "not_checked"
+    assert "DescribeSecret denied" in checks["JWT_SECRET rotation"]["detail"]
+    # The database does not answer, so the doctor fails (1); were it up, it would exit 8, not 0.
+    assert result.returncode == 1
+
+
+def test_2_wrong_region_says_what_it_could_not_look_at(iam: tuple[MotoServer, dict[str, str]]) -> None:
+    admin_client(iam).create_secret(Name="ecomind/prod/jwt2", SecretString=JWT)
+    reader = user_with(
+        iam,
+        "reader-anywhere",
+        [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": "*"}],
+    )
+    env = {**reader, "AWS_REGION": "eu-west-1", "DATABASE_URL": "postgresql://u:Pw-1234567@127.0.0.1:1/db"}
+    env["JWT_SECRET"] = "aws-secretsmanager:ecomind/prod/jwt2"
+    result = Cli(Path.cwd())("doctor", "--json", "--timeout", "1", env=env)
+    check = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["JWT_SECRET readable"]
+    assert "nor in any other region" not in check["detail"]
+    assert "lookups were denied" in check["detail"] and "ListSecrets denied" in check["detail"]
+
+
+# -- 3, 4. every printed fix runs as printed -------------------------------------------------
+
+
+def test_3_rotating_a_fresh_secret_prints_a_fix_that_works(cli: Cli, aws: Aws) -> None:
+    assert provision(cli, aws).returncode == 0
+    refused = cli("secrets", "rotate", "ecomind/staging/jwt", "--local", env=aws.env)
+    assert refused.returncode == 3 and "rotation is not enabled" in refused.stderr
+    assert "run the same command again" not in refused.stderr
+    fix = re.search(r"fix: (.*)", refused.stderr).group(1)  # type: ignore[union-attr]
+    assert run_fix(fix, aws.env, cli.cwd).returncode == 0
+    rotated = cli("secrets", "rotate", "ecomind/staging/jwt", "--local", env=aws.env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert_clean(rotated, JWT)
+
+
+def test_4_the_doctors_rotation_fix_runs_as_printed(cli: Cli, aws: Aws, database: Database) -> None:
+    aws.create("ecomind/staging/database", database.rds_secret())
+    aws.create("ecomind/staging/jwt", JWT)
+    env = {**aws.env, "ENVIRONMENT": "staging"}
+    first = cli("doctor", "--json", "--timeout", "1", env=env)
+    rotation = {c["name"]: c for c in json.loads(first.stdout)["checks"]}["JWT_SECRET rotation"]
+    assert rotation["status"] == "fail" and "--db-host" not in rotation["fix"]
+    ran = run_fix(rotation["fix"], env, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    again = cli("doctor", "--json", "--timeout", "1", env=env)
+    assert {c["name"]: c for c in json.loads(again.stdout)["checks"]}["JWT_SECRET rotation"]["status"] == "ok"
+
+
+# -- 5. a secret scheduled for deletion ------------------------------------------------------
+
+
+def test_5_a_secret_scheduled_for_deletion_is_named_as_such_everywhere(cli: Cli, aws: Aws) -> None:
+    assert provision(cli, aws).returncode == 0
+    aws.client.delete_secret(SecretId="ecomind/staging/jwt", RecoveryWindowInDays=7)
+    env = {**aws.env, "ENVIRONMENT": "staging"}
+    check = cli("config", "check", env=env)
+    assert check.returncode == 4
+    assert re.search(r"scheduled for deletion on \d{4}-\d\d-\d\d", check.stderr), check.stderr
+    assert "fix: ecomind secrets restore ecomind/staging/jwt" in check.stderr
+    doctor = json.loads(cli("doctor", "--json", "--timeout", "1", env=env).stdout)
+    readable = {c["name"]: c for c in doctor["checks"]}["JWT_SECRET readable"]
+    assert "scheduled for deletion on" in readable["detail"] and "ecomind doctor" not in readable["fix"]
+    listed = json.loads(cli("secrets", "list", "-e", "staging", "--json", env=aws.env).stdout)["secrets"]
+    assert {r["name"]: r["state"] for r in listed}["ecomind/staging/jwt"].startswith("scheduled for deletion on")
+    described = cli("secrets", "describe", "ecomind/staging/jwt", env=aws.env)
+    assert "scheduled for deletion on" in described.stdout
+    again = provision(cli, aws)
+    assert "scheduled for deletion on" in again.stdout and "ecomind secrets restore" in again.stdout
+    restored = run_fix("ecomind secrets restore ecomind/staging/jwt", aws.env, cli.cwd)
+    assert restored.returncode == 0 and "restored" in restored.stdout
+    assert cli("config", "check", env=env).returncode == 0
+
+
+def test_5_after_a_force_delete_the_doctor_suggests_no_other_secret(cli: Cli, aws: Aws) -> None:
+    assert provision(cli, aws).returncode == 0
+    aws.client.delete_secret(SecretId="ecomind/staging/jwt", ForceDeleteWithoutRecovery=True)
+    doctor = json.loads(cli("doctor", "--json", "--timeout", "1", env={**aws.env, "ENVIRONMENT": "staging"}).stdout)
+    readable = {c["name"]: c for c in doctor["checks"]}["JWT_SECRET readable"]
+    assert "ecomind/staging/database" not in readable["detail"] + readable["fix"]
+    assert readable["fix"] == "ecomind secrets provision --environment staging"
+
+
+# -- 6. the README's migration command, and the script without a PATH --------------------
+
+
+def test_6_run_migrations_script_finds_the_venv_without_path(database: Database, tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": database.url()}
+    result = subprocess.run(
+        ["bash", str(REPO / "api/scripts/run_migrations.sh"), "upgrade", "head"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert_clean(result, database.password)
+    readme = (REPO / "README.md").read_text()
+    assert "-- ./api/scripts/run_migrations.sh" not in readme
+    assert (
+        "./scripts/run_migrations.sh"
+        not in subprocess.run([ECOMIND, "run", "--help"], capture_output=True, text=True).stdout
+    )
+
+
+# -- 7. messages that say what happened -----------------------------------------------------
+
+
+def test_7_no_credentials_and_no_region_are_said_as_such(cli: Cli) -> None:
+    base = {"ENVIRONMENT": "staging", "AWS_REGION": REGION, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    base["AWS_CONFIG_FILE"] = base["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+    doctor = json.loads(cli("doctor", "--json", "--timeout", "1", env=base).stdout)
+    checks = {c["name"]: c for c in doctor["checks"]}
+    assert checks["AWS credentials"]["status"] == "fail" and "no credentials" in checks["AWS credentials"]["detail"]
+    readable = checks["DATABASE_URL readable"]
+    assert "access denied" not in readable["detail"] and "ACCOUNT_ID" not in readable["fix"]
+    no_region = {**base, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    del no_region["AWS_REGION"]
+    text = cli("doctor", "--timeout", "1", env=no_region).stdout
+    assert "None" not in text and "no region set" in text
+
+
+def test_7_a_dns_failure_is_not_a_security_group_problem(cli: Cli) -> None:
+    env = {"DATABASE_URL": "postgresql://u:Pw-1234567@no-such-host.invalid:5432/db", "JWT_SECRET": JWT}
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", "--timeout", "1", env=env).stdout)["checks"]}
+    assert "does not resolve" in checks["database host"]["detail"]
+    assert "security-group" not in checks["database host"]["fix"]
+
+
+def test_7_an_example_value_in_secrets_manager_is_fixed_by_rotating_it(cli: Cli, aws: Aws) -> None:
+    aws.create("ecomind/staging/database", json.dumps({"connection_string": "postgresql://u:Pw-1234567@h/db"}))
+    aws.create("ecomind/staging/jwt", "changeme")
+    check = cli("config", "check", env={**aws.env, "ENVIRONMENT": "staging"})
+    assert "holds a known example value" in check.stderr
+    assert "fix: ecomind secrets rotate ecomind/staging/jwt" in check.stderr
+
+
+# -- 8. a stage that is not there -----------------------------------------------------------
+
+
+def test_8_get_of_an_absent_stage_says_no_rotation_is_in_progress(cli: Cli, aws: Aws) -> None:
+    aws.create("ecomind/staging/jwt", JWT)
+    result = cli("secrets", "get", "ecomind/staging/jwt", "--stage", "AWSPENDING", env=aws.env)
+    assert result.returncode == 4
+    assert "no version of ecomind/staging/jwt is staged AWSPENDING (no rotation is in progress)" in result.stderr
+    assert "check the name and AWS_REGION" not in result.stderr
+
+
+# -- 9. one bad variable does not hide the others -----------------------------------------
+
+
+def test_9_config_check_shows_every_value_it_has(cli: Cli, aws: Aws) -> None:
+    env = {**aws.env, "ENVIRONMENT": "production", "DATABASE_URL": "mysql://u:Pw-1234567@h/db", "JWT_SECRET": JWT}
+    result = cli("config", "check", env=env)
+    assert result.returncode == 3
+    assert "EcoMind configuration (production)" in result.stdout
+    rows = {r["variable"]: r for r in json.loads(cli("config", "check", "--json", env=env).stdout)["variables"]}
+    assert rows["ENVIRONMENT"]["value"] == "production" and rows["AWS_REGION"]["value"] == REGION
+    assert rows["JWT_SECRET"]["value"] == "**** (48 bytes)"
+
+
+# -- 10. the guide's policies exist before the key -------------------------------------------
+
+
+def test_10_no_policy_needs_a_key_arn_that_does_not_exist_yet() -> None:
+    for path in (REPO / "deploy/iam").glob("*.json"):
+        assert "KMS_KEY_ARN" not in path.read_text(), path.name
+    assert "KMS_KEY_ARN" not in (REPO / "docs/deployment.md").read_text()
+
+
+# -- 12. --only reads only what it injects -------------------------------------------------
+
+
+def test_12_run_only_database_url_never_reads_the_jwt(
+    iam: tuple[MotoServer, dict[str, str]], database: Database
+) -> None:
+    sm = admin_client(iam)
+    sm.create_secret(Name="ecomind/staging/database", SecretString=database.rds_secret())
+    sm.create_secret(Name="ecomind/staging/jwt", SecretString=JWT)
+    migration = user_with(
+        iam,
+        "migration-only",
+        [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/staging/database-??????",
+            }
+        ],
+    )
+    env = {**migration, "ENVIRONMENT": "development", "SECRETS_PREFIX": "ecomind/staging"}
+    env["DATABASE_URL"] = "aws-secretsmanager:ecomind/staging/database"
+    env["JWT_SECRET"] = "aws-secretsmanager:ecomind/staging/jwt"
+    cli = Cli(Path.cwd())
+    denied = cli("run", "--", "true", env=env)
+    assert denied.returncode == 5 and "JWT_SECRET" in denied.stderr
+    allowed = cli("run", "--only", "DATABASE_URL", "--", "sh", "-c", 'test -n "$DATABASE_URL"', env=env)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+# -- 13. what operators of other tools expect -----------------------------------------------
+
+
+def test_13_long_names_are_never_cut_in_a_pipe(cli: Cli, aws: Aws) -> None:
+    long_names = [f"ecomind/staging/{'a-very-long-secret-name-for-a-narrow-terminal-' * 2}{i}" for i in (1, 2)]
+    for name in long_names:
+        aws.create(name, "x")
+    listed = cli("secrets", "list", "-e", "staging", env={**aws.env, "COLUMNS": "80"})
+    for name in long_names:
+        assert name in listed.stdout
+    elsewhere = cli("secrets", "list", "-e", "staging", "--region", "eu-west-1", env=aws.env)
+    assert "no secrets under ecomind/staging/ in eu-west-1" in elsewhere.stdout
+
+
+def test_13_version_json_region_and_environment_options(cli: Cli, aws: Aws) -> None:
+    assert re.fullmatch(r"ecomind \d+\.\d+\.\d+\n", cli("--version").stdout)
+    plan = cli("secrets", "provision", "-e", "staging", "--db-host", "h", "--dry-run", "--json", env=aws.env)
+    assert json.loads(plan.stdout)["dry_run"] is True
+    aws.create("ecomind/staging/jwt", JWT, region="eu-west-1")
+    got = cli("secrets", "get", "ecomind/staging/jwt", "--region", "eu-west-1", "--json", env=aws.env)
+    assert json.loads(got.stdout)["value"] == JWT
+    for args in (["migrate"], ["secrets", "get"], ["secrets", "rotate"]):
+        assert "--environment" in cli(*args, "--help").stdout or "--region" in cli(*args, "--help").stdout
+
+
+def test_13_short_common_values_do_not_eat_other_fields(cli: Cli) -> None:
+    env = {
+        "DATABASE_URL": "postgresql://u:Pw-1234567@h/db",
+        "JWT_SECRET": "development",
+        "REDIS_URL": "redis://h:6379/0",
+    }
+    shown = cli("config", "show", env=env).stdout
+    assert "ENVIRONMENT=development" in shown and "SECRETS_CACHE_TTL=300  # default" in shown
+    as_json = json.loads(cli("config", "show", "--json", env=env).stdout)
+    assert as_json["REDIS_URL"]["value"] == "redis://h:6379/0" and as_json["ENVIRONMENT"]["value"] == "development"
+    assert as_json["SECRETS_CACHE_TTL"] == {"value": "300", "source": "default"}
+
+
+# -- 14. make run on a developer's machine ---------------------------------------------------
+
+
+def test_14a_init_points_env_at_free_ports_when_5432_is_taken(cli: Cli, tmp_path: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        template = (REPO / ".env.example").read_text().replace("127.0.0.1:5432", f"127.0.0.1:{port}")
+        (tmp_path / "template").write_text(template)
+        result = cli("init", "--example", str(tmp_path / "template"))
+    finally:
+        taken.close()
+    assert result.returncode == 0, result.stderr
+    assert f"port {port} is taken" in result.stdout
+    url = next(line for line in (cli.cwd / ".env").read_text().splitlines() if line.startswith("DATABASE_URL="))
+    assert f":{port}/" not in url
+
+
+def test_14a_dev_against_another_postgresql_says_what_to_do(cli: Cli, postgres: Any) -> None:
+    (cli.cwd / ".env").write_text(
+        f"DATABASE_URL=postgresql://ecomind:{CANARY}@127.0.0.1:{postgres.port}/ecomind\nJWT_SECRET={JWT}\n"
+    )
+    result = cli("dev", "--port", str(free_port()), "--data-dir", str(cli.cwd / ".data"), timeout=120)
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert f"another PostgreSQL (not this project's) listens on 127.0.0.1:{postgres.port}" in result.stderr
+    assert "fix: .venv/bin/ecomind init --force" in result.stderr
+    assert "migration failed" not in result.stderr
+    assert_clean(result)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as postgres only when the tests run as root")
+def test_14b_a_private_folder_as_root_puts_the_data_where_postgres_reaches(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    pg = LocalPostgres(private / "clone" / ".data" / "postgres", free_port())
+    assert pg.relocated and str(pg.root).startswith("/var/lib/postgresql/ecomind/")
+    try:
+        pg.start()
+        assert port_open("127.0.0.1", pg.port)
+    finally:
+        pg.stop()
+        subprocess.run(["rm", "-rf", str(pg.root)], check=False)
+
+
+# -- 15. one rule for an email ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("email", ["admin@acme.test", "root@localhost", "not-an-email"])
+def test_15_create_admin_refuses_what_the_api_refuses(cli: Cli, email: str) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from app.emails import Email  # the type of the API's email fields (login, users)
+
+    with pytest.raises(ValidationError):
+        TypeAdapter(Email).validate_python(email)
+    result = cli("users", "create-admin", "--org", "Acme", "--email", email, input="x-strong-P4ssword-9\n")
+    assert result.returncode == 2 and "--email" in result.stderr
+
+
+# -- 17. set, history, restore, export, completion -----------------------------------------
+
+
+def test_17_set_reads_stdin_history_lists_versions_export_prints_once(cli: Cli, aws: Aws) -> None:
+    aws.create("ecomind/staging/jwt", JWT)
+    aws.create("ecomind/staging/database", json.dumps({"connection_string": "postgresql://u:Pw-1234567@h/db"}))
+    new = "n" * 48
+    stored = cli("secrets", "set", "ecomind/staging/jwt", input=new + "\n", env=aws.env)
+    assert stored.returncode == 0 and new not in stored.stdout + stored.stderr
+    assert aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"] == new
+    keyed = cli("secrets", "set", "ecomind/staging/database", "host", input="db2\n", env=aws.env)
+    assert keyed.returncode == 0
+    assert json.loads(aws.client.get_secret_value(SecretId="ecomind/staging/database")["SecretString"])["host"] == "db2"
+    history = json.loads(cli("secrets", "history", "ecomind/staging/jwt", "--json", env=aws.env).stdout)["versions"]
+    assert [v["stages"] for v in history][:2] == [["AWSCURRENT"], ["AWSPREVIOUS"]]
+    exported = cli("export", "--environment", "staging", "--only", "JWT_SECRET", "--format", "json", env=aws.env)
+    assert json.loads(exported.stdout) == {"JWT_SECRET": new}
+    dotenv = cli("export", "--environment", "staging", "--only", "JWT_SECRET", env=aws.env)
+    assert dotenv.stdout == f"JWT_SECRET='{new}'\n"
+    assert "--install-completion" in cli("--help").stdout
+    assert "--install-completion" in (REPO / "README.md").read_text()
