@@ -65,13 +65,13 @@ def _read(path: Path) -> dict[str, str]:
     return values
 
 
-def parameters(environment: str) -> dict[str, str]:
+def parameters(environment: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
     envs = HERE / "environments"
     path = envs / f"{environment}.env"
     if not path.is_file():
         choices = ", ".join(sorted(p.stem for p in envs.glob("*.env")))
         raise SystemExit(f"render: no parameters for '{environment}' (choose from: {choices})")
-    given = _read(path)
+    given = {**_read(path), **(overrides or {})}
     env_model = environment_model()
     derived = env_model.model(environment).parameters()
     owned = sorted(set(given) & set(derived) - INPUTS)
@@ -80,7 +80,10 @@ def parameters(environment: str) -> dict[str, str]:
             f"render: {path.name} sets {', '.join(owned)}, which the environment model derives "
             f"({MODEL_FILE.relative_to(ROOT)}); remove them from {path.name}"
         )
-    m = env_model.model(environment, given.get("SECRETS_PREFIX"))
+    try:
+        m = env_model.model(environment, given.get("SECRETS_PREFIX"))
+    except ValueError as exc:
+        raise SystemExit(f"render: {path.name}: {exc}") from None
     values = {**given, **m.parameters()}
     # A JSON string is a valid YAML double-quoted scalar: the password alphabet holds " and \.
     values["DATABASE_PASSWORD_EXCLUDE_JSON"] = json.dumps(values["DATABASE_PASSWORD_EXCLUDE"])
@@ -124,10 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--get", metavar="NAME", help="print the value of one parameter")
     parser.add_argument("--list", action="store_true", help="print every parameter")
     args = parser.parse_args(argv)
-    values = parameters(args.environment)
-    for item in args.set:
-        name, _, value = item.partition("=")
-        values[name] = value
+    overrides = dict(item.partition("=")[::2] for item in args.set)
+    values = parameters(args.environment, overrides)
     if args.get:
         if args.get not in values:
             raise SystemExit(f"render: no parameter {args.get} (see: deploy/render.py {args.environment} --list)")
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.template is None:
         parser.error("give a TEMPLATE, or --get NAME / --list")
+    if not args.template.exists():
+        raise SystemExit(f"render: no template {args.template}")
     if args.template.is_dir():
         sys.stdout.write(render_kustomize(args.environment, args.template, values))
     else:

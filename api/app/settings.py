@@ -30,10 +30,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .secrets import redact
 from .secrets.environment import SECRET_VARIABLES, Environment, EnvironmentModel
-from .secrets.errors import Problem, ResolutionError, SettingsError
+from .secrets.errors import Finding, Problem, ResolutionError, SettingsError
 from .secrets.live import LiveSecret
 from .secrets.policy import CHECKS
-from .secrets.refs import AwsRef, Reference
+from .secrets.refs import AwsRef, Reference, is_reference
 from .secrets.sources import Collected, Origin, collect
 from .secrets.store import ResolvedSecret, SecretStore
 
@@ -108,6 +108,7 @@ class Inspection:
     values: dict[str, str] = field(default_factory=dict)  # checked values, as the app uses them
     resolved: dict[str, ResolvedSecret] = field(default_factory=dict)  # per variable, for references
     errors: dict[str, ResolutionError] = field(default_factory=dict)  # per variable
+    invalid: set[str] = field(default_factory=set)  # variables whose value the policy refused
     problems: list[Problem] = field(default_factory=list)
     base: Settings | None = None
 
@@ -169,12 +170,10 @@ def inspect_settings(
             problems.append(Problem(name, c.source(name), error["msg"], "see docs/secrets.md, Environment variables"))
 
     if store is None:
-        from .secrets.aws import secretsmanager_endpoint
-
         store = SecretStore(
             ttl=base.secrets_cache_ttl if base else 300.0,
             region=c.raw.get("AWS_REGION"),
-            endpoint_url=secretsmanager_endpoint(env),
+            endpoint_url=_endpoint(env),
         )
     inspection = Inspection(c, store, fields, base=base)
     resolved, errors = store.load_all(c.references.values()) if c.references else ({}, {})
@@ -182,7 +181,7 @@ def inspect_settings(
     for name in SECRET_VARIABLES:
         ref = c.references.get(name)
         if ref is None:
-            if name in c.raw:
+            if name in c.raw and not is_reference(c.raw[name]):  # a malformed reference is reported already
                 raws[name] = c.raw[name]
         elif ref in errors:
             inspection.errors[name] = errors[ref]
@@ -192,19 +191,37 @@ def inspect_settings(
             inspection.resolved[name] = resolved[ref]
             raws[name] = resolved[ref].value.get_secret_value()
 
+    emulator = _endpoint(env) is not None
     for name, raw in raws.items():
         checked = CHECKS[name](c.model, raw)
         ref = c.references.get(name)
         for finding in checked.findings:
-            fix = finding.fix
-            if isinstance(ref, AwsRef) and finding.is_example:
-                # The value lives in Secrets Manager: a rotation replaces it with a generated one.
-                fix = f"ecomind secrets rotate {ref.secret_id}"
-            problems.append(Problem(name, c.source(name), finding.message, fix, finding.severity))
+            problems.append(
+                Problem(name, c.source(name), finding.message, _fix(name, finding, ref, c, emulator), finding.severity)
+            )
         inspection.values[name] = checked.value
+        if not checked.ok:
+            inspection.invalid.add(name)
         redact.register(checked.value)
     inspection.problems = problems
     return inspection
+
+
+def _endpoint(env: Mapping[str, str]) -> str | None:
+    from .secrets.aws import secretsmanager_endpoint  # boto3: only when a store is made here
+
+    return secretsmanager_endpoint(env)
+
+
+def _fix(name: str, finding: Finding, ref: Reference | None, c: Collected, emulator: bool) -> str:
+    """The policy's fix, unless where the value lives calls for another one."""
+    if isinstance(ref, AwsRef) and (finding.is_example or name == "JWT_SECRET"):
+        # The value lives in Secrets Manager: a rotation replaces it with a generated one.
+        return f"ecomind secrets rotate {ref.secret_id}" + (" --local" if emulator else "")
+    origin = c.origins.get(name)
+    if finding.is_example and origin is not None and origin.source == "env" and not c.model.deployed:
+        return f"unset {name}   # the process environment overrides .env (ecomind init writes a generated one)"
+    return finding.fix
 
 
 def load_settings(

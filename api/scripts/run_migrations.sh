@@ -17,4 +17,8 @@ if [ ! -x "$ecomind" ]; then
   echo "run_migrations.sh: ecomind not found on PATH nor in .venv; run make setup (or pip install -e api)" >&2
   exit 127
 fi
-exec "$ecomind" migrate --env-file "${ECOMIND_ENV_FILE:-$PWD/.env}" -- "$@"
+env_file=()
+if [ -n "${ECOMIND_ENV_FILE:-}" ]; then
+  env_file=(--env-file "$ECOMIND_ENV_FILE")
+fi
+exec "$ecomind" migrate "${env_file[@]}" -- "$@"

@@ -40,6 +40,7 @@ param() { # the value of NAME, as deploy/render.py fills templates
 cluster=$(param CLUSTER)
 service=$(param SERVICE)
 region=$(param AWS_REGION)
+account=$(param AWS_ACCOUNT_ID)
 subnets=$(param SUBNETS)
 security_groups=$(param SECURITY_GROUPS)
 migration_logs=$(param MIGRATION_LOG_GROUP)
@@ -63,8 +64,8 @@ aws() {
   case "$1 $2" in
     "ecs register-task-definition") # the family of the file given, as AWS would answer
       local file=${4#file://}
-      echo "arn:aws:ecs:$region:000000000000:task-definition/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["family"])' "$file"):1" ;;
-    "ecs run-task") echo "arn:aws:ecs:$region:000000000000:task/$cluster/dry-run" ;;
+      echo "arn:aws:ecs:$region:$account:task-definition/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["family"])' "$file"):1" ;;
+    "ecs run-task") echo "arn:aws:ecs:$region:$account:task/$cluster/dry-run" ;;
     "ecs describe-tasks") echo "${DRY_RUN_MIGRATION_EXIT_CODE:-0}" ;;
     *) : ;;
   esac

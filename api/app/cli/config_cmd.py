@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from ..secrets import redact
 from ..secrets.environment import VARIABLES
 from ..secrets.errors import Problem, SettingsError
 from ..settings import Inspection, inspect_settings
@@ -59,8 +60,9 @@ def _problem(p: Problem) -> dict[str, Any]:
 def _print_problems(problems: list[Problem]) -> None:
     for p in problems:
         is_error = p.severity == "error"
-        say(
-            f"{p.severity} {p.variable} (from {p.source}): {p.message}",
+        # The source is data (a reference's name): verbatim. The message is scrubbed.
+        data(
+            f"{p.severity} {p.variable} (from {p.source}): {redact.scrub(p.message)}",
             err=is_error,
             style="red" if is_error else "yellow",
         )

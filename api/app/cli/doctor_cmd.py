@@ -119,21 +119,26 @@ class Doctor:
     def run(self) -> list[Check]:
         c = self.insp.collected
         aws_refs = {v: r for v, r in c.references.items() if isinstance(r, AwsRef)}
+        reported = 0
         for p in self.insp.problems:
             error = self.insp.errors.get(p.variable)
             if error is not None and p.message == error.message:
                 continue  # diagnosed below, with what only the doctor can find out
+            reported += 1
             self.add(
                 f"configuration: {p.variable}",
                 "fail" if p.severity == "error" else "warn",
                 f"{p.message} (from {p.source})",
                 p.fix,
             )
+        if not reported:
+            self.add("configuration", "ok", f"every value as {self.m.name}'s policy requires")
         if aws_refs:
             self.credentials()
         for variable, ref in c.references.items():
             self.readable(variable, ref)
         self.database()
+        self.redis()
         if aws_refs and self.m.deployed:
             for variable, ref in aws_refs.items():
                 if variable in self.insp.resolved:
@@ -202,12 +207,11 @@ class Doctor:
         self.add(name, "fail", f"{ref}: access denied to this role", fix + ":\n" + statement)
 
     def arn_for(self, ref: AwsRef) -> tuple[str, bool]:
-        import botocore.exceptions
 
         region = ref.region or self.region
         try:
             account = str(self.client("sts").get_caller_identity()["Account"])
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+        except Exception:  # noqa: BLE001 - denied, unreachable or garbled: the policy still says what to grant
             return f"arn:aws:secretsmanager:{region}:ACCOUNT_ID:secret:{ref.secret_id}", False
         return f"arn:aws:secretsmanager:{region}:{account}:secret:{ref.secret_id}", True
 
@@ -298,8 +302,9 @@ class Doctor:
         from ..pg import classify
 
         url = self.insp.values.get("DATABASE_URL")
-        if url is None:
-            self.add("database", "not_checked", "DATABASE_URL could not be read (see above)")
+        if url is None or "DATABASE_URL" in self.insp.invalid:
+            why = "is invalid" if url is not None else "could not be read"
+            self.add("database", "not_checked", f"DATABASE_URL {why} (see above): no host to try")
             return
         source = self.insp.collected.source("DATABASE_URL")
         try:
@@ -375,6 +380,29 @@ class Doctor:
             return
         self.add("database reachable", "ok", f"{host}:{port}, login and SSL as {self.m.name} requires")
 
+    def redis(self) -> None:
+        url = self.insp.values.get("REDIS_URL")
+        if url is None or "REDIS_URL" in self.insp.invalid:
+            return
+        import redis
+
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=self.timeout, socket_timeout=self.timeout)
+            client.ping()
+            client.close()
+        except redis.AuthenticationError:
+            self.add("redis", "fail", "Redis refused the password in REDIS_URL", "check the password in REDIS_URL")
+        except (redis.RedisError, OSError, ValueError) as exc:
+            where = urlsplit(url).netloc.rpartition("@")[2]
+            fix = (
+                "make run   # starts the project's Redis where .env points"
+                if not self.m.deployed
+                else ("check the ElastiCache endpoint in REDIS_URL and that its security group admits the tasks")
+            )
+            self.add("redis", "fail", f"{where}: {type(exc).__name__} (the API's /ready answers 503)", fix)
+        else:
+            self.add("redis", "ok", "answers PING")
+
     def rotation(self, variable: str, ref: AwsRef) -> None:
         import botocore.exceptions
 
@@ -400,7 +428,7 @@ class Doctor:
             self.add(name, "fail", f"{ref}: rotation is off", enable)
             return
         days = int(meta.get("RotationRules", {}).get("AutomaticallyAfterDays") or days_policy)
-        last = meta.get("LastRotatedDate") or meta.get("CreatedDate")
+        last = self.last_rotated(ref, meta)
         if days > days_policy:
             self.add(
                 name,
@@ -415,11 +443,25 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: last rotated {age} days ago, schedule is {days} days (overdue)",
-                f"ecomind secrets rotate {ref.secret_id}",
+                f"ecomind secrets rotate {ref.secret_id}" + (" --local" if self.endpoint else ""),
             )
             return
         when = f", last {last:%Y-%m-%d}" if isinstance(last, datetime) else ""
         self.add(name, "ok", f"{ref}: every {days} days{when}")
+
+    def last_rotated(self, ref: AwsRef, meta: dict[str, Any]) -> datetime | None:
+        """When AWSCURRENT was made: a rotation driven here (--local) sets no LastRotatedDate."""
+        import botocore.exceptions
+
+        known = [d for d in (meta.get("LastRotatedDate"), meta.get("CreatedDate")) if isinstance(d, datetime)]
+        try:
+            versions = self.client("secretsmanager", ref.region).list_secret_version_ids(SecretId=ref.secret_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            versions = {}
+        for version in versions.get("Versions", []):
+            if "AWSCURRENT" in version.get("VersionStages", []) and isinstance(version.get("CreatedDate"), datetime):
+                known.append(version["CreatedDate"])
+        return max(known) if known else None
 
 
 def _own_fix(error: ResolutionError) -> str:
@@ -466,7 +508,8 @@ def doctor(
         marks = {"ok": (" ok ", "green"), "fail": ("FAIL", "red"), "warn": ("warn", "yellow")}
         for c in checks:
             mark, style = marks.get(c.status, ("not checked", "magenta"))
-            say(f"{mark} {c.name}: {c.detail}", style=style)
+            # Names, references and hosts print verbatim; driver text in details was scrubbed when read.
+            data(f"{mark} {c.name}: {c.detail}", style=style)
             if c.fix and c.status in ("fail", "warn"):
                 data("      fix: " + c.fix.replace("\n", "\n      "))
         if failed:

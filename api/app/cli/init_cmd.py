@@ -96,8 +96,15 @@ def init(
     content, notes = _free_local_ports(render_env(template_path.read_text(encoding="utf-8")))
     for note in notes:
         data(note)
+    if not path.parent.is_dir():
+        fail(f"{path.parent} is not a folder", ExitCode.USAGE, fix="mkdir -p " + str(path.parent))
     if path.exists():
+        # Never overwrite an earlier backup: .env.bak, then .env.bak.1, .env.bak.2...
         backup = path.with_name(path.name + ".bak")
+        n = 0
+        while backup.exists():
+            n += 1
+            backup = path.with_name(f"{path.name}.bak.{n}")
         os.replace(path, backup)
         os.chmod(backup, 0o600)
         data(f"kept the previous file as {backup}")

@@ -85,7 +85,7 @@ def _settings_error(exc: SettingsError) -> int:
     report(f"configuration invalid: {errors} error(s)", code, problems=problems)
     if not json_mode():
         for p in exc.problems:
-            say(f"- {p.variable} (from {p.source}): {p.message}", err=True)
+            data(f"- {p.variable} (from {p.source}): {redact.scrub(p.message)}", err=True)
             data(f"    fix: {p.fix}", err=True)
     return int(code)
 

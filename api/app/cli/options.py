@@ -25,7 +25,18 @@ DeployedOpt = Annotated[
     DeployedName | None,
     typer.Option("--environment", "-e", help="staging or production; default: ENVIRONMENT.", case_sensitive=False),
 ]
-EnvFileOpt = Annotated[Path, typer.Option("--env-file", help="The .env file read in development.")]
+
+
+def _existing_env_file(value: Path) -> Path:
+    # The default .env may be absent (staging, production, a fresh clone); a file asked for by name may not.
+    if value != Path(".env") and not value.is_file():
+        raise typer.BadParameter(f"{value} is not a file", param_hint="--env-file")
+    return value
+
+
+EnvFileOpt = Annotated[
+    Path, typer.Option("--env-file", help="The .env file read in development.", callback=_existing_env_file)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, errors included.")]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region; default: AWS_REGION.")]
 

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from enum import IntEnum
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -132,6 +132,10 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> 
     _consoles()[0].print(grid)
 
 
+def _secret_key(key: str) -> bool:
+    return any(word in key.lower() for word in ("pass", "secret", "token", "key"))
+
+
 def mask(variable: str, value: str | None) -> Verbatim:
     """A value as it may be shown: URLs keep all but the password, secrets only their size."""
     if value is None:
@@ -147,7 +151,12 @@ def mask(variable: str, value: str | None) -> Verbatim:
             return Verbatim("**** (unparseable URL)")
         user = parts.username or ""
         auth = f"{user}:****@" if parts.password else (f"{user}@" if user else "")
-        return Verbatim(urlunsplit((parts.scheme, f"{auth}{host}{port}", parts.path, parts.query, "")))
+        # A password may also ride in the query (?password=, libpq's): masked there too.
+        query = urlencode(
+            [(k, "****" if _secret_key(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+            safe="*",
+        )
+        return Verbatim(urlunsplit((parts.scheme, f"{auth}{host}{port}", parts.path, query, "")))
     return Verbatim(f"**** ({len(value.encode())} bytes)")
 
 

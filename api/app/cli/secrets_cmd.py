@@ -188,7 +188,8 @@ def provision(
         str | None, typer.Option("--db-user", help=f"Default when creating: {DATABASE_DEFAULTS['username']}.")
     ] = None,
     db_port: Annotated[
-        int | None, typer.Option("--db-port", help=f"Default when creating: {DATABASE_DEFAULTS['port']}.")
+        int | None,
+        typer.Option("--db-port", min=1, max=65535, help=f"Default when creating: {DATABASE_DEFAULTS['port']}."),
     ] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Value of the owner tag.")] = None,
     enable_rotation: Annotated[
@@ -198,12 +199,15 @@ def provision(
         str,
         typer.Option(
             "--rotation-driver",
-            help="lambda: the model's functions (docs/deployment.md, section 2); local: a schedule with no "
+            help="lambda: the model's functions (docs/deployment.md, section 3); local: a schedule with no "
             "function, for emulators and test stacks, rotated by `ecomind secrets rotate NAME --local`.",
         ),
     ] = "lambda",
     rotation_days: Annotated[
-        int | None, typer.Option("--rotation-days", help="Default: the environment's period (30 prod, 90 staging).")
+        int | None,
+        typer.Option(
+            "--rotation-days", min=1, max=1000, help="Default: the environment's period (30 prod, 90 staging)."
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the calls, make none.")] = False,
     as_json: JsonOpt = False,
@@ -221,7 +225,11 @@ def provision(
     """
     m = environment_model(value_of(environment))
     if rotation_driver not in ("lambda", "local"):
-        fail("--rotation-driver is lambda or local", ExitCode.USAGE)
+        fail(
+            "--rotation-driver is lambda or local",
+            ExitCode.USAGE,
+            fix=f"ecomind secrets provision --environment {m.name} --enable-rotation --rotation-driver local",
+        )
     client = secrets_client(region)
     days = rotation_days or m.rotation_days
     plan = _Plan(dry_run, client)
@@ -337,6 +345,13 @@ def _update(
 ) -> None:
     name = m.secret_name(spec.key)
     tags = {t["Key"]: t["Value"] for t in meta.get("Tags", [])}
+    if tags.get("environment") not in (None, m.name):
+        prefix_set = f"; SECRETS_PREFIX={m.prefix} is set in your shell" if os.environ.get("SECRETS_PREFIX") else ""
+        fail(
+            f"{name} belongs to {tags['environment']} (its environment tag), not {m.name}{prefix_set}",
+            ExitCode.CONFIG,
+            fix=f"unset SECRETS_PREFIX   # or set it to the prefix of {m.name}'s secrets",
+        )
     want_tags = {"environment": m.name, **({"owner": owner} if owner else {})}
     changed_tags = {k: v for k, v in want_tags.items() if tags.get(k) != v}
     if changed_tags:
@@ -600,16 +615,38 @@ def set_(
     redact.register_input(text)
     client = secrets_client(region)
     with aws_errors(name, client):
+        meta = _existing(client, name)
         if key:
             current = json.loads(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
             if not isinstance(current, dict):
                 fail(f"{name} is not a JSON object: set it without a key", ExitCode.CONFIG)
             text = json.dumps({**current, key: text})
+        _refuse_what_the_app_would(meta, text)
         version = client.put_secret_value(SecretId=name, SecretString=text)["VersionId"]
     if as_json:
         print_json({"name": Verbatim(name), "key": key, "version": Verbatim(version), "stage": "AWSCURRENT"})
     else:
         data(f"{name}{':' + key if key else ''}: stored as version {version} (AWSCURRENT)")
+
+
+def _refuse_what_the_app_would(meta: dict[str, Any], text: str) -> None:
+    """A secret of the model: the value must pass the check its variable gets at start."""
+    from ..secrets.policy import CHECKS
+
+    env = _environment_of(meta)
+    if env is None:
+        return
+    m = model(env, os.environ.get("SECRETS_PREFIX"))
+    spec = next((s for s in m.secrets if m.secret_name(s.key) == meta.get("Name")), None)
+    if spec is None:
+        return
+    errors = [f.message for f in CHECKS[spec.variable](m, text).findings if f.severity == "error"]
+    if errors:
+        fail(
+            f"not stored: as {spec.variable} in {env}, the value {'; '.join(errors)}",
+            ExitCode.CONFIG,
+            fix=f"ecomind secrets rotate {meta['Name']}   # a generated value",
+        )
 
 
 @app.command("restore")
@@ -686,7 +723,7 @@ def rotate(
             fail(
                 f"{name} has no rotation function",
                 ExitCode.CONFIG,
-                fix=f"ecomind secrets rotate {name} --local   # or attach the function: docs/deployment.md, section 2",
+                fix=f"ecomind secrets rotate {name} --local   # or attach the function: docs/deployment.md, section 3",
             )
         with aws_errors(name, client):
             client.rotate_secret(SecretId=name, RotateImmediately=True)

@@ -45,8 +45,19 @@ def pending_token(client: Any, arn: str) -> str | None:
 
 
 def rotate_locally(client: Any, arn: str, rotator: Rotator, on_step: Callable[[str], None] = lambda step: None) -> str:
-    """Run createSecret..finishSecret; returns the new version id."""
-    token = pending_token(client, arn) or str(uuid.uuid4())
+    """Run createSecret..finishSecret; returns the new version id.
+
+    A rotation left half done is resumed from its AWSPENDING version, unless that
+    version no longer matches AWSCURRENT apart from the password (the secret was
+    edited since, e.g. a new host): resuming it would loop on the old host, or undo
+    the edit. Such a version is unstaged and a new rotation starts.
+    """
+    token = pending_token(client, arn)
+    if token is not None and rotator.stale(arn, token):
+        client.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=token)
+        on_step(f"discarded AWSPENDING {token}: it no longer matches AWSCURRENT")
+        token = None
+    token = token or str(uuid.uuid4())
     for step in STEPS:
         on_step(step)
         try:

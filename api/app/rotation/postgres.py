@@ -63,6 +63,17 @@ class PostgresRotator(Rotator):
             raise RotationError(f"{arn}: the secret lacks {', '.join(missing) or 'dbname'} (RDS rotation shape needed)")
         return dict(data)
 
+    def stale(self, arn: str, token: str) -> bool:
+        current = self._load(arn)
+        try:
+            pending = self._load(arn, stage="AWSPENDING", token=token)
+        except (self.client.exceptions.ResourceNotFoundException, RotationError):
+            return True
+        same = ("engine", "host", "port", "dbname", "database", "masterarn")
+        if any(str(current.get(k)) != str(pending.get(k)) for k in same):
+            return True
+        return self.base_user(str(current["username"])) != self.base_user(str(pending["username"]))
+
     @staticmethod
     def base_user(username: str) -> str:
         return username[: -len(CLONE_SUFFIX)] if username.endswith(CLONE_SUFFIX) else username
@@ -127,7 +138,8 @@ class PostgresRotator(Rotator):
                 previous = self._load(arn, stage="AWSPREVIOUS")
             except self.client.exceptions.ResourceNotFoundException:
                 previous = None
-            conn = self._connect(previous) if previous else None
+            # The previous password, at today's address: the host may have moved since.
+            conn = self._connect({**current, "password": previous["password"]}) if previous else None
         if conn is None:
             raise RotationError(f"{arn}: neither AWSCURRENT nor AWSPREVIOUS logs in; cannot set the new password")
         with conn:

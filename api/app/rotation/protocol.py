@@ -81,6 +81,10 @@ class Rotator(ABC):
             SecretId=arn, ClientRequestToken=token, SecretString=value, VersionStages=["AWSPENDING"]
         )
 
+    def stale(self, arn: str, token: str) -> bool:
+        """Whether the pending version ``token`` was made from an AWSCURRENT that has changed since."""
+        return False
+
     def random_password(self, generation: Generation) -> str:
         """GetRandomPassword with the secret's generation rules (app.secrets.environment)."""
         return str(self.client.get_random_password(**generation.get_random_password_args())["RandomPassword"])

@@ -15,13 +15,16 @@ and not used. Nothing here ever puts a value into a message.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from .environment import SSL_MODES
 from .errors import Finding
 
 __all__ = [
+    "OVERRIDES",
     "parse_database_secret",
     "query_params",
     "rds_fields",
@@ -75,6 +78,13 @@ def parse_database_secret(text: str) -> DatabaseSecret:
     given = data.get("connection_string")
     if isinstance(given, str) and given:
         return DatabaseSecret(given, "connection_string", check_url(given))
+    bad = field_problems(data)
+    if bad:
+        return DatabaseSecret(
+            "",
+            "json",
+            [Finding(f"the secret's {'; '.join(bad)}", "fix the field in the secret (ecomind secrets set NAME KEY)")],
+        )
     missing = [k for k in _FIELDS if not data.get(k)] + ([] if _dbname(data) else ["dbname"])
     return DatabaseSecret(
         "",
@@ -93,10 +103,31 @@ def _dbname(data: Mapping[str, object]) -> object:
     return data.get("dbname") or data.get("database")
 
 
+# A host name or an IP address: nothing that could end the authority of a URL.
+_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[?[0-9A-Fa-f:.]+\]?$")
+
+
+def field_problems(data: Mapping[str, object]) -> list[str]:
+    """What is wrong with an RDS-shaped secret's connection fields (host, port)."""
+    problems = []
+    host = str(data.get("host") or "")
+    if host and not _HOST.match(host):
+        problems.append("host is not a host name or an IP address")
+    port = data.get("port")
+    if port not in (None, ""):
+        try:
+            ok = 1 <= int(str(port)) <= 65535
+        except ValueError:
+            ok = False
+        if not ok:
+            problems.append("port is not a TCP port (1 to 65535)")
+    return problems
+
+
 def rds_fields(data: Mapping[str, object]) -> dict[str, str] | None:
     """The connection fields of an RDS-shaped secret (``database`` read as ``dbname``), or None."""
     dbname = _dbname(data)
-    if not (all(data.get(k) for k in _FIELDS) and dbname):
+    if not (all(data.get(k) for k in _FIELDS) and dbname) or field_problems(data):
         return None
     return {
         "username": str(data["username"]),
@@ -133,11 +164,30 @@ def check_url(url: str) -> list[Finding]:
             )
         ]
     findings = []
-    if not parts.hostname and "host=" not in parts.query:
+    if parts.fragment or "#" in url:
+        findings.append(Finding("the URL has a fragment (#...), which libpq would read as part of it", "remove it"))
+    if parts.port is not None and not 1 <= parts.port <= 65535:
+        findings.append(Finding(f"port {parts.port} is not a TCP port", "use a port from 1 to 65535"))
+    params = query_params(url)
+    if not parts.hostname and "host" not in params:
         findings.append(Finding("the URL names no host", "use postgresql://USER:PASSWORD@HOST:PORT/DB"))
     if not parts.path.strip("/"):
         findings.append(Finding("the URL names no database", "end the URL with /DBNAME"))
+    mode = params.get("sslmode")
+    if mode is not None and mode not in SSL_MODES["strong"] + SSL_MODES["weak"]:
+        findings.append(
+            Finding(
+                f"sslmode={mode} is not a libpq SSL mode",
+                "use disable, allow, prefer, require, verify-ca or verify-full",
+            )
+        )
     return findings
+
+
+# Query parameters that libpq lets override the URL's own parts: where it connects,
+# as whom, with which password. In staging and production the URL's authority must be
+# the truth (the doctor, the SSL policy and the logs all read it).
+OVERRIDES = ("host", "hostaddr", "port", "user", "password", "dbname", "service", "passfile")
 
 
 def query_params(url: str) -> dict[str, str]:

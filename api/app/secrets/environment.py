@@ -28,6 +28,7 @@ loads this file where only Python and the AWS CLI are installed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -372,9 +373,19 @@ def default_prefix(environment: Environment) -> str:
     return f"{PROJECT}/{_SHORT[environment]}"
 
 
+# What Secrets Manager allows in a name, less the trailing slash.
+_PREFIX = re.compile(r"^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$")
+
+
 def model(environment: str, prefix: str | None = None) -> EnvironmentModel:
-    """The model of ``environment``; ``prefix`` is SECRETS_PREFIX when set."""
+    """The model of ``environment``; ``prefix`` is SECRETS_PREFIX when set. Raises ValueError."""
     if environment not in ENVIRONMENTS:
         raise ValueError(f"'{environment[:40]}' is not an environment (use one of: {', '.join(ENVIRONMENTS)})")
     env: Environment = environment  # checked just above
-    return EnvironmentModel(env, (prefix or "").strip().rstrip("/") or default_prefix(env))
+    chosen = (prefix or "").strip().rstrip("/") or default_prefix(env)
+    if not _PREFIX.match(chosen) or len(chosen) > 400:
+        raise ValueError(
+            f"SECRETS_PREFIX '{chosen[:60]}' is not a secret name prefix: letters, digits and _+=.@- "
+            "separated by /, e.g. team-a/staging"
+        )
+    return EnvironmentModel(env, chosen)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .dburl import parse_database_secret, query_params, set_query, url_password
+from .dburl import OVERRIDES, parse_database_secret, query_params, set_query, url_password
 from .environment import EXAMPLE_MARKERS, EXAMPLE_VALUES, SSL_MODES, EnvironmentModel
 from .errors import Finding
 
@@ -75,6 +75,12 @@ def database_ssl(m: EnvironmentModel, url: str) -> tuple[str, Finding | None]:
     """The URL with the SSL mode the environment needs, or a finding when it refuses it."""
     if m.ssl_default is None:
         return url, None
+    overriding = sorted(set(query_params(url)) & set(OVERRIDES))
+    if overriding:
+        return url, Finding(
+            f"query parameters {', '.join(overriding)} override the URL's own host, port or user, refused in {m.name}",
+            "put the host, port, user and password in the URL itself: postgresql://USER:PASSWORD@HOST:PORT/DB",
+        )
     mode = query_params(url).get("sslmode")
     if mode is None:
         return set_query(url, sslmode=m.ssl_default), None
@@ -128,8 +134,19 @@ def check_redis_url(m: EnvironmentModel, value: str) -> Checked:
         scheme = ""
     if scheme not in ("redis", "rediss", "unix"):
         return Checked(value, [Finding("is not a Redis URL", "use redis://HOST:6379/0 or rediss:// for TLS")])
+    findings = []
+    if scheme != "unix":
+        try:
+            parts = urlsplit(value)
+            port, host = parts.port, parts.hostname
+        except ValueError:
+            port, host = -1, "?"
+        if not host:
+            findings.append(Finding("names no host", "use redis://HOST:6379/0"))
+        if port is not None and not 1 <= port <= 65535:
+            findings.append(Finding("has no valid port", "use redis://HOST:6379/0"))
     example = check_example_value(m, value, is_url=True)
-    return Checked(value, [example] if example else [])
+    return Checked(value, findings + ([example] if example else []))
 
 
 CHECKS: dict[str, Callable[[EnvironmentModel, str], Checked]] = {

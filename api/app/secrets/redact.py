@@ -19,7 +19,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = ["REDACTED", "RedactingFilter", "install", "register", "register_input", "scrub"]
 
@@ -87,12 +87,17 @@ def _url_password(value: str) -> Iterable[str]:
     if "://" not in value:
         return
     try:
-        password = urlsplit(value).password
+        parts = urlsplit(value)
+        password = parts.password
+        query = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return
-    if password and len(password) >= _MIN_LENGTH:
-        yield password
-        yield unquote(password)
+    # libpq takes a password from the query too (?password=...).
+    candidates = [password] + [v for k, v in query if any(w in k.lower() for w in _SECRET_KEYS)]
+    for candidate in candidates:
+        if candidate and len(candidate) >= _MIN_LENGTH:
+            yield candidate
+            yield unquote(candidate)
 
 
 def scrub(text: str) -> str:

@@ -23,7 +23,7 @@ from .refs import Reference, is_reference, parse_reference
 
 __all__ = ["Collected", "Origin", "collect"]
 
-SourceKind = Literal["env", ".env", "default"]
+SourceKind = Literal["env", "cli", ".env", "default"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class Origin:
     reference: str | None = None
 
     def describe(self) -> str:
-        where = {"env": "process environment", ".env": ".env", "default": "default"}[self.source]
+        where = {"env": "process environment", "cli": "--environment", ".env": ".env", "default": "default"}[
+            self.source
+        ]
         return f"{where} -> {self.reference}" if self.reference else where
 
 
@@ -79,7 +81,7 @@ def collect(
         if env.get(name):
             raw[name], origins[name] = env[name], Origin("env")
     if environment:
-        raw["ENVIRONMENT"], origins["ENVIRONMENT"] = environment, Origin("env")
+        raw["ENVIRONMENT"], origins["ENVIRONMENT"] = environment, Origin("cli")
 
     dotenv: dict[str, str | None] = {}
     if env_file is not None and env_file.is_file():
@@ -117,15 +119,20 @@ def collect(
             ]
         )
     origins.setdefault("ENVIRONMENT", Origin("default"))
-    m = model(env_name, raw.get("SECRETS_PREFIX"))
-
+    m = model(env_name)
     if dotenv and m.reads_dotenv:
         for name in VARIABLE_NAMES:
             value = dotenv.get(name)
             if name not in raw and value:
                 raw[name], origins[name] = value, Origin(".env")
+    try:
         m = model(env_name, raw.get("SECRETS_PREFIX"))
-    elif dotenv:
+    except ValueError as exc:
+        problems.append(
+            Problem("SECRETS_PREFIX", origins["SECRETS_PREFIX"].describe(), str(exc), "unset SECRETS_PREFIX")
+        )
+        raw.pop("SECRETS_PREFIX", None)
+    if dotenv and not m.reads_dotenv:
         problems.append(
             Problem(
                 ".env",

@@ -98,7 +98,9 @@ def artifacts(env: str, m: Any, root: Path = REPO) -> None:
     assert resources["DatabaseSecret"]["Properties"]["Name"] == db
     assert resources["JwtSecret"]["Properties"]["Name"] == jwt
     generated = resources["DatabaseSecret"]["Properties"]["GenerateSecretString"]
-    template_json = re.sub(r"\$\{(\w+)\}", r"\1", generated["SecretStringTemplate"]["Sub"])
+    template_json = re.sub(
+        r"\$\{(\w+)\}", "0", re.sub(r'"\$\{(\w+)\}"', r'"\1"', generated["SecretStringTemplate"]["Sub"])
+    )
     assert set(json.loads(template_json)) | {generated["GenerateStringKey"]} == set(RDS_KEYS)
     assert generated["ExcludeCharacters"] == m.secret("database").generation.exclude_characters
     for resource, key in (("DatabaseRotation", "database"), ("JwtRotation", "jwt")):
@@ -114,12 +116,16 @@ def artifacts(env: str, m: Any, root: Path = REPO) -> None:
     assert docs["ServiceAccount"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
         f":role/{m.role_name('api')}"
     )
-    assert {d["metadata"]["namespace"] for d in manifests} == {m.parameters()["NAMESPACE"]}
+    assert {d["metadata"].get("namespace") for d in manifests if d["kind"] != "Namespace"} == {
+        m.parameters()["NAMESPACE"]
+    }
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     for container in pod["containers"] + pod["initContainers"]:
         env_vars = {e["name"]: e["value"] for e in container["env"]}
         assert set(env_vars) <= set(VARIABLE_NAMES) and env_vars["ENVIRONMENT"] == env
-    assert {e["name"]: e["value"] for e in pod["containers"][0]["env"]}["SECRETS_PREFIX"] == m.prefix
+    api_env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert api_env["SECRETS_PREFIX"] == m.prefix and "DATABASE_URL" not in api_env  # read through IRSA
+    assert docs["Namespace"]["metadata"]["name"] == m.parameters()["NAMESPACE"]
 
 
 # -- 1. the artifacts agree with the model ---------------------------------------------------
