@@ -24,7 +24,7 @@ for arg in "$@"; do
     --dry-run) dry_run=true ;;
     -h|--help) usage; exit 0 ;;
     staging|production) env_name=$arg ;;
-    *) echo "deploy: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+    *) echo "deploy: unknown argument '$arg' (the environment is staging or production)" >&2; usage >&2; exit 2 ;;
   esac
 done
 if [ -z "$env_name" ]; then

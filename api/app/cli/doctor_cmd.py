@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from ..secrets.environment import SECRET_VARIABLES
 from ..secrets.errors import (
     NoCredentials,
     NoRegion,
@@ -37,7 +38,7 @@ from ..secrets.errors import (
 from ..secrets.refs import AwsRef
 from ..settings import Inspection, inspect_settings
 from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
-from .output import ExitCode, Verbatim, data, print_json, say
+from .output import ExitCode, Verbatim, data, fail, print_json, say
 
 __all__ = ["doctor"]
 
@@ -92,7 +93,7 @@ class Doctor:
     def __init__(self, insp: Inspection, *, timeout: float, as_of: datetime) -> None:
         import boto3
 
-        from ..secrets.aws import secretsmanager_endpoint
+        from ..secrets.aws import on_this_machine, secretsmanager_endpoint
 
         self.insp = insp
         self.m = insp.model
@@ -102,6 +103,7 @@ class Doctor:
         self.session = boto3.session.Session()
         self.region = insp.collected.raw.get("AWS_REGION") or self.session.region_name
         self.endpoint = secretsmanager_endpoint()
+        self.emulator = on_this_machine(self.endpoint)
 
     def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
@@ -111,7 +113,7 @@ class Doctor:
 
         endpoint = self.endpoint if service == "secretsmanager" else None
         return self.session.client(
-            service, region_name=region or self.region, endpoint_url=endpoint, config=client_config(max_attempts=2)
+            service, region_name=region or self.region, endpoint_url=endpoint, config=client_config(2)
         )
 
     # -- in the order an operator would look ------------------------------------------
@@ -231,6 +233,15 @@ class Doctor:
     def not_found(self, name: str, ref: AwsRef) -> None:
         secret_name = ref.secret_id.split(":secret:")[-1]
         here = ref.region or self.region
+        if self.exists(ref):
+            stage = ref.version_stage or "AWSCURRENT"
+            self.add(
+                name,
+                "fail",
+                f"{ref}: the secret exists in {here} but no version of it is staged {stage} (it has no value yet)",
+                f"printf '%s' \"$VALUE\" | ecomind secrets set {ref.secret_id}",
+            )
+            return
         elsewhere, looked = self.search_regions(secret_name, here)
         if elsewhere:
             self.add(
@@ -247,7 +258,7 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: not found in {here}; similar names there: {', '.join(similar)}",
-                f"did you mean {similar[0]}? {variable}=aws-secretsmanager:{similar[0]}",
+                f"export {variable}=aws-secretsmanager:{similar[0]}   # did you mean {similar[0]}?",
             )
             return
         searched = f"{looked} other region(s)" if looked else "no other region (the lookups were denied)"
@@ -256,12 +267,26 @@ class Doctor:
             detail += "; similar names not checked: secretsmanager:ListSecrets denied"
         default = self.m.default_reference(variable)
         if default is not None and default == str(ref):
-            fix = f"ecomind secrets provision --environment {self.m.name} --db-host YOUR-DATABASE-ENDPOINT"
-            if variable != "DATABASE_URL":
-                fix = f"ecomind secrets provision --environment {self.m.name}"
+            fix = f"ecomind secrets provision --environment {self.m.name}"
+            database = self.m.default_reference("DATABASE_URL")
+            database_missing = any(
+                str(r) == database and isinstance(self.insp.errors.get(v), SecretNotFound)
+                for v, r in self.insp.collected.references.items()
+            )
+            if database_missing:  # creating the database secret needs its endpoint
+                fix += " --db-host DB_HOST   # DB_HOST: the database's endpoint"
         else:
-            fix = f"point {variable} at an existing secret, or create {secret_name}"
+            fix = f"export {variable}=aws-secretsmanager:EXISTING_NAME   # or create {secret_name}"
         self.add(name, "fail", detail, fix)
+
+    def exists(self, ref: AwsRef) -> bool:
+        import botocore.exceptions
+
+        try:
+            self.client("secretsmanager", ref.region).describe_secret(SecretId=ref.secret_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            return False
+        return True
 
     def regions(self) -> list[str]:
         return sorted(self.session.get_available_regions("secretsmanager"))
@@ -295,7 +320,7 @@ class Doctor:
         # The secrets of the environment's other variables are not typos of this one's
         # (the JWT secret is not a misspelt database secret).
         others = {self.m.secret_name(spec.key) for spec in self.m.secrets if spec.variable != variable}
-        candidates = [n for n in names if n not in others]
+        candidates = [n for n in names if n not in others and n != secret_name]
         return difflib.get_close_matches(secret_name, candidates, n=3, cutoff=0.8), True
 
     def database(self) -> None:
@@ -319,9 +344,8 @@ class Doctor:
             self.add(
                 "database host",
                 "fail",
-                f"{host} does not resolve (DNS)",
-                f"check the host name in DATABASE_URL (from {source}); in a VPC, the RDS endpoint resolves only "
-                "inside it",
+                f"{host} does not resolve (DNS; in a VPC, an RDS endpoint resolves only inside it)",
+                f"ecomind config show   # the host of DATABASE_URL, from {source}",
             )
             return
         deployed = self.m.deployed
@@ -360,10 +384,11 @@ class Doctor:
             failure = classify(exc)
             detail = f"{host}:{port}: {failure.summary}"
             if failure.kind == "auth" and deployed:
+                # The stored password is not the role's: a rotation with the master user's help sets a
+                # new one in both (it also finishes a half-done rotation).
                 fix = (
-                    "the secret's AWSCURRENT does not match the database: finish or rerun the rotation "
-                    f"(ecomind secrets rotate {self.m.secret_name('database')} --local), or set the role's password "
-                    "from the secret"
+                    f"ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@{host}:{port}/postgres "
+                    f"ecomind secrets rotate {self.m.secret_name('database')} --local"
                 )
             elif failure.kind == "auth":
                 fix = (
@@ -371,7 +396,7 @@ class Doctor:
                     f"listens on {port}, point .env at a free port and run make run again"
                 )
             elif failure.kind == "ssl":
-                fix = f"enable SSL on the server (RDS: always on), as {self.m.name} requires"
+                fix = f"ecomind config show   # DATABASE_URL must reach a server with SSL ({self.m.name}); RDS has it"
             elif failure.kind == "no_database":
                 fix = f"create it: CREATE DATABASE {parts.path.lstrip('/') or 'NAME'} OWNER {parts.username or 'USER'};"
             else:
@@ -418,12 +443,14 @@ class Doctor:
         except botocore.exceptions.BotoCoreError as exc:
             self.add(name, "not_checked", f"{ref}: DescribeSecret failed ({type(exc).__name__})")
             return
+        self.replication(variable, ref, meta)
         days_policy = self.m.rotation_days or 0
         enable = f"ecomind secrets provision --environment {self.m.name} --enable-rotation"
-        if self.endpoint:
-            # An endpoint override is an emulator or a test stack, which runs no rotation
-            # function: the fix says which driver it chose and why, never silently.
-            enable += " --rotation-driver local   # AWS_ENDPOINT_URL is set: no rotation functions there"
+        if self.emulator:
+            # An endpoint on this machine is an emulator, which runs no rotation function:
+            # the fix says which driver it chose and why, never silently. (AWS_ENDPOINT_URL
+            # is also how VPC or FIPS endpoints are set: those keep the functions.)
+            enable += " --rotation-driver local   # AWS_ENDPOINT_URL is on this machine: an emulator runs no functions"
         if not meta.get("RotationEnabled"):
             self.add(name, "fail", f"{ref}: rotation is off", enable)
             return
@@ -443,11 +470,45 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: last rotated {age} days ago, schedule is {days} days (overdue)",
-                f"ecomind secrets rotate {ref.secret_id}" + (" --local" if self.endpoint else ""),
+                f"ecomind secrets rotate {ref.secret_id}" + (" --local" if self.emulator else ""),
             )
             return
         when = f", last {last:%Y-%m-%d}" if isinstance(last, datetime) else ""
         self.add(name, "ok", f"{ref}: every {days} days{when}")
+
+    def replication(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
+        """Each replica region the settings read from (SECRETS_REPLICA_REGIONS), and its state."""
+        from ..secrets.regions import parse_regions
+
+        wanted, _ = parse_regions(self.insp.collected.raw.get("SECRETS_REPLICA_REGIONS"))
+        status = {r.get("Region"): r for r in meta.get("ReplicationStatus", [])}
+        if not wanted and not status:
+            return
+        name = f"{variable} replicas"
+        missing = [r for r in wanted if r not in status]
+        if missing:
+            self.add(
+                name,
+                "fail",
+                f"{ref}: not replicated to {', '.join(missing)}, which SECRETS_REPLICA_REGIONS lists",
+                f"ecomind secrets provision --environment {self.m.name} "
+                + " ".join(f"--replica-region {r}" for r in missing),
+            )
+            return
+        lagging = {r: s for r, s in status.items() if s.get("Status") != "InSync"}
+        if lagging:
+            region, state = next(iter(lagging.items()))
+            self.add(
+                name,
+                "fail" if state.get("Status") == "Failed" else "warn",
+                f"{ref}: the replica in {region} is {state.get('Status')}: {state.get('StatusMessage', '')}",
+                f"ecomind secrets describe {ref.secret_id}   # then, if it failed: "
+                f"aws secretsmanager remove-regions-from-replication --secret-id {ref.secret_id} "
+                f"--remove-replica-regions {region}, and provision it again",
+            )
+            return
+        shown = ", ".join(f"{r} (InSync)" for r in status)
+        self.add(name, "ok", f"{ref}: replicated to {shown}")
 
     def last_rotated(self, ref: AwsRef, meta: dict[str, Any]) -> datetime | None:
         """When AWSCURRENT was made: a rotation driven here (--local) sets no LastRotatedDate."""
@@ -477,6 +538,10 @@ def doctor(
     as_of: Annotated[
         datetime | None, typer.Option("--as-of", help="Judge rotation schedules as of this date (default: now).")
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Check only this secret variable (repeatable): what a role reading less needs."),
+    ] = None,
 ) -> None:
     """Diagnose the configuration the way an operator would, each failure with its fix.
 
@@ -489,8 +554,14 @@ def doctor(
 
     Example: ENVIRONMENT=production AWS_REGION=us-east-1 ecomind doctor
     """
+    secrets = SECRET_VARIABLES
+    if only:
+        unknown = sorted(set(only) - set(SECRET_VARIABLES))
+        if unknown:
+            fail(f"--only: not a secret variable: {', '.join(unknown)}", ExitCode.USAGE)
+        secrets = tuple(v for v in SECRET_VARIABLES if v in only)
     try:
-        insp = inspect_settings(environment=value_of(environment), env_file=env_file)
+        insp = inspect_settings(environment=value_of(environment), env_file=env_file, secrets=secrets)
     except SettingsError as exc:
         checks = [Check(f"configuration: {p.variable}", "fail", p.message, p.fix) for p in exc.problems]
     else:

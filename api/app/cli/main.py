@@ -90,10 +90,24 @@ def _settings_error(exc: SettingsError) -> int:
     return int(code)
 
 
+def _aws_error(exc: Exception) -> SecretsError | None:
+    """A botocore error no command translated (a client made without a region, say), typed."""
+    if "botocore" not in sys.modules:
+        return None
+    import botocore.exceptions
+
+    from ..secrets.aws import translate_error
+
+    if isinstance(exc, botocore.exceptions.ClientError | botocore.exceptions.BotoCoreError):
+        return translate_error(exc, "AWS", "AWS")
+    return None
+
+
 def _run(argv: list[str]) -> int:
     try:
         result = app(args=argv, prog_name="ecomind", standalone_mode=False)
     except typer.Abort:
+        report("interrupted", ExitCode.INTERRUPTED)
         return int(ExitCode.INTERRUPTED)
     except typer.TyperException as exc:  # typer's usage errors (bad option: exit code 2) and the like
         code = int(getattr(exc, "exit_code", ExitCode.FAILED))
@@ -110,6 +124,7 @@ def _run(argv: list[str]) -> int:
         report(exc.message if not exc.variable else f"{exc.variable}: {exc.message}", code, fix=exc.fix)
         return int(code)
     except KeyboardInterrupt:
+        report("interrupted", ExitCode.INTERRUPTED)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback, no value
         from ..db import DatabaseConnectError
@@ -117,6 +132,11 @@ def _run(argv: list[str]) -> int:
         if isinstance(exc, DatabaseConnectError):
             report(str(exc), ExitCode.DATABASE, fix="ecomind doctor")
             return int(ExitCode.DATABASE)
+        translated = _aws_error(exc)
+        if translated is not None:
+            code = exit_code(translated.kind)
+            report(translated.message, code, fix=translated.fix)
+            return int(code)
         report(f"unexpected {type(exc).__name__}: {exc}", ExitCode.FAILED, fix="ECOMIND_DEBUG=1 shows the traceback")
         if os.environ.get("ECOMIND_DEBUG"):
             import traceback

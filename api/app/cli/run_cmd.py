@@ -15,7 +15,7 @@ import typer
 from ..secrets.environment import SECRET_VARIABLES, VARIABLE_NAMES
 from ..settings import Settings, load_settings
 from .options import EnvFileOpt, EnvironmentOpt, value_of
-from .output import ExitCode, fail
+from .output import ExitCode, fail, set_json_mode
 
 __all__ = ["export", "run"]
 
@@ -29,6 +29,7 @@ def child_environment(settings: Settings, only: list[str] | None, base: dict[str
         "ENVIRONMENT": settings.environment,
         "AWS_REGION": settings.aws_region,
         "SECRETS_PREFIX": settings.secrets_prefix,
+        "SECRETS_REPLICA_REGIONS": settings.secrets_replica_regions or None,
         "SECRETS_CACHE_TTL": f"{settings.secrets_cache_ttl:g}",
         "ACCESS_TOKEN_EXPIRE_MINUTES": str(settings.access_token_expire_minutes),
     }
@@ -72,6 +73,7 @@ def export(
 
     Example: ecomind export --environment staging --only DATABASE_URL --format dotenv > /dev/shm/staging.env
     """
+    set_json_mode(fmt == "json")  # errors too are JSON then
     if fmt not in ("dotenv", "json"):
         fail("--format is dotenv or json", ExitCode.USAGE)
     secrets = _only(only)

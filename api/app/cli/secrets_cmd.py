@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +21,10 @@ from typing import Annotated, Any
 
 import typer
 
+from ..secrets.dburl import field_problems as dburl_field_problems
 from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
 from ..secrets.errors import SecretNotFound
+from ..secrets.regions import parse_regions
 from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
 
@@ -49,9 +52,14 @@ def environment_model(environment: str | None) -> EnvironmentModel:
 
 
 def secrets_client(region: str | None) -> Any:
+    import botocore.exceptions
+
     from ..secrets.aws import secretsmanager_client
 
-    return secretsmanager_client(region)
+    try:
+        return secretsmanager_client(region)
+    except botocore.exceptions.NoRegionError:
+        fail("no AWS region to find the secrets in", ExitCode.CONFIG, fix="export AWS_REGION=us-east-1   # or --region")
 
 
 @contextmanager
@@ -140,6 +148,18 @@ class _Plan:
     dry_run: bool
     client: Any
     secrets: list[dict[str, Any]] = field(default_factory=list)
+    update: bool = True
+    differences: int = 0
+
+    def change(self, entry: dict[str, Any], what: str, action: Any) -> None:
+        """A change to an existing secret: made with --update only, listed otherwise."""
+        if self.update:
+            self.call(entry, what, action)
+            return
+        self.differences += 1
+        entry.setdefault("differs", []).append(Verbatim(what))
+        if not json_mode():
+            data(f"  differs (--update changes it): {what}")
 
     @property
     def calls(self) -> int:
@@ -209,6 +229,16 @@ def provision(
             "--rotation-days", min=1, max=1000, help="Default: the environment's period (30 prod, 90 staging)."
         ),
     ] = None,
+    replica_regions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--replica-region",
+            help="Replicate both secrets to this region too (repeatable); read there when the primary fails.",
+        ),
+    ] = None,
+    update: Annotated[
+        bool, typer.Option("--update", help="Change an existing secret where it differs from the options given.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the calls, make none.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -218,7 +248,9 @@ def provision(
     database secret in the RDS rotation shape), tagged with the environment and
     owner. For an existing secret, the options given (--db-host, --db-user,
     --db-name, --db-port, --owner, --kms-key-id) are compared with it and only what
-    differs is changed; the password is kept. With --enable-rotation each secret gets
+    differs is changed, with --update (without it, the differences are listed and the
+    command exits 1: a copied example must not repoint a live secret); the password is
+    kept. --replica-region replicates both secrets. With --enable-rotation each secret gets
     its own rotation function, named by the model. No value is ever printed.
 
     Example: ecomind secrets provision -e staging --db-host db.internal --enable-rotation
@@ -235,6 +267,12 @@ def provision(
     plan = _Plan(dry_run, client)
     account = _account(region or client.meta.region_name) if enable_rotation and rotation_driver == "lambda" else ""
     wanted_fields = {"host": db_host, "port": db_port, "dbname": db_name, "username": db_user}
+    if db_host is not None and (dburl_field_problems({"host": db_host}) or db_host.upper().startswith("YOUR")):
+        fail(f"--db-host {db_host!r} is not a host name", ExitCode.USAGE, fix="--db-host db.internal.example.com")
+    replicas, not_regions = parse_regions(",".join(replica_regions or []))
+    if not_regions:
+        fail(f"--replica-region: {', '.join(not_regions)} is not an AWS region", ExitCode.USAGE)
+    plan.update = update
 
     for spec in m.secrets:
         name = m.secret_name(spec.key)
@@ -247,16 +285,18 @@ def provision(
             continue
         if meta is None:
             entry = plan.secret(name, "missing")
-            _create(plan, entry, client, m, spec, wanted_fields, kms_key_id, owner)
+            _create(plan, entry, client, m, spec, wanted_fields, kms_key_id, owner, replicas)
         else:
             entry = plan.secret(name, "exists")
             _update(plan, entry, client, m, spec, meta, wanted_fields, kms_key_id, owner)
+            _replicate(plan, entry, client, meta, replicas, kms_key_id)
         if enable_rotation:
             function = m.function_arn(client.meta.region_name, account, spec.key) if account else ""
             current = meta or {}
             same = (
                 current.get("RotationEnabled")
-                and (current.get("RotationLambdaARN") or "") == function
+                # The local driver leaves a secret's function alone: it drives rotations by hand.
+                and ((current.get("RotationLambdaARN") or "") == function or rotation_driver == "local")
                 and current.get("RotationRules", {}).get("AutomaticallyAfterDays") == days
             )
             if not same:
@@ -273,7 +313,12 @@ def provision(
                 plan.call(entry, shown, lambda kwargs=kwargs: _rotate_secret(client, m, kwargs))
     if as_json:
         print_json({"environment": m.name, "prefix": Verbatim(m.prefix), "dry_run": dry_run, "secrets": plan.secrets})
-    elif plan.calls == 0:
+    if plan.differences:
+        again = shlex.join(["ecomind", *sys.argv[1:], "--update"])
+        fail(f"{plan.differences} difference(s) with what exists were not applied", ExitCode.FAILED, fix=again)
+    if as_json:
+        return
+    if plan.calls == 0:
         say("nothing to do: every secret exists as asked")
     elif dry_run:
         say(f"dry run: {plan.calls} call(s) would be made")
@@ -296,6 +341,35 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
         raise
 
 
+def _replica_entries(replicas: list[str], kms_key_id: str | None) -> list[dict[str, str]]:
+    # A multi-Region key (mrk-) has a replica of the same id in each region; another key
+    # cannot leave its region, so the replica region's default key encrypts the replica.
+    entries = []
+    for region in replicas:
+        entry = {"Region": region}
+        if kms_key_id and "mrk-" in kms_key_id and kms_key_id.startswith("arn:"):
+            parts = kms_key_id.split(":")
+            parts[3] = region
+            entry["KmsKeyId"] = ":".join(parts)
+        entries.append(entry)
+    return entries
+
+
+def _replicate(
+    plan: _Plan, entry: dict[str, Any], client: Any, meta: dict[str, Any], replicas: list[str], kms_key_id: str | None
+) -> None:
+    have = {r.get("Region") for r in meta.get("ReplicationStatus", [])}
+    missing = [r for r in replicas if r not in have and r != client.meta.region_name]
+    if missing:
+        name = meta["Name"]
+        add = _replica_entries(missing, kms_key_id)
+        plan.call(
+            entry,
+            f"ReplicateSecretToRegions({', '.join(missing)})",
+            lambda: client.replicate_secret_to_regions(SecretId=name, AddReplicaRegions=add),
+        )
+
+
 def _create(
     plan: _Plan,
     entry: dict[str, Any],
@@ -305,6 +379,7 @@ def _create(
     wanted: dict[str, Any],
     kms_key_id: str | None,
     owner: str | None,
+    replicas: list[str],
 ) -> None:
     name = m.secret_name(spec.key)
     if spec.shape == "rds" and not wanted["host"]:
@@ -320,6 +395,8 @@ def _create(
     kwargs: dict[str, Any] = {"Name": name, "Description": m.description(spec.key), "Tags": tags}
     if kms_key_id:
         kwargs["KmsKeyId"] = kms_key_id
+    if replicas:
+        kwargs["AddReplicaRegions"] = _replica_entries(replicas, kms_key_id)
 
     def value() -> str:
         generated = str(client.get_random_password(**spec.generation.get_random_password_args())["RandomPassword"])
@@ -356,13 +433,15 @@ def _update(
     changed_tags = {k: v for k, v in want_tags.items() if tags.get(k) != v}
     if changed_tags:
         shown = "TagResource(" + ", ".join(f"{k}={v}" for k, v in changed_tags.items()) + ")"
-        plan.call(
+        # A tag added where there was none changes nothing anyone relies on; replacing one does.
+        step = plan.change if any(k in tags for k in changed_tags) else plan.call
+        step(
             entry,
             shown,
             lambda: client.tag_resource(SecretId=name, Tags=[{"Key": k, "Value": v} for k, v in changed_tags.items()]),
         )
     if kms_key_id and meta.get("KmsKeyId") != kms_key_id:
-        plan.call(
+        plan.change(
             entry,
             f"UpdateSecret(KmsKeyId={kms_key_id})",
             lambda: client.update_secret(SecretId=name, KmsKeyId=kms_key_id),
@@ -379,8 +458,8 @@ def _update(
     shown = (
         "PutSecretValue(" + ", ".join(f"{k}: {current.get(k)} -> {v}" for k, v in differ.items()) + "; password kept)"
     )
-    plan.call(entry, shown, lambda: client.put_secret_value(SecretId=name, SecretString=json.dumps(new)))
-    if "username" in differ and not json_mode():
+    plan.change(entry, shown, lambda: client.put_secret_value(SecretId=name, SecretString=json.dumps(new)))
+    if "username" in differ and plan.update and not json_mode():
         say(
             f"  note: the password now belongs to {differ['username']}; set it on that role, or rotate: "
             f"ecomind secrets rotate {name}"
@@ -739,7 +818,10 @@ def rotate(
                 client, name, rotator, on_step=lambda step: None if as_json else data(f"  {step} ...", err=True)
             )
     except RotationError as exc:
-        fail(f"rotation failed: {exc}", ExitCode.FAILED, fix=f"ecomind secrets rotate {name} --local   # resumes")
+        fix = f"ecomind secrets rotate {name} --local   # resumes"
+        if "neither AWSCURRENT nor AWSPREVIOUS logs in" in str(exc):
+            fix = f"ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres {fix}"
+        fail(f"rotation failed: {exc}", ExitCode.FAILED, fix=fix)
     if as_json:
         print_json({"name": Verbatim(name), "state": "rotated", "version": Verbatim(version)})
     else:

@@ -36,6 +36,8 @@ from .protocol import RotationError, Rotator
 __all__ = ["PostgresRotator", "handler"]
 
 CLONE_SUFFIX = "_clone"
+# For a local run (ecomind secrets rotate --local) when neither stored password logs in.
+MASTER_URL = "ECOMIND_MASTER_URL"
 OWNER_SUFFIX = "_owner"
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 
@@ -64,6 +66,8 @@ class PostgresRotator(Rotator):
         return dict(data)
 
     def stale(self, arn: str, token: str) -> bool:
+        if super().stale(arn, token):
+            return True
         current = self._load(arn)
         try:
             pending = self._load(arn, stage="AWSPENDING", token=token)
@@ -140,8 +144,19 @@ class PostgresRotator(Rotator):
                 previous = None
             # The previous password, at today's address: the host may have moved since.
             conn = self._connect({**current, "password": previous["password"]}) if previous else None
+        master = os.environ.get(MASTER_URL)
+        if conn is None and master:
+            # Neither password works any more (changed out of band): the database's master
+            # user, given for this one run, sets the new one.
+            try:
+                conn = psycopg.connect(master, autocommit=True, connect_timeout=self.connect_timeout)
+            except psycopg.Error as exc:
+                raise RotationError(f"{arn}: {MASTER_URL} does not log in: {classify(exc).summary}") from None
         if conn is None:
-            raise RotationError(f"{arn}: neither AWSCURRENT nor AWSPREVIOUS logs in; cannot set the new password")
+            raise RotationError(
+                f"{arn}: neither AWSCURRENT nor AWSPREVIOUS logs in (the role's password was changed elsewhere); "
+                f"set {MASTER_URL} to the database's master user for this run"
+            )
         with conn:
             set_role_password(conn, str(pending["username"]), str(pending["password"]))
 

@@ -82,8 +82,13 @@ class Rotator(ABC):
         )
 
     def stale(self, arn: str, token: str) -> bool:
-        """Whether the pending version ``token`` was made from an AWSCURRENT that has changed since."""
-        return False
+        """Whether resuming the pending version ``token`` would be wrong: it holds nothing new
+        (its value is AWSCURRENT's, as a rotation started without a function leaves it)."""
+        try:
+            pending = self.read(arn, stage="AWSPENDING", token=token)
+        except self.client.exceptions.ResourceNotFoundException:
+            return True
+        return pending == self.read(arn)
 
     def random_password(self, generation: Generation) -> str:
         """GetRandomPassword with the secret's generation rules (app.secrets.environment)."""

@@ -138,7 +138,7 @@ def collect(
                 ".env",
                 str(env_file),
                 f"a .env file is present and ignored in {m.name}",
-                f"rm {env_file}  # staging and production read the environment and Secrets Manager",
+                f"rm {env_file}   # in an image or on a server; on a developer's laptop this warning is expected",
                 "warning",
             )
         )

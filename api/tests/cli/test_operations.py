@@ -54,7 +54,7 @@ def test_provision_twice_changes_nothing_the_second_time(cli: Cli, aws: Aws) -> 
 def test_provision_changes_what_was_asked_and_keeps_the_password(cli: Cli, aws: Aws) -> None:
     assert provision(cli, aws).returncode == 0
     before = json.loads(values_of(aws)[0])
-    moved = cli(
+    args = [
         "secrets",
         "provision",
         "-e",
@@ -65,7 +65,19 @@ def test_provision_changes_what_was_asked_and_keeps_the_password(cli: Cli, aws: 
         "app2",
         "--owner",
         "team-b",
-        env=aws.env,
+    ]
+    # Without --update: every difference is listed, nothing changes (a copied example must not repoint a secret).
+    listed = cli(*args, env=aws.env)
+    assert listed.returncode == 1 and "host: db.internal -> db2.internal" in listed.stdout
+    assert json.loads(values_of(aws)[0]) == before
+    fix = listed.stderr.split("fix: ", 1)[1].strip()
+    assert fix.endswith("--update")
+    moved = subprocess.run(
+        ["bash", "-c", fix],
+        env={**aws.env, "PATH": f"{Path(ECOMIND).parent}:{os.environ['PATH']}"},
+        cwd=cli.cwd,
+        capture_output=True,
+        text=True,
     )
     assert moved.returncode == 0, moved.stderr
     assert "host: db.internal -> db2.internal" in moved.stdout and "username: ecomind_app -> app2" in moved.stdout

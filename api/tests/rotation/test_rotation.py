@@ -211,5 +211,10 @@ def test_cli_rotate_local_shows_steps_and_names_a_failed_step(cli: Cli, aws: Aws
     database.set_password(f"{CANARY}-out-of-band")  # neither AWSCURRENT nor AWSPREVIOUS logs in now
     failed = cli("secrets", "rotate", "rot/cli", "--local", env=env)
     assert failed.returncode == 1 and "setSecret" in failed.stderr
-    assert "fix: ecomind secrets rotate rot/cli --local" in failed.stderr
+    # The password was changed out of band: only the database's master user can set a new one.
+    assert "fix: ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres" in failed.stderr
+    repaired = cli("secrets", "rotate", "rot/cli", "--local", env={**env, "ECOMIND_MASTER_URL": database.admin_dsn})
+    assert repaired.returncode == 0, repaired.stderr
+    assert logs_in(stage(aws, "rot/cli", "AWSCURRENT"))
+    assert_clean(repaired, database.password)
     assert_clean(failed, database.password)
