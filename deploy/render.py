@@ -89,7 +89,8 @@ def parameters(environment: str, overrides: dict[str, str] | None = None) -> dic
     values["DATABASE_PASSWORD_EXCLUDE_JSON"] = json.dumps(values["DATABASE_PASSWORD_EXCLUDE"])
     account, region = values.get("AWS_ACCOUNT_ID", ""), values.get("AWS_REGION", "")
     if account and region:
-        values.update(m.account_parameters(region, account, values.get("IMAGE_TAG")))
+        replicas = [r for r in values.get("REPLICA_REGIONS", "").replace(",", " ").split() if r]
+        values.update(m.account_parameters(region, account, values.get("IMAGE_TAG"), replicas))
     return values
 
 

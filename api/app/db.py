@@ -76,11 +76,11 @@ class RotatingCredentials:
         self._last_good: str | None = None
         self._last_refusal: DbFailure | None = None
 
-    def _fetch(self, stage: str) -> ResolvedSecret:
+    def _fetch(self, stage: str, region: str | None = None) -> ResolvedSecret:
         # Concurrent callers share one fetch (SecretStore.refresh); once a password
         # works it is tried first (_last_good), so a rotation costs a handful of
         # Secrets Manager calls, not one per new connection.
-        return self._db.refresh(stage=None if stage == "AWSCURRENT" else stage)
+        return self._db.refresh(stage=None if stage == "AWSCURRENT" else stage, region=region)
 
     def _params(self, dialect: Dialect, url: str) -> tuple[list[Any], dict[str, Any]]:
         cargs, cparams = dialect.create_connect_args(sqlalchemy_url(url))
@@ -115,15 +115,20 @@ class RotatingCredentials:
         stages = ["AWSCURRENT"]
         if self._db.is_reference:
             stages.append("AWSPENDING")
+        attempts: list[tuple[str, str | None]] = [(stage, None) for stage in stages]
+        regions = self._db.regions()
+        if len(regions) > 1:
+            # A replica can lag a rotation: ask the primary, then each replica, by name.
+            attempts += [(stage, region) for region in regions for stage in stages]
         # Two rounds: a rotation may finish between our AWSCURRENT and AWSPENDING
         # reads (old AWSCURRENT read, then AWSPENDING already cleared); the second
         # round reads the promoted version.
         for _ in range(2):
-            for stage in stages:
+            for stage, region in attempts:
                 try:
-                    url = self._fetch(stage).value.get_secret_value()
+                    url = self._fetch(stage, region).value.get_secret_value()
                 except ResolutionError as exc:
-                    log.info("no %s credentials to try (%s)", stage, type(exc).__name__)
+                    log.info("no %s credentials to try in %s (%s)", stage, region or "the chain", type(exc).__name__)
                     continue
                 connection = self._connect_or_none(dialect, url)
                 if connection is not None:

@@ -34,6 +34,7 @@ from .secrets.errors import Finding, Problem, ResolutionError, SettingsError
 from .secrets.live import LiveSecret
 from .secrets.policy import CHECKS
 from .secrets.refs import AwsRef, Reference, is_reference
+from .secrets.regions import parse_regions
 from .secrets.sources import Collected, Origin, collect
 from .secrets.store import ResolvedSecret, SecretStore
 
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     aws_region: str | None = Field(None, alias="AWS_REGION")
     secrets_prefix: str = Field(alias="SECRETS_PREFIX")
     secrets_cache_ttl: float = Field(300.0, gt=0, alias="SECRETS_CACHE_TTL")
+    secrets_replica_regions: str = Field("", alias="SECRETS_REPLICA_REGIONS")
     access_token_expire_minutes: int = Field(60, gt=0, alias="ACCESS_TOKEN_EXPIRE_MINUTES")
 
     _origins: dict[str, Origin] = PrivateAttr(default_factory=dict)
@@ -169,11 +171,22 @@ def inspect_settings(
             # error["msg"] describes the rule, never the input.
             problems.append(Problem(name, c.source(name), error["msg"], "see docs/secrets.md, Environment variables"))
 
+    replicas, not_regions = parse_regions(c.raw.get("SECRETS_REPLICA_REGIONS"))
+    if not_regions:
+        problems.append(
+            Problem(
+                "SECRETS_REPLICA_REGIONS",
+                c.source("SECRETS_REPLICA_REGIONS"),
+                f"{', '.join(repr(r[:30]) for r in not_regions)} is not an AWS region",
+                "list regions separated by commas, e.g. SECRETS_REPLICA_REGIONS=us-west-2,eu-west-1",
+            )
+        )
     if store is None:
         store = SecretStore(
             ttl=base.secrets_cache_ttl if base else 300.0,
             region=c.raw.get("AWS_REGION"),
             endpoint_url=_endpoint(env),
+            replica_regions=replicas,
         )
     inspection = Inspection(c, store, fields, base=base)
     resolved, errors = store.load_all(c.references.values()) if c.references else ({}, {})
@@ -191,7 +204,7 @@ def inspect_settings(
             inspection.resolved[name] = resolved[ref]
             raws[name] = resolved[ref].value.get_secret_value()
 
-    emulator = _endpoint(env) is not None
+    emulator = _emulator(env)
     for name, raw in raws.items():
         checked = CHECKS[name](c.model, raw)
         ref = c.references.get(name)
@@ -211,6 +224,12 @@ def _endpoint(env: Mapping[str, str]) -> str | None:
     from .secrets.aws import secretsmanager_endpoint  # boto3: only when a store is made here
 
     return secretsmanager_endpoint(env)
+
+
+def _emulator(env: Mapping[str, str]) -> bool:
+    from .secrets.aws import on_this_machine
+
+    return on_this_machine(_endpoint(env))
 
 
 def _fix(name: str, finding: Finding, ref: Reference | None, c: Collected, emulator: bool) -> str:

@@ -43,6 +43,8 @@ def _rows(insp: Inspection) -> list[dict[str, Any]]:
         resolved = insp.resolved.get(name)
         if resolved is not None:
             row["version"] = Verbatim(resolved.version_id or "")
+            if resolved.region:
+                row["region"] = Verbatim(resolved.region)
         rows.append(row)
     return rows
 
@@ -113,8 +115,8 @@ def check(environment: EnvironmentOpt = None, as_json: JsonOpt = False, env_file
         else:
             table(
                 f"EcoMind configuration ({insp.model.name})",
-                ("variable", "source", "status", "value"),
-                ((r["variable"], r["source"], r["status"], r["value"]) for r in rows),
+                ("variable", "source", "status", "value", "region"),
+                ((r["variable"], r["source"], r["status"], r["value"], r.get("region", "")) for r in rows),
             )
             _print_problems(insp.problems)
             if insp.ok:

@@ -11,6 +11,7 @@ that, or that the role may not call, falls back to concurrent single reads.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -18,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
@@ -36,6 +38,7 @@ from .errors import (
     SecretsThrottled,
 )
 from .refs import AwsRef, parse_reference
+from .regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, RegionChain
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -45,6 +48,7 @@ else:
 __all__ = [
     "AwsSecretsManagerBackend",
     "client_config",
+    "on_this_machine",
     "secretsmanager_client",
     "secretsmanager_endpoint",
     "translate_error",
@@ -64,6 +68,20 @@ def secretsmanager_endpoint(env: Mapping[str, str] | None = None) -> str | None:
     return env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or env.get("AWS_ENDPOINT_URL") or None
 
 
+def on_this_machine(endpoint: str | None) -> bool:
+    """Whether an endpoint override points at this machine: an emulator (moto, LocalStack).
+
+    AWS_ENDPOINT_URL also sets VPC and FIPS endpoints, which are AWS: only loopback counts.
+    """
+    if not endpoint:
+        return False
+    try:
+        host = urlsplit(endpoint).hostname
+    except ValueError:
+        return False
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 def secretsmanager_client(region: str | None = None, endpoint_url: str | None = None) -> SecretsManagerClient:
     """A plain client with this layer's timeouts and retries (for the CLI and rotation handlers)."""
     return boto3.client(
@@ -74,13 +92,17 @@ def secretsmanager_client(region: str | None = None, endpoint_url: str | None = 
     )
 
 
-def client_config(max_attempts: int = 3) -> Config:
-    # Short connect timeout: an unreachable endpoint at start must fail fast, not
-    # after botocore's default 60 s per attempt.
+def client_config(attempts: int = 3, connect_timeout: float = 3, read_timeout: float = 10) -> Config:
+    """botocore's standard retries, ``attempts`` in all (the first included), and short timeouts.
+
+    Short connect timeout: an unreachable endpoint at start must fail fast, not after
+    botocore's default 60 s per attempt. (``total_max_attempts`` counts the first
+    attempt; botocore's ``max_attempts`` would count retries only.)
+    """
     return Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=3,
-        read_timeout=10,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
         max_pool_connections=16,
     )
 
@@ -95,30 +117,35 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         endpoint_url: str | None = None,
         session: boto3.session.Session | None = None,
         max_workers: int = 8,
+        replica_regions: Sequence[str] = (),
+        cooldown: float = DEFAULT_COOLDOWN,
     ) -> None:
         self._default_region = default_region
         self._endpoint_url = endpoint_url
         self._session = session
-        self._clients: dict[str | None, SecretsManagerClient] = {}
+        self.regions = RegionChain(default_region, replica_regions, cooldown=cooldown)
+        self._clients: dict[tuple[str | None, bool], SecretsManagerClient] = {}
         self._lock = threading.Lock()
         self._max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
 
     # -- clients -------------------------------------------------------------------
 
-    def client(self, region: str | None = None) -> SecretsManagerClient:
+    def client(self, region: str | None = None, *, probe: bool = False) -> SecretsManagerClient:
+        """The client of ``region``; ``probe``: one attempt, short timeouts (regions.PROBE_TIMEOUTS)."""
         region = region or self._default_region
-        cached = self._clients.get(region)
+        cached = self._clients.get((region, probe))
         if cached is not None:
             return cached
         with self._lock:
-            if region not in self._clients:
+            if (region, probe) not in self._clients:
                 session = self._session or boto3.session.Session()
-                kwargs: dict[str, Any] = {"region_name": region, "config": client_config()}
+                config = client_config(1, *PROBE_TIMEOUTS) if probe else client_config()
+                kwargs: dict[str, Any] = {"region_name": region, "config": config}
                 if self._endpoint_url:
                     kwargs["endpoint_url"] = self._endpoint_url
-                self._clients[region] = session.client("secretsmanager", **kwargs)
-            return self._clients[region]
+                self._clients[(region, probe)] = session.client("secretsmanager", **kwargs)
+            return self._clients[(region, probe)]
 
     def endpoint(self, region: str | None = None) -> str:
         try:
@@ -142,33 +169,82 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
 
     # -- fetching ------------------------------------------------------------------
 
-    def fetch(self, keys: Sequence[AwsRef]) -> dict[AwsRef, Fetched]:
-        results: dict[AwsRef, Fetched] = {}
-        singles: list[AwsRef] = []
-        by_region: dict[str | None, list[AwsRef]] = defaultdict(list)
+    def fetch(self, keys: Sequence[AwsRef], region: str | None = None) -> dict[AwsRef, Fetched]:
+        """Every key's whole secret; from ``region`` only when given, else along the region chain."""
+        by_home: dict[str | None, list[AwsRef]] = defaultdict(list)
         for key in dict.fromkeys(keys):
-            if key.version_stage or key.version_id:
-                singles.append(key)
-            else:
-                by_region[key.region or self._default_region].append(key)
-        chunks = [
-            (region, group[start : start + BATCH_SIZE])
-            for region, group in by_region.items()
-            for start in range(0, len(group), BATCH_SIZE)
-        ]
-        if len(chunks) > 1:
-            # Several batches (regions, or more than 20 secrets): one round trip, not one each.
-            answers = list(self._executor().map(lambda c: self._batch(*c), chunks))
-        else:
-            answers = [self._batch(*c) for c in chunks]
-        for batch_results, retry in answers:
-            results.update(batch_results)
-            singles.extend(retry)
-        results.update(self._get_many(singles))
+            by_home[key.region or self._default_region].append(key)
+        results: dict[AwsRef, Fetched] = {}
+        for home, group in by_home.items():
+            chain: list[str | None] = [region] if region is not None else self.regions.chain(home)
+            results.update(self._failover(chain, group))
         for key, got in results.items():
             if isinstance(got, SecretDeleted):
                 results[key] = self._deletion_date(key, got)
         return results
+
+    def _failover(self, chain: list[str | None], keys: list[AwsRef]) -> dict[AwsRef, Fetched]:
+        """Ask each region in turn for the keys the previous one could not answer for a regional reason."""
+        pending, out = list(keys), {}
+        failures: list[tuple[str | None, Fetched]] = []
+        for region in chain:
+            if not pending:
+                break
+            probe = len(chain) > 1 and self.regions.probe(region)
+            got = self._fetch_in(region, pending, probe)
+            throttled = [k for k in pending if isinstance(got[k], SecretsThrottled)]
+            if probe and throttled:
+                # Throttled is not unreachable: botocore's retries get their turn before a failover.
+                got.update(self._fetch_in(region, throttled, probe=False))
+            regional = [k for k in pending if _regional(got[k])]
+            out.update({k: got[k] for k in pending if k not in regional})
+            if regional:
+                failures.append((region, got[regional[0]]))
+                if len(chain) > 1:
+                    self.regions.failed(region)
+                    log.warning(
+                        "Secrets Manager in %s failed (%s) for %d secret(s); asking the next region",
+                        region,
+                        type(got[regional[0]]).__name__,
+                        len(regional),
+                    )
+            else:
+                self.regions.succeeded(region)
+            pending = regional
+        for key in pending:
+            if len(failures) > 1:
+                where = ", ".join(str(r) for r, _ in failures)
+                out[key] = SecretsManagerUnreachable(
+                    f"Secrets Manager failed in every region asked ({where}) while reading {key}",
+                    reference=str(key),
+                    fix="ecomind doctor   # then check each region's endpoint (VPC endpoint or NAT route)",
+                )
+            else:
+                out[key] = failures[-1][1]
+        return out
+
+    def _fetch_in(self, region: str | None, keys: list[AwsRef], probe: bool) -> dict[AwsRef, Fetched]:
+        """The keys, read in ``region`` (an ARN's region rewritten when ``region`` is a replica's)."""
+        local = {_in_region(k, region): k for k in keys}
+        plain = [k for k in local if not (k.version_stage or k.version_id)]
+        singles = [k for k in local if k.version_stage or k.version_id]
+        chunks = [plain[start : start + BATCH_SIZE] for start in range(0, len(plain), BATCH_SIZE)]
+        if len(chunks) > 1:
+            # More than 20 secrets: one round trip, not one per batch.
+            answers = list(self._executor().map(lambda c: self._batch(region, c, probe), chunks))
+        else:
+            answers = [self._batch(region, c, probe) for c in chunks]
+        results: dict[AwsRef, Fetched] = {}
+        for batch_results, retry in answers:
+            results.update(batch_results)
+            singles.extend(retry)
+        results.update(self._get_many(singles, region, probe))
+        tagged: dict[AwsRef, Fetched] = {}
+        for key, got in results.items():
+            if isinstance(got, SecretVersion):
+                got = SecretVersion(got.value, got.version_id, got.stages, region or self._default_region)
+            tagged[local[key]] = got
+        return tagged
 
     def _deletion_date(self, key: AwsRef, err: SecretDeleted) -> SecretDeleted:
         """The same error with the date the secret goes (one DescribeSecret, on this failure path only)."""
@@ -183,13 +259,16 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         dated.__cause__ = err.__cause__
         return dated
 
-    def _batch(self, region: str | None, chunk: list[AwsRef]) -> tuple[dict[AwsRef, Fetched], list[AwsRef]]:
+    def _batch(
+        self, region: str | None, chunk: list[AwsRef], probe: bool = False
+    ) -> tuple[dict[AwsRef, Fetched], list[AwsRef]]:
         """One BatchGetSecretValue; returns what it answered and what to read singly."""
         if len(chunk) == 1:
             # A batch of one costs the same round trip and gives less precise errors.
             return {}, [chunk[0]]
         try:
-            response = self.client(region).batch_get_secret_value(SecretIdList=[k.secret_id for k in chunk])
+            client = self.client(region, probe=probe)
+            response = client.batch_get_secret_value(SecretIdList=[k.secret_id for k in chunk])
         except botocore.exceptions.ClientError as exc:
             code = _code(exc)
             if code in _THROTTLED_CODES or code in _DENIED_CODES:
@@ -230,26 +309,41 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             results.setdefault(key, SecretNotFound(f"{key} was not returned", reference=str(key)))
         return results, retry
 
-    def _get_many(self, keys: list[AwsRef]) -> dict[AwsRef, Fetched]:
+    def _get_many(self, keys: list[AwsRef], region: str | None, probe: bool) -> dict[AwsRef, Fetched]:
         if not keys:
             return {}
         if len(keys) == 1:
-            return {keys[0]: self.get(keys[0])}
-        futures = {key: self._executor().submit(self.get, key) for key in keys}
+            return {keys[0]: self.get(keys[0], region, probe)}
+        futures = {key: self._executor().submit(self.get, key, region, probe) for key in keys}
         return {key: future.result() for key, future in futures.items()}
 
-    def get(self, key: AwsRef) -> Fetched:
+    def get(self, key: AwsRef, region: str | None = None, probe: bool = False) -> Fetched:
         """One GetSecretValue for ``key`` (stage defaults to AWSCURRENT, explicitly)."""
         kwargs: dict[str, Any] = {"SecretId": key.secret_id}
         if key.version_id:
             kwargs["VersionId"] = key.version_id
         else:
             kwargs["VersionStage"] = key.version_stage or _CURRENT
+        region = region or key.region
         try:
-            item = self.client(key.region).get_secret_value(**kwargs)
+            item = self.client(region, probe=probe).get_secret_value(**kwargs)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            return translate_error(exc, str(key), self.endpoint(key.region))
+            return translate_error(exc, str(key), self.endpoint(region))
         return SecretVersion(_secret_text(item), item.get("VersionId"), tuple(item.get("VersionStages", ())))
+
+
+def _regional(got: Fetched) -> bool:
+    """A failure of the region, not of the secret: another region may answer."""
+    return isinstance(got, SecretsManagerUnreachable | SecretsThrottled)
+
+
+def _in_region(key: AwsRef, region: str | None) -> AwsRef:
+    """``key`` as read in ``region``: a replica has the primary's name, and its ARN differs by region only."""
+    if region is None or key.region in (None, region):
+        return key
+    parts = key.secret_id.split(":")
+    parts[3] = region
+    return dataclasses.replace(key, secret_id=":".join(parts), region=region, text="")
 
 
 def _match(pending: dict[str, AwsRef], arn: str, name: str) -> AwsRef | None:
@@ -283,7 +377,24 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
     """Map a boto3/botocore exception to the secret layer's error tree."""
     if isinstance(exc, botocore.exceptions.ClientError):
         message = str(exc.response.get("Error", {}).get("Message", ""))
-        err = _from_code(_code(exc), message, reference, endpoint)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if status >= 500:
+            err: ResolutionError = SecretsManagerUnreachable(
+                f"Secrets Manager at {endpoint} answered {status} ({_code(exc) or 'no code'}) "
+                f"while reading {reference}",
+                reference=reference,
+                fix="ecomind doctor   # a server error: another region may answer (SECRETS_REPLICA_REGIONS)",
+            )
+        else:
+            err = _from_code(_code(exc), message, reference, endpoint)
+            operation = getattr(exc, "operation_name", "")
+            if isinstance(err, SecretAccessDenied) and operation not in ("", "GetSecretValue", "BatchGetSecretValue"):
+                # Not a read of a value: the doctor's statement would not cover it; name the action.
+                err = SecretAccessDenied(
+                    f"access to {reference} denied: secretsmanager:{operation}",
+                    reference=reference,
+                    fix=f"grant secretsmanager:{operation} on this secret to the role (or run this as one that has it)",
+                )
     elif isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
         err = NoCredentials(
             f"no AWS credentials found to read {reference}",

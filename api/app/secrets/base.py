@@ -21,6 +21,7 @@ class SecretVersion:
     value: str = field(repr=False)  # never in a repr, a log line or a traceback
     version_id: str | None
     stages: tuple[str, ...] = ()
+    region: str | None = None  # the region that answered (a replica's, after a failover)
 
 
 Fetched = SecretVersion | ResolutionError

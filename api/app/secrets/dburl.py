@@ -25,6 +25,7 @@ from .errors import Finding
 
 __all__ = [
     "OVERRIDES",
+    "field_problems",
     "parse_database_secret",
     "query_params",
     "rds_fields",

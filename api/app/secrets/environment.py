@@ -28,7 +28,9 @@ loads this file where only Python and the AWS CLI are installed.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -84,6 +86,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("JWT_SECRET", True, secret_key="jwt", required="yes"),
     Variable("AWS_REGION", False, required="production"),
     Variable("SECRETS_PREFIX", False),
+    Variable("SECRETS_REPLICA_REGIONS", False),
     Variable("SECRETS_CACHE_TTL", False, "300"),
     Variable("ACCESS_TOKEN_EXPIRE_MINUTES", False, "60"),
 )
@@ -334,6 +337,9 @@ class EnvironmentModel:
             "OWNER": f"{PROJECT}-platform",
             "PROJECT": PROJECT,
             "K8S_DATABASE_SECRET": f"{PROJECT}-database",
+            # Cluster-scoped: one per environment, so two environments can share a cluster.
+            "K8S_SECRET_STORE": f"{self.resource_prefix}-secrets-manager",
+            "EXTERNAL_SECRETS_ROLE": f"{self.resource_prefix}-external-secrets",
             "JWT_MIN_BYTES": str(JWT_MIN_BYTES),
         }
         for role in ROLES:
@@ -355,11 +361,38 @@ class EnvironmentModel:
         params["DATABASE_USER"] = str(DATABASE_DEFAULTS["username"])
         return params
 
-    def account_parameters(self, region: str, account: str, image_tag: str | None = None) -> dict[str, str]:
-        """The ARNs and image URIs of this environment in one AWS account and region."""
+    def account_parameters(
+        self, region: str, account: str, image_tag: str | None = None, replicas: Sequence[str] = ()
+    ) -> dict[str, str]:
+        """The ARNs and image URIs of this environment in one AWS account, its region and replica regions."""
         registry = f"{account}.dkr.ecr.{region}.amazonaws.com"
         tag = image_tag or self.short
-        params = {"ECR_REGISTRY": registry, "IMAGE_TAG": tag}
+        regions = [region, *[r for r in dict.fromkeys(replicas) if r != region]]
+        params = {
+            "ECR_REGISTRY": registry,
+            "IMAGE_TAG": tag,
+            "SECRETS_REPLICA_REGIONS": ",".join(regions[1:]),
+            # Reading a secret may happen in any of its regions (failover); writing (rotation)
+            # happens in the primary only, and Secrets Manager replicates.
+            "SECRETS_VIA_SERVICES": json.dumps([f"secretsmanager.{r}.amazonaws.com" for r in regions]),
+            # CloudFormation's ReplicaRegions: each replica encrypted by the replica, in its
+            # region, of the stack's multi-Region key (same key id; deploy/cloudformation/kms-replica.yaml).
+            "REPLICA_REGIONS_CFN": json.dumps(
+                [
+                    {
+                        "Region": r,
+                        "KmsKeyId": {
+                            "Fn::Sub": f"arn:${{AWS::Partition}}:kms:{r}:${{AWS::AccountId}}:key/${{SecretsKey}}"
+                        },
+                    }
+                    for r in regions[1:]
+                ]
+            ),
+        }
+        read_any = {spec.key: [self.secret_arn_pattern(r, account, spec.key) for r in regions] for spec in SECRETS}
+        for spec in SECRETS:
+            params[f"{spec.key.upper()}_SECRET_ARNS"] = json.dumps(read_any[spec.key])
+        params["ALL_SECRET_ARNS"] = json.dumps([arn for arns in read_any.values() for arn in arns])
         for role in ROLES:
             params[f"{role.upper()}_ROLE_ARN"] = f"arn:aws:iam::{account}:role/{self.role_name(role)}"
         for spec in SECRETS:

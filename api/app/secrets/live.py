@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from pydantic import SecretStr
 
-from .refs import Reference
+from .refs import AwsRef, Reference
 from .store import ResolvedSecret, SecretStore
 
 __all__ = ["LiveSecret"]
@@ -52,11 +52,18 @@ class LiveSecret:
         assert self._store is not None and self._ref is not None
         return self._shape(self._store.get(self._ref, stage))
 
-    def refresh(self, stage: str | None = None) -> ResolvedSecret:
+    def refresh(self, stage: str | None = None, region: str | None = None) -> ResolvedSecret:
+        """Fetch again now; from ``region`` only when given (see :meth:`regions`)."""
         if self._static is not None:
             return self._static
         assert self._store is not None and self._ref is not None
-        return self._shape(self._store.refresh(self._ref, stage))
+        return self._shape(self._store.refresh(self._ref, stage, region))
+
+    def regions(self) -> list[str | None]:
+        """Where this secret can be read: its primary region, then the replicas ([] if not AWS)."""
+        if not isinstance(self._ref, AwsRef) or self._store is None:
+            return []
+        return self._store.regions()
 
     def _shape(self, resolved: ResolvedSecret) -> ResolvedSecret:
         if self._transform is None:
@@ -65,7 +72,10 @@ class LiveSecret:
         if last is not None and last[0] is resolved:
             return last[1]
         shaped = ResolvedSecret(
-            SecretStr(self._transform(resolved.value.get_secret_value())), resolved.version_id, resolved.reference
+            SecretStr(self._transform(resolved.value.get_secret_value())),
+            resolved.version_id,
+            resolved.reference,
+            resolved.region,
         )
         self._last = (resolved, shaped)
         return shaped

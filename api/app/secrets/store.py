@@ -52,6 +52,7 @@ class ResolvedSecret:
     value: SecretStr
     version_id: str | None
     reference: str
+    region: str | None = None  # the region that served it (a replica's after a failover); None: not AWS
 
 
 class _Source:
@@ -97,12 +98,13 @@ class SecretStore:
         files: FileBackend | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
+        replica_regions: Sequence[str] = (),
     ) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         self.ttl = ttl
         self._aws = aws
-        self._aws_args = (region, endpoint_url)
+        self._aws_args = (region, endpoint_url, tuple(replica_regions))
         self._files = files or FileBackend()
         self._cache: dict[Reference, _Cached] = {}
         self._sources: dict[Reference, _Source] = {}
@@ -118,8 +120,10 @@ class SecretStore:
         if self._aws is None:
             with self._lock:
                 if self._aws is None:
-                    region, endpoint = self._aws_args
-                    self._aws = AwsSecretsManagerBackend(default_region=region, endpoint_url=endpoint)
+                    region, endpoint, replicas = self._aws_args
+                    self._aws = AwsSecretsManagerBackend(
+                        default_region=region, endpoint_url=endpoint, replica_regions=replicas
+                    )
         return self._aws
 
     # -- reads -----------------------------------------------------------------------
@@ -176,8 +180,12 @@ class SecretStore:
         out = {r: self._cache[r].resolved for r in refs if r in self._cache}
         return out, errors
 
-    def refresh(self, ref: Reference, stage: str | None = None) -> ResolvedSecret:
-        """Fetch ``ref`` again now (a consumer saw the cached value rejected).
+    def regions(self) -> list[str | None]:
+        """The AWS regions a secret may be read in now: the primary, then its replicas (open circuits left out)."""
+        return self.aws.regions.reachable()
+
+    def refresh(self, ref: Reference, stage: str | None = None, region: str | None = None) -> ResolvedSecret:
+        """Fetch ``ref`` again now (a consumer saw the cached value rejected); from ``region`` only, if given.
 
         Concurrent callers share fetches: a caller waits for the fetch under way and
         reuses its result if that fetch started after the caller asked (one that
@@ -186,6 +194,13 @@ class SecretStore:
         """
         if stage is not None and isinstance(ref, AwsRef):
             ref = ref.with_stage(stage)
+        if region is not None:
+            # One region's answer, for a caller walking the regions itself (a refused password,
+            # with a replica that may lag a rotation): not cached, so it never hides the chain's.
+            got = self._fetch([_source_key(ref)], region)[_source_key(ref)]
+            if isinstance(got, ResolutionError):
+                raise got
+            return _derive(ref, got)
         if ref not in self._cache:
             return self.load([ref])[ref]
         source = self._cache[ref].source
@@ -276,12 +291,12 @@ class SecretStore:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _fetch(self, keys: Sequence[Reference]) -> dict[Reference, Fetched]:
+    def _fetch(self, keys: Sequence[Reference], region: str | None = None) -> dict[Reference, Fetched]:
         aws_keys = [k for k in keys if isinstance(k, AwsRef)]
         file_keys = [k for k in keys if isinstance(k, FileRef)]
         results: dict[Reference, Fetched] = {}
         if aws_keys:
-            results.update(self.aws.fetch(aws_keys).items())
+            results.update(self.aws.fetch(aws_keys, region).items())
         if file_keys:
             results.update(self._files.fetch(file_keys).items())
         for value in results.values():
@@ -326,4 +341,4 @@ def _derive(ref: Reference, version: SecretVersion) -> ResolvedSecret:
             )
         item = data[ref.json_key]
         text = item if isinstance(item, str) else json.dumps(item)
-    return ResolvedSecret(SecretStr(text), version.version_id, str(ref))
+    return ResolvedSecret(SecretStr(text), version.version_id, str(ref), version.region)

@@ -181,7 +181,11 @@ def test_ready_follows_postgres_and_redis_without_restart(tmp_path: Path) -> Non
             "REDIS_URL": f"redis://127.0.0.1:{cache.port}/0",
         }
         with client(env) as api:
-            assert api.get("/ready").json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+            assert api.get("/ready").json() == {
+                "status": "ready",
+                "checks": {"database": "ok", "redis": "ok"},
+                "secrets": {},
+            }
             pg.stop()
             down = api.get("/ready")
             assert down.status_code == 503 and down.json()["checks"]["database"] == "unavailable"

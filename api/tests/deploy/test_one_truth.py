@@ -65,12 +65,18 @@ def secret_resources(policy: dict[str, Any]) -> set[str]:
         if "secretsmanager:GetSecretValue" in actions:
             resources = statement["Resource"]
             found |= {resources} if isinstance(resources, str) else set(resources)
-    return {r.split(":secret:")[1] for r in found}
+    return {f"{r.split(':')[3]}:{r.split(':secret:')[1]}" for r in found}
 
 
 def artifacts(env: str, m: Any, root: Path = REPO) -> None:
     """Every rendered artifact of ``env`` names what the model ``m`` says."""
     db, jwt = m.secret_name("database"), m.secret_name("jwt")
+    params = dict(
+        line.split("=", 1)
+        for line in subprocess.run(
+            [sys.executable, str(root / "deploy/render.py"), env, "--list"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    )
     api = json.loads(render(env, "deploy/ecs/api.taskdef.json", root))
     container = api["containerDefinitions"][0]
     environment = {e["name"]: e["value"] for e in container["environment"]}
@@ -82,16 +88,25 @@ def artifacts(env: str, m: Any, root: Path = REPO) -> None:
     assert api["executionRoleArn"].endswith(f":role/{m.role_name('execution')}")
     assert container["logConfiguration"]["options"]["awslogs-group"] == m.log_group("api")
     migration = json.loads(render(env, "deploy/ecs/migration.taskdef.json", root))
-    [secret] = migration["containerDefinitions"][0]["secrets"]
-    assert secret["name"] == "DATABASE_URL" and secret["valueFrom"].endswith(f":secret:{db}")  # whole JSON
+    migration_env = {e["name"]: e["value"] for e in migration["containerDefinitions"][0]["environment"]}
+    # A reference, not an injected value: the migration reads the secret itself, with failover.
+    assert migration_env["DATABASE_URL"] == f"aws-secretsmanager:{db}" and "secrets" not in migration
+    assert "JWT_SECRET" not in migration_env
     assert migration["taskRoleArn"].endswith(f":role/{m.role_name('migration')}")
 
     iam = {p.name: json.loads(render(env, f"deploy/iam/{p.name}", root)) for p in (root / "deploy/iam").glob("*.json")}
-    assert secret_resources(iam["api-task-role.policy.json"]) == {f"{db}-??????", f"{jwt}-??????"}
-    # The execution role injects only what the migration task definition injects.
-    assert secret_resources(iam["execution-role.policy.json"]) == {f"{db}-??????"}
-    assert secret_resources(iam["migration-task-role.policy.json"]) == {f"{db}-??????"}
-    assert secret_resources(iam["rotation-lambda-role.policy.json"]) == {f"{db}-??????", f"{jwt}-??????"}
+    # Reads in every region of the secret (failover); rotation writes in the primary only.
+    regions = [params["AWS_REGION"], *[r for r in params.get("REPLICA_REGIONS", "").split(",") if r]]
+    everywhere = {f"{r}:{name}-??????" for r in regions for name in (db, jwt)}
+    assert secret_resources(iam["api-task-role.policy.json"]) == everywhere
+    assert secret_resources(iam["migration-task-role.policy.json"]) == {e for e in everywhere if db in e}
+    assert secret_resources(iam["external-secrets.policy.json"]) == {e for e in everywhere if db in e}
+    assert secret_resources(iam["execution-role.policy.json"]) == set()  # ECS injects no secret
+    primary = params["AWS_REGION"]
+    assert secret_resources(iam["rotation-lambda-role.policy.json"]) == {
+        f"{primary}:{db}-??????",
+        f"{primary}:{jwt}-??????",
+    }
 
     cfn = yaml.load(render(env, "deploy/cloudformation/secrets.yaml", root), Loader=_CfnLoader)
     resources = cfn["Resources"]

@@ -20,6 +20,15 @@ from urllib.parse import urlsplit
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
+def _signed_region(authorization: str) -> str:
+    """The region of a SigV4 signature: Credential=KEY/DATE/REGION/SERVICE/aws4_request."""
+    marker = "Credential="
+    if marker not in authorization:
+        return ""
+    scope = authorization.split(marker, 1)[1].split(",", 1)[0].split("/")
+    return scope[2] if len(scope) > 2 else ""
+
+
 class AwsProxy:
     def __init__(self, upstream: str, *, delay: float = 0.0) -> None:
         parts = urlsplit(upstream)
@@ -27,6 +36,11 @@ class AwsProxy:
         self.delay = delay
         self.counts: Counter[str] = Counter()
         self.throttle: Callable[[str], bool] = lambda op: False
+        # A regional outage: requests signed for these regions are dropped without an
+        # answer (mode "drop", like an unreachable endpoint) or answered 503 ("5xx").
+        self.down_regions: set[str] = set()
+        self.outage_mode = "drop"
+        self.by_region: Counter[tuple[str, str]] = Counter()
         # Requests per second allowed per operation (a token bucket each, burst = rate);
         # beyond it the proxy answers ThrottlingException, as Secrets Manager does.
         self.limits: dict[str, float] = {}
@@ -50,6 +64,7 @@ class AwsProxy:
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
+            self.by_region.clear()
             self.throttled.clear()
             self._buckets.clear()
 
@@ -90,8 +105,17 @@ class AwsProxy:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 op = (self.headers.get("X-Amz-Target") or "other").rsplit(".", 1)[-1]
+                region = _signed_region(self.headers.get("Authorization", ""))
                 with proxy._lock:
                     proxy.counts[op] += 1
+                    proxy.by_region[(region, op)] += 1
+                if region in proxy.down_regions:
+                    if proxy.outage_mode == "5xx":
+                        payload = json.dumps({"__type": "InternalServiceError", "message": "down"}).encode()
+                        self._reply(503, {"Content-Type": "application/x-amz-json-1.1"}, payload)
+                    else:
+                        self.close_connection = True
+                    return
                 if proxy.delay:
                     time.sleep(proxy.delay)
                 if proxy.throttle(op) or not proxy._take(op):

@@ -20,6 +20,19 @@ log = logging.getLogger("app.api.health")
 class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
+    # Per secret variable read from Secrets Manager: the region that served it (a
+    # replica's after a failover). Names no secret, host or value.
+    secrets: dict[str, dict[str, str]] = {}
+
+
+def _secrets(svc: ServicesDep) -> dict[str, dict[str, str]]:
+    served: dict[str, dict[str, str]] = {}
+    for name in ("DATABASE_URL", "JWT_SECRET", "REDIS_URL"):
+        if svc.settings.has_secret(name):
+            region = svc.settings.secret(name).get().region
+            if region:
+                served[name] = {"region": region}
+    return served
 
 
 @router.get("/health")
@@ -58,7 +71,7 @@ def ready(request: Request, svc: ServicesDep) -> JSONResponse:
             log.warning("readiness: redis unavailable (%s)", type(exc).__name__)
             checks["redis"] = "unavailable"
     ok = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ok else "unavailable", "checks": checks}
+    body = {"status": "ready" if ok else "unavailable", "checks": checks, "secrets": _secrets(svc)}
     if ok:
         return JSONResponse(body)
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(svc.tuning.unavailable_retry_after)})

@@ -1,0 +1,166 @@
+"""A regional Secrets Manager outage: reads fail over to the replica, and come back.
+
+moto's server keeps replicas in sync (a replica shares its primary's versions); the
+counting proxy in front of it drops every request signed for a region that is "down",
+as an unreachable endpoint would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from app.secrets.errors import SecretNotFound, SettingsError
+from app.secrets.refs import parse_reference
+from app.secrets.store import SecretStore
+from app.settings import load_settings
+
+from ..conftest import CANARY, ECOMIND, Aws, Database, assert_clean, opened
+from ..support.awsproxy import AwsProxy
+
+PRIMARY, REPLICA = "us-east-1", "us-west-2"
+JWT = "f" * 48
+
+
+@pytest.fixture
+def replicated(aws: Aws, proxy: AwsProxy) -> Iterator[dict[str, str]]:
+    """Two secrets in the primary region, replicated; the environment of a staging process."""
+    for name, value in (("ecomind/staging/jwt", JWT), ("ecomind/staging/extra", f"redis://:{CANARY}@cache:6379/0")):
+        aws.client.create_secret(Name=name, SecretString=value, AddReplicaRegions=[{"Region": REPLICA}])
+    proxy.reset()
+    yield {
+        **aws.env,
+        "ENVIRONMENT": "staging",
+        "SECRETS_REPLICA_REGIONS": REPLICA,
+        "DATABASE_URL": "postgresql://u:Pw-1234567@db.internal:5432/app",
+        "JWT_SECRET": "aws-secretsmanager:ecomind/staging/jwt",
+        "REDIS_URL": "aws-secretsmanager:ecomind/staging/extra",
+    }
+    proxy.down_regions.clear()
+
+
+def calls(proxy: AwsProxy, region: str) -> int:
+    return sum(n for (r, _), n in proxy.by_region.items() if r == region)
+
+
+def test_a_cold_start_succeeds_from_the_replica_in_one_batch_call(proxy: AwsProxy, replicated: dict[str, str]) -> None:
+    proxy.down_regions.add(PRIMARY)
+    settings = opened(load_settings(replicated, env_file=None))
+    assert settings.secret("JWT_SECRET").get().value.get_secret_value() == JWT
+    assert settings.secret("JWT_SECRET").get().region == REPLICA
+    # One attempt at the dead primary (no retries: a probe), then one batch at the replica.
+    assert calls(proxy, PRIMARY) == 1, proxy.by_region
+    assert proxy.by_region[(REPLICA, "BatchGetSecretValue")] == 1 and calls(proxy, REPLICA) == 1
+
+
+def test_both_regions_down_names_both(proxy: AwsProxy, replicated: dict[str, str]) -> None:
+    proxy.down_regions.update({PRIMARY, REPLICA})
+    with pytest.raises(SettingsError) as info:
+        load_settings(replicated, env_file=None)
+    assert f"every region asked ({PRIMARY}, {REPLICA})" in str(info.value)
+    assert CANARY not in str(info.value)
+
+
+def test_a_rotation_made_before_the_outage_is_not_lost(aws: Aws, proxy: AwsProxy, replicated: dict[str, str]) -> None:
+    rotated = "r" * 48
+    aws.client.put_secret_value(SecretId="ecomind/staging/jwt", SecretString=rotated)
+    proxy.down_regions.add(PRIMARY)
+    settings = opened(load_settings(replicated, env_file=None))
+    assert settings.secret("JWT_SECRET").get().value.get_secret_value() == rotated
+
+
+def test_reads_return_to_the_primary_when_it_comes_back(proxy: AwsProxy, replicated: dict[str, str]) -> None:
+    store = opened(SecretStore(ttl=300, region=PRIMARY, endpoint_url=proxy.url, replica_regions=[REPLICA]))
+    store.aws.regions.cooldown = 0.5
+    ref = parse_reference("aws-secretsmanager:ecomind/staging/jwt")
+    proxy.down_regions.add(PRIMARY)
+    assert store.get(ref).region == REPLICA
+    assert store.aws.regions.is_open(PRIMARY)
+    proxy.reset()
+    assert store.refresh(ref).region == REPLICA  # while open, the failed region is asked last: not at all here
+    assert calls(proxy, PRIMARY) == 0
+    proxy.down_regions.clear()
+    time.sleep(0.6)  # the cool-down is over: the next read probes the primary (half-open)
+    assert store.refresh(ref).region == PRIMARY
+    assert not store.aws.regions.is_open(PRIMARY)
+
+
+def test_configuration_errors_never_fail_over(aws: Aws, proxy: AwsProxy, replicated: dict[str, str]) -> None:
+    # A secret that exists in the replica's region only (not a replica): not found in the
+    # primary is an answer, not an outage.
+    aws.create("ecomind/staging/only-west", "x" * 40, region=REPLICA)
+    store = opened(SecretStore(ttl=300, region=PRIMARY, endpoint_url=proxy.url, replica_regions=[REPLICA]))
+    with pytest.raises(SecretNotFound):
+        store.get(parse_reference("aws-secretsmanager:ecomind/staging/only-west"))
+    assert not store.aws.regions.is_open(PRIMARY)
+
+
+def test_5xx_from_the_primary_fails_over_too(proxy: AwsProxy, replicated: dict[str, str]) -> None:
+    proxy.down_regions.add(PRIMARY)
+    proxy.outage_mode = "5xx"
+    store = opened(SecretStore(ttl=300, region=PRIMARY, endpoint_url=proxy.url, replica_regions=[REPLICA]))
+    assert store.get(parse_reference("aws-secretsmanager:ecomind/staging/jwt")).region == REPLICA
+
+
+def test_a_running_process_keeps_serving_and_a_second_one_starts(proxy: AwsProxy, replicated: dict[str, str]) -> None:
+    running = opened(load_settings(replicated, env_file=None))
+    assert running.secret("JWT_SECRET").get().region == PRIMARY
+    proxy.down_regions.add(PRIMARY)
+    assert running.secret("JWT_SECRET").get().value.get_secret_value() == JWT  # cached: no call at all
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    second = subprocess.run(
+        [ECOMIND, "config", "check", "--json"], env={**env, **replicated}, capture_output=True, text=True, timeout=60
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    rows = {r["variable"]: r for r in json.loads(second.stdout)["variables"]}
+    assert rows["JWT_SECRET"]["region"] == REPLICA
+    assert_clean(second, JWT)
+
+
+def test_a_refused_password_asks_every_region_for_current_and_pending(
+    aws: Aws, proxy: AwsProxy, database: Database
+) -> None:
+    from sqlalchemy import text
+
+    from app.db import make_engine
+
+    os.environ["ENVIRONMENT"] = "development"  # the test server has no SSL
+    try:
+        aws.client.create_secret(
+            Name="ecomind/staging/database", SecretString=database.rds_secret(), AddReplicaRegions=[{"Region": REPLICA}]
+        )
+        env = {
+            **aws.env,
+            "ENVIRONMENT": "development",
+            "SECRETS_REPLICA_REGIONS": REPLICA,
+            "DATABASE_URL": "aws-secretsmanager:ecomind/staging/database",
+            "JWT_SECRET": JWT,
+        }
+        settings = opened(load_settings(env, env_file=None))
+        engine = make_engine(settings, poolclass=__import__("sqlalchemy").pool.NullPool)
+        database.set_password("refused-everywhere-" + "z" * 20)  # out of band: no version holds it
+        proxy.reset()
+        with pytest.raises(Exception, match="refused every password"):
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        for region in (PRIMARY, REPLICA):
+            assert proxy.by_region[(region, "GetSecretValue")] >= 2, proxy.by_region  # AWSCURRENT and AWSPENDING
+        engine.dispose()
+    finally:
+        os.environ.pop("ENVIRONMENT", None)
+
+
+def test_ready_names_the_region_that_served(proxy: AwsProxy, replicated: dict[str, str], database: Database) -> None:
+    from ..api.helpers import client
+
+    proxy.down_regions.add(PRIMARY)
+    env = {**replicated, "ENVIRONMENT": "development", "DATABASE_URL": database.url()}
+    env.pop("REDIS_URL")
+    with client(env) as api:
+        body = api.get("/ready").json()
+    assert body["status"] == "ready" and body["secrets"] == {"JWT_SECRET": {"region": REPLICA}}
