@@ -26,7 +26,7 @@ define install_lock # venv, lock name
 	fi
 endef
 
-.PHONY: help setup system-deps deploy-tools run test lint pytest fuzz validate-deploy lambda bench bench-rotation bench-abuse lock lock-check clean
+.PHONY: help setup system-deps deploy-tools run test lint pytest fuzz validate-deploy lambda bench bench-rotation bench-abuse lock lock-check hooks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ lock: $(LOCK_STAMP) ## update requirements/*.txt from api/pyproject.toml, deploy
 
 lock-check: ## fail when a lock is out of date with the requirements it is compiled from
 	$(PYTHON) scripts/locks.py check
+
+hooks: setup ## install the commit-time guard (.pre-commit-config.yaml) in .git/hooks
+	$(BIN)/pre-commit install
 
 clean: ## remove the venvs and local data
 	rm -rf $(VENV) $(DEPLOY_VENV) $(LOCK_VENV) .data build

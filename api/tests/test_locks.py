@@ -130,7 +130,7 @@ def test_the_locks_are_up_to_date_with_what_the_project_declares() -> None:
 def test_the_app_venv_holds_exactly_the_locked_versions() -> None:
     installed, env = probe(Path(sys.prefix))
     locked = for_environment(read_lock("app"), env)
-    assert {"fastapi", "pytest", "pip", "setuptools"} <= locked.keys()
+    assert {"fastapi", "pytest", "pre-commit", "detect-secrets", "pip", "setuptools"} <= locked.keys()
     # `make bench` adds requirements/bench.txt's pins on top (the same versions of app.txt's).
     bench = for_environment(read_lock("bench"), env)
     assert drift(locked, installed, tolerated=bench) == [], "rebuild it: rm -rf .venv && make setup"
