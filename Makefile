@@ -39,7 +39,7 @@ $(STAMP): api/pyproject.toml requirements/app.txt requirements/build.in
 
 setup: $(STAMP) ## create the venv and install the project with its dev tools, from requirements/app.txt
 
-$(DEPLOY_STAMP): deploy/requirements-tools.txt requirements/deploy.txt requirements/build.in deploy/crds/package-lock.json
+$(DEPLOY_STAMP): deploy/requirements-tools.txt requirements/deploy.txt requirements/deploy.in deploy/crds/package-lock.json
 	$(call install_lock,$(DEPLOY_VENV),deploy)
 	$(DEPLOY_VENV)/bin/python -m pip check
 	npm ci --prefix deploy/crds --no-audit --no-fund --loglevel=error
@@ -103,7 +103,7 @@ lock: $(LOCK_STAMP) ## update requirements/*.txt from api/pyproject.toml, deploy
 	$(UV_COMPILE) api/pyproject.toml requirements/build.in --extra dev -o requirements/app.txt
 	$(UV_COMPILE) api/pyproject.toml requirements/build.in --extra dev --extra bench -c requirements/app.txt \
 		-o requirements/bench.txt
-	$(UV_COMPILE) deploy/requirements-tools.txt requirements/build.in -o requirements/deploy.txt
+	$(UV_COMPILE) deploy/requirements-tools.txt requirements/deploy.in -o requirements/deploy.txt
 	$(PYTHON) scripts/locks.py stamp
 	$(PYTHON) scripts/locks.py check
 

@@ -49,7 +49,7 @@ LOCKS = {
     # .venv after make bench: the same pins as app.txt plus the bench extra.
     "bench": Lock("requirements/bench.txt", ("dev", "bench"), ("requirements/build.in",)),
     # .venv-deploy: the validators of make validate-deploy.
-    "deploy": Lock("requirements/deploy.txt", None, ("deploy/requirements-tools.txt", "requirements/build.in")),
+    "deploy": Lock("requirements/deploy.txt", None, ("deploy/requirements-tools.txt", "requirements/deploy.in")),
 }
 
 

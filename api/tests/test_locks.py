@@ -181,7 +181,13 @@ def _requirements_file(path: Path) -> list[str]:
     [
         ("app", lambda: [*_declared("dev"), *_requirements_file(LOCKS / "build.in")]),
         ("bench", lambda: [*_declared("dev", "bench"), *_requirements_file(LOCKS / "build.in")]),
-        ("deploy", lambda: _requirements_file(REPO / "deploy" / "requirements-tools.txt")),
+        (
+            "deploy",
+            lambda: [
+                *_requirements_file(REPO / "deploy" / "requirements-tools.txt"),
+                *_requirements_file(LOCKS / "deploy.in"),
+            ],
+        ),
         ("uv", lambda: _requirements_file(LOCKS / "uv.in")),
     ],
 )
