@@ -9,24 +9,39 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEPLOY_VENV  := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+LOCK_VENV    := .venv-lock
+LOCK_STAMP   := $(LOCK_VENV)/.installed
 
-.PHONY: help setup system-deps deploy-tools run test lint pytest fuzz validate-deploy lambda bench bench-rotation bench-abuse clean
+# Every Python package comes from a lock under requirements/ (make lock), pinned with its
+# files' hashes: scripts/locks.py first checks that the lock matches what the project declares,
+# then pip installs the pins as they are (--require-hashes --no-deps: nothing is resolved at
+# install time) into a new venv, and pip check proves the set complete. The venv keeps a copy
+# of the lock it was built from and is built anew only when the lock changes.
+define install_lock # venv, lock name
+	$(PYTHON) scripts/locks.py check $(2)
+	if ! cmp -s requirements/$(2).txt $(1)/lock.txt; then \
+	  $(PYTHON) -m venv --clear $(1); \
+	  $(1)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/$(2).txt; \
+	  cp requirements/$(2).txt $(1)/lock.txt; \
+	fi
+endef
+
+.PHONY: help setup system-deps deploy-tools run test lint pytest fuzz validate-deploy lambda bench bench-rotation bench-abuse lock lock-check hooks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): api/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e 'api[dev]'
+$(STAMP): api/pyproject.toml requirements/app.txt requirements/build.in
+	$(call install_lock,$(VENV),app)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e api
+	$(BIN)/python -m pip check
 	touch $@
 
-setup: $(STAMP) ## create the venv and install the project with its dev tools
+setup: $(STAMP) ## create the venv and install the project with its dev tools, from requirements/app.txt
 
-$(DEPLOY_STAMP): deploy/requirements-tools.txt deploy/crds/package-lock.json
-	$(PYTHON) -m venv $(DEPLOY_VENV)
-	$(DEPLOY_VENV)/bin/pip install --quiet --upgrade pip
-	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/requirements-tools.txt
+$(DEPLOY_STAMP): deploy/requirements-tools.txt requirements/deploy.txt requirements/deploy.in deploy/crds/package-lock.json
+	$(call install_lock,$(DEPLOY_VENV),deploy)
+	$(DEPLOY_VENV)/bin/python -m pip check
 	npm ci --prefix deploy/crds --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -38,8 +53,8 @@ system-deps: ## PostgreSQL server binaries and redis-server (apt-get when missin
 run: setup system-deps ## the API on :8000, with .env, a local PostgreSQL and Redis when none runs
 	$(BIN)/ecomind dev --port $${PORT:-8000}
 
-lint: setup ## ruff on api/, bench/ and deploy/; mypy --strict on the secret layer, settings, db, security, rotation
-	cd api && $(BIN)/ruff check . ../bench ../deploy && $(BIN)/ruff format --check . ../bench ../deploy
+lint: setup ## ruff on api/, bench/, deploy/ and scripts/; mypy --strict on the secret layer, settings, db, security, rotation
+	cd api && $(BIN)/ruff check . ../bench ../deploy ../scripts && $(BIN)/ruff format --check . ../bench ../deploy ../scripts
 	cd api && $(BIN)/mypy --strict app/secrets app/settings.py app/db.py app/security.py app/pg.py app/rotation
 
 pytest: setup system-deps deploy-tools ## the test suite (starts its own services); no test collected is a failure
@@ -55,8 +70,10 @@ fuzz: setup system-deps ## the bounded schemathesis run alone (fixed seed, every
 validate-deploy: setup deploy-tools ## every deployment artifact through its owner's validator
 	bash deploy/validate.sh
 
-bench: setup ## the secret layer against the anchors (installs the bench extra); updates docs/benchmarks.md
-	$(BIN)/pip install --quiet -e 'api[dev,bench]'
+bench: setup ## the secret layer against the anchors (installs requirements/bench.txt); updates docs/benchmarks.md
+	$(PYTHON) scripts/locks.py check bench
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bench.txt
+	$(BIN)/python -m pip check
 	$(BIN)/python bench/run_bench.py --markdown docs/benchmarks.md
 
 bench-rotation: setup system-deps ## the API under load through 10 DB and 3 JWT rotations; updates docs/benchmarks.md
@@ -68,5 +85,33 @@ bench-abuse: setup system-deps ## 40 parallel failed logins and good-login throu
 lambda: setup ## build build/rotation-lambda.zip (rotation handlers and their dependencies)
 	bash scripts/build-lambda.sh
 
-clean: ## remove the venv and local data
-	rm -rf $(VENV) $(DEPLOY_VENV) .data build
+# Not checked against requirements/uv.in: after a change of uv's version there, the uv already
+# pinned writes the new uv.txt, and the next make lock runs the new one.
+$(LOCK_STAMP): requirements/uv.txt
+	$(PYTHON) -m venv --clear $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/uv.txt
+	touch $@
+
+# uv compiles one lock for every platform and Python >= 3.11 (--universal), each pin with the
+# hashes of all its files. Pins already in a lock are kept unless UPGRADE=1 (or
+# UPGRADE_PACKAGE=name); bench.txt is constrained to app.txt's pins, so the two agree.
+UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade) $(if $(UPGRADE_PACKAGE),--upgrade-package $(UPGRADE_PACKAGE))
+
+lock: $(LOCK_STAMP) ## update requirements/*.txt from api/pyproject.toml, deploy/requirements-tools.txt, requirements/*.in
+	$(UV_COMPILE) requirements/uv.in -o requirements/uv.txt
+	$(UV_COMPILE) api/pyproject.toml requirements/build.in --extra dev -o requirements/app.txt
+	$(UV_COMPILE) api/pyproject.toml requirements/build.in --extra dev --extra bench -c requirements/app.txt \
+		-o requirements/bench.txt
+	$(UV_COMPILE) deploy/requirements-tools.txt requirements/deploy.in -o requirements/deploy.txt
+	$(PYTHON) scripts/locks.py stamp
+	$(PYTHON) scripts/locks.py check
+
+lock-check: ## fail when a lock is out of date with the requirements it is compiled from
+	$(PYTHON) scripts/locks.py check
+
+hooks: setup ## install the commit-time guard (.pre-commit-config.yaml) in .git/hooks
+	$(BIN)/pre-commit install
+
+clean: ## remove the venvs and local data
+	rm -rf $(VENV) $(DEPLOY_VENV) $(LOCK_VENV) .data build
