@@ -44,9 +44,10 @@ RULES: tuple[Rule, ...] = (
         secret=r"^(aws-secretsmanager:|arn:aws:secretsmanager:|file:)",
     ),
     Rule(
-        "Placeholders: USER:PASSWORD in docs and docstrings, .env.example's REPLACE_WITH_GENERATED_*, "
+        "Placeholders: USER:PASSWORD and MASTER_USER:MASTER_PASSWORD in docs, fixes and docstrings, "
+        ".env.example's REPLACE_WITH_GENERATED_*, "
         "and the example values the policy refuses outside development (environment.py).",
-        secret=r"^((?i:password)|REPLACE_WITH_GENERATED_[A-Z]+|ecomind_dev_pass"
+        secret=r"^((?i:password)|MASTER_PASSWORD|REPLACE_WITH_GENERATED_[A-Z]+|ecomind_dev_pass"
         r"|local_dev_secret_change_in_production|changeme)$",
     ),
     Rule(

@@ -84,7 +84,7 @@ def parse_database_secret(text: str) -> DatabaseSecret:
         return DatabaseSecret(
             "",
             "json",
-            [Finding(f"the secret's {'; '.join(bad)}", "fix the field in the secret (ecomind secrets set NAME KEY)")],
+            [Finding(f"in the fields: {'; '.join(bad)}", "ecomind secrets set NAME KEY   # a new value, from stdin")],
         )
     missing = [k for k in _FIELDS if not data.get(k)] + ([] if _dbname(data) else ["dbname"])
     return DatabaseSecret(
