@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ..secrets import redact
 from ..secrets.environment import VARIABLES
 from ..secrets.errors import Problem, SettingsError
-from ..settings import Inspection, inspect_settings
 from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
 from .output import ExitCode, Verbatim, data, exit_code, mask, print_json, say, table
 
+if TYPE_CHECKING:
+    from ..settings import Inspection
+
 __all__ = ["app"]
 
-app = typer.Typer(help="Check and show the configuration (values masked).", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Check and show the configuration (values masked).", no_args_is_help=True)
 
 
 def _rows(insp: Inspection) -> list[dict[str, Any]]:
@@ -72,6 +74,8 @@ def _print_problems(problems: list[Problem]) -> None:
 
 
 def _inspect(environment: Any, env_file: Path, as_json: bool) -> Inspection:
+    from ..settings import inspect_settings  # pydantic, boto3: only when a command runs
+
     try:
         return inspect_settings(environment=value_of(environment), env_file=env_file)
     except SettingsError as exc:  # an unknown ENVIRONMENT: nothing else can be judged

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from ..secrets.errors import SecretsError
-from ..settings import load_settings
 from .options import EnvFileOpt, EnvironmentOpt, value_of
 from .output import ExitCode, data, fail
 
@@ -19,7 +18,7 @@ __all__ = ["migrate", "run_alembic", "users"]
 API_DIR = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = API_DIR / "alembic.ini"
 
-users = typer.Typer(help="Manage users.", no_args_is_help=True)
+users = typer.Typer(rich_markup_mode=None, help="Manage users.", no_args_is_help=True)
 
 
 def run_alembic(args: list[str], env_file: Path, environment: str | None = None) -> int:
@@ -95,6 +94,8 @@ def create_admin(
     password = _read_password()
     if problem := password_problem(password, [email, org]):
         fail(problem, ExitCode.USAGE)
+    from ..settings import load_settings
+
     settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=("DATABASE_URL",))
     engine = make_engine(settings)
     try:

@@ -9,7 +9,6 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from ..settings import load_settings
 from .db_cmd import run_alembic
 from .output import ExitCode, data, fail, say
 
@@ -63,6 +62,7 @@ def dev(
     import uvicorn
 
     from ..localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open
+    from ..settings import load_settings
     from .init_cmd import init
 
     env_file = Path(".env")

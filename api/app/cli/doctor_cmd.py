@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import typer
@@ -36,9 +36,11 @@ from ..secrets.errors import (
     SettingsError,
 )
 from ..secrets.refs import AwsRef
-from ..settings import Inspection, inspect_settings
 from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, print_json, say
+
+if TYPE_CHECKING:
+    from ..settings import Inspection
 
 __all__ = ["doctor"]
 
@@ -91,17 +93,16 @@ def _denied(exc: BaseException) -> bool:
 
 class Doctor:
     def __init__(self, insp: Inspection, *, timeout: float, as_of: datetime) -> None:
-        import boto3
 
-        from ..secrets.aws import on_this_machine, secretsmanager_endpoint
+        from ..secrets.aws import new_session, on_this_machine, secretsmanager_endpoint
 
         self.insp = insp
         self.m = insp.model
         self.timeout = timeout
         self.as_of = as_of
         self.checks: list[Check] = []
-        self.session = boto3.session.Session()
-        self.region = insp.collected.raw.get("AWS_REGION") or self.session.region_name
+        self.session = new_session()
+        self.region = insp.collected.raw.get("AWS_REGION") or self.session.get_config_variable("region")
         self.endpoint = secretsmanager_endpoint()
         self.emulator = on_this_machine(self.endpoint)
 
@@ -112,7 +113,7 @@ class Doctor:
         from ..secrets.aws import client_config
 
         endpoint = self.endpoint if service == "secretsmanager" else None
-        return self.session.client(
+        return self.session.create_client(
             service, region_name=region or self.region, endpoint_url=endpoint, config=client_config(2)
         )
 
@@ -560,6 +561,8 @@ def doctor(
         if unknown:
             fail(f"--only: not a secret variable: {', '.join(unknown)}", ExitCode.USAGE)
         secrets = tuple(v for v in SECRET_VARIABLES if v in only)
+    from ..settings import inspect_settings  # pydantic, boto3: only when the doctor runs
+
     try:
         insp = inspect_settings(environment=value_of(environment), env_file=env_file, secrets=secrets)
     except SettingsError as exc:

@@ -1,16 +1,8 @@
-"""Entry point of the ``ecomind`` console script: the command tree and the last line of defence.
+"""Entry point of the ``ecomind`` console script: dispatch and the last line of defence.
 
-::
-
-    ecomind init                       cli/init_cmd.py
-    ecomind config check|show          cli/config_cmd.py
-    ecomind secrets provision|list|describe|history|get|set|restore|rotate
-                                       cli/secrets_cmd.py
-    ecomind run -- CMD, export         cli/run_cmd.py
-    ecomind doctor                     cli/doctor_cmd.py
-    ecomind migrate, users create-admin
-                                       cli/db_cmd.py
-    ecomind dev                        cli/dev_cmd.py
+``ecomind run`` goes straight to :func:`app.cli.run_cmd.main` (argparse, no typer, no
+pydantic): it stands in front of every migration and container entrypoint. Every other
+command goes through the typer tree in :mod:`app.cli.tree`, built only then.
 
 Every error ends here as one message and an exit code (:class:`~app.cli.output.ExitCode`),
 never a traceback, and never a value: raw inputs of secret variables are registered
@@ -22,57 +14,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Annotated
-
-import typer
+from collections.abc import Callable
 
 from ..secrets import redact
 from ..secrets.environment import SECRET_VARIABLES
 from ..secrets.errors import SecretsError, SettingsError
 from ..secrets.refs import is_reference
-from . import config_cmd, db_cmd, dev_cmd, doctor_cmd, init_cmd, run_cmd, secrets_cmd
-from .output import ExitCode, data, exit_code, json_mode, report, say, set_json_mode
+from . import run_cmd
+from .output import CommandExit, ExitCode, data, exit_code, json_mode, report, say, set_json_mode
 
 __all__ = ["main"]
-
-app = typer.Typer(
-    name="ecomind",
-    help="EcoMind operator CLI: local setup, configuration checks, secrets, diagnosis.\n\n"
-    "Exit codes: docs/troubleshooting.md. Example: ecomind init && ecomind config check",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        data(f"ecomind {version('ecomind-api')}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _options(
-    show_version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    """EcoMind operator CLI: local setup, configuration checks, secrets, diagnosis."""
-
-
-app.command("init")(init_cmd.init)
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(secrets_cmd.app, name="secrets")
-app.add_typer(db_cmd.users, name="users")
-_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-app.command("migrate", context_settings=_PASS_THROUGH)(db_cmd.migrate)
-app.command("dev")(dev_cmd.dev)
-app.command("run", context_settings=_PASS_THROUGH)(run_cmd.run)
-app.command("export")(run_cmd.export)
-app.command("doctor")(doctor_cmd.doctor)
 
 
 def _settings_error(exc: SettingsError) -> int:
@@ -104,12 +55,31 @@ def _aws_error(exc: Exception) -> SecretsError | None:
 
 
 def _run(argv: list[str]) -> int:
-    try:
-        result = app(args=argv, prog_name="ecomind", standalone_mode=False)
-    except typer.Abort:
+    if argv[:1] == ["run"]:
+        # The fast path: typer builds every command (and imports pydantic for it) before it
+        # dispatches; run, in front of every migration and entrypoint, starts without it.
+        return _guarded(lambda: run_cmd.main(argv[1:]))
+    return _guarded(lambda: _tree()(args=argv, prog_name="ecomind", standalone_mode=False))
+
+
+def _tree() -> Callable[..., object]:
+    from .tree import app
+
+    return app
+
+
+def _typer_exit(exc: BaseException) -> int | None:
+    """The exit code of typer's own exits and usage errors (reported here), else None."""
+    if "typer" not in sys.modules:
+        return None
+    import typer
+
+    if isinstance(exc, typer.Exit):
+        return int(exc.exit_code)
+    if isinstance(exc, typer.Abort):
         report("interrupted", ExitCode.INTERRUPTED)
         return int(ExitCode.INTERRUPTED)
-    except typer.TyperException as exc:  # typer's usage errors (bad option: exit code 2) and the like
+    if isinstance(exc, typer.TyperException):  # usage errors (bad option: exit code 2) and the like
         code = int(getattr(exc, "exit_code", ExitCode.FAILED))
         format_message = getattr(exc, "format_message", None)
         message = format_message() if callable(format_message) else str(exc)
@@ -117,6 +87,14 @@ def _run(argv: list[str]) -> int:
         command = ctx.command_path if ctx is not None else "ecomind"
         report(message, code, fix=f"{command} --help" if code == ExitCode.USAGE else "")
         return code
+    return None
+
+
+def _guarded(call: Callable[[], object]) -> int:
+    try:
+        result = call()
+    except CommandExit as exc:
+        return exc.exit_code
     except SettingsError as exc:
         return _settings_error(exc)
     except SecretsError as exc:
@@ -127,6 +105,9 @@ def _run(argv: list[str]) -> int:
         report("interrupted", ExitCode.INTERRUPTED)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback, no value
+        typer_code = _typer_exit(exc)
+        if typer_code is not None:
+            return typer_code
         from ..db import DatabaseConnectError
 
         if isinstance(exc, DatabaseConnectError):

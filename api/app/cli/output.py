@@ -20,19 +20,18 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from enum import IntEnum
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..secrets import redact
 from ..secrets.environment import SECRET_VARIABLES
 from ..secrets.errors import ErrorKind
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = [
+    "CommandExit",
     "ExitCode",
     "Verbatim",
     "data",
@@ -76,6 +75,18 @@ def exit_code(kind: ErrorKind) -> ExitCode:
     return _KIND_CODES[kind]
 
 
+class CommandExit(Exception):
+    """A command ends with this exit code; its error, if any, has been printed (:func:`fail`).
+
+    Ours rather than typer's ``Exit`` so that ``ecomind run`` (cli/main.py's fast path) never
+    imports typer; cli/main.py turns either into the process's exit code.
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.exit_code = int(code)
+
+
 class Verbatim(str):
     """A string that is data: printed and put in JSON as it is, never scrubbed."""
 
@@ -83,6 +94,8 @@ class Verbatim(str):
 
 
 def _console(stderr: bool) -> Console:
+    from rich.console import Console  # rich only when something is printed
+
     # In a pipe, no width limit: a name is never cut or folded for a reader that is a program.
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else 100_000
@@ -112,18 +125,25 @@ def json_mode() -> bool:
 
 def say(text: str, *, err: bool = False, style: str | None = None) -> None:
     """A message: scrubbed of every secret value seen."""
+    from rich.text import Text
+
     out, error = _consoles()
     (error if err else out).print(Text(redact.scrub(text), style=style or ""))
 
 
 def data(text: str, *, err: bool = False, style: str | None = None) -> None:
     """Data, verbatim."""
+    from rich.text import Text
+
     out, error = _consoles()
     (error if err else out).print(Text(text, style=style or ""))
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """A table of data (names, stages, dates), verbatim; long cells fold, never cut."""
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table(title=title)
     for column in columns:
         grid.add_column(column, overflow="fold")
@@ -194,4 +214,4 @@ def report(message: str, code: int = ExitCode.FAILED, *, fix: str = "", **extra:
 def fail(message: str, code: int = ExitCode.FAILED, *, fix: str = "") -> NoReturn:
     """Report an error and exit with ``code`` (see :class:`ExitCode`)."""
     report(message, code, fix=fix)
-    raise typer.Exit(int(code))
+    raise CommandExit(code)

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
+from ..secrets.environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES
+from .output import ExitCode, fail
 
-from ..secrets.environment import SECRET_VARIABLES, VARIABLE_NAMES
-from ..settings import Settings, load_settings
-from .options import EnvFileOpt, EnvironmentOpt, value_of
-from .output import ExitCode, fail, set_json_mode
+if TYPE_CHECKING:
+    from ..settings import Settings
 
-__all__ = ["export", "run"]
+__all__ = ["HELP", "child_environment", "main", "only_secrets"]
+
+HELP = """Run a command with the resolved settings in its environment (references replaced by values).
+
+Exits with the command's exit code; SIGINT, SIGTERM and SIGHUP are passed on to it.
+Nothing is printed but errors, and no error holds a value. With --only, only
+those secrets are read, so a role that may read nothing else can use it.
+
+Example: ecomind run --environment staging --only DATABASE_URL -- ecomind migrate
+"""
+"""``ecomind run``'s help: argparse prints it for ``ecomind run --help``, the command tree for ``ecomind --help``."""
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -45,78 +53,54 @@ def child_environment(settings: Settings, only: list[str] | None, base: dict[str
     return env
 
 
-def _only(only: list[str] | None) -> tuple[str, ...]:
+def only_secrets(only: list[str] | None) -> tuple[str, ...]:
     unknown = sorted(set(only or []) - set(VARIABLE_NAMES))
     if unknown:
         fail(f"--only: not a setting: {', '.join(unknown)} (one of {', '.join(VARIABLE_NAMES)})", ExitCode.USAGE)
     return tuple(n for n in SECRET_VARIABLES if n in only) if only else SECRET_VARIABLES
 
 
-def _dotenv_line(name: str, value: str) -> str:
-    # Single quotes: python-dotenv and docker compose read them literally (no ${} expansion).
-    if "'" not in value and "\n" not in value:
-        return f"{name}='{value}'"
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'{name}="{escaped}"'
+def _parser() -> argparse.ArgumentParser:
+    """``ecomind run``'s options, in one place: the fast path (cli/main.py) and ``--help`` use it."""
+    p = argparse.ArgumentParser(
+        prog="ecomind run",
+        description=HELP,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    p.add_argument("-e", "--environment", choices=ENVIRONMENTS, help="overrides ENVIRONMENT")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=VARIABLE_NAMES,
+        metavar="VARIABLE",
+        help="inject only this variable (repeatable), e.g. --only DATABASE_URL; other secrets are not even read",
+    )
+    p.add_argument("--env-file", type=Path, default=Path(".env"), help="the .env file read in development")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    return p
 
 
-def export(
-    environment: EnvironmentOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="dotenv or json.")] = "dotenv",
-    only: Annotated[list[str] | None, typer.Option("--only", help="Export only this variable (repeatable).")] = None,
-    env_file: EnvFileOpt = Path(".env"),
-) -> None:
-    """Print the resolved settings once, as dotenv lines or JSON: values included, on purpose.
-
-    For a one-off (a local shell against staging, a tool that reads .env). Prefer
-    `ecomind run`, which gives the values to one command without printing them.
-
-    Example: ecomind export --environment staging --only DATABASE_URL --format dotenv > /dev/shm/staging.env
-    """
-    set_json_mode(fmt == "json")  # errors too are JSON then
-    if fmt not in ("dotenv", "json"):
-        fail("--format is dotenv or json", ExitCode.USAGE)
-    secrets = _only(only)
-    settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=secrets)
-    try:
-        values = {n: v for n, v in child_environment(settings, only, {}).items() if n in (only or VARIABLE_NAMES)}
-    finally:
-        settings.close()
-    if fmt == "json":
-        sys.stdout.write(json.dumps(values, indent=2) + "\n")
-    else:
-        sys.stdout.write("".join(_dotenv_line(n, v) + "\n" for n, v in values.items()))
-
-
-def run(
-    ctx: typer.Context,
-    environment: EnvironmentOpt = None,
-    only: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--only",
-            help="Inject only this variable (repeatable), e.g. --only DATABASE_URL; other secrets are not even read.",
-        ),
-    ] = None,
-    env_file: EnvFileOpt = Path(".env"),
-) -> None:
-    """Run a command with the resolved settings in its environment (references replaced by values).
-
-    Exits with the command's exit code; SIGINT, SIGTERM and SIGHUP are passed on to it.
-    Nothing is printed but errors, and no error holds a value. With --only, only
-    those secrets are read, so a role that may read nothing else can use it.
-
-    Example: ecomind run --environment staging --only DATABASE_URL -- ecomind migrate
-    """
-    command = list(ctx.args)
+def main(argv: list[str]) -> int:
+    """``ecomind run ARGS``: parsed here, without typer, because it sits in front of every migration
+    and every container entrypoint and must start as fast as the command it runs."""
+    args = _parser().parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         fail("give the command after --, e.g. ecomind run -- env", ExitCode.USAGE)
-    secrets = _only(only)
-    settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=secrets)
+    if args.env_file != Path(".env") and not args.env_file.is_file():
+        fail(f"--env-file: {args.env_file} is not a file", ExitCode.USAGE)
+    from ..settings import load_settings
+
+    secrets = only_secrets(args.only)
+    settings = load_settings(environment=args.environment, env_file=args.env_file, secrets=secrets)
     try:
-        env = child_environment(settings, only, dict(os.environ))
+        env = child_environment(settings, args.only, dict(os.environ))
     finally:
         settings.close()
+    return _spawn(command, env)
+
+
+def _spawn(command: list[str], env: dict[str, str]) -> int:
     # Handlers go in before the child starts: a signal that arrives in between is
     # held and passed on as soon as the child exists.
     pending: list[int] = []
@@ -141,4 +125,4 @@ def run(
         child.send_signal(signum)
     code = child.wait()
     # A child killed by a signal reports -N; shells report 128+N.
-    sys.exit(128 - code if code < 0 else code)
+    return 128 - code if code < 0 else code

@@ -33,7 +33,9 @@ __all__ = ["app", "deletion_notice"]
 SecretName = Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.")]
 
 app = typer.Typer(
-    help="Provision, list, describe, read, write and rotate an environment's secrets.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Provision, list, describe, read, write and rotate an environment's secrets.",
+    no_args_is_help=True,
 )
 
 
@@ -182,11 +184,12 @@ class _Plan:
 
 
 def _account(region: str | None) -> str:
-    import boto3
     import botocore.exceptions
 
     try:
-        return str(boto3.client("sts", region_name=region).get_caller_identity()["Account"])
+        from ..secrets.aws import new_session
+
+        return str(new_session().create_client("sts", region_name=region).get_caller_identity()["Account"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         from ..secrets.aws import translate_error
 

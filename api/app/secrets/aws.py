@@ -1,4 +1,8 @@
-"""AWS Secrets Manager backend, and the one place where boto3 errors are translated.
+"""AWS Secrets Manager backend, and the one place where botocore errors are translated.
+
+Clients come from botocore, boto3's core, directly: importing boto3 also imports
+s3transfer and costs tens of milliseconds that every ``ecomind run`` in front of a
+migration or an entrypoint would pay for nothing.
 
 Round trips are what cost: a cold start fetches every plain reference with
 ``BatchGetSecretValue`` (20 ids a call, one call per region), and only references
@@ -18,11 +22,11 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-import boto3
 import botocore.exceptions
+import botocore.session
 from botocore.config import Config
 
 from .base import Fetched, SecretBackend, SecretVersion
@@ -48,6 +52,7 @@ else:
 __all__ = [
     "AwsSecretsManagerBackend",
     "client_config",
+    "new_session",
     "on_this_machine",
     "secretsmanager_client",
     "secretsmanager_endpoint",
@@ -84,12 +89,18 @@ def on_this_machine(endpoint: str | None) -> bool:
 
 def secretsmanager_client(region: str | None = None, endpoint_url: str | None = None) -> SecretsManagerClient:
     """A plain client with this layer's timeouts and retries (for the CLI and rotation handlers)."""
-    return boto3.client(
+    client = new_session().create_client(
         "secretsmanager",
         region_name=region or os.environ.get("AWS_REGION"),
         endpoint_url=endpoint_url or secretsmanager_endpoint(),
         config=client_config(),
     )
+    return cast("SecretsManagerClient", client)
+
+
+def new_session() -> botocore.session.Session:
+    """A botocore session: credentials, region and endpoints resolved as boto3 resolves them."""
+    return botocore.session.get_session()
 
 
 def client_config(attempts: int = 3, connect_timeout: float = 3, read_timeout: float = 10) -> Config:
@@ -115,7 +126,7 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         *,
         default_region: str | None,
         endpoint_url: str | None = None,
-        session: boto3.session.Session | None = None,
+        session: botocore.session.Session | None = None,
         max_workers: int = 8,
         replica_regions: Sequence[str] = (),
         cooldown: float = DEFAULT_COOLDOWN,
@@ -139,12 +150,13 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             return cached
         with self._lock:
             if (region, probe) not in self._clients:
-                session = self._session or boto3.session.Session()
+                session = self._session or new_session()
                 config = client_config(1, *PROBE_TIMEOUTS) if probe else client_config()
                 kwargs: dict[str, Any] = {"region_name": region, "config": config}
                 if self._endpoint_url:
                     kwargs["endpoint_url"] = self._endpoint_url
-                self._clients[(region, probe)] = session.client("secretsmanager", **kwargs)
+                client = session.create_client("secretsmanager", **kwargs)
+                self._clients[(region, probe)] = cast("SecretsManagerClient", client)
             return self._clients[(region, probe)]
 
     def endpoint(self, region: str | None = None) -> str:
