@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,15 +18,14 @@ __all__ = ["HELP", "child_environment", "main", "only_secrets"]
 
 HELP = """Run a command with the resolved settings in its environment (references replaced by values).
 
-Exits with the command's exit code; SIGINT, SIGTERM and SIGHUP are passed on to it.
-Nothing is printed but errors, and no error holds a value. With --only, only
-those secrets are read, so a role that may read nothing else can use it.
+The process becomes the command (exec): the command receives the signals (SIGTERM,
+Ctrl-C) itself, and its exit code is the exit code. Nothing is printed but errors,
+and no error holds a value. With --only, only those secrets are read, so a role
+that may read nothing else can use it.
 
 Example: ecomind run --environment staging --only DATABASE_URL -- ecomind migrate
 """
 """``ecomind run``'s help: argparse prints it for ``ecomind run --help``, the command tree for ``ecomind --help``."""
-
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def child_environment(settings: Settings, only: list[str] | None, base: dict[str, str]) -> dict[str, str]:
@@ -97,32 +95,19 @@ def main(argv: list[str]) -> int:
         env = child_environment(settings, args.only, dict(os.environ))
     finally:
         settings.close()
-    return _spawn(command, env)
+    return _exec(command, env)
 
 
-def _spawn(command: list[str], env: dict[str, str]) -> int:
-    # Handlers go in before the child starts: a signal that arrives in between is
-    # held and passed on as soon as the child exists.
-    pending: list[int] = []
-    children: list[subprocess.Popen[bytes]] = []
-
-    def forward(signum: int, frame: object) -> None:
-        if children:
-            children[0].send_signal(signum)
-        else:
-            pending.append(signum)
-
-    for sig in _FORWARDED:
-        signal.signal(sig, forward)
+def _exec(command: list[str], env: dict[str, str]) -> int:
+    """Become the command (exec), as a container entrypoint should: it gets the signals
+    (SIGTERM from ``docker stop``, Ctrl-C) directly, and its exit status is the process's."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        child = subprocess.Popen(command, env=env)
+        os.execvpe(command[0], command, env)  # noqa: S606 - the command is the operator's, on purpose
     except FileNotFoundError:
         fail(f"command not found: {command[0]}", 127, fix="give a path (./script.sh) or a command on PATH")
     except PermissionError:
         fail(f"command not executable: {command[0]}", 126, fix=f"chmod +x {command[0]}")
-    children.append(child)
-    for signum in pending:
-        child.send_signal(signum)
-    code = child.wait()
-    # A child killed by a signal reports -N; shells report 128+N.
-    return 128 - code if code < 0 else code
+    except OSError as exc:
+        fail(f"cannot run {command[0]}: {exc.strerror}", 126)

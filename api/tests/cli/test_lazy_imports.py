@@ -47,11 +47,15 @@ def test_run_resolves_and_runs_without_the_command_tree(aws: Aws, tmp_path: Path
         ),
     )
     aws.create("ecomind/prod/jwt", "k" * 48)
+    # ecomind run execs the command: the probe stands in for exec to look at the process before it goes.
     probe = (
-        "import sys\n"
+        "import os, sys\n"
+        "def exec_(file, args, env):\n"
+        "    print('JWT=' + str(len(env['JWT_SECRET'])))\n"
+        "    raise SystemExit(0)\n"
+        "os.execvpe = exec_\n"
         "from app.cli.main import main\n"
-        "sys.argv = ['ecomind', 'run', '--', sys.executable, '-c', "
-        '\'import os; print("JWT=" + str(len(os.environ["JWT_SECRET"])))\']\n'
+        "sys.argv = ['ecomind', 'run', '--', 'true']\n"
         "try:\n    main()\n"
         "except SystemExit as exc:\n    print('EXIT:' + str(exc.code))\n"
         "print('LOADED:' + ','.join(m for m in ('typer', 'rich', 'click') if m in sys.modules))"
