@@ -39,10 +39,15 @@ def names(k: int) -> list[str]:
 
 def load_ours(k: int) -> list[str]:
     from app.secrets.refs import AwsRef
+    from app.secrets.regions import parse_regions
     from app.secrets.store import SecretStore
 
     refs = [AwsRef(n) for n in names(k)]
-    store = SecretStore(region=os.environ["AWS_REGION"], endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    # The replica regions as the settings read them (none unless SECRETS_REPLICA_REGIONS is set).
+    replicas, _ = parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))
+    store = SecretStore(
+        region=os.environ["AWS_REGION"], endpoint_url=os.environ["AWS_ENDPOINT_URL"], replica_regions=replicas
+    )
     got = store.load(refs)
     return [got[r].value.get_secret_value() for r in refs]
 
@@ -106,7 +111,7 @@ LOADERS: dict[str, Callable[[int], list[str]]] = {a: globals()[f"load_{a}"] for 
 
 # What each approach imports, loaded before the timed region of a cold start.
 IMPORTS = {
-    "ours": ["app.secrets.store", "app.secrets.refs"],
+    "ours": ["app.secrets.store", "app.secrets.refs", "app.secrets.regions"],
     "naive_boto3": ["boto3"],
     "pydantic_settings": ["pydantic_settings", "boto3"],
     "secretsmanager_caching": ["aws_secretsmanager_caching", "botocore.session"],

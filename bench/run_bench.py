@@ -1,13 +1,16 @@
-"""EcoMind's secret layer against the anchors: cold start, hot path, steady state, memory, fleet start, API.
+"""EcoMind's secret layer against the anchors: cold start, hot path, steady state, memory, fleet start, API;
+cold start with the primary region down (bench/outage.py); start-up costs of the CLI and the API
+(bench/startup.py); what our layer holds beyond Powertools (bench/profile_memory.py).
 
-Usage: python bench/run_bench.py [--delay 0.02] [--trials 5] [--markdown docs/benchmarks.md]
+Usage: python bench/run_bench.py [--delay 0.02] [--trials 5] [--startup-trials 7]
+       [--sections anchors,outage,startup] [--markdown docs/benchmarks.md]
 
 Starts moto's server and a loopback proxy in front of it that adds a fixed delay
-per request (the AWS round trip), counts requests, and (for the fleet start)
-enforces scaled-down Secrets Manager quotas. Everything runs on loopback, is
-bounded, and is stopped at the end. Every figure is measured in this run, except
-the anchors' steady-state calls, which are computed from their documented default
-TTLs (marked as such).
+per request (the AWS round trip), counts requests (per region too), and (for the
+fleet start) enforces scaled-down Secrets Manager quotas, or plays a regional
+outage. Everything runs on loopback, is bounded, and is stopped at the end. Every
+figure is measured in this run, except the anchors' steady-state calls, which are
+computed from their documented default TTLs (marked as such).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ BENCH = ROOT / "bench"
 sys.path[:0] = [str(BENCH), str(ROOT / "api")]
 
 import boto3  # noqa: E402
+import outage  # noqa: E402
+import profile_memory  # noqa: E402
+import startup  # noqa: E402
 from approaches import APPROACHES, LABELS, names  # noqa: E402
 
 from tests.support.awsproxy import AwsProxy  # noqa: E402
@@ -66,7 +72,12 @@ def start(delay: float) -> Env:
         "secretsmanager", region_name=REGION, endpoint_url=moto.url, aws_access_key_id="b", aws_secret_access_key="b"
     )
     for i, name in enumerate(names(max(KS))):
-        client.create_secret(Name=name, SecretString=json.dumps({f"v{i}": f"value-{i}"}))
+        # Replicated, so a cold start can fail over when the primary region is down (bench/outage.py).
+        client.create_secret(
+            Name=name,
+            SecretString=json.dumps({f"v{i}": f"value-{i}"}),
+            AddReplicaRegions=[{"Region": outage.REPLICA}],
+        )
     proxy = AwsProxy(moto.url, delay=delay).start()
     os.environ.update(Env(moto, proxy).worker_env())
     return Env(moto, proxy)
@@ -381,17 +392,51 @@ def plot(cold: Any, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def write_section(path: Path, body: str) -> None:
-    begin, end = "<!-- anchors:begin -->", "<!-- anchors:end -->"
+def write_section(
+    path: Path, body: str, name: str = "anchors", title: str = "The secret layer against the anchors"
+) -> None:
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\n{body}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     if begin in text:
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
         marker = "## Rotation under load"
-        head = "## The secret layer against the anchors\n\n" + block + "\n\n"
+        head = f"## {title}\n\n" + block + "\n\n"
         text = text.replace(marker, head + marker, 1) if marker in text else text + "\n" + head
     path.write_text(text)
+
+
+def profile_section(env: Env, k: int = 8, top: int = 8) -> str:
+    against = "powertools_get_secrets_by_name"
+    data = profile_memory.profile(env.worker_env(), k, ("ours", against))
+    lines = [
+        f"What ours holds beyond {LABELS[against]} after importing and resolving K={k}, one fresh process each "
+        "(`python bench/profile_memory.py` prints the whole of it; Python memory is measured in a second "
+        "process, under tracemalloc):",
+        "",
+        *profile_memory.render(profile_memory.summary(data, against, top), against),
+    ]
+    return "\n".join(lines)
+
+
+def outage_startup_markdown(out: Any, start: Any, profile: str | None, args: argparse.Namespace) -> str:
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, Python {platform.python_version()}, "
+        "loopback only.",
+        "",
+        f"Command: `make bench` (`python bench/run_bench.py --delay {args.delay} --trials {args.trials} "
+        f"--startup-trials {args.startup_trials}`)",
+    ]
+    if out is not None:
+        lines += ["", "### 7. Cold start with the primary region down (issue 13)", ""]
+        lines.append(outage.markdown(out, args.trials, args.delay))
+    if start is not None:
+        lines += ["", "### 8. Start-up: the CLI, the API and memory against the least that does the job (issue 14)", ""]
+        lines.append(startup.markdown(start, args.startup_trials, args.delay))
+    if profile is not None:
+        lines += ["", "### 9. Memory: what our layer holds beyond Powertools", "", profile]
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -400,20 +445,43 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--fleet", type=int, default=200, help="cold starts at once in the fleet start")
     parser.add_argument("--markdown", type=Path)
-    parser.add_argument("--skip-api", action="store_true", help="skip figure 6 (starts PostgreSQL and the API)")
+    parser.add_argument(
+        "--skip-api", action="store_true", help="skip figures 6 and 8.3 (they start PostgreSQL, Redis and the API)"
+    )
     parser.add_argument("--ks", default="1,8,20,40", help="comma-separated K values (default 1,8,20,40)")
+    parser.add_argument("--startup-trials", type=int, default=7, help="trials per figure of bench/startup.py")
+    parser.add_argument(
+        "--sections",
+        default="anchors,outage,startup",
+        help="what to run: anchors (figures 1-6), outage (7), startup (8 and 9); default all",
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     global KS
     KS = tuple(int(k) for k in args.ks.split(","))
     env = start(args.delay)
+    out = begun = profile = None
     try:
-        cold = cold_start(env, args.trials)
-        hot = hot_path(env)
-        steady = steady_state(env)
-        fleet = fleet_start(env, args.fleet, 8)
+        if "anchors" in sections:
+            cold = cold_start(env, args.trials)
+            hot = hot_path(env)
+            steady = steady_state(env)
+            fleet = fleet_start(env, args.fleet, 8)
+        if "outage" in sections:
+            out = outage.run(env.proxy, env.worker_env(), args.trials)
+        if "startup" in sections:
+            begun = startup.run(env.moto.url, env.proxy, env.worker_env(), args.startup_trials, args.skip_api)
+            profile = profile_section(env)
     finally:
         env.proxy.stop()
         env.moto.stop()
+    if out is not None or begun is not None:
+        body = outage_startup_markdown(out, begun, profile, args)
+        print(body)
+        if args.markdown:
+            write_section(args.markdown, body, "startup", "Regional outage and start-up costs")
+    if "anchors" not in sections:
+        return 0
     api = None
     if not args.skip_api:
         import api_overhead
