@@ -29,6 +29,7 @@ from .pg import DbFailure, classify
 from .secrets.errors import ResolutionError
 from .secrets.store import ResolvedSecret
 from .settings import Settings
+from .telemetry import DB_RECOVERIES, DB_REFUSALS
 
 __all__ = ["DatabaseConnectError", "connect_args", "make_engine", "sqlalchemy_url"]
 
@@ -111,6 +112,8 @@ class RotatingCredentials:
                 self._last_good = url
                 return connection
         self._last_good = None
+        stats = self.settings.stats
+        stats.inc(DB_REFUSALS)
         log.info("database refused the cached password; refreshing AWSCURRENT")
         stages = ["AWSCURRENT"]
         if self._db.is_reference:
@@ -133,6 +136,7 @@ class RotatingCredentials:
                 connection = self._connect_or_none(dialect, url)
                 if connection is not None:
                     log.info("database connection succeeded with the %s credentials", stage)
+                    stats.inc(DB_RECOVERIES, stage)
                     self._last_good = url
                     return connection
         source = self.settings.origins["DATABASE_URL"].describe()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,15 @@ from .api.deps import Services
 from .api.errors import install_handlers, responses
 from .api.routes import auth, events, health, users
 from .db import DatabaseConnectError, make_engine
+from .logs import RequestIdMiddleware, use_json_logs
+from .metrics import EmfReporter, MetricsServer, registry
 from .revocation import Revocations
 from .secrets import redact
 from .secrets.errors import SettingsError
 from .security import PasswordHashing, TokenService
 from .settings import Settings, load_settings
 from .throttle import LoginThrottle
-from .tuning import Tuning
+from .tuning import KNOBS, Tuning
 
 __all__ = ["StartupError", "app", "create_app"]
 
@@ -57,51 +59,59 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redact.install()
-        try:
-            settings = load()
-        except SettingsError as exc:
-            log.error("%s", exc)
-            raise StartupError("configuration invalid (see the problems above)") from None
-        for warning in settings.warnings:
-            log.warning("%s", warning.render())
-        engine = make_engine(settings, **(engine_options or {}))
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except DatabaseConnectError as exc:
-            engine.dispose()
-            settings.close()
-            log.error("%s", exc)
-            raise StartupError(str(exc)) from None
-        redis_client: redis.Redis | None = None
-        redis_url = (
-            settings.secret("REDIS_URL").get().value.get_secret_value() if settings.has_secret("REDIS_URL") else None
-        )
-        if redis_url is not None:
-            redis_client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-        else:
-            log.warning("REDIS_URL unset: login limits hold per process; revocations are checked in PostgreSQL")
-        sessions = sessionmaker(engine, expire_on_commit=False)
-        hashing = PasswordHashing(limits.hash_workers, limits.hash_queue)
-        app.state.redis = redis_client
-        app.state.services = Services(
-            settings=settings,
-            sessions=sessions,
-            tokens=TokenService(settings),
-            revocations=Revocations(sessions, redis_client, limits.revocation_resync_seconds),
-            tuning=limits,
-            hashing=hashing,
-            throttle=LoginThrottle(limits, redis_url, redis_client),
-            users=ActiveUsers(sessions, limits.user_cache_seconds),
-        )
-        try:
+        with ExitStack() as stack:  # what is built is released in reverse, on a failed start too
+            if limits.log_format == "json":
+                stack.callback(use_json_logs())
+            try:
+                settings = load()
+            except SettingsError as exc:
+                log.error("%s", exc)
+                raise StartupError("configuration invalid (see the problems above)") from None
+            stack.callback(settings.close)
+            for warning in settings.warnings:
+                log.warning("%s", warning.render())
+            stale_after = limits.stale_after(settings.secrets_cache_ttl)
+            metrics_server = _metrics_server(settings, limits, stale_after)
+            if metrics_server is not None:
+                stack.callback(metrics_server.close)
+            app.state.metrics_port = metrics_server.port if metrics_server else None
+            engine = make_engine(settings, **(engine_options or {}))
+            stack.callback(engine.dispose)
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            except DatabaseConnectError as exc:
+                log.error("%s", exc)
+                raise StartupError(str(exc)) from None
+            redis_client: redis.Redis | None = None
+            redis_url = (
+                settings.secret("REDIS_URL").get().value.get_secret_value()
+                if settings.has_secret("REDIS_URL")
+                else None
+            )
+            if redis_url is not None:
+                redis_client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+                stack.callback(redis_client.close)
+            else:
+                log.warning("REDIS_URL unset: login limits hold per process; revocations are checked in PostgreSQL")
+            sessions = sessionmaker(engine, expire_on_commit=False)
+            hashing = PasswordHashing(limits.hash_workers, limits.hash_queue)
+            stack.callback(hashing.close)
+            if limits.emf_interval > 0:
+                stack.callback(EmfReporter(settings, stale_after, limits.emf_interval).close)
+            app.state.redis = redis_client
+            app.state.services = Services(
+                settings=settings,
+                sessions=sessions,
+                tokens=TokenService(settings),
+                revocations=Revocations(sessions, redis_client, limits.revocation_resync_seconds),
+                tuning=limits,
+                stale_after=stale_after,
+                hashing=hashing,
+                throttle=LoginThrottle(limits, redis_url, redis_client),
+                users=ActiveUsers(sessions, limits.user_cache_seconds),
+            )
             yield
-        finally:
-            hashing.close()
-            engine.dispose()
-            if redis_client is not None:
-                redis_client.close()
-            settings.close()
 
     app = FastAPI(
         title="EcoMind API",
@@ -114,7 +124,23 @@ def create_app(
     install_handlers(app, limits.unavailable_retry_after)
     for router in (health.router, auth.router, users.router, events.router):
         app.include_router(router)
+    app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> MetricsServer | None:
+    """The metrics listener, on its own port; None when ECOMIND_METRICS=off."""
+    if limits.metrics == "off":
+        return None
+    try:
+        server = MetricsServer(registry(settings, stale_after), limits.metrics_host, limits.metrics_port)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot serve metrics on {limits.metrics_host}:{limits.metrics_port} ({exc.strerror}); "
+            f"fix: set {KNOBS['metrics_port']} to a free port, or {KNOBS['metrics']}=off"
+        ) from None
+    log.info("metrics on http://%s:%d/metrics", server.host, server.port)
+    return server
 
 
 app = create_app()

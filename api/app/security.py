@@ -35,6 +35,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from .secrets.errors import ResolutionError
 from .secrets.store import ResolvedSecret
 from .settings import Settings
+from .telemetry import JWT_PREVIOUS_KEY
 
 __all__ = [
     "ARGON2_MEMORY_KIB",
@@ -145,6 +146,7 @@ class TokenService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._jwt = settings.secret("JWT_SECRET")
+        self._stats = settings.stats
         self._key_of: tuple[ResolvedSecret, SigningKey] | None = None
         self._lock = threading.Lock()
         self._previous: tuple[str, SigningKey | None] | None = None  # (current kid, previous key)
@@ -214,7 +216,7 @@ class TokenService:
         if key is None:
             raise InvalidToken("token signed with an unknown key")
         try:
-            return jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key.secret,
                 algorithms=[ALGORITHM],
@@ -224,6 +226,9 @@ class TokenService:
             raise InvalidToken("token expired") from None
         except jwt.PyJWTError:
             raise InvalidToken("invalid token") from None
+        if kid != self.current_key().kid:
+            self._stats.inc(JWT_PREVIOUS_KEY)  # issued before the last rotation
+        return claims
 
     def _after_unknown_kid(self) -> dict[str, SigningKey]:
         now = time.monotonic()

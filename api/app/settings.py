@@ -36,6 +36,7 @@ from .secrets.policy import CHECKS
 from .secrets.refs import AwsRef, Reference, is_reference
 from .secrets.regions import parse_regions
 from .secrets.sources import Collected, Origin, collect
+from .secrets.stats import Stats
 from .secrets.store import ResolvedSecret, SecretStore
 
 __all__ = ["Inspection", "Settings", "inspect_settings", "load_settings"]
@@ -84,6 +85,12 @@ class Settings(BaseSettings):
     @property
     def warnings(self) -> list[Problem]:
         return list(self._warnings)
+
+    @property
+    def stats(self) -> Stats:
+        """The counters of this process's secret layer (app/metrics.py exports them)."""
+        assert self._store is not None, "build Settings with load_settings()"
+        return self._store.stats
 
     def has_secret(self, variable: str) -> bool:
         return variable in self._secrets

@@ -49,7 +49,6 @@ __all__ = [
     "Alarm",
     "CloudWatchMetric",
     "Metric",
-    "metric",
 ]
 
 Kind = Literal["counter", "gauge"]
@@ -87,7 +86,7 @@ VALUE_AGE = Metric(
     "s",
 )
 SINCE_REFRESH = Metric(
-    "ecomind_secret_seconds_since_refresh",
+    "ecomind_secret_since_refresh_seconds",
     "gauge",
     ("variable",),
     "Seconds since the value was last fetched successfully. Stays under the cache TTL while refreshes work.",
@@ -211,7 +210,7 @@ CW_SINCE_REFRESH = CloudWatchMetric(
     "SecondsSinceRefresh",
     "Seconds",
     ("Environment", "Variable"),
-    "The API, every ECOMIND_EMF_INTERVAL seconds: ecomind_secret_seconds_since_refresh, the worst task.",
+    "The API, every ECOMIND_EMF_INTERVAL seconds: ecomind_secret_since_refresh_seconds, the worst task.",
 )
 CW_REFRESH_FAILURES = CloudWatchMetric(
     "RefreshFailures",
@@ -278,11 +277,3 @@ ALARMS: tuple[Alarm, ...] = (
         "A rotation function failed a step: the rotation is unfinished (AWSPENDING left behind).",
     ),
 )
-
-
-def metric(name: str) -> Metric:
-    """The catalog's entry for ``name``; a KeyError names the unknown metric."""
-    for m in METRICS:
-        if m.name == name:
-            return m
-    raise KeyError(f"{name} is not in the telemetry catalog (app/telemetry.py)")

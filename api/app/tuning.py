@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 
 from limits import RateLimitItem, parse
 
+from .telemetry import METRICS_PORT, STALE_AFTER_TTLS
+
 __all__ = ["KNOBS", "Tuning", "TuningError", "memory_budget_mib"]
 
 
@@ -45,6 +47,19 @@ class Tuning:
     revocation_resync_seconds: int = 300
     # Retry-After sent with a 503 when PostgreSQL is unavailable.
     unavailable_retry_after: int = 5
+    # Observability (docs/operations.md): the Prometheus listener, on its own port, never the
+    # public one; "off" starts none.
+    metrics: str = "on"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = METRICS_PORT
+    # Seconds between Embedded Metric Format lines on stdout (CloudWatch alarms); 0: none.
+    emf_interval: float = 0.0
+    # A secret is stale when not refreshed for this long; 0: STALE_AFTER_TTLS x SECRETS_CACHE_TTL.
+    secrets_stale_after: float = 0.0
+    # What /ready does about a stale secret: "report" it (200) or "fail" (503).
+    ready_on_stale: str = "report"
+    # The API's log lines: "text", or "json" (one object per line, with the request id).
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Tuning:
@@ -89,9 +104,22 @@ class Tuning:
         for attr in ("hash_queue", "user_cache_seconds", "password_min_length"):
             if getattr(self, attr) < 0:
                 found.append(f"{KNOBS[attr]} must not be negative")
+        choices = {"metrics": ("on", "off"), "ready_on_stale": ("report", "fail"), "log_format": ("text", "json")}
+        for attr, allowed in choices.items():
+            if getattr(self, attr) not in allowed:
+                found.append(f"{KNOBS[attr]} must be {' or '.join(allowed)}")
+        if not 0 <= self.metrics_port <= 65535:
+            found.append(f"{KNOBS['metrics_port']} must be a port, 1 to 65535 (0: any free port)")
+        for attr, zero in (("emf_interval", "off"), ("secrets_stale_after", "the default")):
+            if getattr(self, attr) < 0:
+                found.append(f"{KNOBS[attr]} must not be negative (0: {zero})")
         if not 0 <= self.password_min_score <= 4:
             found.append(f"{KNOBS['password_min_score']} must be 0 to 4 (zxcvbn's scale)")
         return found
+
+    def stale_after(self, ttl: float) -> float:
+        """Seconds without a successful refresh after which a secret is stale."""
+        return self.secrets_stale_after or STALE_AFTER_TTLS * ttl
 
     @property
     def address_item(self) -> RateLimitItem:

@@ -26,6 +26,10 @@ CANARY = "canary-Zq8xV3r7f3a9c1e5b2d4f60-never-print-me"
 REGION = "us-east-1"
 ECOMIND = str(Path(sys.executable).with_name("ecomind"))
 
+# Every API the tests start (in-process or under uvicorn) serves its metrics on a free port:
+# tests run side by side with `make run` and with each other.
+os.environ.setdefault("ECOMIND_METRICS_PORT", "0")
+
 
 @dataclass
 class Aws:

@@ -32,6 +32,7 @@ class Services:
     tokens: TokenService
     revocations: Revocations
     tuning: Tuning
+    stale_after: float  # seconds without a refresh before a secret is stale (/ready, /metrics)
     hashing: PasswordHashing
     throttle: LoginThrottle
     users: ActiveUsers

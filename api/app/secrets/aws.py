@@ -16,12 +16,14 @@ that, or that the role may not call, falls back to concurrent single reads.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -29,6 +31,7 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
+from ..telemetry import SM_CALLS
 from .base import Fetched, SecretBackend, SecretVersion
 from .errors import (
     MalformedReference,
@@ -43,6 +46,7 @@ from .errors import (
 )
 from .refs import AwsRef, parse_reference
 from .regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, RegionChain
+from .stats import Stats
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -130,8 +134,10 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         max_workers: int = 8,
         replica_regions: Sequence[str] = (),
         cooldown: float = DEFAULT_COOLDOWN,
+        stats: Stats | None = None,
     ) -> None:
         self._default_region = default_region
+        self.stats = stats or Stats()
         self._endpoint_url = endpoint_url
         self._session = session
         self.regions = RegionChain(default_region, replica_regions, cooldown=cooldown)
@@ -156,8 +162,24 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 if self._endpoint_url:
                     kwargs["endpoint_url"] = self._endpoint_url
                 client = session.create_client("secretsmanager", **kwargs)
+                where = str(region or client.meta.region_name)
+                client.meta.events.register("after-call.secrets-manager", functools.partial(self._counted, where))
+                client.meta.events.register(
+                    "after-call-error.secrets-manager", functools.partial(self._counted_error, where)
+                )
                 self._clients[(region, probe)] = cast("SecretsManagerClient", client)
             return self._clients[(region, probe)]
+
+    def _counted(self, region: str, http_response: Any, parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
+        """botocore's after-call hook: one call made (its retries inside), by operation and result."""
+        result = "ok"
+        if http_response.status_code >= 300:
+            result = _call_result(str(parsed.get("Error", {}).get("Code", "")))
+        self.stats.inc(SM_CALLS, str(model.name), result, region)
+
+    def _counted_error(self, region: str, event_name: str = "", **_: Any) -> None:
+        """botocore's after-call-error hook: no answer at all (connection refused, timed out)."""
+        self.stats.inc(SM_CALLS, event_name.rsplit(".", 1)[-1], "unreachable", region)
 
     def endpoint(self, region: str | None = None) -> str:
         try:
@@ -254,7 +276,7 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         tagged: dict[AwsRef, Fetched] = {}
         for key, got in results.items():
             if isinstance(got, SecretVersion):
-                got = SecretVersion(got.value, got.version_id, got.stages, region or self._default_region)
+                got = dataclasses.replace(got, region=region or self._default_region)
             tagged[local[key]] = got
         return tagged
 
@@ -307,7 +329,7 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 # version. Ask for AWSCURRENT by name rather than trust it.
                 retry.append(key)
                 continue
-            results[key] = SecretVersion(_secret_text(item), item.get("VersionId"), stages)
+            results[key] = SecretVersion(_secret_text(item), item.get("VersionId"), stages, created=_created(item))
         for error in response.get("Errors", []):
             key = pending.pop(error.get("SecretId", ""), None)
             if key is None:
@@ -341,7 +363,24 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             item = self.client(region, probe=probe).get_secret_value(**kwargs)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             return translate_error(exc, str(key), self.endpoint(region))
-        return SecretVersion(_secret_text(item), item.get("VersionId"), tuple(item.get("VersionStages", ())))
+        stages = tuple(item.get("VersionStages", ()))
+        return SecretVersion(_secret_text(item), item.get("VersionId"), stages, created=_created(item))
+
+
+def _call_result(code: str) -> str:
+    """The ``result`` label of a call that Secrets Manager answered with an error."""
+    if code in _THROTTLED_CODES:
+        return "throttled"
+    if code in _DENIED_CODES:
+        return "denied"
+    if code == "ResourceNotFoundException":
+        return "not_found"
+    return "error"
+
+
+def _created(item: Mapping[str, Any]) -> float | None:
+    created = item.get("CreatedDate")
+    return created.timestamp() if isinstance(created, datetime) else None
 
 
 def _regional(got: Fetched) -> bool:

@@ -22,6 +22,7 @@ class SecretVersion:
     version_id: str | None
     stages: tuple[str, ...] = ()
     region: str | None = None  # the region that answered (a replica's, after a failover)
+    created: float | None = None  # when the version was created (epoch seconds), if the store says
 
 
 Fetched = SecretVersion | ResolutionError

@@ -27,6 +27,7 @@ class FileBackend(SecretBackend[FileRef]):
     def _read(ref: FileRef) -> Fetched:
         try:
             raw = ref.path.read_text(encoding="utf-8")
+            modified = ref.path.stat().st_mtime
         except FileNotFoundError as exc:
             return _error(ref, "no such file", exc)
         except PermissionError as exc:
@@ -42,7 +43,7 @@ class FileBackend(SecretBackend[FileRef]):
         elif raw.endswith("\n"):
             raw = raw[:-1]
         digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
-        return SecretVersion(value=raw, version_id=f"sha256:{digest}")
+        return SecretVersion(value=raw, version_id=f"sha256:{digest}", created=modified)
 
 
 def _error(ref: FileRef, why: str, exc: OSError | UnicodeDecodeError) -> SecretFileError:

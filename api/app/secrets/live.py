@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pydantic import SecretStr
 
 from .refs import AwsRef, Reference
-from .store import ResolvedSecret, SecretStore
+from .store import Health, ResolvedSecret, SecretStore
 
 __all__ = ["LiveSecret"]
 
@@ -58,6 +58,12 @@ class LiveSecret:
             return self._static
         assert self._store is not None and self._ref is not None
         return self._shape(self._store.refresh(self._ref, stage, region))
+
+    def health(self) -> Health | None:
+        """How the value has been kept fresh (None for a plain value, or before the first load)."""
+        if self._store is None or self._ref is None:
+            return None
+        return self._store.health(self._ref)
 
     def regions(self) -> list[str | None]:
         """Where this secret can be read: its primary region, then the replicas ([] if not AWS)."""

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
@@ -37,8 +37,9 @@ from .base import Fetched, SecretVersion
 from .errors import ResolutionError, SecretFormatError
 from .files import FileBackend
 from .refs import AwsRef, FileRef, Reference
+from .stats import Stats, cause_of
 
-__all__ = ["ResolvedSecret", "SecretStore"]
+__all__ = ["Health", "ResolvedSecret", "SecretStore"]
 
 log = logging.getLogger("app.secrets.store")
 
@@ -55,10 +56,43 @@ class ResolvedSecret:
     region: str | None = None  # the region that served it (a replica's after a failover); None: not AWS
 
 
+@dataclass(frozen=True)
+class Health:
+    """How a secret has been kept fresh: what /metrics, /ready and the EMF lines report.
+
+    Times are wall-clock epoch seconds. ``attempts`` and ``failures`` count fetches of the
+    secret after its first load (background refreshes and refreshes after a rejected
+    value), at any stage of the same secret.
+    """
+
+    refreshed_at: float | None  # the last successful fetch of the value served
+    created: float | None  # when the version served was created, if the store says
+    region: str | None  # the AWS region that served it
+    attempts: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # by cause (app.telemetry.CAUSES)
+
+
+def _secret_of(ref: Reference) -> object:
+    """What identifies a secret whatever the stage, version or key read of it."""
+    if isinstance(ref, AwsRef):
+        return ("aws", ref.secret_id, ref.region)
+    return ("file", ref.path)
+
+
 class _Source:
     """One fetched secret: a whole secret at a stage or version, or one file."""
 
-    __slots__ = ("dependents", "expires_at", "failures", "fetched_ticket", "key", "lock", "retry_at", "version")
+    __slots__ = (
+        "dependents",
+        "expires_at",
+        "failures",
+        "fetched_ticket",
+        "key",
+        "lock",
+        "refreshed_at",
+        "retry_at",
+        "version",
+    )
 
     def __init__(self, key: Reference) -> None:
         self.key = key
@@ -68,7 +102,8 @@ class _Source:
         self.fetched_ticket = 0
         self.expires_at = 0.0
         self.retry_at = 0.0
-        self.failures = 0
+        self.failures = 0  # in a row, for the backoff
+        self.refreshed_at: float | None = None  # wall clock of the last successful fetch
         self.lock = threading.Lock()
         self.dependents: set[Reference] = set()
 
@@ -99,11 +134,16 @@ class SecretStore:
         region: str | None = None,
         endpoint_url: str | None = None,
         replica_regions: Sequence[str] = (),
+        stats: Stats | None = None,
     ) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         self.ttl = ttl
         self._aws = aws
+        # One set of counters per process's store: the AWS backend counts its calls into it.
+        self.stats = stats or (aws.stats if aws is not None else Stats())
+        self._attempts: dict[object, int] = {}
+        self._causes: dict[object, dict[str, int]] = {}
         self._aws_args = (region, endpoint_url, tuple(replica_regions))
         self._files = files or FileBackend()
         self._cache: dict[Reference, _Cached] = {}
@@ -113,6 +153,7 @@ class SecretStore:
         self._refresher: ThreadPoolExecutor | None = None
         self._tickets = itertools.count(1)
         self.clock = time.monotonic
+        self.wall = time.time
 
     @property
     def aws(self) -> AwsSecretsManagerBackend:
@@ -122,7 +163,7 @@ class SecretStore:
                 if self._aws is None:
                     region, endpoint, replicas = self._aws_args
                     self._aws = AwsSecretsManagerBackend(
-                        default_region=region, endpoint_url=endpoint, replica_regions=replicas
+                        default_region=region, endpoint_url=endpoint, replica_regions=replicas, stats=self.stats
                     )
         return self._aws
 
@@ -175,6 +216,7 @@ class SecretStore:
                 if source.version is None:
                     source.version, source.fetched_ticket = got, started
                     source.expires_at = now + self.ttl
+                    source.refreshed_at = self.wall()
                 source.dependents.add(ref)
                 self._cache[ref] = _Cached(source, resolved)
         out = {r: self._cache[r].resolved for r in refs if r in self._cache}
@@ -197,8 +239,10 @@ class SecretStore:
         if region is not None:
             # One region's answer, for a caller walking the regions itself (a refused password,
             # with a replica that may lag a rotation): not cached, so it never hides the chain's.
+            self._attempted(ref)
             got = self._fetch([_source_key(ref)], region)[_source_key(ref)]
             if isinstance(got, ResolutionError):
+                self._count_failure(ref, got)
                 raise got
             return _derive(ref, got)
         if ref not in self._cache:
@@ -211,8 +255,10 @@ class SecretStore:
                 # is as fresh as ours would be. (One that started before may be stale.)
                 return self._cache[ref].resolved
             started = next(self._tickets)
+            self._attempted(source.key)
             got = self._fetch([source.key])[source.key]
             if isinstance(got, ResolutionError):
+                self._count_failure(source.key, got)
                 raise got
             self._apply(source, got, started)
         return self._cache[ref].resolved
@@ -246,6 +292,8 @@ class SecretStore:
             if not locked:
                 return 0
             started = next(self._tickets)
+            for source in locked:
+                self._attempted(source.key)
             fetched = self._fetch([s.key for s in locked])
             for source in locked:
                 got = fetched[source.key]
@@ -273,11 +321,13 @@ class SecretStore:
                 return  # a fetch that started later already applied a fresher value
             source.version, source.fetched_ticket = got, started
             source.expires_at = now + self.ttl
+            source.refreshed_at = self.wall()
             source.failures, source.retry_at = 0, 0.0
             for ref, resolved in derived.items():
                 self._cache[ref] = _Cached(source, resolved)
 
     def _failed(self, source: _Source, exc: ResolutionError) -> None:
+        self._count_failure(source.key, exc)
         source.failures += 1
         delay = min(_MAX_BACKOFF, self.ttl, 2.0**source.failures)
         source.retry_at = self.clock() + random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not crypto
@@ -288,6 +338,38 @@ class SecretStore:
             source.failures,
             source.retry_at - self.clock(),
         )
+
+    # -- health --------------------------------------------------------------------------
+
+    def health(self, ref: Reference) -> Health | None:
+        """How ``ref``'s value has been kept fresh; None until it has been loaded."""
+        cached = self._cache.get(ref)
+        if cached is None:
+            return None
+        source = cached.source
+        version = source.version
+        secret = _secret_of(ref)
+        with self._lock:
+            attempts = self._attempts.get(secret, 0)
+            failures = dict(self._causes.get(secret, {}))
+        return Health(
+            refreshed_at=source.refreshed_at,
+            created=version.created if version else None,
+            region=cached.resolved.region,
+            attempts=attempts,
+            failures=failures,
+        )
+
+    def _attempted(self, ref: Reference) -> None:
+        with self._lock:
+            secret = _secret_of(ref)
+            self._attempts[secret] = self._attempts.get(secret, 0) + 1
+
+    def _count_failure(self, ref: Reference, exc: ResolutionError) -> None:
+        with self._lock:
+            causes = self._causes.setdefault(_secret_of(ref), {})
+            cause = cause_of(exc)
+            causes[cause] = causes.get(cause, 0) + 1
 
     # -- plumbing ----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import tempfile
@@ -20,8 +21,12 @@ JWT = "jwt-secret-for-tests-" + "x" * 32
 
 
 def client(env: Mapping[str, str], tuning: Tuning | None = None) -> TestClient:
-    """The app in-process; ``tuning`` defaults to the shipped defaults (not this process's environment)."""
-    app = create_app(load=lambda: load_settings(dict(env), env_file=None), tuning=tuning or Tuning())
+    """The app in-process; ``tuning`` defaults to the shipped defaults (not this process's environment),
+    with the metrics listener on a free port (``app.state.metrics_port``)."""
+    chosen = tuning or Tuning()
+    if chosen.metrics_port == Tuning().metrics_port:
+        chosen = dataclasses.replace(chosen, metrics_port=0)
+    app = create_app(load=lambda: load_settings(dict(env), env_file=None), tuning=chosen)
     return TestClient(app)
 
 

@@ -184,7 +184,8 @@ def test_ready_follows_postgres_and_redis_without_restart(tmp_path: Path) -> Non
             assert api.get("/ready").json() == {
                 "status": "ready",
                 "checks": {"database": "ok", "redis": "ok"},
-                "secrets": {},
+                "secrets": {},  # plain values: nothing to refresh, no "secrets" check
+                "stale_after_seconds": 900.0,  # 3 x the default TTL of 300 s
             }
             pg.stop()
             down = api.get("/ready")

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from ...emails import Email
 from ...models import AuditEvent, User
+from ...telemetry import LOGIN_FAILURES, LOGIN_LOCKOUTS, LOGIN_THROTTLED
 from ...text import SafeText
 from ...throttle import Refusal
-from ..deps import CallerDep, ServicesDep, SessionDep, expires_at
+from ..deps import CallerDep, Services, ServicesDep, SessionDep, expires_at
 from ..errors import responses
 
 __all__ = ["router"]
@@ -60,8 +61,12 @@ def _audit(session: Session, action: str, orgs: list[uuid.UUID | None], detail: 
         session.add(AuditEvent(org_id=org_id, actor_id=None, action=action, detail=detail))
 
 
-def _refuse(session: Session, refusal: Refusal, orgs: list[uuid.UUID | None], detail: dict[str, Any]) -> HTTPException:
+def _refuse(
+    svc: Services, session: Session, refusal: Refusal, orgs: list[uuid.UUID | None], detail: dict[str, Any]
+) -> HTTPException:
+    svc.settings.stats.inc(LOGIN_THROTTLED, refusal.reason)
     if refusal.lockout_started:
+        svc.settings.stats.inc(LOGIN_LOCKOUTS)
         _audit(
             session,
             "auth.lockout",
@@ -93,7 +98,7 @@ def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) 
 
     refusal = svc.throttle.admit(address, email)
     if refusal is not None:
-        raise _refuse(session, refusal, orgs, detail)
+        raise _refuse(svc, session, refusal, orgs, detail)
 
     # One argon2 verification per membership, and one for an unknown email, so the time
     # taken does not tell whether the email exists.
@@ -104,10 +109,11 @@ def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) 
         if svc.hashing.verify(user.password_hash, body.password) and matched is None and user.disabled_at is None:
             matched = user
     if matched is None:
+        svc.settings.stats.inc(LOGIN_FAILURES)
         refusal = svc.throttle.failed(address, email)
         _audit(session, "auth.login_failed", orgs, detail)
         if refusal is not None:
-            raise _refuse(session, refusal, orgs, detail)
+            raise _refuse(svc, session, refusal, orgs, detail)
         session.commit()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid email or password")
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from ...metrics import freshness
 from ..deps import ServicesDep
 
 __all__ = ["router"]
@@ -17,22 +18,19 @@ router = APIRouter()
 log = logging.getLogger("app.api.health")
 
 
+class SecretReadiness(BaseModel):
+    """One secret variable held as a reference. Names no secret, host or value."""
+
+    region: str | None = None  # the AWS region that served it (a replica's after a failover)
+    seconds_since_refresh: int
+    stale: bool  # not refreshed for longer than the stale threshold
+
+
 class Readiness(BaseModel):
-    status: str
+    status: str  # ready | degraded (a secret is stale, ECOMIND_READY_ON_STALE=report) | unavailable
     checks: dict[str, str]
-    # Per secret variable read from Secrets Manager: the region that served it (a
-    # replica's after a failover). Names no secret, host or value.
-    secrets: dict[str, dict[str, str]] = {}
-
-
-def _secrets(svc: ServicesDep) -> dict[str, dict[str, str]]:
-    served: dict[str, dict[str, str]] = {}
-    for name in ("DATABASE_URL", "JWT_SECRET", "REDIS_URL"):
-        if svc.settings.has_secret(name):
-            region = svc.settings.secret(name).get().region
-            if region:
-                served[name] = {"region": region}
-    return served
+    secrets: dict[str, SecretReadiness] = {}
+    stale_after_seconds: float | None = None
 
 
 @router.get("/health")
@@ -47,13 +45,20 @@ def health() -> dict[str, str]:
     responses={
         503: {
             "model": Readiness,
-            "description": "PostgreSQL or Redis does not answer.",
+            "description": "PostgreSQL or Redis does not answer (or a secret is stale and "
+            "ECOMIND_READY_ON_STALE=fail).",
             "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
         }
     },
 )
 def ready(request: Request, svc: ServicesDep) -> JSONResponse:
-    """Readiness: PostgreSQL and (when configured) Redis answer. Never names a host or a secret."""
+    """Readiness: PostgreSQL and (when configured) Redis answer; each secret's freshness.
+
+    A secret is stale when its last successful refresh is older than the threshold
+    (ECOMIND_SECRETS_STALE_AFTER, default 3 x SECRETS_CACHE_TTL), so one failed refresh
+    never is. A stale secret makes the status "degraded" (200), or with
+    ECOMIND_READY_ON_STALE=fail, "unavailable" (503). Never names a host or a secret.
+    """
     checks: dict[str, str] = {}
     try:
         with svc.sessions() as session:
@@ -70,8 +75,19 @@ def ready(request: Request, svc: ServicesDep) -> JSONResponse:
         except Exception as exc:  # noqa: BLE001
             log.warning("readiness: redis unavailable (%s)", type(exc).__name__)
             checks["redis"] = "unavailable"
-    ok = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ok else "unavailable", "checks": checks, "secrets": _secrets(svc)}
+    rows = freshness(svc.settings, svc.stale_after)
+    secrets = {
+        row.variable: SecretReadiness(
+            region=row.region, seconds_since_refresh=int(row.since_refresh), stale=row.stale
+        ).model_dump()
+        for row in rows
+    }
+    if rows:
+        checks["secrets"] = "stale" if any(row.stale for row in rows) else "ok"
+    report_only = svc.tuning.ready_on_stale == "report"
+    ok = all(v == "ok" or (k == "secrets" and report_only) for k, v in checks.items())
+    status = ("ready" if checks.get("secrets", "ok") == "ok" else "degraded") if ok else "unavailable"
+    body = {"status": status, "checks": checks, "secrets": secrets, "stale_after_seconds": svc.stale_after}
     if ok:
         return JSONResponse(body)
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(svc.tuning.unavailable_retry_after)})

@@ -1,0 +1,89 @@
+"""Request ids and JSON logs (``ECOMIND_LOG_FORMAT=json``).
+
+Every request gets an id: the caller's ``X-Request-ID`` when it is a plain token
+(letters, digits, ``.``, ``_``, ``-``; at most 64), else a new one. The response
+carries it back in ``X-Request-ID``, and every log line written while the request is
+served carries it as ``request_id`` (the access line included).
+
+JSON logs put one object per line (python-json-logger): ``time``, ``level``,
+``logger``, ``message``, ``request_id``, and ``exc_info`` when there is one. Secret
+values are scrubbed when a record is created (app/secrets/redact.py), before any
+formatter sees it, so JSON lines are redacted like text ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+__all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "use_json_logs"]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_HEADER = REQUEST_ID_HEADER.lower().encode()  # ASGI header names are lower-case bytes
+_VALID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+# uvicorn's loggers and the root; "uvicorn.access" does not propagate, so it gets the handler too.
+_LOGGERS = ("", "uvicorn", "uvicorn.access")
+
+
+class RequestIdMiddleware:
+    """Pure ASGI (no per-request task or body copy, unlike BaseHTTPMiddleware)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == _HEADER), b"").decode("latin-1")
+        request_id = given if _VALID.fullmatch(given) else uuid.uuid4().hex
+        token = _request_id.set(request_id)
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (_HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _request_id.reset(token)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _request_id.get()
+        return True
+
+
+def use_json_logs(level: int | None = None) -> Callable[[], None]:
+    """Send the root's and uvicorn's log lines to stderr as JSON; returns what undoes it."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            datefmt="%Y-%m-%dT%H:%M:%S%z",
+        )
+    )
+    handler.addFilter(_RequestIdFilter())
+    saved: list[tuple[logging.Logger, list[logging.Handler]]] = []
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, list(logger.handlers)))
+        logger.handlers = [handler]
+    if level is not None:
+        logging.getLogger().setLevel(level)
+
+    def undo() -> None:
+        for logger, handlers in saved:
+            logger.handlers = handlers
+
+    return undo

@@ -1,0 +1,293 @@
+"""The secret layer seen from outside (issue 15): /metrics, /ready's staleness, EMF lines, JSON logs.
+
+Real PostgreSQL, Redis and moto (through the counting proxy when Secrets Manager must go away).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.pool import NullPool
+
+from app import telemetry
+from app.logs import REQUEST_ID_HEADER
+from app.main import create_app
+from app.metrics import EmfReporter
+from app.settings import load_settings
+from app.tuning import Tuning
+
+from ..conftest import CANARY, REGION, Aws, Database, opened
+from ..support.awsproxy import AwsProxy
+from .helpers import JWT, bearer, client, create_owner, login
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
+
+
+def scrape(api: TestClient) -> str:
+    port = api.app.state.metrics_port  # type: ignore[attr-defined]
+    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert response.status_code == 200
+    return response.text
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of ``name`` with exactly ``labels``, or None when there is no such sample."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return None
+
+
+def eventually(check: Callable[[], Any], seconds: float = 30, what: str = "") -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(0.1)
+
+
+def references(aws: Aws, database: Database, name: str) -> dict[str, str]:
+    aws.create(f"{name}/database", database.rds_secret())  # the password holds the canary
+    aws.create(f"{name}/jwt", JWT)
+    return {
+        **aws.env,
+        "ENVIRONMENT": "development",  # the test PostgreSQL has no SSL
+        "DATABASE_URL": f"aws-secretsmanager:{name}/database",
+        "JWT_SECRET": f"aws-secretsmanager:{name}/jwt",
+    }
+
+
+# -- the names -----------------------------------------------------------------------------
+
+
+def test_the_metric_names_are_stable_and_listed_in_the_operations_doc() -> None:
+    rows = re.findall(r"^\| `(ecomind_[a-z_]+)` \| (counter|gauge) \|([^|]*)\|", DOC.read_text(), re.M)
+    documented = {name: (kind, tuple(re.findall(r"`([a-z_]+)`", labels))) for name, kind, labels in rows}
+    catalog = {m.name: (m.kind, m.labels) for m in telemetry.METRICS}
+    assert documented == catalog
+    # Prometheus conventions: counters end in _total, seconds in _seconds; one prefix.
+    for m in telemetry.METRICS:
+        assert m.name.startswith("ecomind_")
+        assert m.name.endswith("_total") == (m.kind == "counter"), m.name
+        assert (m.unit == "s") == m.name.endswith("_seconds"), m.name
+    for cause in telemetry.CAUSES:
+        assert f"`{cause}`" in DOC.read_text()
+
+
+def test_the_cloudwatch_side_of_the_catalog_holds_together() -> None:
+    from app.telemetry import ALARMS, CLOUDWATCH, CW_ROTATION_FAILURES, CW_ROTATION_SECONDS, Alarm, CloudWatchMetric
+
+    assert all(isinstance(m, CloudWatchMetric) for m in CLOUDWATCH)
+    assert len({m.name for m in CLOUDWATCH}) == len(CLOUDWATCH)
+    for alarm in ALARMS:
+        assert isinstance(alarm, Alarm) and alarm.metric in CLOUDWATCH, alarm.key
+        assert alarm.threshold == "STALE" or float(alarm.threshold) > 0, alarm.key
+    # The rotation functions' metrics are per secret; the API's per variable.
+    assert CW_ROTATION_FAILURES.dimensions == CW_ROTATION_SECONDS.dimensions == ("Environment", "Secret")
+    assert {m.unit for m in CLOUDWATCH} <= {"Seconds", "Count"}  # what the EMF writer maps
+
+
+# -- a scrape ------------------------------------------------------------------------------
+
+
+def test_a_scrape_counts_what_happened_and_holds_no_secret_email_or_token(
+    aws: Aws, migrated: Database, redis_url: str
+) -> None:
+    env = {**references(aws, migrated, "obs"), "REDIS_URL": redis_url}
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client(env, Tuning(login_failures_per_account="2/15 minutes")) as api:
+        token = login(api, "owner@acme.io")
+        assert api.get("/v1/auth/me", headers=bearer(token)).status_code == 200
+        victim = {"email": "victim@acme.io", "password": CANARY}
+        codes = [api.post("/v1/auth/login", json=victim).status_code for _ in range(3)]
+        assert codes == [401, 429, 429]  # the second failure locks the account; the third is refused
+        assert api.get("/metrics").status_code == 404  # not on the public router
+        text = scrape(api)
+
+    for m in telemetry.METRICS:
+        assert f"# HELP {m.name} " in text, m.name  # every family is exposed, counted or not
+    assert sample(text, "ecomind_login_failures_total") == 2
+    assert sample(text, "ecomind_login_throttled_total", reason="account_locked") == 2
+    assert sample(text, "ecomind_login_lockouts_total") == 1
+    assert sample(
+        text, "ecomind_secretsmanager_calls_total", operation="BatchGetSecretValue", result="ok", region=REGION
+    )
+    assert sample(text, "ecomind_secret_served_region", variable="JWT_SECRET", region=REGION) == 1
+    since = sample(text, "ecomind_secret_since_refresh_seconds", variable="DATABASE_URL")
+    assert since is not None and 0 <= since < 60
+    age = sample(text, "ecomind_secret_value_age_seconds", variable="DATABASE_URL")
+    assert age is not None and 0 <= age < 120
+    assert sample(text, "ecomind_secret_stale", variable="JWT_SECRET") == 0
+    assert sample(text, "ecomind_secret_since_refresh_seconds", variable="REDIS_URL") is None  # a plain value
+    for leaked in (CANARY, migrated.password, JWT, token, "owner@acme.io", "victim@acme.io", "acme.io"):
+        assert leaked not in text
+
+
+# -- staleness -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["report", "fail"])
+def test_a_failing_refresh_moves_staleness_and_past_the_threshold_ready(
+    aws: Aws, proxy: AwsProxy, migrated: Database, mode: str
+) -> None:
+    aws.create("stale/jwt", JWT)
+    env = {
+        **aws.env,
+        "ENVIRONMENT": "development",
+        "DATABASE_URL": migrated.url(),
+        "JWT_SECRET": "aws-secretsmanager:stale/jwt",
+        "SECRETS_CACHE_TTL": "1",
+    }
+    stale_after = 6.0
+    with client(env, Tuning(secrets_stale_after=stale_after, ready_on_stale=mode)) as api:
+        first = api.get("/ready")
+        assert first.status_code == 200 and first.json()["checks"]["secrets"] == "ok"
+
+        proxy.down_regions.add(REGION)  # Secrets Manager stops answering
+
+        def failures() -> float:
+            return (
+                sample(scrape(api), "ecomind_secret_refresh_failures_total", variable="JWT_SECRET", cause="unreachable")
+                or 0
+            )
+
+        # A blip: refreshes fail, the last good value serves, and readiness does not move.
+        blip = eventually(lambda: failures() >= 1 and api.get("/ready"), 20, "a failed refresh counted")
+        body = blip.json()
+        assert body["secrets"]["JWT_SECRET"]["seconds_since_refresh"] < stale_after  # seen while a blip
+        assert blip.status_code == 200 and body["checks"]["secrets"] == "ok" and body["status"] == "ready"
+        assert sample(
+            scrape(api),
+            "ecomind_secretsmanager_calls_total",
+            operation="GetSecretValue",
+            result="unreachable",
+            region=REGION,
+        )
+
+        # Past the threshold: stale, reported; failing readiness only when asked to.
+        stale = eventually(lambda: (r := api.get("/ready")).json()["checks"]["secrets"] == "stale" and r, 30, "stale")
+        if mode == "report":
+            assert stale.status_code == 200 and stale.json()["status"] == "degraded"
+        else:
+            assert stale.status_code == 503 and stale.json()["status"] == "unavailable"
+        assert stale.json()["checks"]["database"] == "ok"
+        text = scrape(api)
+        assert sample(text, "ecomind_secret_stale", variable="JWT_SECRET") == 1
+        assert (sample(text, "ecomind_secret_since_refresh_seconds", variable="JWT_SECRET") or 0) > stale_after
+        assert sample(text, "ecomind_secret_stale_threshold_seconds") == stale_after
+
+        proxy.down_regions.clear()  # back: the next refresh succeeds and readiness follows
+        back = eventually(lambda: (r := api.get("/ready")).json()["checks"]["secrets"] == "ok" and r, 30, "fresh again")
+        assert back.status_code == 200 and back.json()["status"] == "ready"
+        assert CANARY not in back.text
+
+
+# -- a rotation followed -------------------------------------------------------------------
+
+
+def test_a_password_rotation_shows_one_refused_then_recovered_login(aws: Aws, migrated: Database) -> None:
+    env = references(aws, migrated, "rot")
+    app = create_app(
+        load=lambda: load_settings(env, env_file=None),
+        engine_options={"poolclass": NullPool},  # every request opens a connection: each one logs in
+        tuning=Tuning(metrics_port=0),
+    )
+    with TestClient(app) as api:
+        assert api.get("/ready").status_code == 200
+        before = scrape(api)
+        assert sample(before, "ecomind_database_password_refusals_total") == 0
+
+        rotated = "rotated-" + CANARY[-12:] + "-pw"
+        migrated.set_password(rotated)  # what the rotation's setSecret step does...
+        aws.client.put_secret_value(
+            SecretId="rot/database", SecretString=migrated.rds_secret(rotated)
+        )  # ...finishSecret
+
+        for _ in range(3):
+            assert api.get("/ready").status_code == 200  # no request fails
+        text = scrape(api)
+    assert sample(text, "ecomind_database_password_refusals_total") == 1
+    assert sample(text, "ecomind_database_password_recoveries_total", stage="AWSCURRENT") == 1
+    assert (sample(text, "ecomind_secret_refresh_attempts_total", variable="DATABASE_URL") or 0) >= 1
+    assert rotated not in text and CANARY not in text
+
+
+# -- EMF -----------------------------------------------------------------------------------------
+
+
+def test_emf_lines_carry_the_alarmed_metrics_and_no_value(
+    aws: Aws, migrated: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = opened(load_settings(references(aws, migrated, "emf"), env_file=None))
+    reporter = EmfReporter(settings, stale_after=900, interval=3600)
+    try:
+        reporter.report()
+    finally:
+        reporter.close()
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    seen: dict[tuple[str, str], float] = {}
+    for line in lines:
+        directive = line["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == telemetry.EMF_NAMESPACE
+        assert directive["Dimensions"] == [list(telemetry.CW_SINCE_REFRESH.dimensions)]
+        assert line["Environment"] == "development"
+        for metric in directive["Metrics"]:
+            seen[(line["Variable"], metric["Name"])] = line[metric["Name"]][0]
+    names = {telemetry.CW_SINCE_REFRESH.name, telemetry.CW_REFRESH_FAILURES.name}
+    assert {(v, n) for v in ("DATABASE_URL", "JWT_SECRET") for n in names} == set(seen)
+    assert 0 <= seen[("JWT_SECRET", telemetry.CW_SINCE_REFRESH.name)] < 60
+    assert seen[("JWT_SECRET", telemetry.CW_REFRESH_FAILURES.name)] == 0
+    assert CANARY not in out and JWT not in out
+
+
+# -- logs ------------------------------------------------------------------------------------------
+
+
+def test_json_logs_carry_the_request_id_and_no_secret(live_api: Callable[..., Any], migrated: Database) -> None:
+    api = live_api(
+        {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_LOG_FORMAT": "json", "ENVIRONMENT": "development"}
+    )
+    with api.client() as http:
+        http.get("/ready")  # the first request waits for the lifespan
+        given = http.get("/ready", headers={REQUEST_ID_HEADER: "deploy-42.check_7"})
+        assert given.headers[REQUEST_ID_HEADER] == "deploy-42.check_7"
+        made = http.get("/ready", headers={REQUEST_ID_HEADER: "not a token; DROP"})
+        assert re.fullmatch(r"[0-9a-f]{32}", made.headers[REQUEST_ID_HEADER])
+        http.post("/v1/auth/login", json={"email": "x@y.io", "password": CANARY})
+
+    def access_line() -> dict[str, Any] | None:
+        for line in api.output().splitlines():
+            if line.startswith("{") and "deploy-42.check_7" in line:
+                return dict(json.loads(line))
+        return None
+
+    record = eventually(access_line, 10, "the access line, as JSON")
+    assert record["request_id"] == "deploy-42.check_7" and record["logger"] == "uvicorn.access"
+    assert {"time", "level", "message"} <= set(record)
+    assert CANARY not in api.output() and migrated.password not in api.output()
+
+
+def test_knobs_that_cannot_be_used_are_named() -> None:
+    from app.tuning import TuningError
+
+    with pytest.raises(TuningError) as info:
+        Tuning.from_env(
+            {"ECOMIND_READY_ON_STALE": "maybe", "ECOMIND_LOG_FORMAT": "xml", "ECOMIND_METRICS_PORT": "70000"}
+        )
+    for name in ("ECOMIND_READY_ON_STALE", "ECOMIND_LOG_FORMAT", "ECOMIND_METRICS_PORT"):
+        assert name in str(info.value)
+    assert dataclasses.replace(Tuning(), secrets_stale_after=0).stale_after(300) == 3 * 300
