@@ -4,7 +4,7 @@ Usage: python bench/login_abuse.py [--before-rev REV] [--parallel 40] [--good-se
        [--good-clients 8] [--markdown docs/benchmarks.md]
 
 Each configuration runs on loopback only: a PostgreSQL with password auth, a Redis,
-and the API under uvicorn (``app.main:app``, one process), started afresh for each
+and the API under uvicorn (``app.asgi:app``, one process), started afresh for each
 phase so one phase's memory does not carry into the next:
 
 1. burst: ``--parallel`` clients, released together by a barrier, each send one
@@ -139,7 +139,7 @@ class Stack:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "app.main:app",
+                "app.asgi:app",
                 "--app-dir",
                 str(self.source / "api"),
                 "--host",

@@ -9,7 +9,7 @@ the next, and each figure is the median of ``trials``:
    against ``bench/bare_run.py``: one boto3 client, the same single
    ``BatchGetSecretValue``, then ``exec true``. Timed: spawn to exit, by the parent.
 2. ``ecomind --help`` against ``python -c pass`` (the same interpreter). Spawn to exit.
-3. The API, spawn of ``uvicorn app.main:app`` to the first ``/ready`` 200 (polled every
+3. The API, spawn of ``uvicorn app.asgi:app`` to the first ``/ready`` 200 (polled every
    5 ms on loopback), with DATABASE_URL, JWT_SECRET and REDIS_URL as references to
    secrets in moto and a real PostgreSQL (migrated) and Redis; against
    ``uvicorn powertools_app:app`` (bench/powertools_app.py: the same API, its three
@@ -213,7 +213,7 @@ def api(moto_url: str, proxy: AwsProxy, base_env: dict[str, str], trials: int) -
         work.mkdir()
         return alternate(
             {
-                "ours (app.main:app)": lambda: _serve_until_ready("app.main:app", ROOT / "api", env, work, proxy),
+                "ours (app.asgi:app)": lambda: _serve_until_ready("app.asgi:app", ROOT / "api", env, work, proxy),
                 "Powertools get_secrets_by_name, then the same app": lambda: _serve_until_ready(
                     "powertools_app:app", BENCH, env, work, proxy
                 ),
@@ -356,7 +356,7 @@ def markdown(results: dict[str, Any], trials: int, delay: float) -> str:
             "",
             "Both run `uvicorn` (one process) on loopback with a migrated PostgreSQL (password auth) and Redis, "
             "DATABASE_URL, JWT_SECRET and REDIS_URL as `aws-secretsmanager:` references to plain secrets in moto, "
-            "and the same environment. Ours: `app.main:app`, the settings resolve the three in one "
+            "and the same environment. Ours: `app.asgi:app`, a child process resolves the three in one "
             "`BatchGetSecretValue`. Powertools: `bench/powertools_app.py` fetches the three with one "
             "`get_secrets_by_name`, puts the values into `os.environ`, then imports `app.main` and builds "
             "`create_app()`: the same API, whose settings then find plain values. `/ready` is polled every 5 ms; "

@@ -51,9 +51,11 @@ def create_app(
     load: Callable[[], Settings] = _default_loader,
     engine_options: dict[str, Any] | None = None,
     tuning: Tuning | None = None,
+    on_ready: Callable[[Settings], None] | None = None,
 ) -> FastAPI:
     """The application; ``engine_options`` go to SQLAlchemy (pool sizes, pool_recycle);
-    ``tuning`` (default: from the ``ECOMIND_*`` environment) sets the abuse limits."""
+    ``tuning`` (default: from the ``ECOMIND_*`` environment) sets the abuse limits;
+    ``on_ready`` runs when everything is built, before the first request is served."""
     limits = tuning or Tuning.from_env()
 
     @asynccontextmanager
@@ -111,6 +113,8 @@ def create_app(
                 throttle=LoginThrottle(limits, redis_url, redis_client),
                 users=ActiveUsers(sessions, limits.user_cache_seconds),
             )
+            if on_ready is not None:
+                on_ready(settings)
             yield
 
     app = FastAPI(

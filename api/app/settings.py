@@ -25,10 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .secrets import redact
+from .secrets.base import SecretValue, SecretVersion
+from .secrets.endpoints import on_this_machine, secretsmanager_endpoint
 from .secrets.environment import SECRET_VARIABLES, Environment, EnvironmentModel
 from .secrets.errors import Finding, Problem, ResolutionError, SettingsError
 from .secrets.live import LiveSecret
@@ -92,6 +94,12 @@ class Settings(BaseSettings):
         assert self._store is not None, "build Settings with load_settings()"
         return self._store.stats
 
+    def prepare_refresh(self) -> None:
+        """Build the AWS client that refreshes use, if any secret lives in AWS (botocore's import
+        included): after a prefetched start (app/asgi.py), in the background."""
+        if self._store is not None and any(live.regions() for live in self._secrets.values()):
+            self._store.aws.client()
+
     def has_secret(self, variable: str) -> bool:
         return variable in self._secrets
 
@@ -147,7 +155,7 @@ class Inspection:
             if ref is not None:
                 settings._secrets[name] = LiveSecret(name, store=self.store, ref=ref, transform=transform)
             else:
-                static = ResolvedSecret(SecretStr(self.values[name]), None, name)
+                static = ResolvedSecret(SecretValue(self.values[name]), None, name)
                 settings._secrets[name] = LiveSecret(name, static=static)
         return settings
 
@@ -159,8 +167,13 @@ def inspect_settings(
     environment: str | None = None,
     store: SecretStore | None = None,
     secrets: tuple[str, ...] = SECRET_VARIABLES,
+    prefetched: Mapping[str, tuple[SecretVersion, float]] | None = None,
 ) -> Inspection:
-    """Read, resolve and check, collecting every problem; raises only for an unknown ENVIRONMENT."""
+    """Read, resolve and check, collecting every problem; raises only for an unknown ENVIRONMENT.
+
+    ``prefetched``: versions already fetched by app/prefetch.py (by reference text); the
+    store takes them instead of asking AWS again.
+    """
     redact.install()
     c = collect(environ, env_file=env_file, environment=environment, secrets=secrets)
     env = os.environ if environ is None else environ
@@ -178,7 +191,7 @@ def inspect_settings(
             # error["msg"] describes the rule, never the input.
             problems.append(Problem(name, c.source(name), error["msg"], "see docs/secrets.md, Environment variables"))
 
-    replicas, not_regions = parse_regions(c.raw.get("SECRETS_REPLICA_REGIONS"))
+    _, not_regions = parse_regions(c.raw.get("SECRETS_REPLICA_REGIONS"))
     if not_regions:
         problems.append(
             Problem(
@@ -189,12 +202,9 @@ def inspect_settings(
             )
         )
     if store is None:
-        store = SecretStore(
-            ttl=base.secrets_cache_ttl if base else 300.0,
-            region=c.raw.get("AWS_REGION"),
-            endpoint_url=_endpoint(env),
-            replica_regions=replicas,
-        )
+        store = c.store(env, ttl=base.secrets_cache_ttl if base else 300.0)
+    if prefetched:
+        store.seed(dict(prefetched))
     inspection = Inspection(c, store, fields, base=base)
     resolved, errors = store.load_all(c.references.values()) if c.references else ({}, {})
     raws: dict[str, str] = {}
@@ -228,14 +238,10 @@ def inspect_settings(
 
 
 def _endpoint(env: Mapping[str, str]) -> str | None:
-    from .secrets.aws import secretsmanager_endpoint  # boto3: only when a store is made here
-
     return secretsmanager_endpoint(env)
 
 
 def _emulator(env: Mapping[str, str]) -> bool:
-    from .secrets.aws import on_this_machine
-
     return on_this_machine(_endpoint(env))
 
 
@@ -257,6 +263,7 @@ def load_settings(
     environment: str | None = None,
     store: SecretStore | None = None,
     secrets: tuple[str, ...] = SECRET_VARIABLES,
+    prefetched: Mapping[str, tuple[SecretVersion, float]] | None = None,
 ) -> Settings:
     """Read, resolve and validate the configuration; raises :class:`SettingsError`.
 
@@ -266,5 +273,5 @@ def load_settings(
     ``("DATABASE_URL",)`` only, and its role may read nothing else.
     """
     return inspect_settings(
-        environ, env_file=env_file, environment=environment, store=store, secrets=secrets
+        environ, env_file=env_file, environment=environment, store=store, secrets=secrets, prefetched=prefetched
     ).settings()

@@ -37,7 +37,8 @@ def entry_points() -> set[tuple[str, str]]:
     for spec in SECRETS:  # Lambda handlers, named by the environment model
         module, _, name = spec.rotation_handler.rpartition(".")
         found.add((module, name))
-    found.add(("app.main", "app"))  # uvicorn app.main:app (Dockerfile, ecomind dev)
+    found.add(("app.main", "app"))  # uvicorn app.main:app (the API without the prefetch)
+    found.add(("app.asgi", "app"))  # uvicorn app.asgi:app (Dockerfile, ecomind dev)
     return found
 
 

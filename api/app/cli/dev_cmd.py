@@ -112,7 +112,7 @@ def dev(
         # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into
         # SystemExit lets the finally below stop the services we started.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        uvicorn.run("app.main:app", host=host, port=port, log_level="info")
+        uvicorn.run("app.asgi:app", host=host, port=port, log_level="info")
     finally:
         for service in reversed(started):
             service.stop()

@@ -94,7 +94,8 @@ def _denied(exc: BaseException) -> bool:
 class Doctor:
     def __init__(self, insp: Inspection, *, timeout: float, as_of: datetime) -> None:
 
-        from ..secrets.aws import new_session, on_this_machine, secretsmanager_endpoint
+        from ..secrets.aws import new_session
+        from ..secrets.endpoints import on_this_machine, secretsmanager_endpoint
 
         self.insp = insp
         self.m = insp.model

@@ -87,10 +87,19 @@ def main(argv: list[str]) -> int:
         fail("give the command after --, e.g. ecomind run -- env", ExitCode.USAGE)
     if args.env_file != Path(".env") and not args.env_file.is_file():
         fail(f"--env-file: {args.env_file} is not a file", ExitCode.USAGE)
+    secrets = only_secrets(args.only)
+    from .. import prefetch
+
+    # A child fetches the secrets (botocore) while this process imports the settings (pydantic).
+    pending = prefetch.start(args.env_file, environment=args.environment, secrets=secrets)
     from ..settings import load_settings
 
-    secrets = only_secrets(args.only)
-    settings = load_settings(environment=args.environment, env_file=args.env_file, secrets=secrets)
+    settings = load_settings(
+        environment=args.environment,
+        env_file=args.env_file,
+        secrets=secrets,
+        prefetched=pending.versions() if pending is not None else None,
+    )
     try:
         env = child_environment(settings, args.only, dict(os.environ))
     finally:

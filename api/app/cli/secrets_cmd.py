@@ -633,7 +633,7 @@ def get(
 
     Example: ecomind secrets get aws-secretsmanager:ecomind/staging/database:password
     """
-    from ..secrets.aws import secretsmanager_endpoint
+    from ..secrets.endpoints import secretsmanager_endpoint
     from ..secrets.refs import AwsRef, is_reference, parse_reference
     from ..secrets.store import SecretStore
 

@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
 import botocore.exceptions
 import botocore.session
@@ -33,6 +32,7 @@ from botocore.config import Config
 
 from ..telemetry import SM_CALLS
 from .base import Fetched, SecretBackend, SecretVersion
+from .endpoints import secretsmanager_endpoint
 from .errors import (
     MalformedReference,
     NoCredentials,
@@ -57,9 +57,7 @@ __all__ = [
     "AwsSecretsManagerBackend",
     "client_config",
     "new_session",
-    "on_this_machine",
     "secretsmanager_client",
-    "secretsmanager_endpoint",
     "translate_error",
 ]
 
@@ -69,26 +67,6 @@ BATCH_SIZE = 20  # BatchGetSecretValue accepts at most 20 ids in SecretIdList
 _CURRENT = "AWSCURRENT"
 _DENIED_CODES = {"AccessDeniedException", "AccessDenied", "403", "UnrecognizedClientException"}
 _THROTTLED_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
-
-
-def secretsmanager_endpoint(env: Mapping[str, str] | None = None) -> str | None:
-    """The endpoint override, as boto3 itself reads it: service-specific first, then global."""
-    env = os.environ if env is None else env
-    return env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or env.get("AWS_ENDPOINT_URL") or None
-
-
-def on_this_machine(endpoint: str | None) -> bool:
-    """Whether an endpoint override points at this machine: an emulator (moto, LocalStack).
-
-    AWS_ENDPOINT_URL also sets VPC and FIPS endpoints, which are AWS: only loopback counts.
-    """
-    if not endpoint:
-        return False
-    try:
-        host = urlsplit(endpoint).hostname
-    except ValueError:
-        return False
-    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def secretsmanager_client(region: str | None = None, endpoint_url: str | None = None) -> SecretsManagerClient:
@@ -156,7 +134,11 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             return cached
         with self._lock:
             if (region, probe) not in self._clients:
-                session = self._session or new_session()
+                if self._session is None:
+                    # One session for every client: botocore loads the service model once
+                    # (a replica region's client costs a few ms and no second copy in memory).
+                    self._session = new_session()
+                session = self._session
                 config = client_config(1, *PROBE_TIMEOUTS) if probe else client_config()
                 kwargs: dict[str, Any] = {"region_name": region, "config": config}
                 if self._endpoint_url:

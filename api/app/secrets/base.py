@@ -9,9 +9,44 @@ from typing import Generic, TypeVar
 
 from .errors import ResolutionError
 
-__all__ = ["Fetched", "SecretBackend", "SecretVersion"]
+__all__ = ["Fetched", "SecretBackend", "SecretValue", "SecretVersion"]
 
 K = TypeVar("K")
+
+
+class SecretValue:
+    """A secret string that never shows itself: ``str``, ``repr`` and f-strings print asterisks.
+
+    What pydantic's ``SecretStr`` does, in a few lines of our own: the secret layer (the
+    store, ``ecomind run``) must load without pydantic, whose import is most of what the
+    layer would otherwise hold in memory (bench/profile_memory.py).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretValue('**********')" if self._value else "SecretValue('')"
+
+    def __str__(self) -> str:
+        return "**********" if self._value else ""
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretValue) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __len__(self) -> int:
+        return len(self._value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import SecretStr
-
+from .base import SecretValue
 from .refs import AwsRef, Reference
 from .store import Health, ResolvedSecret, SecretStore
 
@@ -78,7 +77,7 @@ class LiveSecret:
         if last is not None and last[0] is resolved:
             return last[1]
         shaped = ResolvedSecret(
-            SecretStr(self._transform(resolved.value.get_secret_value())),
+            SecretValue(self._transform(resolved.value.get_secret_value())),
             resolved.version_id,
             resolved.reference,
             resolved.region,

@@ -17,9 +17,12 @@ from typing import Literal
 from dotenv import dotenv_values
 
 from . import redact
+from .endpoints import secretsmanager_endpoint
 from .environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES, EnvironmentModel, model, variable
 from .errors import MalformedReference, Problem, SettingsError
 from .refs import Reference, is_reference, parse_reference
+from .regions import parse_regions
+from .store import SecretStore
 
 __all__ = ["Collected", "Origin", "collect"]
 
@@ -58,6 +61,15 @@ class Collected:
     def source(self, variable: str) -> str:
         origin = self.origins.get(variable)
         return origin.describe() if origin else "unset"
+
+    def store(self, environ: Mapping[str, str], ttl: float = 300.0) -> SecretStore:
+        """The store these references are read from: the region, endpoint and replicas they name."""
+        return SecretStore(
+            ttl=ttl,
+            region=self.raw.get("AWS_REGION"),
+            endpoint_url=secretsmanager_endpoint(environ),
+            replica_regions=parse_regions(self.raw.get("SECRETS_REPLICA_REGIONS"))[0],
+        )
 
 
 def collect(

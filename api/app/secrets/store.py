@@ -28,16 +28,17 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING
 
 from . import redact
-from .aws import AwsSecretsManagerBackend
-from .base import Fetched, SecretVersion
+from .base import Fetched, SecretValue, SecretVersion
 from .errors import ResolutionError, SecretFormatError
 from .files import FileBackend
 from .refs import AwsRef, FileRef, Reference
 from .stats import Stats, cause_of
+
+if TYPE_CHECKING:
+    from .aws import AwsSecretsManagerBackend
 
 __all__ = ["Health", "ResolvedSecret", "SecretStore"]
 
@@ -50,7 +51,7 @@ _MAX_BACKOFF = 300.0
 class ResolvedSecret:
     """A value with the version it came from (``None`` for plain values)."""
 
-    value: SecretStr
+    value: SecretValue
     version_id: str | None
     reference: str
     region: str | None = None  # the region that served it (a replica's after a failover); None: not AWS
@@ -142,6 +143,7 @@ class SecretStore:
         self._aws = aws
         # One set of counters per process's store: the AWS backend counts its calls into it.
         self.stats = stats or (aws.stats if aws is not None else Stats())
+        self._seeded: dict[str, tuple[SecretVersion, float]] = {}
         self._attempts: dict[object, int] = {}
         self._causes: dict[object, dict[str, int]] = {}
         self._aws_args = (region, endpoint_url, tuple(replica_regions))
@@ -161,11 +163,22 @@ class SecretStore:
         if self._aws is None:
             with self._lock:
                 if self._aws is None:
+                    from .aws import AwsSecretsManagerBackend  # botocore: only once AWS is asked
+
                     region, endpoint, replicas = self._aws_args
                     self._aws = AwsSecretsManagerBackend(
                         default_region=region, endpoint_url=endpoint, replica_regions=replicas, stats=self.stats
                     )
         return self._aws
+
+    def seed(self, versions: dict[str, tuple[SecretVersion, float]]) -> None:
+        """Versions fetched elsewhere (app/prefetch.py), by the text of their source reference,
+        with the wall-clock time of the fetch: the first load of those references uses them
+        instead of asking the backend. Later refreshes fetch as usual."""
+        for version, _ in versions.values():
+            redact.register(version.value)
+        with self._lock:
+            self._seeded.update(versions)
 
     # -- reads -----------------------------------------------------------------------
 
@@ -198,7 +211,10 @@ class SecretStore:
         wanted = [r for r in refs if r not in self._cache]
         keys = list(dict.fromkeys(_source_key(r) for r in wanted))
         started = next(self._tickets)
-        fetched = self._fetch(keys)
+        with self._lock:
+            seeded = {k: self._seeded.pop(str(k)) for k in keys if str(k) in self._seeded}
+        fetched: dict[Reference, Fetched] = {k: version for k, (version, _) in seeded.items()}
+        fetched.update(self._fetch([k for k in keys if k not in seeded]))
         errors: dict[Reference, ResolutionError] = {}
         now = self.clock()
         for ref in wanted:
@@ -215,8 +231,10 @@ class SecretStore:
                 source = self._sources.setdefault(_source_key(ref), _Source(_source_key(ref)))
                 if source.version is None:
                     source.version, source.fetched_ticket = got, started
-                    source.expires_at = now + self.ttl
-                    source.refreshed_at = self.wall()
+                    fetched_at = seeded[source.key][1] if source.key in seeded else self.wall()
+                    # A seeded value expires a TTL after it was fetched, not after it was seeded.
+                    source.expires_at = now + self.ttl - max(0.0, self.wall() - fetched_at)
+                    source.refreshed_at = fetched_at
                 source.dependents.add(ref)
                 self._cache[ref] = _Cached(source, resolved)
         out = {r: self._cache[r].resolved for r in refs if r in self._cache}
@@ -339,6 +357,15 @@ class SecretStore:
             source.retry_at - self.clock(),
         )
 
+    def versions(self) -> dict[str, tuple[SecretVersion, float]]:
+        """Every fetched source's version and fetch time, by reference text (what :meth:`seed` takes)."""
+        with self._lock:
+            return {
+                str(key): (source.version, source.refreshed_at)
+                for key, source in self._sources.items()
+                if source.version is not None and source.refreshed_at is not None
+            }
+
     # -- health --------------------------------------------------------------------------
 
     def health(self, ref: Reference) -> Health | None:
@@ -423,4 +450,4 @@ def _derive(ref: Reference, version: SecretVersion) -> ResolvedSecret:
             )
         item = data[ref.json_key]
         text = item if isinstance(item, str) else json.dumps(item)
-    return ResolvedSecret(SecretStr(text), version.version_id, str(ref), version.region)
+    return ResolvedSecret(SecretValue(text), version.version_id, str(ref), version.region)

@@ -45,7 +45,7 @@ def private_redis() -> Iterator[LocalRedis]:
 
 
 class LiveApi:
-    """``uvicorn app.main:app`` in a child process, as `make run` serves it, on a free port."""
+    """``uvicorn app.asgi:app`` in a child process, as `make run` serves it, on a free port."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.port = free_port()
@@ -58,10 +58,10 @@ class LiveApi:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LiveApi:
-        base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "ECOMIND_METRICS_PORT") if k in os.environ}
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
+                [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(self.port)],
                 env={**base, **self.env},
                 cwd=tempfile.gettempdir(),
                 stdout=out,

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +32,7 @@ from app.tuning import Tuning
 
 from ..conftest import CANARY, REGION, Aws, Database, opened
 from ..support.awsproxy import AwsProxy
+from ..support.services import free_port
 from .helpers import JWT, bearer, client, create_owner, login
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
@@ -291,3 +296,63 @@ def test_knobs_that_cannot_be_used_are_named() -> None:
     for name in ("ECOMIND_READY_ON_STALE", "ECOMIND_LOG_FORMAT", "ECOMIND_METRICS_PORT"):
         assert name in str(info.value)
     assert dataclasses.replace(Tuning(), secrets_stale_after=0).stale_after(300) == 3 * 300
+
+
+# -- a prefetched start (app/asgi.py) --------------------------------------------------------------
+
+
+def test_the_served_api_starts_from_what_its_prefetch_fetched(
+    live_api: Callable[..., Any], aws: Aws, proxy: AwsProxy, migrated: Database
+) -> None:
+    env = {k: v for k, v in references(aws, migrated, "pre").items()}
+    proxy.reset()
+    api = live_api(env)  # uvicorn app.asgi:app: a child resolves while the server imports
+    with api.client() as http:
+        ready = eventually(lambda: (r := http.get("/ready")).status_code == 200 and r, 60, "ready")
+    assert ready.json()["checks"]["database"] == "ok"
+    # One batch call for both secrets, made by the child; the server asked nothing more.
+    assert dict(proxy.counts) == {"BatchGetSecretValue": 1}, dict(proxy.counts)
+
+    # The mechanism, in a process of its own: the parent loads its settings from the child's
+    # versions and never imports botocore (it would have, to fetch them itself).
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from app import prefetch\n"
+        "from app.settings import load_settings\n"
+        "pending = prefetch.start(Path('.env'))\n"
+        "versions = pending.versions()\n"
+        "settings = load_settings(env_file=Path('.env'), prefetched=versions)\n"
+        "assert settings.secret('JWT_SECRET').get().value.get_secret_value()\n"
+        "print(len(versions), 'botocore' in sys.modules, pending.calls)\n"
+        "settings.close()\n"
+    )
+    proxy.reset()
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env={**base, **env}, cwd=tempfile.gettempdir(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[:2] == ["2", "False"], done.stdout
+    assert "BatchGetSecretValue" in done.stdout and dict(proxy.counts) == {"BatchGetSecretValue": 1}
+    assert CANARY not in done.stdout + done.stderr
+
+
+def test_a_failed_prefetch_changes_nothing_but_who_reports(aws: Aws, migrated: Database) -> None:
+    env = {**references(aws, migrated, "pre2"), "JWT_SECRET": "aws-secretsmanager:pre2/missing"}
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "ECOMIND_METRICS_PORT") if k in os.environ}
+    runs = {}
+    for prefetch in ("on", "off"):
+        done = subprocess.run(
+            [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
+            env={**base, **env, "ECOMIND_PREFETCH": prefetch},
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode != 0
+        runs[prefetch] = [line for line in done.stderr.splitlines() if "pre2/missing" in line]
+        assert CANARY not in done.stdout + done.stderr
+    # The server reports the error itself, once, word for word as without the prefetch.
+    assert runs["on"] == runs["off"] and len(runs["on"]) == 1, runs

@@ -174,9 +174,10 @@ class Journey:
             "ENVIRONMENT": ENV,
             "AWS_REGION": self.param("AWS_REGION"),
             "SECRETS_PREFIX": self.param("SECRETS_PREFIX"),
+            "ECOMIND_METRICS_PORT": "0",  # beside `make run` and the other tests
         }
         self.api = subprocess.Popen(
-            [str(VENV_BIN / "uvicorn"), "app.main:app", "--host", "127.0.0.1", "--port", str(self.api_port)],
+            [str(VENV_BIN / "uvicorn"), "app.asgi:app", "--host", "127.0.0.1", "--port", str(self.api_port)],
             cwd=self.root,
             env=env,
             stdout=subprocess.DEVNULL,
