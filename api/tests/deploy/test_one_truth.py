@@ -31,7 +31,7 @@ from ..conftest import Aws
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}  # read by docker compose, not by the app
-DOCS = ("README.md", "docs/deployment.md", "docs/secrets.md", "docs/troubleshooting.md")
+DOCS = ("README.md", "docs/deployment.md", "docs/secrets.md", "docs/troubleshooting.md", "docs/operations.md")
 
 
 class _CfnLoader(yaml.SafeLoader):
