@@ -207,11 +207,17 @@ def parameters(environment: str, overrides: dict[str, str] | None = None) -> dic
             f"render: {path.name} sets {', '.join(owned)}, which the environment model derives "
             f"({MODEL_FILE.relative_to(ROOT)}); remove them from {path.name}"
         )
+    observed = telemetry_parameters(env_model)
+    if set(given) & set(observed):
+        raise SystemExit(
+            f"render: {path.name} sets {', '.join(sorted(set(given) & set(observed)))}, which come from "
+            f"{TELEMETRY_FILE.relative_to(ROOT)} and deploy/render.py; remove them from {path.name}"
+        )
     try:
         m = env_model.model(environment, given.get("SECRETS_PREFIX"))
     except ValueError as exc:
         raise SystemExit(f"render: {path.name}: {exc}") from None
-    values = {**given, **m.parameters(), **telemetry_parameters(env_model)}
+    values = {**given, **m.parameters(), **observed}
     # A JSON string is a valid YAML double-quoted scalar: the password alphabet holds " and \.
     values["DATABASE_PASSWORD_EXCLUDE_JSON"] = json.dumps(values["DATABASE_PASSWORD_EXCLUDE"])
     account, region = values.get("AWS_ACCOUNT_ID", ""), values.get("AWS_REGION", "")

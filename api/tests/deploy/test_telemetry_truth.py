@@ -161,6 +161,16 @@ def test_renders_follow_the_catalog(env: str) -> None:
     follows(env, catalog, environment_model)
 
 
+def test_render_refuses_a_parameter_file_that_restates_the_catalog(tmp_path: Path) -> None:
+    copy = copy_repo(tmp_path)
+    params = copy / "deploy/environments/staging.env"
+    params.write_text(params.read_text() + "METRICS_PORT=9100\n")
+    result = subprocess.run(
+        [sys.executable, str(copy / "deploy/render.py"), "staging", "--list"], capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "METRICS_PORT" in result.stderr and "api/app/telemetry.py" in result.stderr
+
+
 # -- 2. change one fact, the renders and the dashboard follow -----------------------------
 
 TELEMETRY = "api/app/telemetry.py"
