@@ -39,13 +39,15 @@ $(STAMP): api/pyproject.toml requirements/app.txt requirements/build.in
 
 setup: $(STAMP) ## create the venv and install the project with its dev tools, from requirements/app.txt
 
-$(DEPLOY_STAMP): deploy/requirements-tools.txt requirements/deploy.txt requirements/deploy.in deploy/crds/package-lock.json
+$(DEPLOY_STAMP): deploy/requirements-tools.txt requirements/deploy.txt requirements/deploy.in deploy/crds/package-lock.json \
+		deploy/grafana/package-lock.json
 	$(call install_lock,$(DEPLOY_VENV),deploy)
 	$(DEPLOY_VENV)/bin/python -m pip check
 	npm ci --prefix deploy/crds --no-audit --no-fund --loglevel=error
+	npm ci --prefix deploy/grafana --no-audit --no-fund --loglevel=error
 	touch $@
 
-deploy-tools: system-deps $(DEPLOY_STAMP) ## the deployment validators (their own venv, and the CRD schemas)
+deploy-tools: system-deps $(DEPLOY_STAMP) ## the deployment validators (their own venv, the CRD schemas, Grafana's schema)
 
 system-deps: ## PostgreSQL server binaries and redis-server (apt-get when missing)
 	bash scripts/system-deps.sh

@@ -12,6 +12,11 @@ ENV is staging or production. Templates use ${NAME}. Two sources fill them:
 * the model of the environment (api/app/secrets/environment.py): secret names, role
   names, function names, the rotation period, the cluster, families, log groups...;
   and ARNs built from them (EXECUTION_ROLE_ARN, DATABASE_ROTATION_FUNCTION_ARN...);
+* the telemetry catalog (api/app/telemetry.py): the metrics port, the CloudWatch
+  namespace, and the alarms of deploy/cloudformation/alarms.yaml, generated from its
+  ALARMS (TELEMETRY_ALARMS: one alarm per secret variable or secret, as the
+  dimensions of the alarm's metric require; the stale threshold is
+  STALE_AFTER_TTLS x the model's SECRETS_CACHE_TTL default);
 * deploy/environments/ENV.env: what only you know (account id, region, subnets,
   security groups, KMS key, Redis endpoint, sizes), plus SECRETS_PREFIX when you use
   another prefix than the model's default. A name the model owns may not be set there.
@@ -36,20 +41,142 @@ from types import ModuleType
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODEL_FILE = ROOT / "api" / "app" / "secrets" / "environment.py"
+TELEMETRY_FILE = ROOT / "api" / "app" / "telemetry.py"
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 # What the parameter file may say: account-specific facts, never a name the model derives.
 INPUTS = {"SECRETS_PREFIX"}
+# The alarms' period (telemetry.Alarm counts evaluation periods of 300 s), and how often the
+# API writes its EMF line (ECOMIND_EMF_INTERVAL in the task definition): several lines per
+# period, so one late line never leaves a period without data.
+ALARM_PERIOD_SECONDS = 300
+EMF_INTERVAL_SECONDS = 60
 
 
-def environment_model() -> ModuleType:
-    """api/app/secrets/environment.py, loaded by path: no dependency of the app is needed."""
-    spec = importlib.util.spec_from_file_location("ecomind_environment_model", MODEL_FILE)
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise SystemExit(f"render: cannot load {MODEL_FILE}")
+        raise SystemExit(f"render: cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
+
+
+def environment_model() -> ModuleType:
+    """api/app/secrets/environment.py, loaded by path: no dependency of the app is needed."""
+    return _load(MODEL_FILE, "ecomind_environment_model")
+
+
+def telemetry() -> ModuleType:
+    """api/app/telemetry.py, loaded by path like the model (standard library only)."""
+    return _load(TELEMETRY_FILE, "ecomind_telemetry")
+
+
+def stale_after_seconds(env_model: ModuleType, catalog: ModuleType) -> int:
+    """The stale threshold the API applies by default: STALE_AFTER_TTLS x SECRETS_CACHE_TTL's default."""
+    return int(catalog.STALE_AFTER_TTLS) * int(env_model.variable("SECRETS_CACHE_TTL").default)
+
+
+def telemetry_parameters(env_model: ModuleType) -> dict[str, str]:
+    catalog = telemetry()
+    if ALARM_PERIOD_SECONDS % EMF_INTERVAL_SECONDS:
+        raise SystemExit("render: the EMF interval must divide the alarm period")
+    return {
+        "METRICS_PORT": str(catalog.METRICS_PORT),
+        "EMF_NAMESPACE": catalog.EMF_NAMESPACE,
+        "EMF_INTERVAL": str(EMF_INTERVAL_SECONDS),
+        "ALARM_PERIOD": str(ALARM_PERIOD_SECONDS),
+        "STALE_AFTER_SECONDS": str(stale_after_seconds(env_model, catalog)),
+    }
+
+
+def _kebab(stem: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", stem).lower()
+
+
+def _logical_id(stem: str, *values: str) -> str:
+    """SecretStale + DATABASE_URL -> SecretStaleDatabaseUrl (CloudFormation ids are alphanumeric)."""
+    return stem + "".join(word.capitalize() for value in values for word in re.split(r"[^A-Za-z0-9]+", value) if word)
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def alarm_resources(values: dict[str, str]) -> dict[str, dict[str, object]]:
+    """The CloudWatch alarms of telemetry.ALARMS, one per value of the dimension each metric is split by."""
+    env_model, catalog = environment_model(), telemetry()
+    # What each EMF dimension takes (app/telemetry.py): the environment's long name, a secret
+    # variable of the model, a secret of the model by its key.
+    dimension_values = {
+        "Environment": [values["ENVIRONMENT"]],
+        "Variable": list(env_model.SECRET_VARIABLES),
+        "Secret": [spec.key for spec in env_model.SECRETS],
+    }
+    stale = values["STALE_AFTER_SECONDS"]
+    resources: dict[str, dict[str, object]] = {}
+    for alarm in catalog.ALARMS:
+        unknown = [d for d in alarm.metric.dimensions if d not in dimension_values]
+        if unknown:
+            raise SystemExit(f"render: alarm {alarm.key}: no values known for dimension {', '.join(unknown)}")
+        split = [d for d in alarm.metric.dimensions if d != "Environment"]
+        combos: list[dict[str, str]] = [{}]
+        for dimension in split:
+            combos = [{**c, dimension: v} for c in combos for v in dimension_values[dimension]]
+        for combo in combos:
+            suffix = "-".join(combo.values())
+            dimensions = [{"Name": d, "Value": combo.get(d, values["ENVIRONMENT"])} for d in alarm.metric.dimensions]
+            resources[_logical_id(alarm.key, *combo.values())] = {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {
+                    "AlarmName": "-".join(p for p in (values["ALARM_PREFIX"], _kebab(alarm.key), suffix) if p),
+                    "AlarmDescription": f"{alarm.help} What to do: docs/operations.md, Alarms, {alarm.key}.",
+                    "Namespace": catalog.EMF_NAMESPACE,
+                    "MetricName": alarm.metric.name,
+                    "Dimensions": dimensions,
+                    "Statistic": alarm.statistic,
+                    "Period": ALARM_PERIOD_SECONDS,
+                    "EvaluationPeriods": alarm.periods,
+                    "DatapointsToAlarm": alarm.periods,
+                    # The stale threshold is a limit to exceed; a count of failures alarms from the first.
+                    "Threshold": _number(stale if alarm.threshold == "STALE" else alarm.threshold),
+                    "ComparisonOperator": (
+                        "GreaterThanThreshold" if alarm.threshold == "STALE" else "GreaterThanOrEqualToThreshold"
+                    ),
+                    # No data is not trouble for any of them: the API writes a line every
+                    # ECOMIND_EMF_INTERVAL seconds while a task runs (no task running is the ECS
+                    # service's alarm, not a secret's), and a rotation function writes only
+                    # when a rotation runs, every few weeks.
+                    "TreatMissingData": "notBreaching",
+                    "AlarmActions": [{"Ref": "AlertsTopic"}],
+                    "OKActions": [{"Ref": "AlertsTopic"}],
+                },
+            }
+    return resources
+
+
+def _yaml(value: object, indent: int = 0) -> list[str]:
+    """Block YAML of dicts and lists; every scalar as JSON (a valid YAML flow scalar)."""
+    pad = " " * indent
+    if isinstance(value, dict) and value:
+        lines = []
+        for key, item in value.items():
+            nested = isinstance(item, (dict, list)) and item
+            lines += [f"{pad}{key}:", *_yaml(item, indent + 2)] if nested else [f"{pad}{key}: {json.dumps(item)}"]
+        return lines
+    if isinstance(value, list) and value:
+        lines = []
+        for item in value:
+            first, *rest = _yaml(item, indent + 2)
+            lines += [f"{pad}- {first.lstrip()}", *rest]
+        return lines
+    return [f"{pad}{json.dumps(value)}"]
+
+
+def blocks(values: dict[str, str]) -> dict[str, str]:
+    """Generated YAML blocks a template places on a line of their own (not parameters: they span lines)."""
+    return {"TELEMETRY_ALARMS": "\n".join(_yaml(alarm_resources(values), 2)).lstrip()}
 
 
 def _read(path: Path) -> dict[str, str]:
@@ -80,17 +207,28 @@ def parameters(environment: str, overrides: dict[str, str] | None = None) -> dic
             f"render: {path.name} sets {', '.join(owned)}, which the environment model derives "
             f"({MODEL_FILE.relative_to(ROOT)}); remove them from {path.name}"
         )
+    observed = telemetry_parameters(env_model)
+    if set(given) & set(observed):
+        raise SystemExit(
+            f"render: {path.name} sets {', '.join(sorted(set(given) & set(observed)))}, which come from "
+            f"{TELEMETRY_FILE.relative_to(ROOT)} and deploy/render.py; remove them from {path.name}"
+        )
     try:
         m = env_model.model(environment, given.get("SECRETS_PREFIX"))
     except ValueError as exc:
         raise SystemExit(f"render: {path.name}: {exc}") from None
-    values = {**given, **m.parameters()}
+    values = {**given, **m.parameters(), **observed}
     # A JSON string is a valid YAML double-quoted scalar: the password alphabet holds " and \.
     values["DATABASE_PASSWORD_EXCLUDE_JSON"] = json.dumps(values["DATABASE_PASSWORD_EXCLUDE"])
     account, region = values.get("AWS_ACCOUNT_ID", ""), values.get("AWS_REGION", "")
     if account and region:
         replicas = [r for r in values.get("REPLICA_REGIONS", "").replace(",", " ").split() if r]
         values.update(m.account_parameters(region, account, values.get("IMAGE_TAG"), replicas))
+        # The rotation-failure rule matches the secrets of this environment by ARN prefix:
+        # Secrets Manager appends -XXXXXX to a secret's name in its ARN.
+        values["ROTATION_SECRET_ARN_PREFIXES"] = json.dumps(
+            [{"prefix": m.secret_arn_pattern(region, account, spec.key).removesuffix("??????")} for spec in m.secrets]
+        )
     return values
 
 
@@ -145,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.template.is_dir():
         sys.stdout.write(render_kustomize(args.environment, args.template, values))
     else:
-        sys.stdout.write(render(args.template.read_text(), values))
+        sys.stdout.write(render(args.template.read_text(), {**values, **blocks(values)}))
     return 0
 
 

@@ -5,9 +5,9 @@
 #   deploy/validate.sh CHECK FILE...   one check on the given files (the tests use
 #                                      this on broken copies, expecting a failure)
 #
-# CHECK: hadolint shellcheck compose ecs iam cfn k8s crds checkov
-# Tools come from .venv-deploy and deploy/crds/node_modules (make deploy-tools) and
-# kubectl (kustomize v5).
+# CHECK: hadolint shellcheck compose ecs iam cfn k8s crds checkov grafana
+# Tools come from .venv-deploy, deploy/crds/node_modules and deploy/grafana/node_modules
+# (make deploy-tools) and kubectl (kustomize v5).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools=${DEPLOY_TOOLS:-$root/.venv-deploy/bin}
@@ -33,6 +33,9 @@ check_crds() { # External Secrets resources against their CRD schemas (deploy/cr
   "$tools/python" -c 'import json, sys, yaml
 docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]
 print(json.dumps(docs))' "$@" | node "$root/deploy/crds/validate.mjs"
+}
+check_grafana() { # dashboards against Grafana's published schema (deploy/grafana/validate.mjs)
+  node "$root/deploy/grafana/validate.mjs" "$@"
 }
 check_checkov() {
   local args=() file
@@ -100,6 +103,8 @@ run "kubernetes-validate: overlays" check_k8s "$work"/*-k8s.yaml
 run "External Secrets CRD schemas: ExternalSecret, ClusterSecretStore" check_crds "$work"/*-k8s.yaml "$work"/*-store.yaml
 run "checkov: CloudFormation, Dockerfiles, Kubernetes" check_checkov "$work/cfn" \
   "$root/api/Dockerfile" "$root/api/Dockerfile.migrate" "$work"/*-k8s.yaml
+run "grafana: dashboard generated from api/app/telemetry.py" python3 "$root/deploy/grafana/dashboard.py" --check
+run "@grafana/schema: Grafana dashboards" check_grafana "$root"/deploy/grafana/dashboards/*.json
 if [ ${#failed[@]} -gt 0 ]; then
   echo "validate-deploy: ${#failed[@]} check(s) failed: ${failed[*]}" >&2
   exit 1

@@ -330,6 +330,12 @@ class EnvironmentModel:
             "NAMESPACE": self.resource_prefix,
             "SECRETS_STACK": f"{self.resource_prefix}-secrets",
             "AUDIT_TRAIL": f"{self.resource_prefix}-secrets-audit",
+            # The alerts of the secret layer (deploy/cloudformation/alarms.yaml): their stack,
+            # the SNS topic they go to, every alarm's name prefix, the rotation-failure rule.
+            "ALARMS_STACK": f"{self.resource_prefix}-alarms",
+            "ALERTS_TOPIC": f"{self.resource_prefix}-alerts",
+            "ALARM_PREFIX": f"{self.resource_prefix}-alarm",
+            "ROTATION_FAILURES_RULE": f"{self.resource_prefix}-rotation-failures",
             "KMS_ALIAS": f"alias/{self.resource_prefix}-secrets",
             # The customer key carries this tag = the environment; IAM policies grant
             # kms:Decrypt on keys so tagged, so they can exist before the key does.
