@@ -337,7 +337,6 @@ def test_secrets_prefix_moves_the_app_provision_and_the_renders(tmp_path: Path, 
 
 def test_every_name_in_the_docs_is_a_name_of_the_model() -> None:
     import app.secrets.environment as environment_model
-
     from app.telemetry import METRICS
 
     known = known_names(environment_model) | {"ecomind"}
