@@ -17,12 +17,13 @@ its events ``"LocalDriver": true`` and ``createSecret`` then creates the version
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
-from ..secrets.environment import Generation
+from ..secrets.environment import EnvironmentModel, Generation, model
 
-__all__ = ["STEPS", "RotationError", "Rotator"]
+__all__ = ["STEPS", "RotationError", "Rotator", "function_environment"]
 
 log = logging.getLogger("app.rotation")
 
@@ -33,9 +34,21 @@ class RotationError(RuntimeError):
     """A step cannot proceed; the message names the secret and the step, never a value."""
 
 
+def function_environment() -> EnvironmentModel:
+    """The model of the function's ``ENVIRONMENT``; a missing or unknown one gets production's rules."""
+    try:
+        return model(os.environ.get("ENVIRONMENT", "production"))
+    except ValueError:
+        return model("production")
+
+
 class Rotator(ABC):
-    def __init__(self, client: Any) -> None:
+    # The model's key of the secret this rotator rotates (database, jwt).
+    secret_key: ClassVar[str]
+
+    def __init__(self, client: Any, environment: EnvironmentModel | None = None) -> None:
         self.client = client
+        self.model = environment or function_environment()
 
     def run(self, event: dict[str, Any]) -> None:
         arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]

@@ -54,7 +54,6 @@ __all__ = [
     "Generation",
     "SecretSpec",
     "model",
-    "secret_spec",
     "variable",
 ]
 
