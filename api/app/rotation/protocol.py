@@ -19,11 +19,12 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from ..secrets.environment import EnvironmentModel, Generation, model
 
-__all__ = ["STEPS", "RotationError", "Rotator", "function_environment"]
+__all__ = ["STEPS", "RotationError", "Rotator", "function_environment", "pending_version"]
 
 log = logging.getLogger("app.rotation")
 
@@ -40,6 +41,20 @@ def function_environment() -> EnvironmentModel:
         return model(os.environ.get("ENVIRONMENT", "production"))
     except ValueError:
         return model("production")
+
+
+def pending_version(stages: Mapping[str, Iterable[str]]) -> str | None:
+    """The version a rotation under way (or stopped) left ``AWSPENDING`` without ``AWSCURRENT``.
+
+    ``stages`` maps version ids to their stages (DescribeSecret's ``VersionIdsToStages``).
+    None: no rotation is under way. Secrets Manager puts a stage on one version at a time,
+    so there is at most one.
+    """
+    for version, labels in stages.items():
+        staged = set(labels)
+        if "AWSPENDING" in staged and "AWSCURRENT" not in staged:
+            return version
+    return None
 
 
 class Rotator(ABC):
