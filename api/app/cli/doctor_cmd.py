@@ -4,9 +4,10 @@ The configuration verdicts are the inspection of :func:`app.settings.inspect_set
 the very checks the API runs at start; the doctor adds only what they cannot know:
 AWS credentials and region, why a secret could not be read (the least-privilege
 policy for a denial, other regions and similar names for a missing secret), the
-database (DNS, TCP, login, SSL), and rotation (on, on schedule). A check that could
-not run (a denied DescribeSecret, say) is reported as not checked, never as passed,
-and the exit code says so (8 when nothing failed but something was not checked).
+database (DNS, TCP, login, SSL), and rotation (on, on schedule, none left unfinished).
+A check that could not run (a denied DescribeSecret, say) is reported as not checked,
+never as passed, and the exit code says so (8 when nothing failed but something was
+not checked).
 """
 
 from __future__ import annotations
@@ -433,7 +434,7 @@ class Doctor:
     def rotation(self, variable: str, ref: AwsRef) -> None:
         import botocore.exceptions
 
-        name = f"{variable} rotation"
+        name, pending = f"{variable} rotation", f"{variable} pending version"
         try:
             meta = self.client("secretsmanager", ref.region).describe_secret(SecretId=ref.secret_id)
         except botocore.exceptions.ClientError as exc:
@@ -441,11 +442,20 @@ class Doctor:
                 self.add(name, "not_checked", f"{ref}: secretsmanager:DescribeSecret denied to this role")
             else:
                 self.add(name, "not_checked", f"{ref}: DescribeSecret failed ({type(exc).__name__})")
+            # The rotation window is in what DescribeSecret returns: the pending version cannot be judged.
+            self.add(pending, "not_checked", f"{ref}: DescribeSecret failed, see above")
             return
         except botocore.exceptions.BotoCoreError as exc:
             self.add(name, "not_checked", f"{ref}: DescribeSecret failed ({type(exc).__name__})")
+            self.add(pending, "not_checked", f"{ref}: DescribeSecret failed, see above")
             return
+        versions, unlisted = self.versions(ref)
         self.replication(variable, ref, meta)
+        self.schedule(name, ref, meta, versions)
+        self.pending(pending, variable, ref, meta, versions, unlisted)
+
+    def schedule(self, name: str, ref: AwsRef, meta: dict[str, Any], versions: list[dict[str, Any]]) -> None:
+        """Rotation on, at the environment's period, and not overdue."""
         days_policy = self.m.rotation_days or 0
         enable = f"ecomind secrets provision --environment {self.m.name} --enable-rotation"
         if self.emulator:
@@ -457,7 +467,7 @@ class Doctor:
             self.add(name, "fail", f"{ref}: rotation is off", enable)
             return
         days = int(meta.get("RotationRules", {}).get("AutomaticallyAfterDays") or days_policy)
-        last = self.last_rotated(ref, meta)
+        last = self.last_rotated(meta, versions)
         if days > days_policy:
             self.add(
                 name,
@@ -512,19 +522,86 @@ class Doctor:
         shown = ", ".join(f"{r} (InSync)" for r in status)
         self.add(name, "ok", f"{ref}: replicated to {shown}")
 
-    def last_rotated(self, ref: AwsRef, meta: dict[str, Any]) -> datetime | None:
-        """When AWSCURRENT was made: a rotation driven here (--local) sets no LastRotatedDate."""
+    def versions(self, ref: AwsRef) -> tuple[list[dict[str, Any]], str | None]:
+        """The secret's staged versions with their dates (ListSecretVersionIds), or why they could not be listed."""
         import botocore.exceptions
 
-        known = [d for d in (meta.get("LastRotatedDate"), meta.get("CreatedDate")) if isinstance(d, datetime)]
         try:
-            versions = self.client("secretsmanager", ref.region).list_secret_version_ids(SecretId=ref.secret_id)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-            versions = {}
-        for version in versions.get("Versions", []):
+            answer = self.client("secretsmanager", ref.region).list_secret_version_ids(SecretId=ref.secret_id)
+        except botocore.exceptions.ClientError as exc:
+            if _denied(exc):
+                return [], "secretsmanager:ListSecretVersionIds denied to this role"
+            return [], f"ListSecretVersionIds failed ({exc.response.get('Error', {}).get('Code', 'ClientError')})"
+        except botocore.exceptions.BotoCoreError as exc:
+            return [], f"ListSecretVersionIds failed ({type(exc).__name__})"
+        return list(answer.get("Versions", [])), None
+
+    def last_rotated(self, meta: dict[str, Any], versions: list[dict[str, Any]]) -> datetime | None:
+        """When AWSCURRENT was made: a rotation driven here (--local) sets no LastRotatedDate."""
+        known = [d for d in (meta.get("LastRotatedDate"), meta.get("CreatedDate")) if isinstance(d, datetime)]
+        for version in versions:
             if "AWSCURRENT" in version.get("VersionStages", []) and isinstance(version.get("CreatedDate"), datetime):
                 known.append(version["CreatedDate"])
         return max(known) if known else None
+
+    def pending(
+        self,
+        name: str,
+        variable: str,
+        ref: AwsRef,
+        meta: dict[str, Any],
+        versions: list[dict[str, Any]],
+        unlisted: str | None,
+    ) -> None:
+        """A rotation left unfinished: a version AWSPENDING without AWSCURRENT, older than the rotation window.
+
+        Secrets Manager refuses every later RotateSecret while it stays (and, in a single-user
+        database rotation stopped after setSecret, only that version's password logs in), so
+        the fix resumes it: the local driver reuses the pending version, or discards it when it
+        no longer matches AWSCURRENT, and runs the remaining steps.
+        """
+        from ..rotation.protocol import pending_version
+        from ..secrets.environment import rotation_window
+
+        if unlisted is not None:
+            self.add(name, "not_checked", f"{ref}: {unlisted}")
+            return
+        version = pending_version({v["VersionId"]: v.get("VersionStages", []) for v in versions})
+        if version is None:
+            self.add(name, "ok", f"{ref}: no version is AWSPENDING without AWSCURRENT (no rotation under way)")
+            return
+        created = next(v.get("CreatedDate") for v in versions if v["VersionId"] == version)
+        if not isinstance(created, datetime):
+            self.add(name, "not_checked", f"{ref}: version {version} is AWSPENDING; ListSecretVersionIds gave no date")
+            return
+        hours, why = rotation_window(meta.get("RotationRules", {}))
+        age = self.as_of - created
+        window = f"the rotation window ({hours} h, {why})"
+        if age <= timedelta(hours=hours):
+            self.add(name, "ok", f"{ref}: version {version} is AWSPENDING for {_span(age)}, within {window}")
+            return
+        region = f" --region {ref.region}" if ref.region and ref.region != self.region else ""
+        where = "; run it as the rotation role where the database is reachable" if variable == "DATABASE_URL" else ""
+        self.add(
+            name,
+            "fail",
+            f"{ref}: version {version} has been AWSPENDING without AWSCURRENT for {_span(age)}, longer than "
+            f"{window}: a rotation stopped before finishSecret, and Secrets Manager starts no other until it ends",
+            f"ecomind secrets rotate {ref.secret_id} --local{region}   # resumes version {version}{where}",
+        )
+
+
+def _span(age: timedelta) -> str:
+    """An age as an operator reads it: 2 days 3 h, 5 h 12 min, 40 s."""
+    seconds = max(0, int(age.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} day{'s' if days > 1 else ''}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    return f"{minutes} min" if minutes else f"{seconds} s"
 
 
 def _own_fix(error: ResolutionError) -> str:
@@ -538,7 +615,8 @@ def doctor(
     env_file: EnvFileOpt = Path(".env"),
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the database.")] = 3.0,
     as_of: Annotated[
-        datetime | None, typer.Option("--as-of", help="Judge rotation schedules as of this date (default: now).")
+        datetime | None,
+        typer.Option("--as-of", help="Judge rotation schedules and pending versions as of this date (default: now)."),
     ] = None,
     only: Annotated[
         list[str] | None,
@@ -551,7 +629,9 @@ def doctor(
     environment's policy), then: AWS credentials and region; each secret readable (a
     denial prints the exact least-privilege policy; a missing secret is looked for in
     the other regions and among similar names); the database (DNS, TCP, login, SSL);
-    rotation (on, within schedule). A check that could not run says "not checked".
+    rotation (on, within schedule) and no rotation left unfinished (a version AWSPENDING
+    without AWSCURRENT for longer than the secret's rotation window). A check that could
+    not run says "not checked".
     Exit 0 when all pass, 1 when one failed, 8 when none failed but some were not checked.
 
     Example: ENVIRONMENT=production AWS_REGION=us-east-1 ecomind doctor

@@ -14,7 +14,7 @@ from typing import Any
 
 from .jwt import JwtRotator
 from .postgres import PostgresRotator
-from .protocol import STEPS, RotationError, Rotator
+from .protocol import STEPS, RotationError, Rotator, pending_version
 
 __all__ = ["rotate_locally", "rotator_for"]
 
@@ -40,8 +40,7 @@ def rotator_for(client: Any, arn: str, strategy: str | None = None) -> Rotator:
 
 
 def pending_token(client: Any, arn: str) -> str | None:
-    stages = client.describe_secret(SecretId=arn).get("VersionIdsToStages", {})
-    return next((v for v, s in stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s), None)
+    return pending_version(client.describe_secret(SecretId=arn).get("VersionIdsToStages", {}))
 
 
 def rotate_locally(client: Any, arn: str, rotator: Rotator, on_step: Callable[[str], None] = lambda step: None) -> str:

@@ -6,20 +6,22 @@ secret keep verifying through ``AWSPREVIOUS`` (see app/security.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from ..secrets.aws import secretsmanager_client
-from ..secrets.environment import JWT_MIN_BYTES, secret_spec
+from ..secrets.environment import JWT_MIN_BYTES
+from .emf import handle
 from .protocol import RotationError, Rotator
 
 __all__ = ["JwtRotator", "handler"]
 
 
 class JwtRotator(Rotator):
+    secret_key: ClassVar[str] = "jwt"
+
     def create(self, arn: str, token: str) -> None:
         if self.pending_exists(arn, token):
             return
-        self.put_pending(arn, token, self.random_password(secret_spec("jwt").generation))
+        self.put_pending(arn, token, self.random_password(self.model.secret(self.secret_key).generation))
 
     def set(self, arn: str, token: str) -> None:
         """Nothing outside Secrets Manager holds the JWT secret."""
@@ -31,4 +33,4 @@ class JwtRotator(Rotator):
 
 
 def handler(event: dict[str, Any], context: Any = None) -> None:
-    JwtRotator(secretsmanager_client()).run(event)
+    handle(JwtRotator, event)

@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
 
 from ..pg import classify, role_exists, set_role_password
-from ..secrets.aws import secretsmanager_client
 from ..secrets.dburl import rds_fields, set_query, url_from_fields
-from ..secrets.environment import EnvironmentModel, model
+from ..secrets.environment import EnvironmentModel
 from ..secrets.policy import database_ssl
+from .emf import handle
 from .protocol import RotationError, Rotator
 
 __all__ = ["PostgresRotator", "handler"]
@@ -42,18 +42,11 @@ OWNER_SUFFIX = "_owner"
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 
 
-def _model() -> EnvironmentModel:
-    # The function's ENVIRONMENT; an unknown or missing one gets production's rules.
-    try:
-        return model(os.environ.get("ENVIRONMENT", "production"))
-    except ValueError:
-        return model("production")
-
-
 class PostgresRotator(Rotator):
+    secret_key: ClassVar[str] = "database"
+
     def __init__(self, client: Any, environment: EnvironmentModel | None = None, connect_timeout: int = 5) -> None:
-        super().__init__(client)
-        self.model = environment or _model()
+        super().__init__(client, environment)
         self.connect_timeout = connect_timeout
 
     # -- secrets -----------------------------------------------------------------------
@@ -118,7 +111,7 @@ class PostgresRotator(Rotator):
                     f"{arn}: user name too long for alternating users ({base!r} + suffix > {MAX_IDENTIFIER} chars)"
                 )
             new["username"] = base if current["username"] == clone else clone
-        new["password"] = self.random_password(self.model.secret("database").generation)
+        new["password"] = self.random_password(self.model.secret(self.secret_key).generation)
         if "connection_string" in new:
             new["connection_string"] = self._url(new)
         self.put_pending(arn, token, json.dumps(new))
@@ -201,4 +194,4 @@ class PostgresRotator(Rotator):
 
 
 def handler(event: dict[str, Any], context: Any = None) -> None:
-    PostgresRotator(secretsmanager_client()).run(event)
+    handle(PostgresRotator, event)

@@ -17,12 +17,14 @@ its events ``"LocalDriver": true`` and ``createSecret`` then creates the version
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
-from ..secrets.environment import Generation
+from ..secrets.environment import EnvironmentModel, Generation, model
 
-__all__ = ["STEPS", "RotationError", "Rotator"]
+__all__ = ["STEPS", "RotationError", "Rotator", "function_environment", "pending_version"]
 
 log = logging.getLogger("app.rotation")
 
@@ -33,9 +35,35 @@ class RotationError(RuntimeError):
     """A step cannot proceed; the message names the secret and the step, never a value."""
 
 
+def function_environment() -> EnvironmentModel:
+    """The model of the function's ``ENVIRONMENT``; a missing or unknown one gets production's rules."""
+    try:
+        return model(os.environ.get("ENVIRONMENT", "production"))
+    except ValueError:
+        return model("production")
+
+
+def pending_version(stages: Mapping[str, Iterable[str]]) -> str | None:
+    """The version a rotation under way (or stopped) left ``AWSPENDING`` without ``AWSCURRENT``.
+
+    ``stages`` maps version ids to their stages (DescribeSecret's ``VersionIdsToStages``).
+    None: no rotation is under way. Secrets Manager puts a stage on one version at a time,
+    so there is at most one.
+    """
+    for version, labels in stages.items():
+        staged = set(labels)
+        if "AWSPENDING" in staged and "AWSCURRENT" not in staged:
+            return version
+    return None
+
+
 class Rotator(ABC):
-    def __init__(self, client: Any) -> None:
+    # The model's key of the secret this rotator rotates (database, jwt).
+    secret_key: ClassVar[str]
+
+    def __init__(self, client: Any, environment: EnvironmentModel | None = None) -> None:
         self.client = client
+        self.model = environment or function_environment()
 
     def run(self, event: dict[str, Any]) -> None:
         arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]

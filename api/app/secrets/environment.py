@@ -8,8 +8,9 @@ says:
   defaults to outside development (``DATABASE_URL`` -> ``{prefix}/database``);
 * each secret's name, shape and JSON keys, how its value is generated, and the
   rotation function (handler and name) that rotates it;
-* the rotation period, the IAM role names, the ECS cluster, task families and log
-  groups, the Kubernetes namespace, the CloudFormation stack;
+* the rotation period, how long Secrets Manager gives a rotation (its window), the
+  IAM role names, the ECS cluster, task families and log groups, the Kubernetes
+  namespace, the CloudFormation stack;
 * the policy: whether ``.env`` is read, how example values are judged, the JWT
   minimum, the SSL modes, the password alphabet.
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,7 +55,7 @@ __all__ = [
     "Generation",
     "SecretSpec",
     "model",
-    "secret_spec",
+    "rotation_window",
     "variable",
 ]
 
@@ -65,6 +66,12 @@ DEPLOYED: tuple[Environment, ...] = ("staging", "production")
 PROJECT = "ecomind"
 _SHORT: dict[Environment, str] = {"development": "dev", "staging": "staging", "production": "prod"}
 _ROTATION_DAYS: dict[Environment, int] = {"staging": 90, "production": 30}
+# Secrets Manager's rotation window when RotationRules has no Duration: it closes an hour
+# after it opens for a schedule in hours, at the end of the UTC day for a schedule in days
+# (rate(N days), a cron firing once a day, AutomaticallyAfterDays), so it lasts at most 24
+# hours. Secrets Manager User Guide, "Rotation schedules" (rotate-secrets_schedule.html);
+# API reference, RotationRulesType.Duration.
+_DEFAULT_WINDOW_HOURS: dict[str, int] = {"hours": 1, "days": 24}
 
 
 # -- variables: the public contract ------------------------------------------------------
@@ -180,6 +187,26 @@ def secret_spec(key_or_variable: str) -> SecretSpec:
         if key_or_variable in (spec.key, spec.variable):
             return spec
     raise KeyError(key_or_variable)
+
+
+def rotation_window(rules: Mapping[str, object]) -> tuple[int, str]:
+    """Hours a rotation may take under ``rules`` (DescribeSecret's RotationRules), and where that comes from.
+
+    ``Duration`` ("3h") when set; otherwise Secrets Manager's default for the schedule:
+    one hour for a schedule in hours (``rate(4 hours)``, a cron whose hours field is not a
+    single hour), a UTC day for a schedule in days, ``AutomaticallyAfterDays`` or none.
+    """
+    duration = re.fullmatch(r"(\d+)h", str(rules.get("Duration") or ""))
+    if duration and int(duration.group(1)) > 0:
+        return int(duration.group(1)), f"Duration {duration.group(0)}"
+    expression = str(rules.get("ScheduleExpression") or "").strip()
+    rate = re.fullmatch(r"rate\(\s*\d+\s+(hour|hours|day|days)\s*\)", expression)
+    cron = re.fullmatch(r"cron\((.*)\)", expression)
+    hourly = (rate is not None and rate.group(1).startswith("hour")) or (
+        cron is not None and len(cron.group(1).split()) == 6 and not cron.group(1).split()[1].isdigit()
+    )
+    unit = "hours" if hourly else "days"
+    return _DEFAULT_WINDOW_HOURS[unit], f"Secrets Manager's default for a schedule in {unit}"
 
 
 # IAM roles, by job: ECS pulls images and injects secrets (execution), the API task,
