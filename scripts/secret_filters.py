@@ -51,6 +51,12 @@ RULES: tuple[Rule, ...] = (
         r"|local_dev_secret_change_in_production|changeme)$",
     ),
     Rule(
+        "Readiness words, not values: /ready's secrets check says ok or stale (api/app/api/routes/health.py, "
+        "docs/operations.md), and ECOMIND_READY_ON_STALE is report or fail (api/app/tuning.py).",
+        secret=r"^(ok|stale|report|fail)$",
+        line=r"(?i)secret",
+    ),
+    Rule(
         "Names, not values: the short names of the environment's two secrets (environment.py's "
         "secret_key=) and the keys the ExternalSecret writes them to (k8s secretKey: database.json).",
         secret=r"^(database|jwt)(\.json)?$",
