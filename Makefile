@@ -72,7 +72,7 @@ fuzz: setup system-deps ## the bounded schemathesis run alone (fixed seed, every
 validate-deploy: setup deploy-tools ## every deployment artifact through its owner's validator
 	bash deploy/validate.sh
 
-bench: setup system-deps ## the secret layer against the anchors, a regional outage, start-up costs (installs requirements/bench.txt); updates docs/benchmarks.md
+bench: setup system-deps ## the secret layer against the anchors, a regional outage, start-up costs, the metrics overhead (installs requirements/bench.txt); updates docs/benchmarks.md
 	$(PYTHON) scripts/locks.py check bench
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bench.txt
 	$(BIN)/python -m pip check

@@ -17,43 +17,66 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import httpx
 from rotation_under_load import OWNER_PASSWORD, Stack, _percentile
 
 
+@dataclass(frozen=True)
+class Load:
+    requests: int
+    seconds: float  # first client started to last client stopped
+    p99_ms: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+def login(url: str) -> str:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        r = http.post("/v1/auth/login", json={"email": "owner@bench.io", "password": OWNER_PASSWORD})
+        return str(r.raise_for_status().json()["access_token"])
+
+
+def load(url: str, seconds: float, clients: int, token: str | None = None) -> Load:
+    """``clients`` threads call GET /v1/auth/me for ``seconds`` (logged in first unless given a token).
+
+    A failed request raises."""
+    token = token or login(url)
+    latencies: list[float] = []
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+            while not stop.is_set():
+                started = time.perf_counter()
+                r = http.get("/v1/auth/me")
+                latencies.append(time.perf_counter() - started)
+                if r.status_code != 200:
+                    failures.append(r.status_code)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    elapsed = time.perf_counter() - began
+    if failures:
+        raise RuntimeError(f"{len(failures)} failed requests: {sorted(set(failures))}")
+    return Load(len(latencies), elapsed, _percentile([x * 1000 for x in latencies], 99))
+
+
 def measure(plain: bool, seconds: float, clients: int) -> tuple[float, float]:
     stack = Stack(plain=plain).start("api_app:app_factory")
     try:
-        with httpx.Client(base_url=stack.url, timeout=30) as http:
-            token = http.post("/v1/auth/login", json={"email": "owner@bench.io", "password": OWNER_PASSWORD}).json()[
-                "access_token"
-            ]
-        latencies: list[float] = []
-        failures: list[int] = []
-        stop = threading.Event()
-
-        def client() -> None:
-            with httpx.Client(base_url=stack.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
-                while not stop.is_set():
-                    started = time.perf_counter()
-                    r = http.get("/v1/auth/me")
-                    latencies.append(time.perf_counter() - started)
-                    if r.status_code != 200:
-                        failures.append(r.status_code)
-
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        began = time.perf_counter()
-        for t in threads:
-            t.start()
-        time.sleep(seconds)
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-        elapsed = time.perf_counter() - began
-        if failures:
-            raise RuntimeError(f"{len(failures)} failed requests: {sorted(set(failures))}")
-        return len(latencies) / elapsed, _percentile([x * 1000 for x in latencies], 99)
+        result = load(stack.url, seconds, clients)
+        return result.per_second, result.p99_ms
     finally:
         stack.close()
 

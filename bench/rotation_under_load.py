@@ -107,9 +107,11 @@ def _percentile(values: list[float], q: float) -> float:
 class Stack:
     """PostgreSQL, moto and the API on loopback; everything stops in close()."""
 
-    def __init__(self, plain: bool = False) -> None:
+    def __init__(self, plain: bool = False, env: dict[str, str] | None = None) -> None:
         # plain: settings as plain values (no references, nothing for the store to do)
         self.plain = plain
+        # env: variables for the API and the CLI, applied last (ECOMIND_METRICS=off, a port...)
+        self.overrides = dict(env or {})
         self.tmp = Path(tempfile.mkdtemp(prefix="ecomind-bench-"))
         self.tmp.chmod(0o711)  # the postgres user must traverse it to reach its data folder
         self.pg = LocalPostgres(self.tmp / "pg", free_port())
@@ -142,6 +144,8 @@ class Stack:
         for name in ("bench/database", "bench/jwt"):
             self.sm.rotate_secret(SecretId=name, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
         env = {
+            # Any free port for the metrics listener: two stacks, or a stack and a running API, never collide on 9464.
+            "ECOMIND_METRICS_PORT": "0",
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ENVIRONMENT", "DATABASE_", "JWT_"))},
             "ENVIRONMENT": "development",
             "DATABASE_URL": "aws-secretsmanager:bench/database",
@@ -155,6 +159,7 @@ class Stack:
         if self.plain:
             env["DATABASE_URL"] = f"postgresql://ecomind:{password}@127.0.0.1:{self.pg.port}/ecomind"
             env["JWT_SECRET"] = "bench-jwt-" + "s" * 40
+        env.update(self.overrides)
         self.env = env
         migrate = subprocess.run(
             [str(Path(sys.executable).with_name("ecomind")), "migrate"],
@@ -190,7 +195,7 @@ class Stack:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "rotation_app:app_factory",
+                app_factory,
                 "--factory",
                 "--app-dir",
                 str(ROOT / "bench"),

@@ -1,9 +1,10 @@
 """EcoMind's secret layer against the anchors: cold start, hot path, steady state, memory, fleet start, API;
 cold start with the primary region down (bench/outage.py); start-up costs of the CLI and the API
-(bench/startup.py); what our layer holds beyond Powertools (bench/profile_memory.py).
+(bench/startup.py); what our layer holds beyond Powertools (bench/profile_memory.py); what the
+metrics cost the API (bench/metrics_overhead.py).
 
 Usage: python bench/run_bench.py [--delay 0.02] [--trials 5] [--startup-trials 7]
-       [--sections anchors,outage,startup] [--markdown docs/benchmarks.md]
+       [--sections anchors,outage,startup,metrics] [--markdown docs/benchmarks.md]
 
 Starts moto's server and a loopback proxy in front of it that adds a fixed delay
 per request (the AWS round trip), counts requests (per region too), and (for the
@@ -439,6 +440,28 @@ def outage_startup_markdown(out: Any, start: Any, profile: str | None, args: arg
     return "\n".join(lines)
 
 
+def metrics_section() -> str:
+    import metrics_overhead
+
+    result = metrics_overhead.run(seconds=8, clients=8, rounds=8, scrape_every=1.0)
+    return "\n".join(
+        [
+            f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, Python {platform.python_version()}, "
+            "loopback only.",
+            "",
+            "Command: `make bench` (`python bench/run_bench.py --sections metrics` runs this figure alone; "
+            "`python bench/metrics_overhead.py` prints it)",
+            "",
+            "### 10. Metrics overhead (issue 15)",
+            "",
+            metrics_overhead.markdown(result),
+        ]
+    )
+
+
+SECTIONS = ("anchors", "outage", "startup", "metrics")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--delay", type=float, default=0.02, help="seconds added per request (default 0.02)")
@@ -446,55 +469,64 @@ def main() -> int:
     parser.add_argument("--fleet", type=int, default=200, help="cold starts at once in the fleet start")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument(
-        "--skip-api", action="store_true", help="skip figures 6 and 8.3 (they start PostgreSQL, Redis and the API)"
+        "--skip-api",
+        action="store_true",
+        help="skip figures 6, 8.3 and 10 (they start PostgreSQL, Redis and the API)",
     )
     parser.add_argument("--ks", default="1,8,20,40", help="comma-separated K values (default 1,8,20,40)")
     parser.add_argument("--startup-trials", type=int, default=7, help="trials per figure of bench/startup.py")
     parser.add_argument(
         "--sections",
-        default="anchors,outage,startup",
-        help="what to run: anchors (figures 1-6), outage (7), startup (8 and 9); default all",
+        default=",".join(SECTIONS),
+        help="what to run: anchors (figures 1-6), outage (7), startup (8 and 9), metrics (10); default all",
     )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
+    if sections - set(SECTIONS):
+        parser.error(f"unknown section(s) {', '.join(sorted(sections - set(SECTIONS)))}; known: {', '.join(SECTIONS)}")
     global KS
     KS = tuple(int(k) for k in args.ks.split(","))
-    env = start(args.delay)
     out = begun = profile = None
-    try:
-        if "anchors" in sections:
-            cold = cold_start(env, args.trials)
-            hot = hot_path(env)
-            steady = steady_state(env)
-            fleet = fleet_start(env, args.fleet, 8)
-        if "outage" in sections:
-            out = outage.run(env.proxy, env.worker_env(), args.trials)
-        if "startup" in sections:
-            begun = startup.run(env.moto.url, env.proxy, env.worker_env(), args.startup_trials, args.skip_api)
-            profile = profile_section(env)
-    finally:
-        env.proxy.stop()
-        env.moto.stop()
+    if sections & {"anchors", "outage", "startup"}:  # the metrics figure brings its own stacks
+        env = start(args.delay)
+        try:
+            if "anchors" in sections:
+                cold = cold_start(env, args.trials)
+                hot = hot_path(env)
+                steady = steady_state(env)
+                fleet = fleet_start(env, args.fleet, 8)
+            if "outage" in sections:
+                out = outage.run(env.proxy, env.worker_env(), args.trials)
+            if "startup" in sections:
+                begun = startup.run(env.moto.url, env.proxy, env.worker_env(), args.startup_trials, args.skip_api)
+                profile = profile_section(env)
+        finally:
+            env.proxy.stop()
+            env.moto.stop()
     if out is not None or begun is not None:
         body = outage_startup_markdown(out, begun, profile, args)
         print(body)
         if args.markdown:
             write_section(args.markdown, body, "startup", "Regional outage and start-up costs")
-    if "anchors" not in sections:
-        return 0
-    api = None
-    if not args.skip_api:
-        import api_overhead
+    if "anchors" in sections:
+        api = None
+        if not args.skip_api:
+            import api_overhead
 
-        for name in [n for n in os.environ if n.startswith("AWS_")]:
-            del os.environ[name]
-        api = api_overhead.run(seconds=15, clients=8, rounds=2)
-    png = "benchmarks-cold-start.png"
-    body = markdown(cold, hot, steady, fleet, api, args, png)
-    print(body)
-    if args.markdown:
-        plot(cold, args.markdown.parent / png)
-        write_section(args.markdown, body)
+            for name in [n for n in os.environ if n.startswith("AWS_")]:
+                del os.environ[name]
+            api = api_overhead.run(seconds=15, clients=8, rounds=2)
+        png = "benchmarks-cold-start.png"
+        body = markdown(cold, hot, steady, fleet, api, args, png)
+        print(body)
+        if args.markdown:
+            plot(cold, args.markdown.parent / png)
+            write_section(args.markdown, body)
+    if "metrics" in sections and not args.skip_api:  # last: its stacks start after the others have stopped
+        body = metrics_section()
+        print(body)
+        if args.markdown:
+            write_section(args.markdown, body, "metrics", "Metrics overhead")
     return 0
 
 
