@@ -108,7 +108,7 @@ def create_app(
                 tuning=limits,
                 stale_after=stale_after,
                 hashing=hashing,
-                throttle=LoginThrottle(limits, redis_url, redis_client),
+                throttle=LoginThrottle(limits, redis_client),
                 users=ActiveUsers(sessions, limits.user_cache_seconds),
             )
             yield

@@ -1,0 +1,183 @@
+"""The attacker review of issue 12, each finding as a test on real PostgreSQL, Redis and moto.
+
+1. a success in another organisation does not reset this one's failures; audit rows stay home
+2. parallel guesses cannot check more passwords than the limit; no token while locked
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import redis
+from argon2 import PasswordHasher
+
+from app.throttle import Attempt, Keys, LoginThrottle, Refusal
+from app.tuning import Tuning
+
+from ..conftest import Database
+from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
+
+KNOWN = "evil-knows-this-pass-phrase-7"
+
+
+def sql(db: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db.url()) as conn:
+        cursor = conn.execute(query, params or None)
+        rows = cursor.fetchall() if cursor.description else []
+        conn.commit()
+    return rows
+
+
+def attempt(api: Any, email: str, password: str = "not-the-password", **extra: Any) -> Any:
+    return api.post("/v1/auth/login", json={"email": email, "password": password, **extra})
+
+
+def org_of(db: Database, name: str) -> uuid.UUID:
+    [(org_id,)] = sql(db, "SELECT id FROM orgs WHERE name = %s", name)
+    return org_id  # type: ignore[no-any-return]
+
+
+# -- 1. memberships in several organisations ----------------------------------------------
+
+
+def test_a_success_in_another_organisation_neither_resets_failures_nor_reads_the_audit(
+    migrated: Database, redis_url: str
+) -> None:
+    create_owner(migrated.url(), "Acme", "victim@acme.io")
+    create_owner(migrated.url(), "Evil", "boss@evil.io", password="the-evil-owners-secret-9")
+    acme, evil = org_of(migrated, "Acme"), org_of(migrated, "Evil")
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}
+    with client(env, Tuning(login_failures_per_account="3/15 minutes")) as api:
+        assert attempt(api, "victim@acme.io").status_code == 401  # one membership: Acme's concern
+        boss = login(api, "boss@evil.io", "the-evil-owners-secret-9")
+        # Evil's admin gives the victim's email a user in Evil, with a password Evil knows.
+        body = {"email": "victim@acme.io", "password": KNOWN, "role": "VIEWER"}
+        assert api.post("/v1/users", json=body, headers=bearer(boss)).status_code == 201
+        # A guess at Acme's password, then a success with Evil's: the guesses still add up.
+        codes = [attempt(api, "victim@acme.io").status_code, attempt(api, "victim@acme.io", KNOWN).status_code]
+        codes.append(attempt(api, "victim@acme.io").status_code)
+        assert codes == [401, 200, 429]  # the third failure of the window locks the email
+        assert attempt(api, "victim@acme.io", OWNER_PASSWORD).status_code == 429
+    rows = sql(migrated, "SELECT org_id, action, detail->>'address' FROM audit_events WHERE action LIKE 'auth.%'")
+    failures = [(org, action) for org, action, _ in rows if action != "auth.login"]
+    assert failures[0] == (acme, "auth.login_failed")
+    # Once the email has two memberships, a failure concerns no organisation in particular:
+    # Evil never sees the failures (nor the address) of logins aimed at Acme's member.
+    assert {org for org, _ in failures[1:]} == {None}
+    assert not [r for r in rows if r[0] == evil and r[1] != "auth.login"]
+    # A login that names its organisation concerns that one.
+    with client(env) as api:
+        assert attempt(api, "boss@evil.io", org_id=str(evil)).status_code == 401
+    assert sql(migrated, "SELECT org_id FROM audit_events ORDER BY id DESC LIMIT 1") == [(evil,)]
+
+
+# -- 2. parallel guesses -------------------------------------------------------------------
+
+
+def _parallel(url: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    """Each body from its own client, released together."""
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body: dict[str, Any]) -> httpx.Response:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            barrier.wait()
+            return http.post("/v1/auth/login", json=body)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+def test_parallel_guesses_check_at_most_the_limit_of_passwords(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    api = live_api(
+        {
+            "DATABASE_URL": migrated.url(),
+            "JWT_SECRET": JWT,
+            "REDIS_URL": redis_url,
+            "ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "1000/minute",
+            "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "5/15 minutes",
+        }
+    )
+    guesses = [{"email": "owner@acme.io", "password": f"guess-{n}"} for n in range(17)]
+    answers = _parallel(api.url, [*guesses, {"email": "owner@acme.io", "password": OWNER_PASSWORD}])
+    codes = [r.status_code for r in answers]
+    checked = sql(migrated, "SELECT count(*) FROM audit_events WHERE action = 'auth.login_failed'")[0][0]
+    assert checked <= 5, codes  # wrong passwords checked: the limit's worth, not 17
+    assert codes.count(401) + codes.count(200) <= 5 and set(codes) <= {200, 401, 429}, codes
+    lockouts = sql(migrated, "SELECT count(*) FROM audit_events WHERE action = 'auth.lockout'")[0][0]
+    assert lockouts == (1 if checked == 5 else 0)
+    if lockouts:  # locked: the right password gets nothing either
+        with api.client() as http:
+            assert attempt(http, "owner@acme.io", OWNER_PASSWORD).status_code == 429
+
+
+def test_no_token_when_the_account_got_locked_while_its_password_was_checked(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    # A stored hash that takes about a second to check, so the login is surely in flight.
+    slow = PasswordHasher(time_cost=60, memory_cost=19456, parallelism=1).hash(OWNER_PASSWORD)
+    sql(migrated, "UPDATE users SET password_hash = %s", slow)
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url})
+    keys = Keys.of("127.0.0.1", "owner@acme.io")
+    with redis.Redis.from_url(redis_url) as r, ThreadPoolExecutor(1) as pool, api.client() as http:
+        answer = pool.submit(attempt, http, "owner@acme.io", OWNER_PASSWORD)
+        deadline = time.monotonic() + 30
+        while not r.zcard(keys.pending):  # the login holds its slot: its password is being checked
+            assert time.monotonic() < deadline and not answer.done(), "the login never took its slot"
+            time.sleep(0.01)
+        r.set(keys.lock, b"1", ex=30)  # another replica locked the account meanwhile
+        response = answer.result(60)
+    assert response.status_code == 429, response.text
+    assert "access_token" not in response.text
+    [(reason,)] = sql(migrated, "SELECT detail->>'reason' FROM audit_events WHERE action = 'auth.login_refused'")
+    assert reason == "account_locked"
+
+
+@pytest.mark.parametrize("storage", ["redis", "memory"])
+def test_the_throttle_reserves_slots_alike_in_redis_and_in_memory(storage: str, redis_url: str) -> None:
+    """The same rules on both storages (memory is what runs while Redis is down)."""
+    tuning = Tuning(login_failures_per_account="3/15 minutes", login_failures_per_address="5/minute")
+    with redis.Redis.from_url(redis_url) as client:
+        throttle = LoginThrottle(tuning, client if storage == "redis" else None)
+        held = [throttle.admit("10.0.0.1", "a@acme.io") for _ in range(3)]
+        assert all(isinstance(a, Attempt) for a in held)
+        busy = throttle.admit("10.0.0.1", "a@acme.io")  # three in flight fill the account's window
+        assert busy == Refusal("account_locked", 1)
+        throttle.release(held[0])  # ended without a verdict: its slot is free again
+        held[0] = throttle.admit("10.0.0.1", "a@acme.io")
+        assert isinstance(held[0], Attempt)
+        assert throttle.failed(held[0]) is None and throttle.failed(held[1]) is None  # type: ignore[arg-type]
+        locked = throttle.failed(held[2])  # type: ignore[arg-type]
+        assert locked == Refusal("account_locked", 60, lockout_started=True, lockout_level=1)
+        late = throttle.admit("10.0.0.2", "a@acme.io")
+        assert isinstance(late, Refusal) and late.reason == "account_locked" and 59 <= late.retry_after <= 60
+        # The address has failed three times; two more attempts fill its window.
+        others = [throttle.admit("10.0.0.1", f"{n}@acme.io") for n in range(2)]
+        limited = throttle.admit("10.0.0.1", "b@acme.io")
+        assert isinstance(limited, Refusal) and limited.reason == "address_limited"
+        assert throttle.succeeded(others[0], forget=True) is None  # type: ignore[arg-type]
+        assert isinstance(throttle.admit("10.0.0.1", "b@acme.io"), Attempt)  # a success gave its slot back
+        assert throttle.unlock("a@acme.io")  # the lock, and the doubling with it
+        again = throttle.admit("10.0.0.3", "a@acme.io")
+        assert isinstance(again, Attempt) and throttle.failed(again) is None
+        # A success that may forget clears the failures: three more are needed for a lockout,
+        # and that lockout is a first one again.
+        assert throttle.succeeded(throttle.admit("10.0.0.3", "a@acme.io"), forget=True) is None  # type: ignore[arg-type]
+        verdicts = [throttle.failed(throttle.admit("10.0.0.4", "a@acme.io")) for _ in range(3)]  # type: ignore[arg-type]
+        assert verdicts[:2] == [None, None] and verdicts[2] == Refusal("account_locked", 60, True, 1)
+        # One that may not (another organisation's membership) leaves them counted.
+        throttle.unlock("a@acme.io")
+        assert throttle.failed(throttle.admit("10.0.0.5", "a@acme.io")) is None  # type: ignore[arg-type]
+        assert throttle.succeeded(throttle.admit("10.0.0.5", "a@acme.io"), forget=False) is None  # type: ignore[arg-type]
+        assert throttle.failed(throttle.admit("10.0.0.5", "a@acme.io")) is None  # type: ignore[arg-type]
+        assert throttle.failed(throttle.admit("10.0.0.5", "a@acme.io")).lockout_started  # type: ignore[arg-type,union-attr]
