@@ -2,14 +2,19 @@
 
 1. a success in another organisation does not reset this one's failures; audit rows stay home
 2. parallel guesses cannot check more passwords than the limit; no token while locked
+3. the address the limits count: the client's behind the load balancer, the peer's in dev
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,13 +23,16 @@ import pytest
 import redis
 from argon2 import PasswordHasher
 
+from app.localdb import port_open, terminate
 from app.throttle import Attempt, Keys, LoginThrottle, Refusal
 from app.tuning import Tuning
 
-from ..conftest import Database
+from ..conftest import ECOMIND, Database
+from ..support.services import free_port
 from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
 
 KNOWN = "evil-knows-this-pass-phrase-7"
+REPO = Path(__file__).resolve().parents[3]
 
 
 def sql(db: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -181,3 +189,80 @@ def test_the_throttle_reserves_slots_alike_in_redis_and_in_memory(storage: str, 
         assert throttle.succeeded(throttle.admit("10.0.0.5", "a@acme.io"), forget=False) is None  # type: ignore[arg-type]
         assert throttle.failed(throttle.admit("10.0.0.5", "a@acme.io")) is None  # type: ignore[arg-type]
         assert throttle.failed(throttle.admit("10.0.0.5", "a@acme.io")).lockout_started  # type: ignore[arg-type,union-attr]
+
+
+# -- 3. the client address -----------------------------------------------------------------
+
+
+def _shipped_flags() -> list[str]:
+    """The flags of the image's uvicorn command (api/Dockerfile's CMD), host and port aside."""
+    line = next(x for x in (REPO / "api/Dockerfile").read_text().splitlines() if x.startswith("CMD "))
+    command = json.loads(line[4:])
+    assert command[:2] == ["uvicorn", "app.main:app"]
+    flags, rest = [], iter(command[2:])
+    for flag in rest:
+        if flag in ("--host", "--port"):
+            next(rest)
+        else:
+            flags.append(flag)
+    return flags
+
+
+def _from(http: httpx.Client, client: str, n: int = 0) -> int:
+    headers = {"X-Forwarded-For": client}
+    body = {"email": f"user{n}@acme.io", "password": "not-the-password"}
+    return http.post("/v1/auth/login", json=body, headers=headers).status_code
+
+
+def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    base = {
+        "DATABASE_URL": migrated.url(),
+        "JWT_SECRET": JWT,
+        "REDIS_URL": redis_url,
+        "ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "2/minute",
+        "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "100/minute",
+    }
+    # The balancer is this test (127.0.0.1), inside FORWARDED_ALLOW_IPS as the deployment sets it.
+    api = live_api({**base, "FORWARDED_ALLOW_IPS": "127.0.0.0/8"}, _shipped_flags())
+    with api.client() as http:
+        assert [_from(http, "203.0.113.1", n) for n in range(3)] == [401, 401, 429]
+        assert _from(http, "203.0.113.2") == 401  # another client behind the same balancer
+        # A client cannot pick its address: the balancer appends the peer it saw, and that counts.
+        assert _from(http, "203.0.113.99, 203.0.113.1") == 429
+    addresses = {a for (a,) in sql(migrated, "SELECT detail->>'address' FROM audit_events")}
+    assert addresses == {"203.0.113.1", "203.0.113.2"}
+    # A peer outside FORWARDED_ALLOW_IPS (the shipped example, 10.0.0.0/16) is not the balancer:
+    # its X-Forwarded-For is ignored, so the limit counts the peer.
+    sql(migrated, "DELETE FROM audit_events")
+    with redis.Redis.from_url(redis_url) as r:
+        r.flushall()
+    api = live_api({**base, "FORWARDED_ALLOW_IPS": "10.0.0.0/16"}, _shipped_flags())
+    with api.client() as http:
+        assert [_from(http, f"203.0.113.{n}", n) for n in range(1, 4)] == [401, 401, 429]
+    assert {a for (a,) in sql(migrated, "SELECT detail->>'address' FROM audit_events")} == {"127.0.0.1"}
+
+
+def test_ecomind_dev_counts_the_peer_not_x_forwarded_for(migrated: Database, redis_url: str, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\nREDIS_URL={redis_url}\n")
+    port = free_port()
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update(ECOMIND_LOGIN_FAILURES_PER_ADDRESS="2/minute", ECOMIND_METRICS_PORT="0")
+    proc = subprocess.Popen(
+        [ECOMIND, "dev", "--port", str(port), "--data-dir", str(tmp_path / ".data")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open("127.0.0.1", port):
+            assert proc.poll() is None and time.monotonic() < deadline, "ecomind dev did not serve"
+            time.sleep(0.2)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            # Every "client" below is this one local process: one address, one limit.
+            assert [_from(http, f"203.0.113.{n}", n) for n in range(1, 4)] == [401, 401, 429]
+    finally:
+        terminate(proc)  # type: ignore[arg-type]
