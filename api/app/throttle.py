@@ -54,7 +54,11 @@ log = logging.getLogger("app.throttle")
 REDIS_RETRY_SECONDS = 5.0
 # An attempt in flight holds its slot at most this long (a process that died mid-login).
 PENDING_SECONDS = 60
-# Retry-After when the account's window is full of attempts still in flight: they end soon.
+# When failures and attempts in flight fill the account's window, a login waits this long
+# for an attempt to end (a success gives its slot back) before it is refused, polling.
+BUSY_WAIT_SECONDS = 3.0
+BUSY_POLL_SECONDS = 0.05
+# Retry-After when the window stayed full of attempts still in flight: they end soon.
 BUSY_RETRY_SECONDS = 1
 T = TypeVar("T")
 
@@ -96,6 +100,10 @@ class Keys:
             lock=account + "lock",
             level=account + "level",
         )
+
+    def all(self) -> list[str]:
+        """The order every script takes them in."""
+        return [self.address, self.pending, self.failures, self.lock, self.level]
 
     def of_account(self) -> list[str]:
         return [self.pending, self.failures, self.lock, self.level]
@@ -298,6 +306,9 @@ class _MemoryBackend:
         return len(found)
 
 
+_BUSY = 4
+
+
 def _refusal(result: list[int]) -> Refusal | None:
     kind = result[0]
     if kind == 0:
@@ -308,7 +319,7 @@ def _refusal(result: list[int]) -> Refusal | None:
         return Refusal("account_locked", _seconds(result[1]), lockout_started=True, lockout_level=result[2])
     if kind == 3:
         return Refusal("address_limited", _seconds(result[1]))
-    return Refusal("account_locked", BUSY_RETRY_SECONDS)
+    return Refusal("account_locked", BUSY_RETRY_SECONDS)  # _BUSY
 
 
 class LoginThrottle:
@@ -332,30 +343,41 @@ class LoginThrottle:
         return op(self.memory)
 
     def _run(self, script: str, keys: Keys, args: list[Any]) -> Refusal | None:
-        all_keys = [keys.address, keys.pending, keys.failures, keys.lock, keys.level]
-        return _refusal(self._on(lambda backend: backend.run(script, all_keys, args)))
+        return _refusal(self._on(lambda backend: backend.run(script, keys.all(), args)))
 
     @property
     def degraded(self) -> bool:
         return self.shared is None or time.monotonic() < self._redis_down_until
 
     def admit(self, address: str, email: str) -> Attempt | Refusal:
-        """Before any password is checked: the attempt's slot, or why there is none now."""
+        """Before any password is checked: the attempt's slot, or why there is none now.
+
+        While the account's window is full only because of attempts in flight (parallel
+        logins of one account: a pool of workers starting), it waits for one of them to end,
+        up to ``BUSY_WAIT_SECONDS``: their verdicts decide whether there is room."""
         lim = self.limits
         attempt = Attempt(Keys.of(address, email), uuid.uuid4().hex)
-        refusal = self._run(
-            _RESERVE,
-            attempt.keys,
-            [
-                int(time.time() * 1000),
-                lim.address_window_ms,
-                lim.address_limit,
-                lim.account_window_ms,
-                lim.account_limit,
-                PENDING_SECONDS * 1000,
-                attempt.id,
-            ],
-        )
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while True:
+            result = self._on(
+                lambda backend: backend.run(
+                    _RESERVE,
+                    attempt.keys.all(),
+                    [
+                        int(time.time() * 1000),
+                        lim.address_window_ms,
+                        lim.address_limit,
+                        lim.account_window_ms,
+                        lim.account_limit,
+                        PENDING_SECONDS * 1000,
+                        attempt.id,
+                    ],
+                )
+            )
+            if result[0] != _BUSY or time.monotonic() >= deadline:
+                break
+            time.sleep(BUSY_POLL_SECONDS)
+        refusal = _refusal(result)
         return attempt if refusal is None else refusal
 
     def failed(self, attempt: Attempt) -> Refusal | None:
