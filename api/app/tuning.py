@@ -47,6 +47,11 @@ class Tuning:
     revocation_resync_seconds: int = 300
     # Retry-After sent with a 503 when PostgreSQL is unavailable.
     unavailable_retry_after: int = 5
+    # PostgreSQL that does not answer: seconds to connect (libpq, at least 2), for one statement
+    # (the server's statement_timeout; 0: the server's setting), and to wait for a pooled connection.
+    db_connect_timeout: int = 5
+    db_statement_timeout: float = 15.0
+    db_pool_timeout: float = 10.0
     # Observability (docs/operations.md): the Prometheus listener, on its own port, never the
     # public one; "off" starts none.
     metrics: str = "on"
@@ -113,6 +118,12 @@ class Tuning:
         for attr, zero in (("emf_interval", "off"), ("secrets_stale_after", "the default")):
             if getattr(self, attr) < 0:
                 found.append(f"{KNOBS[attr]} must not be negative (0: {zero})")
+        if self.db_connect_timeout < 2:
+            found.append(f"{KNOBS['db_connect_timeout']} must be at least 2 (libpq's minimum)")
+        if self.db_statement_timeout < 0:
+            found.append(f"{KNOBS['db_statement_timeout']} must not be negative (0: the server's setting)")
+        if self.db_pool_timeout <= 0:
+            found.append(f"{KNOBS['db_pool_timeout']} must be above 0")
         if not 0 <= self.password_min_score <= 4:
             found.append(f"{KNOBS['password_min_score']} must be 0 to 4 (zxcvbn's scale)")
         return found

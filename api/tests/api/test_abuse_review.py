@@ -3,13 +3,17 @@
 1. a success in another organisation does not reset this one's failures; audit rows stay home
 2. parallel guesses cannot check more passwords than the limit; no token while locked
 3. the address the limits count: the client's behind the load balancer, the peer's in dev
+5. a frozen PostgreSQL: 503 within a bound, and /health at once
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -23,11 +27,11 @@ import pytest
 import redis
 from argon2 import PasswordHasher
 
-from app.localdb import port_open, terminate
+from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
 from app.throttle import Attempt, Keys, LoginThrottle, Refusal
 from app.tuning import Tuning
 
-from ..conftest import ECOMIND, Database
+from ..conftest import CANARY, ECOMIND, Database, migrate
 from ..support.services import free_port
 from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
 
@@ -272,3 +276,83 @@ def test_ecomind_dev_counts_the_peer_not_x_forwarded_for(migrated: Database, red
             assert [_from(http, f"203.0.113.{n}", n) for n in range(1, 4)] == [401, 401, 429]
     finally:
         terminate(proc)  # type: ignore[arg-type]
+
+
+# -- 5. a PostgreSQL that hangs ------------------------------------------------------------
+
+
+def _server_processes(pg: LocalPostgres) -> list[int]:
+    """The postmaster and its children (backends, checkpointer...)."""
+    postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+            children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
+    private_redis: LocalRedis, live_api: Any
+) -> None:
+    root = Path(tempfile.mkdtemp(prefix="ecomind-pg-frozen-"))  # the postgres user must reach it
+    pg = LocalPostgres(root, free_port()).start()
+    frozen: list[int] = []
+    try:
+        ensure_role_and_database(pg.superuser_dsn(), user="frozen", password=f"{CANARY}-f", dbname="frozen")
+        # The connections queued while frozen are accepted when it resumes; their clients are gone,
+        # and without this each would hold the server's shutdown for a minute.
+        with psycopg.connect(pg.superuser_dsn(), autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM SET authentication_timeout = '2s'")
+            admin.execute("SELECT pg_reload_conf()")
+        url = f"postgresql://frozen:{CANARY}-f@127.0.0.1:{pg.port}/frozen"
+        assert migrate(url).returncode == 0
+        create_owner(url, "Acme", "owner@acme.io")
+        api = live_api(
+            {
+                "DATABASE_URL": url,
+                "JWT_SECRET": JWT,
+                "REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0",
+                "ECOMIND_DB_CONNECT_TIMEOUT": "4",
+                "ECOMIND_DB_STATEMENT_TIMEOUT": "1",
+                "ECOMIND_DB_POOL_TIMEOUT": "4",
+                "ECOMIND_USER_CACHE_SECONDS": "600",
+            }
+        )
+        with httpx.Client(base_url=api.url, timeout=30) as http:
+            token = login(http, "owner@acme.io")  # type: ignore[arg-type]
+            assert http.get("/v1/events/summary", headers=bearer(token)).status_code == 200
+            frozen = _server_processes(pg)
+            for pid in frozen:  # the whole server: postmaster and the backends of the pool
+                os.kill(pid, signal.SIGSTOP)
+
+            def summary(_: int) -> tuple[int, float, str | None]:
+                with httpx.Client(base_url=api.url, timeout=30) as own:
+                    started = time.monotonic()
+                    response = own.get("/v1/events/summary", headers=bearer(token))
+                    return response.status_code, time.monotonic() - started, response.headers.get("Retry-After")
+
+            # More requests at once than the server's 40 request threads.
+            with ThreadPoolExecutor(45) as pool:
+                answers = pool.map(summary, range(45))
+                time.sleep(1.5)  # every request thread waits on the database by now
+                started = time.monotonic()
+                health = http.get("/health")
+                health_seconds = time.monotonic() - started
+                results = list(answers)
+        assert health.status_code == 200 and health_seconds < 1, health_seconds
+        assert {(status, retry) for status, _, retry in results} == {(503, "5")}, results
+        # The slowest: the pooled connection's check waits 1 + 5 s, then a new connection 4 s;
+        # beyond the 40 threads, a request waits for one (4 s), then for the pool (4 s).
+        assert max(seconds for _, seconds, _ in results) < 20, results
+    finally:
+        for pid in reversed(frozen):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
