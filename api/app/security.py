@@ -32,7 +32,7 @@ import jwt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from .secrets.errors import ResolutionError
+from .secrets.errors import ResolutionError, SecretNotFound
 from .secrets.store import ResolvedSecret
 from .settings import Settings
 from .telemetry import JWT_PREVIOUS_KEY
@@ -142,6 +142,9 @@ def _key(resolved: ResolvedSecret) -> SigningKey:
 
 class TokenService:
     UNKNOWN_KID_REFRESH_INTERVAL = 5.0
+    # After a failed read of AWSPREVIOUS (Secrets Manager unreachable, throttled...), the
+    # next read is tried this much later: tokens signed before the rotation wait that long.
+    PREVIOUS_RETRY_INTERVAL = 5.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -150,6 +153,7 @@ class TokenService:
         self._key_of: tuple[ResolvedSecret, SigningKey] | None = None
         self._lock = threading.Lock()
         self._previous: tuple[str, SigningKey | None] | None = None  # (current kid, previous key)
+        self._previous_retry_at = 0.0
         self._last_unknown_refresh = 0.0
 
     def current_key(self) -> SigningKey:
@@ -162,16 +166,31 @@ class TokenService:
         return key
 
     def previous_key(self, current: SigningKey) -> SigningKey | None:
-        """AWSPREVIOUS, looked up once per current version (absent before the first rotation)."""
+        """AWSPREVIOUS, looked up once per current version (absent before the first rotation).
+
+        Only answers are kept: the key, or "there is none". A failed read is tried again
+        after ``PREVIOUS_RETRY_INTERVAL``; caching it would refuse every token signed before
+        the rotation until the next one."""
         cached = self._previous
         if cached is not None and cached[0] == current.kid:
             return cached[1]
         previous: SigningKey | None = None
         if self._jwt.is_reference:
+            if time.monotonic() < self._previous_retry_at:
+                return None
             try:
                 previous = _key(self._jwt.refresh(stage="AWSPREVIOUS"))
-            except ResolutionError:
-                previous = None
+            except SecretNotFound:
+                previous = None  # no rotation yet
+            except ResolutionError as exc:
+                self._previous_retry_at = time.monotonic() + self.PREVIOUS_RETRY_INTERVAL
+                log.warning(
+                    "reading JWT_SECRET's AWSPREVIOUS failed (%s): tokens issued before the last rotation are "
+                    "refused until it is read; next try in %.0f s",
+                    type(exc).__name__,
+                    self.PREVIOUS_RETRY_INTERVAL,
+                )
+                return None
         with self._lock:
             self._previous = (current.kid, previous)
         return previous

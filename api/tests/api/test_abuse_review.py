@@ -4,6 +4,7 @@
 2. parallel guesses cannot check more passwords than the limit; no token while locked
 3. the address the limits count: the client's behind the load balancer, the peer's in dev
 5. a frozen PostgreSQL: 503 within a bound, and /health at once
+6. a Secrets Manager blip after a JWT rotation does not refuse older tokens for good
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ import redis
 from argon2 import PasswordHasher
 
 from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
+from app.security import InvalidToken, TokenService
+from app.settings import load_settings
 from app.throttle import Attempt, Keys, LoginThrottle, Refusal
 from app.tuning import Tuning
 
-from ..conftest import CANARY, ECOMIND, Database, migrate
+from ..conftest import CANARY, ECOMIND, REGION, Aws, Database, migrate, opened
+from ..support.awsproxy import AwsProxy
 from ..support.services import free_port
 from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
 
@@ -356,3 +360,29 @@ def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
                 pass
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- 6. AWSPREVIOUS after a blip ------------------------------------------------------------
+
+
+def test_after_a_secrets_manager_blip_tokens_of_the_previous_key_verify_again(aws: Aws, proxy: AwsProxy) -> None:
+    aws.create("blip/jwt", JWT)
+    env = {**aws.env, "DATABASE_URL": "postgresql://u:p@127.0.0.1/db", "JWT_SECRET": "aws-secretsmanager:blip/jwt"}
+    settings = opened(load_settings(env, env_file=None))
+    tokens = TokenService(settings)
+    old, _ = tokens.issue(subject=str(uuid.uuid4()), org_id=str(uuid.uuid4()), role="OWNER")
+    assert tokens.verify(old)["role"] == "OWNER"  # no rotation yet: no AWSPREVIOUS
+    aws.client.put_secret_value(SecretId="blip/jwt", SecretString="rotated-jwt-secret-" + "z" * 40)
+    settings.secret("JWT_SECRET").refresh()  # this replica sees the rotation...
+    proxy.outage_mode, proxy.down_regions = "5xx", {REGION}  # ...and Secrets Manager blips
+    with pytest.raises(InvalidToken):
+        tokens.verify(old)  # AWSPREVIOUS cannot be read now: refused, for now
+    proxy.down_regions = set()
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            assert tokens.verify(old)["role"] == "OWNER"  # read again once Secrets Manager answers
+            break
+        except InvalidToken:
+            assert time.monotonic() < deadline, "tokens of the previous key stay refused after Secrets Manager is back"
+            time.sleep(0.5)
