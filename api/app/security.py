@@ -50,6 +50,10 @@ __all__ = [
 log = logging.getLogger("app.security")
 
 ALGORITHM = "HS256"
+# Exactly what :meth:`TokenService.issue` signs; a token with any other claim is refused.
+CLAIMS = frozenset({"sub", "org", "role", "iat", "exp", "jti"})
+# Clock difference tolerated between the replica that issued a token and the one verifying it.
+LEEWAY_SECONDS = 60
 
 # OWASP Password Storage Cheat Sheet, argon2id, first option: m=19 MiB, t=2, p=1.
 # argon2-cffi's default (RFC 9106 low-memory: 64 MiB, t=3, p=4) cost 64 MiB and four
@@ -245,9 +249,22 @@ class TokenService:
             raise InvalidToken("token expired") from None
         except jwt.PyJWTError:
             raise InvalidToken("invalid token") from None
+        self._check_claims(claims)
         if kid != self.current_key().kid:
             self._stats.inc(JWT_PREVIOUS_KEY)  # issued before the last rotation
         return claims
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        """Exactly the claims we sign; ``iat`` and ``exp`` integers, ``exp`` within one token
+        lifetime of ``iat`` (PyJWT accepts a string, a float, or ``exp`` in the year 10^22)."""
+        if set(claims) != CLAIMS:
+            raise InvalidToken("malformed token claims")
+        iat, exp = claims["iat"], claims["exp"]
+        if type(iat) is not int or type(exp) is not int:
+            raise InvalidToken("malformed token claims")
+        lifetime = self.settings.access_token_expire_minutes * 60
+        if not iat < exp <= iat + lifetime + LEEWAY_SECONDS:
+            raise InvalidToken("malformed token claims")
 
     def _after_unknown_kid(self) -> dict[str, SigningKey]:
         now = time.monotonic()

@@ -5,6 +5,7 @@
 3. the address the limits count: the client's behind the load balancer, the peer's in dev
 5. a frozen PostgreSQL: 503 within a bound, and /health at once
 6. a Secrets Manager blip after a JWT rotation does not refuse older tokens for good
+7. signed tokens with claims we never sign are 401, never 500
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt as pyjwt
 import psycopg
 import pytest
 import redis
@@ -386,3 +388,38 @@ def test_after_a_secrets_manager_blip_tokens_of_the_previous_key_verify_again(aw
         except InvalidToken:
             assert time.monotonic() < deadline, "tokens of the previous key stay refused after Secrets Manager is back"
             time.sleep(0.5)
+
+
+# -- 7. strict claims ----------------------------------------------------------------------
+
+
+def test_signed_tokens_with_claims_we_never_sign_are_401_never_500(migrated: Database, redis_url: str) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}) as api:
+        token = login(api, "owner@acme.io")
+        claims = pyjwt.decode(token, options={"verify_signature": False})
+        kid = pyjwt.get_unverified_header(token)["kid"]
+        iat = claims["iat"]
+
+        def signed(**changes: Any) -> str:
+            body = {k: v for k, v in {**claims, **changes, "jti": uuid.uuid4().hex}.items() if v is not None}
+            return pyjwt.encode(body, JWT, algorithm="HS256", headers={"kid": kid})
+
+        assert api.get("/v1/auth/me", headers=bearer(signed())).status_code == 200  # the control
+        forged = {
+            "exp as a string": signed(exp=str(claims["exp"])),
+            "exp as a float": signed(exp=claims["exp"] + 0.5),
+            "exp true": signed(exp=True),
+            "exp in 10^30": signed(exp=10**30),
+            "exp in 10^15": signed(exp=10**15),
+            "exp past the lifetime": signed(exp=iat + 60 * 60 + 3600),
+            "exp before iat": signed(iat=iat - 10, exp=iat - 20),
+            "iat as a string": signed(iat=str(iat)),
+            "no iat": signed(iat=None),
+            "an extra claim": signed(admin=True),
+            "nbf too": signed(nbf=iat),
+        }
+        for name, bad in forged.items():
+            for method, path in (("GET", "/v1/auth/me"), ("POST", "/v1/auth/logout"), ("GET", "/v1/events/summary")):
+                response = api.request(method, path, headers=bearer(bad))
+                assert response.status_code == 401, (name, path, response.status_code, response.text)
