@@ -17,20 +17,23 @@ next hash instead of lingering in a malloc arena per server thread.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher, Type
+from argon2 import Parameters, PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.low_level import hash_secret_raw
 
 from .secrets.errors import ResolutionError, SecretNotFound
 from .secrets.store import ResolvedSecret
@@ -45,6 +48,8 @@ __all__ = [
     "SigningKey",
     "TokenService",
     "hash_password",
+    "salt_of",
+    "shared_salt",
 ]
 
 log = logging.getLogger("app.security")
@@ -66,8 +71,9 @@ _hasher = PasswordHasher(
 )
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """argon2id of ``password``; ``salt`` (see :func:`shared_salt`) or a fresh one."""
+    return _hasher.hash(password, salt=salt)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -82,6 +88,67 @@ def needs_rehash(password_hash: str) -> bool:
         return _hasher.check_needs_rehash(password_hash)
     except InvalidHashError:
         return True
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One argon2 hash, parsed: what must be computed (parameters and salt) and its result."""
+
+    group: tuple[str, bytes]  # ("$argon2id$v=19$m=...,t=...,p=...", salt)
+    digest: bytes
+    parameters: Parameters
+
+
+def _b64(segment: str) -> bytes:
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), validate=True)
+
+
+def _parse(password_hash: str) -> _Stored | None:
+    try:
+        parameters = extract_parameters(password_hash)
+        head, salt, digest = password_hash.rsplit("$", 2)
+        return _Stored((head, _b64(salt)), _b64(digest), parameters)
+    except (InvalidHashError, ValueError):
+        return None
+
+
+def salt_of(password_hash: str) -> bytes | None:
+    stored = _parse(password_hash)
+    return stored.group[1] if stored else None
+
+
+def shared_salt(hashes: Iterable[str]) -> bytes | None:
+    """The salt every membership of one email should use: that of the earliest hash (give them
+    in creation order) made with the current parameters; ``None`` when there is none yet.
+
+    Memberships of an email sharing one salt and one set of parameters cost one argon2
+    computation per login together (:func:`check_passwords`), so the time a login takes
+    does not tell how many organisations the email belongs to."""
+    for password_hash in hashes:
+        if not needs_rehash(password_hash):
+            return salt_of(password_hash)
+    return None
+
+
+def check_passwords(hashes: Sequence[str], password: str) -> list[bool]:
+    """Which of ``hashes`` ``password`` matches, with one argon2 computation per distinct
+    salt and parameters (hashes of one email share them: :func:`shared_salt`)."""
+    secret = password.encode()
+    computed: dict[tuple[str, bytes], bytes] = {}
+    matches = []
+    for stored in map(_parse, hashes):
+        if stored is None:
+            matches.append(False)
+            continue
+        raw = computed.get(stored.group)
+        if raw is None:
+            p = stored.parameters
+            raw = hash_secret_raw(
+                secret, stored.group[1], p.time_cost, p.memory_cost, p.parallelism, p.hash_len, p.type, p.version
+            )
+            computed[stored.group] = raw
+        matches.append(hmac.compare_digest(raw, stored.digest))
+    return matches
 
 
 class HashingBusy(RuntimeError):
@@ -108,17 +175,21 @@ class PasswordHashing:
         finally:
             self._admitted.release()
 
-    def hash(self, password: str) -> str:
-        return str(self._run(hash_password, password))
+    def hash(self, password: str, salt: bytes | None = None) -> str:
+        return str(self._run(hash_password, password, salt))
 
     def verify(self, password_hash: str, password: str) -> bool:
         return bool(self._run(verify_password, password_hash, password))
 
-    def verify_nobody(self, password: str) -> None:
-        """The cost of a verification without a user, so an unknown email takes as long as a known one."""
-        if self._dummy is None:
-            self._dummy = self.hash("not-a-user-password")
-        self.verify(self._dummy, password)
+    def check(self, hashes: Sequence[str], password: str) -> list[bool]:
+        """:func:`check_passwords` on the pool; without hashes (an unknown email), the cost of
+        one computation all the same, so the time taken does not tell whether the email exists."""
+        if not hashes:
+            if self._dummy is None:
+                self._dummy = self.hash("not-a-user-password")
+            self._run(check_passwords, [self._dummy], password)
+            return []
+        return list(self._run(check_passwords, list(hashes), password))
 
     @staticmethod
     def needs_rehash(password_hash: str) -> bool:

@@ -87,7 +87,7 @@ def create_admin(
     from ..emails import email_problem
     from ..models import AuditEvent, Org, Role, User
     from ..passwords import password_problem
-    from ..security import hash_password
+    from ..security import hash_password, shared_salt
 
     if problem := email_problem(email):
         fail(f"--email: {problem}", ExitCode.USAGE)
@@ -111,7 +111,11 @@ def create_admin(
                 org_row = Org(name=org)
                 session.add(org_row)
                 session.flush()
-            user = User(org_id=org_row.id, email=email_l, password_hash=hash_password(password), role=Role.OWNER.value)
+            others = select(User.password_hash).where(User.email == email_l).order_by(User.created_at, User.id)
+            salt = shared_salt(session.scalars(others))  # one salt per email: login time tells no count
+            user = User(
+                org_id=org_row.id, email=email_l, password_hash=hash_password(password, salt), role=Role.OWNER.value
+            )
             session.add(user)
             session.flush()
             session.add(

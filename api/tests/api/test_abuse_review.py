@@ -6,6 +6,7 @@
 5. a frozen PostgreSQL: 503 within a bound, and /health at once
 6. a Secrets Manager blip after a JWT rotation does not refuse older tokens for good
 7. signed tokens with claims we never sign are 401, never 500
+4. a login takes as long whatever the number of organisations of the email
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -423,3 +425,56 @@ def test_signed_tokens_with_claims_we_never_sign_are_401_never_500(migrated: Dat
             for method, path in (("GET", "/v1/auth/me"), ("POST", "/v1/auth/logout"), ("GET", "/v1/events/summary")):
                 response = api.request(method, path, headers=bearer(bad))
                 assert response.status_code == 401, (name, path, response.status_code, response.text)
+
+
+# -- 4. login time and the number of memberships ----------------------------------------
+
+
+def _salts(db: Database, email: str) -> set[str]:
+    rows = sql(db, "SELECT password_hash FROM users WHERE email = %s", email)
+    return {h.rsplit("$", 2)[1] for (h,) in rows}
+
+
+def test_a_login_takes_as_long_whatever_the_number_of_organisations(migrated: Database, redis_url: str) -> None:
+    for n in range(3):  # create-admin: the email in three organisations, a password each
+        create_owner(migrated.url(), f"Org{n}", "multi@acme.io", password=f"multi-password-{n}-xyz")
+    create_owner(migrated.url(), "Org3", "boss@org3.io")
+    create_owner(migrated.url(), "Solo", "single@acme.io")
+    tuning = Tuning(login_failures_per_account="1000/minute", login_failures_per_address="1000/minute")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}, tuning) as api:
+        boss = login(api, "boss@org3.io")
+        body = {"email": "multi@acme.io", "password": "multi-password-3-xyz", "role": "VIEWER"}
+        assert api.post("/v1/users", json=body, headers=bearer(boss)).status_code == 201  # and the API: a fourth
+        assert len(_salts(migrated, "multi@acme.io")) == 1  # one salt for the email's four memberships
+        for n in range(4):  # each membership still has its own password
+            token = login(api, "multi@acme.io", f"multi-password-{n}-xyz")
+            assert pyjwt.decode(token, options={"verify_signature": False})["org"] == str(org_of(migrated, f"Org{n}"))
+
+        def seconds(email: str) -> float:
+            started = time.perf_counter()
+            assert attempt(api, email).status_code == 401
+            return time.perf_counter() - started
+
+        times: dict[str, list[float]] = {"multi@acme.io": [], "single@acme.io": [], "nobody@acme.io": []}
+        for _ in range(7):
+            for email, spent in times.items():
+                spent.append(seconds(email))
+    median = {email: statistics.median(spent) for email, spent in times.items()}
+    # Four memberships cost one argon2 computation, like one membership and like none.
+    assert median["multi@acme.io"] < 1.6 * median["single@acme.io"], median
+    assert median["multi@acme.io"] < 1.6 * median["nobody@acme.io"], median
+    assert 0.6 < median["nobody@acme.io"] / median["single@acme.io"] < 1.6, median
+
+
+def test_a_membership_with_a_salt_of_its_own_joins_the_shared_one_at_its_next_login(migrated: Database) -> None:
+    create_owner(migrated.url(), "Org0", "multi@acme.io", password="multi-password-0-xyz")
+    create_owner(migrated.url(), "Org1", "multi@acme.io", password="multi-password-1-xyz")
+    # A membership hashed before salts were shared: a salt of its own.
+    own = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1).hash("multi-password-1-xyz")
+    sql(migrated, "UPDATE users SET password_hash = %s WHERE org_id = %s", own, org_of(migrated, "Org1"))
+    assert len(_salts(migrated, "multi@acme.io")) == 2
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        login(api, "multi@acme.io", "multi-password-1-xyz")
+        assert len(_salts(migrated, "multi@acme.io")) == 1
+        login(api, "multi@acme.io", "multi-password-1-xyz")  # and the new hash verifies
+        login(api, "multi@acme.io", "multi-password-0-xyz")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ...emails import Email
 from ...models import AuditEvent, User
+from ...security import salt_of, shared_salt
 from ...telemetry import LOGIN_FAILURES, LOGIN_LOCKOUTS, LOGIN_THROTTLED
 from ...text import SafeText
 from ...throttle import Refusal
@@ -29,6 +30,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 # One email may have a user in several organisations; a login checks at most this many.
 MAX_MEMBERSHIPS = 10
+CREATED = (User.created_at, User.id)
 
 
 class Login(BaseModel):
@@ -91,7 +93,7 @@ def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) 
     query = select(User).where(User.email == email)
     if body.org_id is not None:
         query = query.where(User.org_id == body.org_id)
-    candidates = list(session.scalars(query.order_by(User.created_at, User.id).limit(MAX_MEMBERSHIPS)))
+    candidates = list(session.scalars(query.order_by(*CREATED).limit(MAX_MEMBERSHIPS)))
     memberships = session.scalar(select(func.count()).select_from(User).where(User.email == email)) or 0
     # The failures of a login concern one organisation only when one membership was tried:
     # the email's only one, or the one org_id named. Otherwise the row has no organisation, so
@@ -105,14 +107,11 @@ def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) 
     if isinstance(attempt, Refusal):
         raise _refuse(svc, session, attempt, concerned, detail)
     try:
-        # One argon2 verification per membership, and one for an unknown email, so the time
-        # taken does not tell whether the email exists.
-        matched: User | None = None
-        if not candidates:
-            svc.hashing.verify_nobody(body.password)
-        for user in candidates:
-            if svc.hashing.verify(user.password_hash, body.password) and matched is None and user.disabled_at is None:
-                matched = user
+        # The memberships of an email share one salt: one argon2 computation checks them all,
+        # and an unknown email costs one too, so the time taken tells neither whether the
+        # email exists nor in how many organisations.
+        matches = svc.hashing.check([u.password_hash for u in candidates], body.password)
+        matched = next((u for u, ok in zip(candidates, matches, strict=True) if ok and u.disabled_at is None), None)
     except BaseException:
         svc.throttle.release(attempt)
         raise
@@ -131,8 +130,11 @@ def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) 
     refusal = svc.throttle.succeeded(attempt, forget=memberships == 1)
     if refusal is not None:  # locked while the password was checked: no token
         raise _refuse(svc, session, refusal, concerned, detail)
-    if svc.hashing.needs_rehash(matched.password_hash):
-        matched.password_hash = svc.hashing.hash(body.password)
+    # Older parameters, or a salt of its own (a membership from before salts were shared):
+    # rehashed now, with the email's shared salt.
+    salt = shared_salt(session.scalars(select(User.password_hash).where(User.email == email).order_by(*CREATED)))
+    if svc.hashing.needs_rehash(matched.password_hash) or salt_of(matched.password_hash) != salt:
+        matched.password_hash = svc.hashing.hash(body.password, salt)
     token, expires_in = svc.tokens.issue(subject=str(matched.id), org_id=str(matched.org_id), role=matched.role)
     session.add(AuditEvent(org_id=matched.org_id, actor_id=matched.id, action="auth.login", detail={}))
     session.commit()
