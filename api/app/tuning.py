@@ -12,11 +12,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse, parse_many
 
 from .telemetry import METRICS_PORT, STALE_AFTER_TTLS
 
 __all__ = ["KNOBS", "Tuning", "TuningError", "memory_budget_mib"]
+
+
+# The server's request threads (anyio's default thread limiter, which FastAPI's sync routes
+# share); logins waiting for or running a hash hold one each, and some must stay free.
+REQUEST_THREADS = 40
+SPARE_THREADS = 8
+MAX_HASH_WORKERS = 16
+# NIST SP 800-63B's minimum length for a memorised secret; the API takes at most 1024.
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
 
 
 class TuningError(ValueError):
@@ -91,9 +101,35 @@ class Tuning:
         found = []
         for attr in ("login_failures_per_address", "login_failures_per_account"):
             try:
-                parse(getattr(self, attr))
+                rates = parse_many(getattr(self, attr))
             except ValueError:
                 found.append(f"{KNOBS[attr]} must look like '5/15 minutes'")
+                continue
+            if len(rates) != 1:
+                found.append(f"{KNOBS[attr]} must be one rate, like '5/15 minutes' (several are not supported)")
+            elif rates[0].amount < 1:
+                found.append(f"{KNOBS[attr]} must allow at least 1 failure per window")
+        if self.lockout_max_seconds < self.lockout_seconds:
+            found.append(
+                f"{KNOBS['lockout_max_seconds']} ({self.lockout_max_seconds}) must not be below "
+                f"{KNOBS['lockout_seconds']} ({self.lockout_seconds})"
+            )
+        if self.hash_workers > MAX_HASH_WORKERS:
+            found.append(
+                f"{KNOBS['hash_workers']}={self.hash_workers} would need a memory budget of "
+                f"{memory_budget_mib(self)} MiB; at most {MAX_HASH_WORKERS} (more workers than cores buy nothing)"
+            )
+        if self.hash_workers + self.hash_queue > REQUEST_THREADS - SPARE_THREADS:
+            found.append(
+                f"{KNOBS['hash_workers']} + {KNOBS['hash_queue']} ({self.hash_workers} + {self.hash_queue}) must be at "
+                f"most {REQUEST_THREADS - SPARE_THREADS}: each holds one of the server's {REQUEST_THREADS} request "
+                f"threads, and {SPARE_THREADS} must stay for the other routes"
+            )
+        if not MIN_PASSWORD_LENGTH <= self.password_min_length <= MAX_PASSWORD_LENGTH:
+            found.append(
+                f"{KNOBS['password_min_length']} must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} "
+                "(NIST's minimum; the longest password the API takes)"
+            )
         positive = (
             "max_body_bytes",
             "lockout_seconds",
@@ -106,7 +142,7 @@ class Tuning:
         for attr in positive:
             if getattr(self, attr) <= 0:
                 found.append(f"{KNOBS[attr]} must be above 0")
-        for attr in ("hash_queue", "user_cache_seconds", "password_min_length"):
+        for attr in ("hash_queue", "user_cache_seconds"):
             if getattr(self, attr) < 0:
                 found.append(f"{KNOBS[attr]} must not be negative")
         choices = {"metrics": ("on", "off"), "ready_on_stale": ("report", "fail"), "log_format": ("text", "json")}
