@@ -33,6 +33,7 @@ email, never the email.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -47,7 +48,7 @@ import redis
 
 from .tuning import Tuning
 
-__all__ = ["Attempt", "Keys", "LoginThrottle", "Refusal"]
+__all__ = ["Attempt", "Keys", "LoginThrottle", "Refusal", "unlock_account"]
 
 log = logging.getLogger("app.throttle")
 
@@ -71,6 +72,9 @@ class Refusal:
     retry_after: int
     lockout_started: bool = False
     lockout_level: int = 0
+    # Worth an audit row: the first refusal of its kind in its period (per account while it is
+    # locked, per address while it is limited); the ones after it add nothing but rows.
+    audit: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class Keys:
     failures: str  # the account's failures in the window
     lock: str  # present while the account is locked
     level: str  # how many lockouts in a row (the doubling)
+    account_refused: str  # present once a refusal for the account was reported in this period
+    address_refused: str  # the same, for the address
 
     PREFIX = "ecomind:login:"
 
@@ -99,14 +105,24 @@ class Keys:
             failures=account + "failures",
             lock=account + "lock",
             level=account + "level",
+            account_refused=account + "refused",
+            address_refused=f"{cls.PREFIX}address-refused:{address}",
         )
 
     def all(self) -> list[str]:
         """The order every script takes them in."""
-        return [self.address, self.pending, self.failures, self.lock, self.level]
+        return [
+            self.address,
+            self.pending,
+            self.failures,
+            self.lock,
+            self.level,
+            self.account_refused,
+            self.address_refused,
+        ]
 
     def of_account(self) -> list[str]:
-        return [self.pending, self.failures, self.lock, self.level]
+        return [self.pending, self.failures, self.lock, self.level, self.account_refused]
 
 
 @dataclass(frozen=True)
@@ -140,28 +156,36 @@ class _Limits:
             tuning.lockout_memory_seconds,
         )
 
-    def lockout(self, level: int) -> int:
-        return int(min(self.lockout_seconds * 2.0 ** (level - 1), self.lockout_max_seconds))
-
 
 def _seconds(ms: float) -> int:
     return max(1, math.ceil(ms / 1000))
 
 
-# Each result is a list: [0] admitted/ok, [1, ms] locked, [2, ms, level] lockout started,
-# [3, ms] address limited, [4] account window full of attempts in flight.
+# Each result is a list [kind, ms, extra]: [0] admitted/ok, [1, ms, first] locked,
+# [2, ms, level] lockout started, [3, ms, first] address limited, [4, 0, first] account
+# window full of attempts in flight. "first": 1 when no refusal of this kind was reported in
+# its period yet (a marker key that lives as long as the refusal holds); a busy account is
+# marked only by the last poll of a wait (ARGV[9] = 1).
 _RESERVE = """
 local now, pending_ms = tonumber(ARGV[1]), tonumber(ARGV[6])
+local function first(marker, ms)
+  if redis.call('SET', marker, '1', 'NX', 'PX', math.max(1, ms)) then return 1 end
+  return 0
+end
 local lock = redis.call('PTTL', KEYS[4])
-if lock ~= -2 then return {1, lock} end
+if lock ~= -2 then return {1, lock, first(KEYS[6], lock)} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {3, tonumber(first[2]) - now}
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local ms = tonumber(oldest[2]) - now
+  return {3, ms, first(KEYS[7], ms)}
 end
-if redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then return {4} end
+if redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then
+  if ARGV[9] ~= '1' then return {4, 0, 0} end
+  return {4, 0, first(KEYS[6], tonumber(ARGV[8]))}
+end
 redis.call('ZADD', KEYS[1], now + pending_ms, 'p:' .. ARGV[7])
 redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[2]), pending_ms))
 redis.call('ZADD', KEYS[2], now + pending_ms, ARGV[7])
@@ -262,15 +286,26 @@ class _MemoryBackend:
             return self._run(script, keys, [str(a) for a in args], now)
 
     def _run(self, script: str, keys: list[str], args: list[str], now: float) -> list[int]:
-        address, pending, failures, lock_key, level_key = (self._set(keys[0], now), *keys[1:])
+        address, pending, failures, lock_key, level_key, account_refused, address_refused = (
+            self._set(keys[0], now),
+            *keys[1:],
+        )
         lock = self._value(lock_key, now)
+
+        def first(marker: str, ms: float) -> int:
+            if self._value(marker, now) is not None:
+                return 0
+            self._values[marker] = (1, now + max(1, ms))
+            return 1
+
         if script is _RESERVE:
             if lock is not None:
-                return [1, int(lock[1] - now)]
+                return [1, int(lock[1] - now), first(account_refused, lock[1] - now)]
             if len(address) >= int(args[2]):
-                return [3, int(min(address.values()) - now)]
+                ms = min(address.values()) - now
+                return [3, int(ms), first(address_refused, ms)]
             if len(self._set(pending, now)) + len(self._set(failures, now)) >= int(args[4]):
-                return [4]
+                return [4, 0, first(account_refused, int(args[7])) if args[8] == "1" else 0]
             address["p:" + args[6]] = now + int(args[5])
             self._set(pending, now)[args[6]] = now + int(args[5])
             return [0]
@@ -310,16 +345,20 @@ _BUSY = 4
 
 
 def _refusal(result: list[int]) -> Refusal | None:
-    kind = result[0]
+    kind, ms, extra = (*result, 0, 0)[:3]
     if kind == 0:
         return None
-    if kind == 1:
-        return Refusal("account_locked", _seconds(result[1]))
+    if kind == 1:  # from the reservation, extra says whether it is the first; else always reported
+        return Refusal("account_locked", _seconds(ms), audit=len(result) < 3 or extra == 1)
     if kind == 2:
-        return Refusal("account_locked", _seconds(result[1]), lockout_started=True, lockout_level=result[2])
+        return Refusal("account_locked", _seconds(ms), lockout_started=True, lockout_level=extra)
     if kind == 3:
-        return Refusal("address_limited", _seconds(result[1]))
-    return Refusal("account_locked", BUSY_RETRY_SECONDS)  # _BUSY
+        return Refusal("address_limited", _seconds(ms), audit=extra == 1)
+    return Refusal("account_locked", BUSY_RETRY_SECONDS, audit=extra == 1)  # _BUSY
+
+
+def _reserve(backend: _Backend, keys: list[str], args: list[Any]) -> list[int]:
+    return backend.run(_RESERVE, keys, args)
 
 
 class LoginThrottle:
@@ -359,22 +398,21 @@ class LoginThrottle:
         attempt = Attempt(Keys.of(address, email), uuid.uuid4().hex)
         deadline = time.monotonic() + BUSY_WAIT_SECONDS
         while True:
-            result = self._on(
-                lambda backend: backend.run(
-                    _RESERVE,
-                    attempt.keys.all(),
-                    [
-                        int(time.time() * 1000),
-                        lim.address_window_ms,
-                        lim.address_limit,
-                        lim.account_window_ms,
-                        lim.account_limit,
-                        PENDING_SECONDS * 1000,
-                        attempt.id,
-                    ],
-                )
-            )
-            if result[0] != _BUSY or time.monotonic() >= deadline:
+            # Only the answer it ends with may mark the period's refusal as reported.
+            final = time.monotonic() >= deadline
+            args: list[Any] = [
+                int(time.time() * 1000),
+                lim.address_window_ms,
+                lim.address_limit,
+                lim.account_window_ms,
+                lim.account_limit,
+                PENDING_SECONDS * 1000,
+                attempt.id,
+                BUSY_RETRY_SECONDS * 1000,
+                1 if final else 0,
+            ]
+            result = self._on(functools.partial(_reserve, keys=attempt.keys.all(), args=args))
+            if result[0] != _BUSY or final:
                 break
             time.sleep(BUSY_POLL_SECONDS)
         refusal = _refusal(result)
@@ -409,6 +447,12 @@ class LoginThrottle:
         self._run(_RELEASE, attempt.keys, [attempt.id])
 
     def unlock(self, email: str) -> int:
-        """Clear the account's lock, failures and doubling (``ecomind users unlock``); keys deleted."""
+        """Clear the account's lock, failures and doubling where this process counts; keys deleted."""
         keys = Keys.of("-", email).of_account()
         return self._on(lambda backend: backend.delete(keys))
+
+
+def unlock_account(client: redis.Redis, email: str) -> int:
+    """``ecomind users unlock``: clear the account's lock, failures and doubling in Redis, for
+    every replica; keys deleted. Raises :class:`redis.RedisError` rather than fall back."""
+    return _RedisBackend(client).delete(Keys.of("-", email).of_account())

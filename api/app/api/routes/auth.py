@@ -74,9 +74,13 @@ def _refuse(
             org_id,
             {**detail, "seconds": refusal.retry_after, "level": refusal.lockout_level},
         )
-    _audit(
-        session, "auth.login_refused", org_id, {**detail, "reason": refusal.reason, "retry_after": refusal.retry_after}
-    )
+    if refusal.audit:  # the first refusal of its period: the ones after it would only add rows
+        _audit(
+            session,
+            "auth.login_refused",
+            org_id,
+            {**detail, "reason": refusal.reason, "retry_after": refusal.retry_after},
+        )
     session.commit()
     message = (
         "too many failed logins for this account: it is locked for a while"
