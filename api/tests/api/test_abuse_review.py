@@ -7,6 +7,10 @@
 6. a Secrets Manager blip after a JWT rotation does not refuse older tokens for good
 7. signed tokens with claims we never sign are 401, never 500
 4. a login takes as long whatever the number of organisations of the email
+9. a flood of refused logins writes one audit row per lockout or limit, not one per 429
+10. limits that cannot work are refused at start (tests/api/test_security_doc.py)
+11. an operator can lift a lockout now: ecomind users unlock
+12. create-admin --org acme joins the organisation Acme, never makes a second one
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from app.settings import load_settings
 from app.throttle import Attempt, Keys, LoginThrottle, Refusal
 from app.tuning import Tuning
 
-from ..conftest import CANARY, ECOMIND, REGION, Aws, Database, migrate, opened
+from ..conftest import CANARY, ECOMIND, REGION, Aws, Cli, Database, assert_clean, migrate, opened
 from ..support.awsproxy import AwsProxy
 from ..support.services import free_port
 from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
@@ -161,6 +165,37 @@ def test_no_token_when_the_account_got_locked_while_its_password_was_checked(
     assert "access_token" not in response.text
     [(reason,)] = sql(migrated, "SELECT detail->>'reason' FROM audit_events WHERE action = 'auth.login_refused'")
     assert reason == "account_locked"
+
+
+def throttled(api: Any, reason: str) -> float:
+    """``ecomind_login_throttled_total{reason=...}`` as scraped from the metrics port."""
+    scraped = httpx.get(f"http://127.0.0.1:{api.app.state.metrics_port}/metrics", timeout=10).text
+    line = f'ecomind_login_throttled_total{{reason="{reason}"}} '
+    return sum(float(row[len(line) :]) for row in scraped.splitlines() if row.startswith(line))
+
+
+def test_a_flood_of_refused_logins_writes_one_audit_row_per_period(migrated: Database, redis_url: str) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    tuning = Tuning(login_failures_per_account="3/15 minutes", login_failures_per_address="50/minute")
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}
+    with client(env, tuning) as api:
+        codes = [attempt(api, "owner@acme.io").status_code for _ in range(40)]
+        assert codes == [401, 401] + [429] * 38
+        assert throttled(api, "account_locked") == 38  # every 429 is counted, as a number
+    # Rows: the failure that locked it (with its lockout), then the first refusal while locked.
+    refused = sql(migrated, "SELECT detail->>'reason' FROM audit_events WHERE action = 'auth.login_refused'")
+    assert refused == [("account_locked",), ("account_locked",)]
+    assert len(sql(migrated, "SELECT 1 FROM audit_events WHERE action = 'auth.lockout'")) == 1
+    # An address over its limit: one row for the whole period, whichever emails it tries.
+    with redis.Redis.from_url(redis_url) as r:  # the failures above count against the address too
+        r.delete(*r.keys(Keys.PREFIX + "address*"))
+    tuning = Tuning(login_failures_per_address="3/minute", login_failures_per_account="100/minute")
+    with client(env, tuning) as api:
+        codes = [attempt(api, f"user{n}@acme.io").status_code for n in range(30)]
+        assert codes == [401] * 3 + [429] * 27
+        assert throttled(api, "address_limited") == 27
+    rows = sql(migrated, "SELECT 1 FROM audit_events WHERE detail->>'reason' = 'address_limited'")
+    assert len(rows) == 1
 
 
 @pytest.mark.parametrize("storage", ["redis", "memory"])
@@ -478,3 +513,36 @@ def test_a_membership_with_a_salt_of_its_own_joins_the_shared_one_at_its_next_lo
         assert len(_salts(migrated, "multi@acme.io")) == 1
         login(api, "multi@acme.io", "multi-password-1-xyz")  # and the new hash verifies
         login(api, "multi@acme.io", "multi-password-0-xyz")
+
+
+# -- 11. lifting a lockout; 12. an organisation named in another case ------------------------
+
+
+def test_users_unlock_lifts_a_lockout_on_every_replica(migrated: Database, private_redis: LocalRedis, cli: Cli) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    redis_url = f"redis://127.0.0.1:{private_redis.port}/0"
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}
+    tuning = Tuning(login_failures_per_account="3/15 minutes", lockout_seconds=600)
+    with client(env, tuning) as api, client(env, tuning) as replica:
+        assert [attempt(api, "owner@acme.io").status_code for _ in range(3)] == [401, 401, 429]
+        assert attempt(replica, "owner@acme.io", OWNER_PASSWORD).status_code == 429
+        done = cli("users", "unlock", "--email", "Owner@Acme.io", env={"REDIS_URL": redis_url})
+        assert done.returncode == 0 and done.stdout == "unlocked owner@acme.io\n", done.stderr
+        assert_clean(done)
+        assert attempt(replica, "owner@acme.io", OWNER_PASSWORD).status_code == 200
+        again = cli("users", "unlock", "--email", "owner@acme.io", env={"REDIS_URL": redis_url})
+        assert again.returncode == 0 and "was not locked" in again.stdout
+    unset = cli("users", "unlock", "--email", "owner@acme.io")
+    assert unset.returncode == 3 and "REDIS_URL is not set" in unset.stderr
+    private_redis.stop()
+    with_password = f"redis://:{CANARY}@127.0.0.1:{private_redis.port}/0"
+    down = cli("users", "unlock", "--email", "owner@acme.io", env={"REDIS_URL": with_password})
+    assert down.returncode == 1 and "REDIS_URL" in down.stderr and "ecomind doctor" in down.stderr
+    assert_clean(down)  # the URL's password is nowhere in what it printed
+
+
+def test_create_admin_names_an_organisation_in_any_case(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    create_owner(migrated.url(), "acme ", "second@acme.io")
+    assert sql(migrated, "SELECT name FROM orgs") == [("Acme",)]
+    assert len(sql(migrated, "SELECT 1 FROM users WHERE org_id = %s", org_of(migrated, "Acme"))) == 2
