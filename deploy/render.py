@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import json
 import re
 import shutil
@@ -218,6 +219,7 @@ def parameters(environment: str, overrides: dict[str, str] | None = None) -> dic
     except ValueError as exc:
         raise SystemExit(f"render: {path.name}: {exc}") from None
     values = {**given, **m.parameters(), **observed}
+    _check_cidrs(path.name, values.get("LOAD_BALANCER_CIDRS"))
     # A JSON string is a valid YAML double-quoted scalar: the password alphabet holds " and \.
     values["DATABASE_PASSWORD_EXCLUDE_JSON"] = json.dumps(values["DATABASE_PASSWORD_EXCLUDE"])
     account, region = values.get("AWS_ACCOUNT_ID", ""), values.get("AWS_REGION", "")
@@ -230,6 +232,21 @@ def parameters(environment: str, overrides: dict[str, str] | None = None) -> dic
             [{"prefix": m.secret_arn_pattern(region, account, spec.key).removesuffix("??????")} for spec in m.secrets]
         )
     return values
+
+
+def _check_cidrs(source: str, value: str | None) -> None:
+    """LOAD_BALANCER_CIDRS becomes FORWARDED_ALLOW_IPS: addresses only, never '*' (any client
+    could then choose the address the login limits count)."""
+    if value is None:
+        return  # a template that needs it says so: "no value for LOAD_BALANCER_CIDRS"
+    for item in value.split(","):
+        try:
+            ipaddress.ip_network(item.strip())
+        except ValueError:
+            raise SystemExit(
+                f"render: {source}: LOAD_BALANCER_CIDRS holds {item.strip()!r}, not a CIDR; give the addresses "
+                "the load balancer connects from (e.g. the VPC's 10.0.0.0/16), comma-separated"
+            ) from None
 
 
 def render(text: str, values: dict[str, str]) -> str:

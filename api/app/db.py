@@ -13,14 +13,25 @@ When PostgreSQL refuses the password (:func:`app.pg.classify` says ``auth``), th
    before it promotes the secret version);
 3. does both once more (a rotation may finish between the two reads);
 4. fails with :class:`DatabaseAuthError`.
+
+A database that stops answering must not hold a request (and its thread) for long:
+:class:`Timeouts` bounds the connection (libpq's ``connect_timeout``), a dead peer
+(TCP keepalives and ``tcp_user_timeout``), a query (the server's ``statement_timeout``)
+and, for a server that accepts bytes but never answers (a frozen process),
+every wait for an answer on an open connection (:class:`_BoundedConnection`). The
+engine's pool gives up after ``pool_timeout``. Each failure is an ``OperationalError``,
+which the API answers with 503.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.abc import PQGen
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -31,9 +42,60 @@ from .secrets.store import ResolvedSecret
 from .settings import Settings
 from .telemetry import DB_RECOVERIES, DB_REFUSALS
 
-__all__ = ["DatabaseConnectError", "connect_args", "make_engine", "sqlalchemy_url"]
+__all__ = ["DatabaseConnectError", "Timeouts", "connect_args", "make_engine", "sqlalchemy_url"]
 
 log = logging.getLogger("app.db")
+RV = TypeVar("RV")
+# libpq's keepalives: a peer silent this long is probed, and dropped after the probes fail.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+# How much longer than statement_timeout the client waits for an answer: the server's own
+# cancellation, and its error, must arrive first.
+ANSWER_MARGIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a database may keep us waiting (seconds)."""
+
+    connect: int = 5  # libpq connect_timeout (its minimum is 2)
+    statement: float | None = None  # the server's statement_timeout; None: the server's setting
+    pool: float = 10.0  # waiting for a pooled connection (SQLAlchemy's pool_timeout)
+
+    @property
+    def answer(self) -> float | None:
+        """The longest wait for an answer on an open connection; None without a statement timeout."""
+        return None if self.statement is None else self.statement + ANSWER_MARGIN_SECONDS
+
+    def libpq(self, options: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"connect_timeout": self.connect, **KEEPALIVES}
+        # Unacknowledged bytes on a dead link: give up at the same time as a silent peer.
+        params["tcp_user_timeout"] = 25_000
+        if self.statement is not None:
+            limit = f"-c statement_timeout={int(self.statement * 1000)}"
+            params["options"] = f"{options} {limit}" if options else limit
+        return params
+
+
+class _BoundedConnection(psycopg.Connection[Any]):
+    """psycopg's connection whose every wait for the server ends after ``answer`` seconds.
+
+    A frozen server (SIGSTOP, a hung host whose kernel still acknowledges) never answers and
+    never trips TCP's timers; past the deadline the connection is closed (half a conversation
+    leaves it useless) and the wait fails like a lost connection, which SQLAlchemy discards.
+    """
+
+    answer: float | None = None
+
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        limit = timeout if timeout is not None else self.answer
+        started = time.monotonic()
+        try:
+            return super().wait(gen, interval=interval, timeout=limit)
+        except psycopg.OperationalError:
+            if limit is None or timeout is not None or time.monotonic() - started < limit:
+                raise
+            self.pgconn.finish()
+            raise psycopg.OperationalError(f"the database did not answer within {limit:g} s") from None
 
 
 class DatabaseConnectError(RuntimeError):
@@ -71,8 +133,9 @@ def _describe(failure: DbFailure) -> str:
 class RotatingCredentials:
     """The ``do_connect`` hook; one per engine."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, timeouts: Timeouts) -> None:
         self.settings = settings
+        self.timeouts = timeouts
         self._db = settings.secret("DATABASE_URL")
         self._last_good: str | None = None
         self._last_refusal: DbFailure | None = None
@@ -85,11 +148,16 @@ class RotatingCredentials:
 
     def _params(self, dialect: Dialect, url: str) -> tuple[list[Any], dict[str, Any]]:
         cargs, cparams = dialect.create_connect_args(sqlalchemy_url(url))
-        return list(cargs), dict(cparams)
+        params = dict(cparams)
+        # The URL's own values (?connect_timeout=...) win; options are combined.
+        limits = self.timeouts.libpq(params.get("options"))
+        return list(cargs), {**limits, **{k: v for k, v in params.items() if k != "options"}}
 
     def _try(self, dialect: Dialect, url: str) -> Any:
         cargs, cparams = self._params(dialect, url)
-        return dialect.connect(*cargs, **cparams)
+        connection = _BoundedConnection.connect(*cargs, **cparams)
+        connection.answer = self.timeouts.answer
+        return connection
 
     def _connect_or_none(self, dialect: Dialect, url: str) -> Any:
         """A connection, or None when the password is refused; other failures raise."""
@@ -150,13 +218,17 @@ class RotatingCredentials:
         ) from None
 
 
-def make_engine(settings: Settings, **kwargs: Any) -> Engine:
-    """An engine whose URL carries no password; credentials come from the store per connection."""
+def make_engine(settings: Settings, timeouts: Timeouts | None = None, **kwargs: Any) -> Engine:
+    """An engine whose URL carries no password; credentials come from the store per connection.
+
+    ``timeouts`` default: a connect timeout, keepalives, no statement timeout (migrations may
+    take long); the API passes its own (``ECOMIND_DB_*``)."""
+    limits = timeouts or Timeouts()
     url = sqlalchemy_url(settings.secret("DATABASE_URL").get().value.get_secret_value()).set(password=None)
     options: dict[str, Any] = {"pool_pre_ping": True}
     if "poolclass" not in kwargs:
-        options.update(pool_size=10, max_overflow=10)
+        options.update(pool_size=10, max_overflow=10, pool_timeout=limits.pool)
     options.update(kwargs)
     engine = create_engine(url, **options)
-    event.listen(engine, "do_connect", RotatingCredentials(settings))
+    event.listen(engine, "do_connect", RotatingCredentials(settings, limits))
     return engine

@@ -23,7 +23,7 @@ from .accounts import ActiveUsers
 from .api.deps import Services
 from .api.errors import install_handlers, responses
 from .api.routes import auth, events, health, users
-from .db import DatabaseConnectError, make_engine
+from .db import DatabaseConnectError, Timeouts, make_engine
 from .logs import RequestIdMiddleware, use_json_logs
 from .metrics import EmfReporter, MetricsServer, registry
 from .revocation import Revocations
@@ -77,7 +77,8 @@ def create_app(
             if metrics_server is not None:
                 stack.callback(metrics_server.close)
             app.state.metrics_port = metrics_server.port if metrics_server else None
-            engine = make_engine(settings, **(engine_options or {}))
+            timeouts = Timeouts(limits.db_connect_timeout, limits.db_statement_timeout or None, limits.db_pool_timeout)
+            engine = make_engine(settings, timeouts, **(engine_options or {}))
             stack.callback(engine.dispose)
             try:
                 with engine.connect() as conn:
@@ -110,7 +111,7 @@ def create_app(
                 tuning=limits,
                 stale_after=stale_after,
                 hashing=hashing,
-                throttle=LoginThrottle(limits, redis_url, redis_client),
+                throttle=LoginThrottle(limits, redis_client),
                 users=ActiveUsers(sessions, limits.user_cache_seconds),
             )
             if on_ready is not None:

@@ -17,22 +17,25 @@ next hash instead of lingering in a malloc arena per server thread.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher, Type
+from argon2 import Parameters, PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.low_level import hash_secret_raw
 
-from .secrets.errors import ResolutionError
+from .secrets.errors import ResolutionError, SecretNotFound
 from .secrets.store import ResolvedSecret
 from .settings import Settings
 from .telemetry import JWT_PREVIOUS_KEY
@@ -45,11 +48,17 @@ __all__ = [
     "SigningKey",
     "TokenService",
     "hash_password",
+    "salt_of",
+    "shared_salt",
 ]
 
 log = logging.getLogger("app.security")
 
 ALGORITHM = "HS256"
+# Exactly what :meth:`TokenService.issue` signs; a token with any other claim is refused.
+CLAIMS = frozenset({"sub", "org", "role", "iat", "exp", "jti"})
+# Clock difference tolerated between the replica that issued a token and the one verifying it.
+LEEWAY_SECONDS = 60
 
 # OWASP Password Storage Cheat Sheet, argon2id, first option: m=19 MiB, t=2, p=1.
 # argon2-cffi's default (RFC 9106 low-memory: 64 MiB, t=3, p=4) cost 64 MiB and four
@@ -62,8 +71,9 @@ _hasher = PasswordHasher(
 )
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """argon2id of ``password``; ``salt`` (see :func:`shared_salt`) or a fresh one."""
+    return _hasher.hash(password, salt=salt)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -78,6 +88,67 @@ def needs_rehash(password_hash: str) -> bool:
         return _hasher.check_needs_rehash(password_hash)
     except InvalidHashError:
         return True
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One argon2 hash, parsed: what must be computed (parameters and salt) and its result."""
+
+    group: tuple[str, bytes]  # ("$argon2id$v=19$m=...,t=...,p=...", salt)
+    digest: bytes
+    parameters: Parameters
+
+
+def _b64(segment: str) -> bytes:
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), validate=True)
+
+
+def _parse(password_hash: str) -> _Stored | None:
+    try:
+        parameters = extract_parameters(password_hash)
+        head, salt, digest = password_hash.rsplit("$", 2)
+        return _Stored((head, _b64(salt)), _b64(digest), parameters)
+    except (InvalidHashError, ValueError):
+        return None
+
+
+def salt_of(password_hash: str) -> bytes | None:
+    stored = _parse(password_hash)
+    return stored.group[1] if stored else None
+
+
+def shared_salt(hashes: Iterable[str]) -> bytes | None:
+    """The salt every membership of one email should use: that of the earliest hash (give them
+    in creation order) made with the current parameters; ``None`` when there is none yet.
+
+    Memberships of an email sharing one salt and one set of parameters cost one argon2
+    computation per login together (:func:`check_passwords`), so the time a login takes
+    does not tell how many organisations the email belongs to."""
+    for password_hash in hashes:
+        if not needs_rehash(password_hash):
+            return salt_of(password_hash)
+    return None
+
+
+def check_passwords(hashes: Sequence[str], password: str) -> list[bool]:
+    """Which of ``hashes`` ``password`` matches, with one argon2 computation per distinct
+    salt and parameters (hashes of one email share them: :func:`shared_salt`)."""
+    secret = password.encode()
+    computed: dict[tuple[str, bytes], bytes] = {}
+    matches = []
+    for stored in map(_parse, hashes):
+        if stored is None:
+            matches.append(False)
+            continue
+        raw = computed.get(stored.group)
+        if raw is None:
+            p = stored.parameters
+            raw = hash_secret_raw(
+                secret, stored.group[1], p.time_cost, p.memory_cost, p.parallelism, p.hash_len, p.type, p.version
+            )
+            computed[stored.group] = raw
+        matches.append(hmac.compare_digest(raw, stored.digest))
+    return matches
 
 
 class HashingBusy(RuntimeError):
@@ -104,17 +175,21 @@ class PasswordHashing:
         finally:
             self._admitted.release()
 
-    def hash(self, password: str) -> str:
-        return str(self._run(hash_password, password))
+    def hash(self, password: str, salt: bytes | None = None) -> str:
+        return str(self._run(hash_password, password, salt))
 
     def verify(self, password_hash: str, password: str) -> bool:
         return bool(self._run(verify_password, password_hash, password))
 
-    def verify_nobody(self, password: str) -> None:
-        """The cost of a verification without a user, so an unknown email takes as long as a known one."""
-        if self._dummy is None:
-            self._dummy = self.hash("not-a-user-password")
-        self.verify(self._dummy, password)
+    def check(self, hashes: Sequence[str], password: str) -> list[bool]:
+        """:func:`check_passwords` on the pool; without hashes (an unknown email), the cost of
+        one computation all the same, so the time taken does not tell whether the email exists."""
+        if not hashes:
+            if self._dummy is None:
+                self._dummy = self.hash("not-a-user-password")
+            self._run(check_passwords, [self._dummy], password)
+            return []
+        return list(self._run(check_passwords, list(hashes), password))
 
     @staticmethod
     def needs_rehash(password_hash: str) -> bool:
@@ -142,6 +217,9 @@ def _key(resolved: ResolvedSecret) -> SigningKey:
 
 class TokenService:
     UNKNOWN_KID_REFRESH_INTERVAL = 5.0
+    # After a failed read of AWSPREVIOUS (Secrets Manager unreachable, throttled...), the
+    # next read is tried this much later: tokens signed before the rotation wait that long.
+    PREVIOUS_RETRY_INTERVAL = 5.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -150,6 +228,7 @@ class TokenService:
         self._key_of: tuple[ResolvedSecret, SigningKey] | None = None
         self._lock = threading.Lock()
         self._previous: tuple[str, SigningKey | None] | None = None  # (current kid, previous key)
+        self._previous_retry_at = 0.0
         self._last_unknown_refresh = 0.0
 
     def current_key(self) -> SigningKey:
@@ -162,16 +241,31 @@ class TokenService:
         return key
 
     def previous_key(self, current: SigningKey) -> SigningKey | None:
-        """AWSPREVIOUS, looked up once per current version (absent before the first rotation)."""
+        """AWSPREVIOUS, looked up once per current version (absent before the first rotation).
+
+        Only answers are kept: the key, or "there is none". A failed read is tried again
+        after ``PREVIOUS_RETRY_INTERVAL``; caching it would refuse every token signed before
+        the rotation until the next one."""
         cached = self._previous
         if cached is not None and cached[0] == current.kid:
             return cached[1]
         previous: SigningKey | None = None
         if self._jwt.is_reference:
+            if time.monotonic() < self._previous_retry_at:
+                return None
             try:
                 previous = _key(self._jwt.refresh(stage="AWSPREVIOUS"))
-            except ResolutionError:
-                previous = None
+            except SecretNotFound:
+                previous = None  # no rotation yet
+            except ResolutionError as exc:
+                self._previous_retry_at = time.monotonic() + self.PREVIOUS_RETRY_INTERVAL
+                log.warning(
+                    "reading JWT_SECRET's AWSPREVIOUS failed (%s): tokens issued before the last rotation are "
+                    "refused until it is read; next try in %.0f s",
+                    type(exc).__name__,
+                    self.PREVIOUS_RETRY_INTERVAL,
+                )
+                return None
         with self._lock:
             self._previous = (current.kid, previous)
         return previous
@@ -226,9 +320,22 @@ class TokenService:
             raise InvalidToken("token expired") from None
         except jwt.PyJWTError:
             raise InvalidToken("invalid token") from None
+        self._check_claims(claims)
         if kid != self.current_key().kid:
             self._stats.inc(JWT_PREVIOUS_KEY)  # issued before the last rotation
         return claims
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        """Exactly the claims we sign; ``iat`` and ``exp`` integers, ``exp`` within one token
+        lifetime of ``iat`` (PyJWT accepts a string, a float, or ``exp`` in the year 10^22)."""
+        if set(claims) != CLAIMS:
+            raise InvalidToken("malformed token claims")
+        iat, exp = claims["iat"], claims["exp"]
+        if type(iat) is not int or type(exp) is not int:
+            raise InvalidToken("malformed token claims")
+        lifetime = self.settings.access_token_expire_minutes * 60
+        if not iat < exp <= iat + lifetime + LEEWAY_SECONDS:
+            raise InvalidToken("malformed token claims")
 
     def _after_unknown_kid(self) -> dict[str, SigningKey]:
         now = time.monotonic()

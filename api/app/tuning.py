@@ -12,11 +12,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse, parse_many
 
 from .telemetry import METRICS_PORT, STALE_AFTER_TTLS
 
 __all__ = ["KNOBS", "Tuning", "TuningError", "memory_budget_mib"]
+
+
+# The server's request threads (anyio's default thread limiter, which FastAPI's sync routes
+# share); logins waiting for or running a hash hold one each, and some must stay free.
+REQUEST_THREADS = 40
+SPARE_THREADS = 8
+MAX_HASH_WORKERS = 16
+# NIST SP 800-63B's minimum length for a memorised secret; the API takes at most 1024.
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
 
 
 class TuningError(ValueError):
@@ -47,6 +57,11 @@ class Tuning:
     revocation_resync_seconds: int = 300
     # Retry-After sent with a 503 when PostgreSQL is unavailable.
     unavailable_retry_after: int = 5
+    # PostgreSQL that does not answer: seconds to connect (libpq, at least 2), for one statement
+    # (the server's statement_timeout; 0: the server's setting), and to wait for a pooled connection.
+    db_connect_timeout: int = 5
+    db_statement_timeout: float = 15.0
+    db_pool_timeout: float = 10.0
     # Observability (docs/operations.md): the Prometheus listener, on its own port, never the
     # public one; "off" starts none.
     metrics: str = "on"
@@ -86,9 +101,35 @@ class Tuning:
         found = []
         for attr in ("login_failures_per_address", "login_failures_per_account"):
             try:
-                parse(getattr(self, attr))
+                rates = parse_many(getattr(self, attr))
             except ValueError:
                 found.append(f"{KNOBS[attr]} must look like '5/15 minutes'")
+                continue
+            if len(rates) != 1:
+                found.append(f"{KNOBS[attr]} must be one rate, like '5/15 minutes' (several are not supported)")
+            elif rates[0].amount < 1:
+                found.append(f"{KNOBS[attr]} must allow at least 1 failure per window")
+        if self.lockout_max_seconds < self.lockout_seconds:
+            found.append(
+                f"{KNOBS['lockout_max_seconds']} ({self.lockout_max_seconds}) must not be below "
+                f"{KNOBS['lockout_seconds']} ({self.lockout_seconds})"
+            )
+        if self.hash_workers > MAX_HASH_WORKERS:
+            found.append(
+                f"{KNOBS['hash_workers']}={self.hash_workers} would need a memory budget of "
+                f"{memory_budget_mib(self)} MiB; at most {MAX_HASH_WORKERS} (more workers than cores buy nothing)"
+            )
+        if self.hash_workers + self.hash_queue > REQUEST_THREADS - SPARE_THREADS:
+            found.append(
+                f"{KNOBS['hash_workers']} + {KNOBS['hash_queue']} ({self.hash_workers} + {self.hash_queue}) must be at "
+                f"most {REQUEST_THREADS - SPARE_THREADS}: each holds one of the server's {REQUEST_THREADS} request "
+                f"threads, and {SPARE_THREADS} must stay for the other routes"
+            )
+        if not MIN_PASSWORD_LENGTH <= self.password_min_length <= MAX_PASSWORD_LENGTH:
+            found.append(
+                f"{KNOBS['password_min_length']} must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} "
+                "(NIST's minimum; the longest password the API takes)"
+            )
         positive = (
             "max_body_bytes",
             "lockout_seconds",
@@ -101,7 +142,7 @@ class Tuning:
         for attr in positive:
             if getattr(self, attr) <= 0:
                 found.append(f"{KNOBS[attr]} must be above 0")
-        for attr in ("hash_queue", "user_cache_seconds", "password_min_length"):
+        for attr in ("hash_queue", "user_cache_seconds"):
             if getattr(self, attr) < 0:
                 found.append(f"{KNOBS[attr]} must not be negative")
         choices = {"metrics": ("on", "off"), "ready_on_stale": ("report", "fail"), "log_format": ("text", "json")}
@@ -113,6 +154,12 @@ class Tuning:
         for attr, zero in (("emf_interval", "off"), ("secrets_stale_after", "the default")):
             if getattr(self, attr) < 0:
                 found.append(f"{KNOBS[attr]} must not be negative (0: {zero})")
+        if self.db_connect_timeout < 2:
+            found.append(f"{KNOBS['db_connect_timeout']} must be at least 2 (libpq's minimum)")
+        if self.db_statement_timeout < 0:
+            found.append(f"{KNOBS['db_statement_timeout']} must not be negative (0: the server's setting)")
+        if self.db_pool_timeout <= 0:
+            found.append(f"{KNOBS['db_pool_timeout']} must be above 0")
         if not 0 <= self.password_min_score <= 4:
             found.append(f"{KNOBS['password_min_score']} must be 0 to 4 (zxcvbn's scale)")
         return found

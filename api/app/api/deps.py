@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..accounts import ActiveUsers
@@ -66,12 +66,13 @@ class Caller:
 class Claims(BaseModel):
     """The claims we sign; a token signed with our key but holding anything else is refused."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     sub: uuid.UUID
     org: uuid.UUID
     role: Role
     jti: Annotated[SafeText, Field(min_length=1, max_length=64)]
-    exp: int
+    iat: StrictInt
+    exp: StrictInt
 
 
 def _unauthorized(detail: str) -> HTTPException:

@@ -57,6 +57,12 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return declared
 
 
+_UNREADABLE = {
+    UnicodeDecodeError: "the body is not valid UTF-8",
+    RecursionError: "the body nests arrays or objects too deeply",
+}
+
+
 def install_handlers(app: FastAPI, retry_after: int) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -66,10 +72,12 @@ def install_handlers(app: FastAPI, retry_after: int) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        # FastAPI answers 400 when a JSON body is not UTF-8 but 422 when it is not JSON;
-        # both are a body we cannot read, so both are 422 here, like NUL and lone surrogates.
-        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-            error = {"loc": ["body"], "msg": "the body is not valid UTF-8", "type": "json_invalid"}
+        # FastAPI answers 400 when a JSON body is not UTF-8 or nests deeper than Python's
+        # parser recurses, but 422 when it is not JSON; all are a body we cannot read, so
+        # all are 422 here, like NUL and lone surrogates.
+        unreadable = _UNREADABLE.get(type(exc.__cause__)) if exc.status_code == 400 else None
+        if unreadable is not None:
+            error = {"loc": ["body"], "msg": unreadable, "type": "json_invalid"}
             return JSONResponse({"detail": [error]}, status_code=422)
         return await http_exception_handler(request, exc)
 

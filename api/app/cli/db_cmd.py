@@ -1,4 +1,4 @@
-"""``ecomind migrate`` and ``ecomind users create-admin``: the database, through the settings."""
+"""``ecomind migrate``, ``ecomind users create-admin`` and ``users unlock``: through the settings."""
 
 from __future__ import annotations
 
@@ -80,14 +80,14 @@ def create_admin(
 
     Example: printf '%s\\n' "$PASSWORD" | ecomind users create-admin --org Acme --email ops@acme.io
     """
-    from sqlalchemy import select
+    from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
     from ..db import make_engine
     from ..emails import email_problem
     from ..models import AuditEvent, Org, Role, User
     from ..passwords import password_problem
-    from ..security import hash_password
+    from ..security import hash_password, shared_salt
 
     if problem := email_problem(email):
         fail(f"--email: {problem}", ExitCode.USAGE)
@@ -101,7 +101,9 @@ def create_admin(
     try:
         with Session(engine) as session:
             email_l = email.strip().lower()
-            org_row = session.scalar(select(Org).where(Org.name == org))
+            # "acme" names the organisation "Acme": one organisation, never two told apart by case.
+            org_row = session.scalar(select(Org).where(func.lower(Org.name) == org.strip().lower()).order_by(Org.id))
+            org = org_row.name if org_row is not None else org.strip()
             # An email is unique within an organisation (the API's rule, and its constraint).
             if org_row is not None and session.scalar(
                 select(User.id).where(User.email == email_l, User.org_id == org_row.id)
@@ -111,7 +113,11 @@ def create_admin(
                 org_row = Org(name=org)
                 session.add(org_row)
                 session.flush()
-            user = User(org_id=org_row.id, email=email_l, password_hash=hash_password(password), role=Role.OWNER.value)
+            others = select(User.password_hash).where(User.email == email_l).order_by(User.created_at, User.id)
+            salt = shared_salt(session.scalars(others))  # one salt per email: login time tells no count
+            user = User(
+                org_id=org_row.id, email=email_l, password_hash=hash_password(password, salt), role=Role.OWNER.value
+            )
             session.add(user)
             session.flush()
             session.add(
@@ -122,3 +128,47 @@ def create_admin(
     finally:
         engine.dispose()
         settings.close()
+
+
+@users.command("unlock")
+def unlock(
+    email: Annotated[str, typer.Option("--email", help="The locked account's email.")],
+    environment: EnvironmentOpt = None,
+    env_file: EnvFileOpt = Path(".env"),
+) -> None:
+    """Lift a login lockout now: the account's lock, failures and doubling, in Redis.
+
+    For a user who is locked out (429 "locked for a while") and cannot wait. Reads
+    REDIS_URL only. Replicas that are limiting in their own memory because Redis was
+    unreachable keep their count until their window ends.
+
+    Example: ecomind users unlock --email ops@acme.io
+    """
+    import redis
+
+    from ..emails import email_problem
+    from ..settings import load_settings
+    from ..throttle import unlock_account
+
+    if problem := email_problem(email):
+        fail(f"--email: {problem}", ExitCode.USAGE)
+    settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=("REDIS_URL",))
+    try:
+        if not settings.has_secret("REDIS_URL"):
+            fail(
+                "REDIS_URL is not set: each replica limits logins in its own memory, which no command "
+                "can reach; a replica's restart, or the end of the lockout, lifts it",
+                ExitCode.CONFIG,
+            )
+        url = settings.secret("REDIS_URL").get().value.get_secret_value()
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            deleted = unlock_account(client, email)
+        except redis.RedisError as exc:
+            fail(f"Redis (REDIS_URL) did not answer: {type(exc).__name__}", ExitCode.FAILED, fix="ecomind doctor")
+        finally:
+            client.close()
+    finally:
+        settings.close()
+    email_l = email.strip().lower()
+    data(f"unlocked {email_l}" if deleted else f"{email_l} was not locked and had no failures counted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -112,7 +113,11 @@ def dev(
         # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into
         # SystemExit lets the finally below stop the services we started.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        uvicorn.run("app.asgi:app", host=host, port=port, log_level="info")
+        # Nothing stands in front of `ecomind dev`: the client address is the TCP peer. uvicorn
+        # would otherwise believe X-Forwarded-For from 127.0.0.1, letting any local client pick
+        # the address the login limits count. Behind a local proxy, set FORWARDED_ALLOW_IPS.
+        proxied = bool(os.environ.get("FORWARDED_ALLOW_IPS"))
+        uvicorn.run("app.asgi:app", host=host, port=port, log_level="info", proxy_headers=proxied)
     finally:
         for service in reversed(started):
             service.stop()

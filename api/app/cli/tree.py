@@ -9,7 +9,7 @@
     ecomind run -- CMD                 cli/run_cmd.py (argparse; cli/main.py calls it directly)
     ecomind export                     cli/export_cmd.py
     ecomind doctor                     cli/doctor_cmd.py
-    ecomind migrate, users create-admin
+    ecomind migrate, users create-admin|unlock
                                        cli/db_cmd.py
     ecomind dev                        cli/dev_cmd.py
 """

@@ -47,9 +47,11 @@ def private_redis() -> Iterator[LocalRedis]:
 class LiveApi:
     """``uvicorn app.asgi:app`` in a child process, as `make run` serves it, on a free port."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], command: list[str] | None = None) -> None:
         self.port = free_port()
         self.env = env
+        # uvicorn's arguments after the app (host and port are added); default: none.
+        self.command = command or []
         self.log = Path(tempfile.mkstemp(prefix="ecomind-api-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -58,10 +60,14 @@ class LiveApi:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LiveApi:
+        # ECOMIND_METRICS_PORT: 0 from tests/conftest.py, so two APIs of one test both start.
         base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "ECOMIND_METRICS_PORT") if k in os.environ}
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    *(sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(self.port)),
+                    *self.command,
+                ],
                 env={**base, **self.env},
                 cwd=tempfile.gettempdir(),
                 stdout=out,
@@ -92,8 +98,8 @@ def live_api() -> Iterator[Any]:
     """Call with the environment; the API is stopped (and its output checked) after the test."""
     started: list[LiveApi] = []
 
-    def start(env: Mapping[str, str]) -> LiveApi:
-        api = LiveApi(env).start()
+    def start(env: Mapping[str, str], command: list[str] | None = None) -> LiveApi:
+        api = LiveApi(env, command).start()
         started.append(api)
         return api
 

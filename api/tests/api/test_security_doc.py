@@ -49,3 +49,38 @@ def test_knobs_are_read_from_the_environment_and_bad_values_named() -> None:
     with pytest.raises(TuningError) as info:
         Tuning.from_env({"ECOMIND_HASH_WORKERS": "many", "ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "lots"})
     assert "ECOMIND_HASH_WORKERS" in str(info.value) and "ECOMIND_LOGIN_FAILURES_PER_ADDRESS" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "why"),
+    [
+        ({"ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "0/minute"}, "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT", "at least 1"),
+        (
+            {"ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "5/15 minutes;1/second"},
+            "ECOMIND_LOGIN_FAILURES_PER_ADDRESS",
+            "one rate",
+        ),
+        ({"ECOMIND_HASH_WORKERS": "1000"}, "ECOMIND_HASH_WORKERS=1000", "memory budget of 38160 MiB"),
+        ({"ECOMIND_HASH_QUEUE": "39"}, "ECOMIND_HASH_QUEUE", "request threads"),
+        ({"ECOMIND_PASSWORD_MIN_LENGTH": "0"}, "ECOMIND_PASSWORD_MIN_LENGTH", "8 to 1024"),
+        ({"ECOMIND_PASSWORD_MIN_LENGTH": "2000"}, "ECOMIND_PASSWORD_MIN_LENGTH", "8 to 1024"),
+        ({"ECOMIND_LOCKOUT_MAX_SECONDS": "30"}, "ECOMIND_LOCKOUT_MAX_SECONDS (30)", "ECOMIND_LOCKOUT_SECONDS (60)"),
+        ({"ECOMIND_DB_CONNECT_TIMEOUT": "1"}, "ECOMIND_DB_CONNECT_TIMEOUT", "at least 2"),
+    ],
+)
+def test_unusable_values_are_refused_with_the_variable_named(env: dict[str, str], named: str, why: str) -> None:
+    with pytest.raises(TuningError) as info:
+        Tuning.from_env(env)
+    assert named in str(info.value) and why in str(info.value), str(info.value)
+
+
+def test_the_edges_that_work_are_accepted() -> None:
+    Tuning.from_env(
+        {
+            "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "1/minute",
+            "ECOMIND_HASH_WORKERS": "16",
+            "ECOMIND_HASH_QUEUE": "16",
+            "ECOMIND_PASSWORD_MIN_LENGTH": "8",
+            "ECOMIND_LOCKOUT_SECONDS": "3600",
+        }
+    )

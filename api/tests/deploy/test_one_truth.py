@@ -31,6 +31,7 @@ from ..conftest import Aws
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}  # read by docker compose, not by the app
+SERVER_ONLY = {"FORWARDED_ALLOW_IPS"}  # read by uvicorn, not by the app
 DOCS = ("README.md", "docs/deployment.md", "docs/secrets.md", "docs/troubleshooting.md", "docs/operations.md")
 
 
@@ -85,7 +86,9 @@ def artifacts(env: str, m: Any, root: Path = REPO) -> None:
     api = json.loads(render(env, "deploy/ecs/api.taskdef.json", root))
     container = api["containerDefinitions"][0]
     environment = {e["name"]: e["value"] for e in container["environment"]}
-    assert _variables(environment) <= set(VARIABLE_NAMES)
+    assert _variables(environment) - SERVER_ONLY <= set(VARIABLE_NAMES)
+    # Only the load balancer may set the client address that the login limits count.
+    assert environment["FORWARDED_ALLOW_IPS"] == params["LOAD_BALANCER_CIDRS"]
     assert environment["DATABASE_URL"] == f"aws-secretsmanager:{db}"
     assert environment["JWT_SECRET"] == f"aws-secretsmanager:{jwt}"
     assert environment["ENVIRONMENT"] == env and environment["SECRETS_PREFIX"] == m.prefix
@@ -142,8 +145,9 @@ def artifacts(env: str, m: Any, root: Path = REPO) -> None:
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     for container in pod["containers"] + pod["initContainers"]:
         env_vars = {e["name"]: e["value"] for e in container["env"]}
-        assert _variables(env_vars) <= set(VARIABLE_NAMES) and env_vars["ENVIRONMENT"] == env
+        assert _variables(env_vars) - SERVER_ONLY <= set(VARIABLE_NAMES) and env_vars["ENVIRONMENT"] == env
     api_env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert api_env["FORWARDED_ALLOW_IPS"] == params["LOAD_BALANCER_CIDRS"]
     assert api_env["SECRETS_PREFIX"] == m.prefix and "DATABASE_URL" not in api_env  # read through IRSA
     assert docs["Namespace"]["metadata"]["name"] == m.parameters()["NAMESPACE"]
 
@@ -171,6 +175,17 @@ def test_render_refuses_a_parameter_file_that_repeats_the_model(tmp_path: Path) 
         [sys.executable, str(copy / "deploy/render.py"), "staging", "--list"], capture_output=True, text=True
     )
     assert result.returncode != 0 and "CLUSTER" in result.stderr and "environment model derives" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["*", "10.0.0.0/16,*", "the-vpc", "10.0.0.0/33"])
+def test_render_refuses_load_balancer_cidrs_that_would_trust_anyone(tmp_path: Path, bad: str) -> None:
+    copy = _copy_repo(tmp_path)
+    params = copy / "deploy/environments/staging.env"
+    params.write_text(params.read_text().replace("LOAD_BALANCER_CIDRS=10.0.0.0/16", f"LOAD_BALANCER_CIDRS={bad}"))
+    result = subprocess.run(
+        [sys.executable, str(copy / "deploy/render.py"), "staging", "--list"], capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "LOAD_BALANCER_CIDRS" in result.stderr and "not a CIDR" in result.stderr
 
 
 def test_compose_and_env_example() -> None:

@@ -1,8 +1,8 @@
 """Login, logout, and who am I.
 
-A login is admitted by the throttle (address and account limits, lockouts), then
+A login takes a slot of the throttle (address and account limits, lockouts), then
 the password is checked on the bounded hashing pool. Every failure, refusal and
-lockout is written to the audit table.
+lockout is written to the audit table, in the organisation concerned or in none.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ...emails import Email
 from ...models import AuditEvent, User
+from ...security import salt_of, shared_salt
 from ...telemetry import LOGIN_FAILURES, LOGIN_LOCKOUTS, LOGIN_THROTTLED
 from ...text import SafeText
 from ...throttle import Refusal
@@ -29,6 +30,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 # One email may have a user in several organisations; a login checks at most this many.
 MAX_MEMBERSHIPS = 10
+CREATED = (User.created_at, User.id)
 
 
 class Login(BaseModel):
@@ -56,13 +58,12 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _audit(session: Session, action: str, orgs: list[uuid.UUID | None], detail: dict[str, Any]) -> None:
-    for org_id in orgs or [None]:
-        session.add(AuditEvent(org_id=org_id, actor_id=None, action=action, detail=detail))
+def _audit(session: Session, action: str, org_id: uuid.UUID | None, detail: dict[str, Any]) -> None:
+    session.add(AuditEvent(org_id=org_id, actor_id=None, action=action, detail=detail))
 
 
 def _refuse(
-    svc: Services, session: Session, refusal: Refusal, orgs: list[uuid.UUID | None], detail: dict[str, Any]
+    svc: Services, session: Session, refusal: Refusal, org_id: uuid.UUID | None, detail: dict[str, Any]
 ) -> HTTPException:
     svc.settings.stats.inc(LOGIN_THROTTLED, refusal.reason)
     if refusal.lockout_started:
@@ -70,12 +71,16 @@ def _refuse(
         _audit(
             session,
             "auth.lockout",
-            orgs,
+            org_id,
             {**detail, "seconds": refusal.retry_after, "level": refusal.lockout_level},
         )
-    _audit(
-        session, "auth.login_refused", orgs, {**detail, "reason": refusal.reason, "retry_after": refusal.retry_after}
-    )
+    if refusal.audit:  # the first refusal of its period: the ones after it would only add rows
+        _audit(
+            session,
+            "auth.login_refused",
+            org_id,
+            {**detail, "reason": refusal.reason, "retry_after": refusal.retry_after},
+        )
     session.commit()
     message = (
         "too many failed logins for this account: it is locked for a while"
@@ -92,34 +97,48 @@ def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) 
     query = select(User).where(User.email == email)
     if body.org_id is not None:
         query = query.where(User.org_id == body.org_id)
-    candidates = list(session.scalars(query.order_by(User.created_at, User.id).limit(MAX_MEMBERSHIPS)))
-    orgs: list[uuid.UUID | None] = list(dict.fromkeys(u.org_id for u in candidates))
+    candidates = list(session.scalars(query.order_by(*CREATED).limit(MAX_MEMBERSHIPS)))
+    memberships = session.scalar(select(func.count()).select_from(User).where(User.email == email)) or 0
+    # The failures of a login concern one organisation only when one membership was tried:
+    # the email's only one, or the one org_id named. Otherwise the row has no organisation, so
+    # one organisation never learns of logins (and addresses) aimed at another's member.
+    concerned = candidates[0].org_id if len(candidates) == 1 and (memberships == 1 or body.org_id) else None
     detail: dict[str, Any] = {"email": email, "address": address, "degraded_limits": svc.throttle.degraded}
 
-    refusal = svc.throttle.admit(address, email)
-    if refusal is not None:
-        raise _refuse(svc, session, refusal, orgs, detail)
-
-    # One argon2 verification per membership, and one for an unknown email, so the time
-    # taken does not tell whether the email exists.
-    matched: User | None = None
-    if not candidates:
-        svc.hashing.verify_nobody(body.password)
-    for user in candidates:
-        if svc.hashing.verify(user.password_hash, body.password) and matched is None and user.disabled_at is None:
-            matched = user
+    # The slot is taken before any password is checked, atomically: parallel logins cannot
+    # check more passwords than the limit.
+    attempt = svc.throttle.admit(address, email)
+    if isinstance(attempt, Refusal):
+        raise _refuse(svc, session, attempt, concerned, detail)
+    try:
+        # The memberships of an email share one salt: one argon2 computation checks them all,
+        # and an unknown email costs one too, so the time taken tells neither whether the
+        # email exists nor in how many organisations.
+        matches = svc.hashing.check([u.password_hash for u in candidates], body.password)
+        matched = next((u for u, ok in zip(candidates, matches, strict=True) if ok and u.disabled_at is None), None)
+    except BaseException:
+        svc.throttle.release(attempt)
+        raise
     if matched is None:
         svc.settings.stats.inc(LOGIN_FAILURES)
-        refusal = svc.throttle.failed(address, email)
-        _audit(session, "auth.login_failed", orgs, detail)
+        refusal = svc.throttle.failed(attempt)
+        _audit(session, "auth.login_failed", concerned, detail)
         if refusal is not None:
-            raise _refuse(svc, session, refusal, orgs, detail)
+            raise _refuse(svc, session, refusal, concerned, detail)
         session.commit()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid email or password")
 
-    svc.throttle.succeeded(email)
-    if svc.hashing.needs_rehash(matched.password_hash):
-        matched.password_hash = svc.hashing.hash(body.password)
+    # A success forgets the account's failures only when the email has one membership: the
+    # counts are per email, and a password of another organisation's membership (which that
+    # organisation's admin chose) must not reset the guesses against this one.
+    refusal = svc.throttle.succeeded(attempt, forget=memberships == 1)
+    if refusal is not None:  # locked while the password was checked: no token
+        raise _refuse(svc, session, refusal, concerned, detail)
+    # Older parameters, or a salt of its own (a membership from before salts were shared):
+    # rehashed now, with the email's shared salt.
+    salt = shared_salt(session.scalars(select(User.password_hash).where(User.email == email).order_by(*CREATED)))
+    if svc.hashing.needs_rehash(matched.password_hash) or salt_of(matched.password_hash) != salt:
+        matched.password_hash = svc.hashing.hash(body.password, salt)
     token, expires_in = svc.tokens.issue(subject=str(matched.id), org_id=str(matched.org_id), role=matched.role)
     session.add(AuditEvent(org_id=matched.org_id, actor_id=matched.id, action="auth.login", detail={}))
     session.commit()

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from ...emails import Email
 from ...models import AuditEvent, Org, Role, User
 from ...passwords import password_problem
+from ...security import shared_salt
 from ...text import SafeText
 from ..deps import Caller, ServicesDep, SessionDep, require_roles
 from ..errors import responses
@@ -64,7 +65,10 @@ def create_user(body: NewUser, session: SessionDep, svc: ServicesDep, who: Admin
     if problem:
         raise RequestValidationError([{"loc": ("body", "password"), "msg": problem, "type": "password_policy"}])
     email = body.email.lower()
-    password_hash = svc.hashing.hash(body.password)
+    # The salt of the email's other memberships (any organisation): one argon2 computation
+    # checks them all at login. Nothing of them reaches the caller.
+    others = select(User.password_hash).where(User.email == email).order_by(User.created_at, User.id)
+    password_hash = svc.hashing.hash(body.password, shared_salt(session.scalars(others)))
     # ON CONFLICT: of several concurrent creations of one email, one inserts, the rest get 409.
     user_id = session.scalar(
         insert(User)
