@@ -92,6 +92,19 @@ def _denied(exc: BaseException) -> bool:
     return code in ("AccessDeniedException", "AccessDenied", "403") or status == 403
 
 
+def _regional_failure(exc: BaseException) -> bool:
+    """The region did not answer (connection, timeout, 5xx, throttled): not a fact about the secret."""
+    import botocore.exceptions
+
+    if isinstance(exc, botocore.exceptions.HTTPClientError | botocore.exceptions.ConnectionError):
+        return True
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return False
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return status >= 500 or code in ("ThrottlingException", "TooManyRequestsException")
+
+
 class Doctor:
     def __init__(self, insp: Inspection, *, timeout: float, as_of: datetime) -> None:
 
@@ -107,6 +120,8 @@ class Doctor:
         self.region = insp.collected.raw.get("AWS_REGION") or self.session.get_config_variable("region")
         self.endpoint = secretsmanager_endpoint()
         self.emulator = on_this_machine(self.endpoint)
+        # Regions found not answering (why, in a few words): asked once, not once per secret.
+        self.down: dict[str | None, str] = {}
 
     def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
@@ -173,7 +188,9 @@ class Doctor:
         name = f"{variable} readable"
         got = self.insp.resolved.get(variable)
         if got is not None:
-            self.add(name, "ok", f"{ref} (version {got.version_id or '-'})")
+            home = ref.region or self.region if isinstance(ref, AwsRef) else None
+            where = f", read in the replica region {got.region}" if got.region and home and got.region != home else ""
+            self.add(name, "ok", f"{ref} (version {got.version_id or '-'}{where})")
             return
         error = self.insp.errors.get(variable)
         if error is None:
@@ -435,9 +452,20 @@ class Doctor:
         import botocore.exceptions
 
         name, pending = f"{variable} rotation", f"{variable} pending version"
+        home = ref.region or self.region
+        got = self.insp.resolved.get(variable)
+        if got is not None and got.region and home and got.region != home and home not in self.down:
+            self.down[home] = f"its reads failed over to {got.region}"
+        if home in self.down:
+            self.primary_down(variable, ref, home)
+            return
         try:
             meta = self.client("secretsmanager", ref.region).describe_secret(SecretId=ref.secret_id)
-        except botocore.exceptions.ClientError as exc:
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            if _regional_failure(exc):
+                self.down[home] = f"DescribeSecret: {type(exc).__name__}"
+                self.primary_down(variable, ref, home)
+                return
             if _denied(exc):
                 self.add(name, "not_checked", f"{ref}: secretsmanager:DescribeSecret denied to this role")
             else:
@@ -445,14 +473,59 @@ class Doctor:
             # The rotation window is in what DescribeSecret returns: the pending version cannot be judged.
             self.add(pending, "not_checked", f"{ref}: DescribeSecret failed, see above")
             return
-        except botocore.exceptions.BotoCoreError as exc:
-            self.add(name, "not_checked", f"{ref}: DescribeSecret failed ({type(exc).__name__})")
-            self.add(pending, "not_checked", f"{ref}: DescribeSecret failed, see above")
-            return
         versions, unlisted = self.versions(ref)
         self.replication(variable, ref, meta)
         self.schedule(name, ref, meta, versions)
         self.pending(pending, variable, ref, meta, versions, unlisted)
+
+    def primary_down(self, variable: str, ref: AwsRef, home: str | None) -> None:
+        """The secret's primary region does not answer: what each replica region says instead.
+
+        Rotation and replication status are kept by the primary only, so those checks are
+        reported as not run; each region of SECRETS_REPLICA_REGIONS is asked whether it
+        holds a replica (DescribeSecret there), which is what reads fail over to."""
+        import botocore.exceptions
+
+        from ..secrets.regions import parse_regions
+
+        why = f"{home} did not answer ({self.down[home]})"
+        again = f"ecomind doctor   # again once {home} answers"
+        for check in ("rotation", "pending version"):
+            self.add(f"{variable} {check}", "not_checked", f"{ref}: {why}; kept by the primary region", again)
+        wanted, _ = parse_regions(self.insp.collected.raw.get("SECRETS_REPLICA_REGIONS"))
+        if not wanted:
+            detail = f"{ref}: {why}, and SECRETS_REPLICA_REGIONS lists no replica region to read instead"
+            self.add(f"{variable} replicas", "fail", detail, again)
+            return
+        answers: dict[str, str] = {}
+        for region in wanted:
+            if region in self.down:
+                answers[region] = f"did not answer ({self.down[region]})"
+                continue
+            secret_id = ref.secret_id
+            if secret_id.startswith("arn:"):  # a replica's ARN differs from the primary's by its region
+                parts = secret_id.split(":")
+                secret_id = ":".join([*parts[:3], region, *parts[4:]])
+            try:
+                self.client("secretsmanager", region).describe_secret(SecretId=secret_id)
+                answers[region] = "holds a replica"
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                if _regional_failure(exc):
+                    self.down[region] = f"DescribeSecret: {type(exc).__name__}"
+                    answers[region] = f"did not answer ({type(exc).__name__})"
+                elif _denied(exc):
+                    answers[region] = "DescribeSecret denied to this role"
+                elif isinstance(exc, botocore.exceptions.ClientError) and "NotFound" in str(
+                    exc.response.get("Error", {}).get("Code", "")
+                ):
+                    answers[region] = "has no replica"
+                else:
+                    answers[region] = f"DescribeSecret failed ({type(exc).__name__})"
+        served = [r for r, a in answers.items() if a == "holds a replica"]
+        detail = f"{ref}: {why}; " + "; ".join(f"{r} {a}" for r, a in answers.items())
+        if served:
+            detail += f" (reads are served from {served[0]})"
+        self.add(f"{variable} replicas", "warn" if served else "fail", detail, again)
 
     def schedule(self, name: str, ref: AwsRef, meta: dict[str, Any], versions: list[dict[str, Any]]) -> None:
         """Rotation on, at the environment's period, and not overdue."""

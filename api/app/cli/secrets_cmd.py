@@ -629,7 +629,9 @@ def get(
     """Print one resolved value on stdout, like `aws secretsmanager get-secret-value`.
 
     This is the one command that prints a secret, because you asked for it: pipe it,
-    do not paste it. The region comes from --region, AWS_REGION or the ARN.
+    do not paste it. The region comes from --region, AWS_REGION or the ARN; without
+    --region, the regions of SECRETS_REPLICA_REGIONS are asked when that one does not
+    answer, as the API does.
 
     Example: ecomind secrets get aws-secretsmanager:ecomind/staging/database:password
     """
@@ -640,7 +642,12 @@ def get(
     reference = parse_reference(ref if is_reference(ref) else f"aws-secretsmanager:{ref}")
     if stage and not isinstance(reference, AwsRef):
         fail("--stage applies to Secrets Manager references only", ExitCode.USAGE)
-    with SecretStore(region=region or os.environ.get("AWS_REGION"), endpoint_url=secretsmanager_endpoint()) as store:
+    from ..secrets.regions import parse_regions
+
+    replicas = [] if region else parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))[0]
+    with SecretStore(
+        region=region or os.environ.get("AWS_REGION"), endpoint_url=secretsmanager_endpoint(), replica_regions=replicas
+    ) as store:
         try:
             resolved = store.get(reference, stage)
         except SecretNotFound:

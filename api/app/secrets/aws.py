@@ -193,16 +193,21 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         results: dict[AwsRef, Fetched] = {}
         for home, group in by_home.items():
             chain: list[str | None] = [region] if region is not None else self.regions.chain(home)
-            results.update(self._failover(chain, group))
+            results.update(self._failover(chain, group, home))
         for key, got in results.items():
             if isinstance(got, SecretDeleted):
                 results[key] = self._deletion_date(key, got)
         return results
 
-    def _failover(self, chain: list[str | None], keys: list[AwsRef]) -> dict[AwsRef, Fetched]:
-        """Ask each region in turn for the keys the previous one could not answer for a regional reason."""
+    def _failover(self, chain: list[str | None], keys: list[AwsRef], home: str | None) -> dict[AwsRef, Fetched]:
+        """Ask each region in turn for the keys the previous one could not answer.
+
+        A region moves a key on when it failed for a regional reason (unreachable,
+        throttled), or when it is a replica region without the secret (a replica being
+        added or removed, or one that lags): only the home region's "not found" is the
+        secret's. Access denied or a bad key stop at once: they are the same everywhere."""
         pending, out = list(keys), {}
-        failures: list[tuple[str | None, Fetched]] = []
+        failures: dict[AwsRef, list[tuple[str | None, Fetched]]] = defaultdict(list)
         for region in chain:
             if not pending:
                 break
@@ -213,9 +218,12 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 # Throttled is not unreachable: botocore's retries get their turn before a failover.
                 got.update(self._fetch_in(region, throttled, probe=False))
             regional = [k for k in pending if _regional(got[k])]
-            out.update({k: got[k] for k in pending if k not in regional})
+            absent = [] if region == home else [k for k in pending if isinstance(got[k], SecretNotFound)]
+            moving = regional + absent
+            out.update({k: got[k] for k in pending if k not in moving})
+            for key in moving:
+                failures[key].append((region, got[key]))
             if regional:
-                failures.append((region, got[regional[0]]))
                 if len(chain) > 1:
                     self.regions.failed(region)
                     log.warning(
@@ -226,17 +234,20 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                     )
             else:
                 self.regions.succeeded(region)
-            pending = regional
+            if absent:
+                log.warning("%d secret(s) have no replica in %s; asking the next region", len(absent), region)
+            pending = moving
         for key in pending:
-            if len(failures) > 1:
-                where = ", ".join(str(r) for r, _ in failures)
-                out[key] = SecretsManagerUnreachable(
-                    f"Secrets Manager failed in every region asked ({where}) while reading {key}",
-                    reference=str(key),
-                    fix="ecomind doctor   # then check each region's endpoint (VPC endpoint or NAT route)",
-                )
-            else:
-                out[key] = failures[-1][1]
+            tried = failures[key]
+            if len(tried) == 1:
+                out[key] = tried[0][1]
+                continue
+            where = ", ".join(f"{r} ({_outcome(got)})" for r, got in tried)
+            out[key] = SecretsManagerUnreachable(
+                f"Secrets Manager could not serve {key} in any region asked: {where}",
+                reference=str(key),
+                fix="ecomind doctor   # then check each region's endpoint (VPC endpoint or NAT route)",
+            )
         return out
 
     def _fetch_in(self, region: str | None, keys: list[AwsRef], probe: bool) -> dict[AwsRef, Fetched]:
@@ -363,6 +374,15 @@ def _call_result(code: str) -> str:
 def _created(item: Mapping[str, Any]) -> float | None:
     created = item.get("CreatedDate")
     return created.timestamp() if isinstance(created, datetime) else None
+
+
+def _outcome(got: Fetched) -> str:
+    """What a region answered, in a word or two, for a message that lists the regions asked."""
+    if isinstance(got, SecretsThrottled):
+        return "throttled"
+    if isinstance(got, SecretNotFound):
+        return "no replica"
+    return "unreachable"
 
 
 def _regional(got: Fetched) -> bool:

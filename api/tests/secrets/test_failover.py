@@ -62,8 +62,26 @@ def test_both_regions_down_names_both(proxy: AwsProxy, replicated: dict[str, str
     proxy.down_regions.update({PRIMARY, REPLICA})
     with pytest.raises(SettingsError) as info:
         load_settings(replicated, env_file=None)
-    assert f"every region asked ({PRIMARY}, {REPLICA})" in str(info.value)
+    assert f"in any region asked: {PRIMARY} (unreachable), {REPLICA} (unreachable)" in str(info.value)
     assert CANARY not in str(info.value)
+
+
+def test_a_listed_region_without_a_replica_is_passed_over_during_an_outage(
+    proxy: AwsProxy, replicated: dict[str, str]
+) -> None:
+    # eu-west-1 is listed before the region that has the replicas: one being added, say.
+    env = {**replicated, "SECRETS_REPLICA_REGIONS": f"eu-west-1,{REPLICA}"}
+    proxy.down_regions.add(PRIMARY)
+    settings = opened(load_settings(env, env_file=None))
+    assert settings.secret("JWT_SECRET").get().value.get_secret_value() == JWT
+    assert settings.secret("JWT_SECRET").get().region == REPLICA
+    # With the region that has them down too, the message says what each region answered.
+    proxy.down_regions.add(REPLICA)
+    with pytest.raises(SettingsError) as info:
+        load_settings(env, env_file=None)
+    message = str(info.value)
+    assert f"{PRIMARY} (unreachable), eu-west-1 (no replica), {REPLICA} (unreachable)" in message, message
+    assert CANARY not in message
 
 
 def test_a_rotation_made_before_the_outage_is_not_lost(aws: Aws, proxy: AwsProxy, replicated: dict[str, str]) -> None:
@@ -164,3 +182,69 @@ def test_ready_names_the_region_that_served(proxy: AwsProxy, replicated: dict[st
     with client(env) as api:
         body = api.get("/ready").json()
     assert body["status"] == "ready" and body["secrets"]["JWT_SECRET"]["region"] == REPLICA
+
+
+def doctor(env: dict[str, str]) -> tuple[int, dict[str, dict[str, str]], str]:
+    """``ecomind doctor --json --only JWT_SECRET``: exit code, checks by name, and all it printed."""
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    ran = subprocess.run(
+        [ECOMIND, "doctor", "--json", "--only", "JWT_SECRET"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    checks = {c["name"]: c for c in json.loads(ran.stdout)["checks"]}
+    return ran.returncode, checks, ran.stdout + ran.stderr
+
+
+def test_doctor_shows_each_replica_and_what_answers_when_the_primary_is_down(
+    aws: Aws, proxy: AwsProxy, replicated: dict[str, str]
+) -> None:
+    env = {**replicated, "AWS_ENDPOINT_URL": proxy.url, "SECRETS_REPLICA_REGIONS": f"{REPLICA},eu-west-1"}
+    database = {"engine": "postgres", "host": "db.internal", "port": 5432, "dbname": "app", "username": "app"}
+    aws.client.create_secret(
+        Name="ecomind/staging/database",
+        SecretString=json.dumps({**database, "password": "Pw-" + "9" * 20}),
+        AddReplicaRegions=[{"Region": REPLICA}],
+    )
+    # Healthy primary: a region the settings list but the secret is not replicated to is a
+    # failure, and its fix, run as printed, replicates it.
+    _, checks, printed = doctor(env)
+    replicas = checks["JWT_SECRET replicas"]
+    assert replicas["status"] == "fail" and "not replicated to eu-west-1" in replicas["detail"], replicas
+    fix = replicas["fix"]
+    assert fix == "ecomind secrets provision --environment staging --replica-region eu-west-1"
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    ran = subprocess.run([ECOMIND, *fix.split()[1:]], env={**base, **env}, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    _, checks, printed = doctor(env)
+    assert checks["JWT_SECRET replicas"]["status"] == "ok", checks["JWT_SECRET replicas"]
+    assert f"{REPLICA} (InSync)" in checks["JWT_SECRET replicas"]["detail"]
+    assert "eu-west-1 (InSync)" in checks["JWT_SECRET replicas"]["detail"]
+    # The primary goes down: reads come from a replica, and the doctor says so, region by
+    # region, instead of leaving the replica check out; what only the primary knows is not run.
+    aws.client.remove_regions_from_replication(SecretId="ecomind/staging/jwt", RemoveReplicaRegions=["eu-west-1"])
+    proxy.down_regions.add(PRIMARY)
+    code, checks, printed = doctor({**env, "SECRETS_REPLICA_REGIONS": f"eu-west-1,{REPLICA}"})
+    assert checks["JWT_SECRET readable"]["status"] == "ok"
+    assert f"read in the replica region {REPLICA}" in checks["JWT_SECRET readable"]["detail"]
+    replicas = checks["JWT_SECRET replicas"]
+    assert replicas["status"] == "warn", replicas
+    assert f"{PRIMARY} did not answer" in replicas["detail"]
+    assert "eu-west-1 has no replica" in replicas["detail"] and f"{REPLICA} holds a replica" in replicas["detail"]
+    assert replicas["fix"] == f"ecomind doctor   # again once {PRIMARY} answers"
+    for check in ("JWT_SECRET rotation", "JWT_SECRET pending version"):
+        assert checks[check]["status"] == "not_checked", checks[check]
+    assert code == 8  # nothing failed, some checks could not run
+    assert JWT not in printed and CANARY not in printed
+
+
+def test_secrets_get_reads_a_replica_when_the_primary_is_down(proxy: AwsProxy, replicated: dict[str, str]) -> None:
+    env = {**{k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}, **replicated}
+    env["AWS_ENDPOINT_URL"] = proxy.url
+    proxy.down_regions.add(PRIMARY)
+    got = subprocess.run(
+        [ECOMIND, "secrets", "get", "ecomind/staging/jwt"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert got.returncode == 0 and got.stdout == JWT + "\n", got.stderr
