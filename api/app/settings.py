@@ -250,6 +250,9 @@ def _fix(name: str, finding: Finding, ref: Reference | None, c: Collected, emula
     if isinstance(ref, AwsRef) and (finding.is_example or name == "JWT_SECRET"):
         # The value lives in Secrets Manager: a rotation replaces it with a generated one.
         return f"ecomind secrets rotate {ref.secret_id}" + (" --local" if emulator else "")
+    if isinstance(ref, AwsRef) and finding.json_key is not None:
+        key = finding.json_key
+        return f"printf '%s' \"$VALUE\" | ecomind secrets set {ref.secret_id} {key}   # VALUE: the right {key}"
     origin = c.origins.get(name)
     if finding.is_example and origin is not None and origin.source == "env" and not c.model.deployed:
         return f"unset {name}   # the process environment overrides .env (ecomind init writes a generated one)"

@@ -81,10 +81,11 @@ def parse_database_secret(text: str) -> DatabaseSecret:
         return DatabaseSecret(given, "connection_string", check_url(given))
     bad = field_problems(data)
     if bad:
+        key = "host" if bad[0].startswith("host") else "port"
         return DatabaseSecret(
             "",
             "json",
-            [Finding(f"in the fields: {'; '.join(bad)}", "ecomind secrets set NAME KEY   # a new value, from stdin")],
+            [Finding(f"in the fields: {'; '.join(bad)}", f"store a valid {key} in the secret's JSON", json_key=key)],
         )
     missing = [k for k in _FIELDS if not data.get(k)] + ([] if _dbname(data) else ["dbname"])
     return DatabaseSecret(

@@ -136,6 +136,7 @@ class Finding:
     fix: str
     severity: Severity = "error"
     is_example: bool = False  # a known example value: the fix depends on where the value lives
+    json_key: str | None = None  # the key of a JSON secret that holds the problem (its fix sets that key)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 from app.rotation.driver import rotate_locally, rotator_for
 from app.secrets.environment import model
 
-from ..conftest import CANARY, Aws, Cli, Database, assert_clean
+from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
 from ..support.services import free_port
 
 JWT = "k" * 48
@@ -55,6 +57,15 @@ def test_secret_fields_cannot_smuggle_url_parts(cli: Cli, aws: Aws, fields: dict
     aws.create("ecomind/staging/jwt", JWT)
     result = cli("config", "check", env={**aws.env, "ENVIRONMENT": "staging"})
     assert result.returncode == 3 and needle in result.stderr
+    # The fix is a command: run as printed, with VALUE the right one, it repairs the secret.
+    [fix] = [line.split("fix: ", 1)[1] for line in result.stderr.splitlines() if "fix: " in line]
+    key = "host" if "host" in needle else "port"
+    assert fix.startswith(f"printf '%s' \"$VALUE\" | ecomind secrets set ecomind/staging/database {key}"), fix
+    value = {"host": "db.internal", "port": "5432"}[key]
+    shell = {**aws.env, "PATH": f"{Path(ECOMIND).parent}:{os.environ['PATH']}", "VALUE": value}
+    ran = subprocess.run(["sh", "-c", fix], env=shell, cwd=cli.cwd, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert cli("config", "check", env={**aws.env, "ENVIRONMENT": "staging"}).returncode == 0
 
 
 @pytest.mark.parametrize(
