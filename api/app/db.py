@@ -225,7 +225,9 @@ def make_engine(settings: Settings, timeouts: Timeouts | None = None, **kwargs: 
     take long); the API passes its own (``ECOMIND_DB_*``)."""
     limits = timeouts or Timeouts()
     url = sqlalchemy_url(settings.secret("DATABASE_URL").get().value.get_secret_value()).set(password=None)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: a failed statement's parameters (emails, ids) stay out of its message,
+    # and so out of tracebacks and logs.
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if "poolclass" not in kwargs:
         options.update(pool_size=10, max_overflow=10, pool_timeout=limits.pool)
     options.update(kwargs)

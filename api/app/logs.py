@@ -3,7 +3,8 @@
 Every request gets an id: the caller's ``X-Request-ID`` when it is a plain token
 (letters, digits, ``.``, ``_``, ``-``; at most 64), else a new one. The response
 carries it back in ``X-Request-ID``, and every log line written while the request is
-served carries it as ``request_id`` (the access line included).
+served carries it as ``request_id`` (the access line included); an error no handler
+answered is logged with its traceback and answered 500 here, with the id as well.
 
 JSON logs put one object per line (python-json-logger): ``time``, ``level``,
 ``logger``, ``message``, ``request_id``, and ``exc_info`` when there is one. Secret
@@ -26,6 +27,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _HEADER = REQUEST_ID_HEADER.lower().encode()  # ASGI header names are lower-case bytes
 _VALID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+log = logging.getLogger("app.requests")
 # uvicorn's loggers and the root; "uvicorn.access" does not propagate, so it gets the handler too.
 _LOGGERS = ("", "uvicorn", "uvicorn.access")
 
@@ -44,13 +46,28 @@ class RequestIdMiddleware:
         request_id = given if _VALID.fullmatch(given) else uuid.uuid4().hex
         token = _request_id.set(request_id)
 
+        started = False
+
         async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), (_HEADER, request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # An error no handler answered: logged and answered here, while the id is set, so
+            # the 500, its traceback and its access line all carry it (Starlette's own error
+            # middleware, outside this one, would answer without it).
+            log.exception("unhandled error; answered 500")
+            if started:
+                raise  # the response is under way: only the server can end it
+            await send_with_id(
+                {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send_with_id({"type": "http.response.body", "body": b'{"detail":"internal server error"}'})
         finally:
             _request_id.reset(token)
 

@@ -57,10 +57,12 @@ class Freshness:
 
 
 def freshness(settings: Settings, stale_after: float, now: float | None = None) -> list[Freshness]:
-    """Every secret variable held as a reference, with whether it is stale (older than ``stale_after``).
+    """Every secret variable held as a reference, with whether it is stale.
 
-    It reads each value as a request would, so a refresh that is due starts (in the
-    background): an idle API polled by its load balancer still refreshes its secrets.
+    Stale: no successful refresh for ``stale_after`` seconds, and the last refresh
+    failed. An API that sat idle has refreshes that are due, not failing: reading each
+    value here, as a request would, starts them (in the background), and the secret is
+    stale only if one of them fails.
     """
     now = time.time() if now is None else now
     out: list[Freshness] = []
@@ -75,7 +77,15 @@ def freshness(settings: Settings, stale_after: float, now: float | None = None) 
         since = max(0.0, now - health.refreshed_at)
         age = max(0.0, now - health.created) if health.created is not None else None
         out.append(
-            Freshness(variable, since, age, health.region, since > stale_after, health.attempts, health.failures)
+            Freshness(
+                variable,
+                since,
+                age,
+                health.region,
+                since > stale_after and health.failing,
+                health.attempts,
+                health.failures,
+            )
         )
     return out
 

@@ -96,7 +96,7 @@ STALE = Metric(
     "ecomind_secret_stale",
     "gauge",
     ("variable",),
-    "1 when the seconds since the last successful refresh exceed the stale threshold, else 0.",
+    "1 when the seconds since the last successful refresh exceed the stale threshold and the last refresh failed.",
 )
 STALE_THRESHOLD = Metric(
     "ecomind_secret_stale_threshold_seconds",

@@ -71,6 +71,7 @@ class Health:
     region: str | None  # the AWS region that served it
     attempts: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # by cause (app.telemetry.CAUSES)
+    failing: bool = False  # the last background refresh failed (none has succeeded since)
 
 
 def _secret_of(ref: Reference) -> object:
@@ -385,6 +386,7 @@ class SecretStore:
             region=cached.resolved.region,
             attempts=attempts,
             failures=failures,
+            failing=source.failures > 0,
         )
 
     def _attempted(self, ref: Reference) -> None:

@@ -5,6 +5,7 @@ Real PostgreSQL, Redis and moto (through the counting proxy when Secrets Manager
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -142,6 +143,24 @@ def test_a_scrape_counts_what_happened_and_holds_no_secret_email_or_token(
 
 
 # -- staleness -------------------------------------------------------------------------------
+
+
+def test_an_api_that_sat_idle_is_not_stale_when_its_refresh_works(aws: Aws, migrated: Database) -> None:
+    aws.create("idle/jwt", JWT)
+    env = {
+        **aws.env,
+        "ENVIRONMENT": "development",
+        "DATABASE_URL": migrated.url(),
+        "JWT_SECRET": "aws-secretsmanager:idle/jwt",
+        "SECRETS_CACHE_TTL": "1",
+    }
+    with client(env, Tuning(secrets_stale_after=2.0, ready_on_stale="fail")) as api:
+        assert api.get("/ready").json()["checks"]["secrets"] == "ok"
+        time.sleep(3.5)  # nothing reads: no refresh runs, and none fails
+        woken = api.get("/ready")  # its read starts the refresh that was due
+        assert woken.json()["secrets"]["JWT_SECRET"]["seconds_since_refresh"] > 2.0
+        assert woken.status_code == 200 and woken.json()["checks"]["secrets"] == "ok", woken.text
+        assert sample(scrape(api), "ecomind_secret_stale", variable="JWT_SECRET") == 0
 
 
 @pytest.mark.parametrize("mode", ["report", "fail"])
@@ -284,6 +303,40 @@ def test_json_logs_carry_the_request_id_and_no_secret(live_api: Callable[..., An
     assert record["request_id"] == "deploy-42.check_7" and record["logger"] == "uvicorn.access"
     assert {"time", "level", "message"} <= set(record)
     assert CANARY not in api.output() and migrated.password not in api.output()
+
+
+def test_an_unhandled_error_is_a_500_with_its_request_id_and_no_sql_parameters(
+    live_api: Callable[..., Any], migrated: Database
+) -> None:
+    import psycopg
+
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    api = live_api(
+        {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_LOG_FORMAT": "json", "ENVIRONMENT": "development"}
+    )
+    with api.client() as http:
+        token = login(http, "owner@acme.io")
+        org = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==").decode())["org"]
+        with psycopg.connect(migrated.url(), autocommit=True) as conn:  # a bug: a table the code expects is gone
+            conn.execute("ALTER TABLE usage_events RENAME TO usage_events_gone")
+        try:
+            broken = http.get("/v1/events/summary", headers={**bearer(token), REQUEST_ID_HEADER: "trace-500-b"})
+        finally:
+            with psycopg.connect(migrated.url(), autocommit=True) as conn:
+                conn.execute("ALTER TABLE usage_events_gone RENAME TO usage_events")
+    assert broken.status_code == 500 and broken.json() == {"detail": "internal server error"}
+    assert broken.headers[REQUEST_ID_HEADER] == "trace-500-b"
+
+    def lines() -> list[dict[str, Any]] | None:
+        found = [json.loads(x) for x in api.output().splitlines() if x.startswith("{") and "trace-500-b" in x]
+        return found if len(found) >= 2 else None
+
+    records = eventually(lines, 10, "the error and access lines, with the id")
+    error = next(r for r in records if r["logger"] == "app.requests")
+    assert error["level"] == "ERROR" and "UndefinedTable" in error["exc_info"]
+    assert any(r["logger"] == "uvicorn.access" and " 500" in r["message"] for r in records)
+    assert "Exception in ASGI application" not in api.output()  # answered, not left to the server
+    assert org not in api.output()  # hide_parameters: the statement's parameters are not logged
 
 
 def test_knobs_that_cannot_be_used_are_named() -> None:
