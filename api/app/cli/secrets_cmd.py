@@ -330,8 +330,23 @@ def provision(
 def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> None:
     import botocore.exceptions
 
+    name = kwargs["SecretId"]
+    before = _current_version(client, name)
     try:
         client.rotate_secret(**kwargs)
+        after = _current_version(client, name)
+        if before and after and after != before and not kwargs.get("RotateImmediately", True):
+            # Asked not to rotate now, the endpoint did (moto does): the value the operator
+            # set is stored again as AWSCURRENT. (Moving the stage back is not enough for
+            # moto, which keeps serving the value it rotated to.)
+            kept = client.get_secret_value(SecretId=name, VersionId=before)
+            value = {k: kept[k] for k in ("SecretString", "SecretBinary") if k in kept}
+            client.put_secret_value(SecretId=name, **value)
+            data(
+                f"  note: the endpoint rotated {name} although RotateImmediately was false; "
+                "the value it had is AWSCURRENT again",
+                err=True,
+            )
     except botocore.exceptions.ClientError as exc:
         function = kwargs.get("RotationLambdaARN")
         if function and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
@@ -342,6 +357,11 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
                 f"ecomind secrets provision --environment {m.name} --enable-rotation --rotation-driver local)",
             )
         raise
+
+
+def _current_version(client: Any, name: str) -> str | None:
+    stages = client.describe_secret(SecretId=name).get("VersionIdsToStages") or {}
+    return next((v for v, staged in stages.items() if "AWSCURRENT" in staged), None)
 
 
 def _replica_entries(replicas: list[str], kms_key_id: str | None) -> list[dict[str, str]]:

@@ -107,6 +107,19 @@ def test_rotation_on_existing_secrets_needs_no_db_host_and_one_function_per_secr
     assert missing.returncode == 2 and "--db-host YOUR-DATABASE-ENDPOINT" in missing.stderr
 
 
+def test_turning_rotation_on_keeps_the_value_the_operator_set(cli: Cli, aws: Aws) -> None:
+    # moto rotates at once although asked not to (RotateImmediately=False): provision puts
+    # AWSCURRENT back, so enabling a schedule never replaces a value.
+    assert provision(cli, aws).returncode == 0
+    chosen = "operator-chosen-jwt-" + "k" * 40
+    assert cli("secrets", "set", "ecomind/staging/jwt", input=chosen + "\n", env=aws.env).returncode == 0
+    on = cli("secrets", "provision", "-e", "staging", "--enable-rotation", "--rotation-driver", "local", env=aws.env)
+    assert on.returncode == 0, on.stdout + on.stderr
+    assert aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"] == chosen
+    assert aws.client.describe_secret(SecretId="ecomind/staging/jwt")["RotationEnabled"]
+    assert_clean(on, chosen)
+
+
 def test_provision_dry_run_makes_no_call(cli: Cli, aws: Aws) -> None:
     result = provision(cli, aws, "--dry-run")
     assert result.returncode == 0
