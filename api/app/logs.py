@@ -52,6 +52,7 @@ class RequestIdMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                _count(scope, int(message["status"]))
                 message["headers"] = [*message.get("headers", []), (_HEADER, request_id.encode())]
             await send(message)
 
@@ -70,6 +71,16 @@ class RequestIdMiddleware:
             await send_with_id({"type": "http.response.body", "body": b'{"detail":"internal server error"}'})
         finally:
             _request_id.reset(token)
+
+
+def _count(scope: dict[str, Any], status: int) -> None:
+    """``ecomind_http_responses_total``, once the app has started (its counters live on its settings)."""
+    from .telemetry import HTTP_RESPONSES
+
+    app = scope.get("app")
+    services = getattr(getattr(app, "state", None), "services", None)
+    if services is not None and 100 <= status < 600:
+        services.settings.stats.inc(HTTP_RESPONSES, f"{status // 100}xx")
 
 
 class _RequestIdFilter(logging.Filter):

@@ -29,7 +29,9 @@ __all__ = [
     "CW_SINCE_REFRESH",
     "DB_RECOVERIES",
     "DB_REFUSALS",
+    "DB_UNAVAILABLE",
     "EMF_NAMESPACE",
+    "HTTP_RESPONSES",
     "JWT_PREVIOUS_KEY",
     "LABEL_VALUES",
     "LOGIN_FAILURES",
@@ -75,6 +77,7 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "result": ("ok", "throttled", "denied", "not_found", "unreachable", "error"),
     "stage": ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"),
     "reason": ("address_limited", "account_locked"),
+    "status_class": ("1xx", "2xx", "3xx", "4xx", "5xx"),
 }
 
 VALUE_AGE = Metric(
@@ -167,6 +170,18 @@ LOGIN_LOCKOUTS = Metric(
     (),
     "Account lockouts started (an account reached ECOMIND_LOGIN_FAILURES_PER_ACCOUNT).",
 )
+HTTP_RESPONSES = Metric(
+    "ecomind_http_responses_total",
+    "counter",
+    ("status_class",),
+    "Responses of the API's port by status class; 5xx includes the 500s of errors no handler answered.",
+)
+DB_UNAVAILABLE = Metric(
+    "ecomind_database_unavailable_total",
+    "counter",
+    (),
+    "Requests answered 503 because PostgreSQL could not be reached, refused every password or did not answer in time.",
+)
 
 METRICS: tuple[Metric, ...] = (
     VALUE_AGE,
@@ -183,6 +198,8 @@ METRICS: tuple[Metric, ...] = (
     LOGIN_FAILURES,
     LOGIN_THROTTLED,
     LOGIN_LOCKOUTS,
+    HTTP_RESPONSES,
+    DB_UNAVAILABLE,
 )
 
 # A secret is stale when its last successful refresh is older than this many TTLs:

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from ..db import DatabaseConnectError
 from ..security import HashingBusy
+from ..telemetry import DB_UNAVAILABLE
 
 __all__ = ["install_handlers", "responses"]
 
@@ -84,6 +85,9 @@ def install_handlers(app: FastAPI, retry_after: int) -> None:
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # The type only: a driver's message names the host and port.
         log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, type(exc).__name__)
+        services = getattr(request.app.state, "services", None)
+        if services is not None:
+            services.settings.stats.inc(DB_UNAVAILABLE)
         return JSONResponse(
             {"detail": "the database is unavailable; try again shortly"},
             status_code=503,

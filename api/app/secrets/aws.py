@@ -156,7 +156,8 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         """botocore's after-call hook: one call made (its retries inside), by operation and result."""
         result = "ok"
         if http_response.status_code >= 300:
-            result = _call_result(str(parsed.get("Error", {}).get("Code", "")))
+            error = parsed.get("Error", {})
+            result = _call_result(str(error.get("Code", "")), str(error.get("Message", "")))
         self.stats.inc(SM_CALLS, str(model.name), result, region)
 
     def _counted_error(self, region: str, event_name: str = "", **_: Any) -> None:
@@ -360,15 +361,21 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         return SecretVersion(_secret_text(item), item.get("VersionId"), stages, created=_created(item))
 
 
-def _call_result(code: str) -> str:
-    """The ``result`` label of a call that Secrets Manager answered with an error."""
+def _call_result(code: str, message: str = "") -> str:
+    """The ``result`` label of a call that Secrets Manager answered with an error: the same
+    kind as the error the read raises (:func:`_from_code`), so the calls and the refresh
+    failures agree on a cause."""
     if code in _THROTTLED_CODES:
         return "throttled"
     if code in _DENIED_CODES:
         return "denied"
-    if code == "ResourceNotFoundException":
+    if code == "ResourceNotFoundException" or _scheduled_for_deletion(code, message):
         return "not_found"
     return "error"
+
+
+def _scheduled_for_deletion(code: str, message: str) -> bool:
+    return code == "InvalidRequestException" and ("deletion" in message.lower() or "deleted" in message.lower())
 
 
 def _created(item: Mapping[str, Any]) -> float | None:
@@ -518,7 +525,7 @@ def _from_code(code: str, message: str, reference: str, endpoint: str) -> Resolu
             reference=reference,
             fix="export SECRETS_CACHE_TTL=900   # fewer refreshes; stagger task starts; the cache keeps serving",
         )
-    if code == "InvalidRequestException" and ("deletion" in message.lower() or "deleted" in message.lower()):
+    if _scheduled_for_deletion(code, message):
         return SecretDeleted(
             f"{reference} is scheduled for deletion",
             reference=reference,

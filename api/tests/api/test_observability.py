@@ -222,6 +222,25 @@ def test_a_failing_refresh_moves_staleness_and_past_the_threshold_ready(
 # -- a rotation followed -------------------------------------------------------------------
 
 
+def test_a_secret_scheduled_for_deletion_is_not_found_in_both_counters(aws: Aws) -> None:
+    from app.secrets.errors import SecretDeleted
+    from app.secrets.refs import parse_reference
+    from app.secrets.store import SecretStore
+    from app.telemetry import SM_CALLS
+
+    aws.create("deleting/jwt", JWT)
+    store = opened(SecretStore(ttl=300, region=REGION, endpoint_url=aws.env["AWS_ENDPOINT_URL"]))
+    ref = parse_reference("aws-secretsmanager:deleting/jwt")
+    store.get(ref)
+    aws.client.delete_secret(SecretId="deleting/jwt", RecoveryWindowInDays=7)
+    with pytest.raises(SecretDeleted):
+        store.refresh(ref)
+    calls = {labels[1] for labels in store.stats.counts(SM_CALLS) if labels[0] == "GetSecretValue"}
+    assert calls == {"ok", "not_found"}, store.stats.counts(SM_CALLS)  # the first read, then the refresh
+    health = store.health(ref)
+    assert health is not None and health.failures == {"not_found": 1}  # ecomind_secret_refresh_failures_total
+
+
 def test_a_password_rotation_shows_one_refused_then_recovered_login(aws: Aws, migrated: Database) -> None:
     env = references(aws, migrated, "rot")
     app = create_app(
@@ -337,6 +356,30 @@ def test_an_unhandled_error_is_a_500_with_its_request_id_and_no_sql_parameters(
     assert any(r["logger"] == "uvicorn.access" and " 500" in r["message"] for r in records)
     assert "Exception in ASGI application" not in api.output()  # answered, not left to the server
     assert org not in api.output()  # hide_parameters: the statement's parameters are not logged
+
+
+def test_responses_and_database_refusals_are_counted(migrated: Database) -> None:
+    import psycopg
+
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ENVIRONMENT": "development"}
+    with client(env) as api:
+        token = login(api, "owner@acme.io")
+        assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 200
+        assert api.get("/v1/events/summary").status_code == 401
+        text = scrape(api)
+        assert (sample(text, "ecomind_http_responses_total", status_class="2xx") or 0) >= 2  # the login too
+        assert sample(text, "ecomind_http_responses_total", status_class="4xx") == 1
+        assert sample(text, "ecomind_database_unavailable_total") == 0
+        # The database refuses the app's password (changed out of band) and its connections end.
+        migrated.set_password("changed-out-of-band-" + "q" * 20)
+        with psycopg.connect(migrated.admin_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (migrated.user,))
+        refused = api.get("/v1/events/summary", headers=bearer(token))
+        assert refused.status_code == 503, refused.text
+        text = scrape(api)
+        assert sample(text, "ecomind_database_unavailable_total") == 1
+        assert sample(text, "ecomind_http_responses_total", status_class="5xx") == 1
 
 
 def test_knobs_that_cannot_be_used_are_named() -> None:
