@@ -15,7 +15,7 @@ from . import prefetch
 ENV_FILE = Path(".env")
 _prefetch = prefetch.start(ENV_FILE)
 
-from .main import create_app  # noqa: E402 - imported while the child resolves, on purpose
+from .main import create_app, served_tuning  # noqa: E402 - imported while the child resolves, on purpose
 from .settings import Settings, load_settings  # noqa: E402
 from .telemetry import SM_CALLS  # noqa: E402
 
@@ -37,4 +37,4 @@ def _ready(settings: Settings) -> None:
     threading.Thread(target=settings.prepare_refresh, name="secrets-warm", daemon=True).start()
 
 
-app = create_app(load=_load, on_ready=_ready)
+app = create_app(load=_load, on_ready=_ready, tuning=served_tuning())

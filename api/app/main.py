@@ -9,6 +9,7 @@ the app is created, since the request body limit is part of the ASGI stack.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
@@ -32,7 +33,7 @@ from .secrets.errors import SettingsError
 from .security import PasswordHashing, TokenService
 from .settings import Settings, load_settings
 from .throttle import LoginThrottle
-from .tuning import KNOBS, Tuning
+from .tuning import KNOBS, Tuning, TuningError
 
 __all__ = ["StartupError", "app", "create_app"]
 
@@ -148,4 +149,22 @@ def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> M
     return server
 
 
-app = create_app()
+def served_tuning() -> Tuning:
+    """The knobs of a served API (``app.asgi:app``, ``app.main:app``), read once at import.
+
+    JSON logs start here when asked, so that uvicorn's own lines (the server started, the
+    start failed) are JSON too. A knob that cannot be used is one line naming it and exit
+    code 3 (the configuration is invalid), not a traceback of the import."""
+    try:
+        tuning = Tuning.from_env()
+    except TuningError as exc:
+        if os.environ.get(KNOBS["log_format"], "").strip() == "json":
+            use_json_logs()
+        logging.getLogger("app").critical("%s", exc)
+        raise SystemExit(3) from None
+    if tuning.log_format == "json":
+        use_json_logs()
+    return tuning
+
+
+app = create_app(tuning=served_tuning())

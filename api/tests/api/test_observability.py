@@ -321,6 +321,11 @@ def test_json_logs_carry_the_request_id_and_no_secret(live_api: Callable[..., An
     record = eventually(access_line, 10, "the access line, as JSON")
     assert record["request_id"] == "deploy-42.check_7" and record["logger"] == "uvicorn.access"
     assert {"time", "level", "message"} <= set(record)
+    # Every line is JSON, uvicorn's own from the start ("Started server process") included.
+    lines = [line for line in api.output().splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in lines), [x for x in lines if not x.startswith("{")]
+    assert any("Started server process" in json.loads(line)["message"] for line in lines)
+    assert "\x1b" not in api.output() and "\\u001b" not in api.output()  # no terminal colours in a log
     assert CANARY not in api.output() and migrated.password not in api.output()
 
 
@@ -380,6 +385,23 @@ def test_responses_and_database_refusals_are_counted(migrated: Database) -> None
         text = scrape(api)
         assert sample(text, "ecomind_database_unavailable_total") == 1
         assert sample(text, "ecomind_http_responses_total", status_class="5xx") == 1
+
+
+def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() -> None:
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update({"ECOMIND_READY_ON_STALE": "maybe", "ECOMIND_LOG_FORMAT": "json", "JWT_SECRET": CANARY})
+    ran = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
+        env=env,
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 3, ran.stderr
+    [line] = [x for x in ran.stderr.splitlines() if x.strip()]
+    assert json.loads(line)["message"] == "ECOMIND_READY_ON_STALE must be report or fail"
+    assert "Traceback" not in ran.stderr and CANARY not in ran.stdout + ran.stderr
 
 
 def test_knobs_that_cannot_be_used_are_named() -> None:
