@@ -362,6 +362,29 @@ def test_every_name_in_the_docs_is_a_name_of_the_model() -> None:
         assert not unknown, f"{doc} names {sorted(unknown)}, which the environment model does not have"
 
 
+@pytest.mark.parametrize("env", DEPLOYED)
+def test_the_docs_say_ecs_injects_no_secret(env: str) -> None:
+    """Both ECS tasks read their secrets themselves (references), so the execution role reads none:
+    no doc may describe an injecting task or an execution role that reads a secret."""
+    for task in ("api", "migration"):
+        taskdef = json.loads(render(env, f"deploy/ecs/{task}.taskdef.json"))
+        assert "secrets" not in taskdef and all("secrets" not in c for c in taskdef["containerDefinitions"])
+    execution = json.loads(render(env, "deploy/iam/execution-role.policy.json"))
+    actions = [
+        a for st in execution["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    ]
+    assert not [a for a in actions if a.startswith("secretsmanager:")]
+    claims = (
+        r"\b(api|migration) task (definition )?(\([^)]*\) )?injects\b",
+        r"\bexecution role reads (exactly|only)\b",
+    )
+    for doc in DOCS:
+        text = " ".join((REPO / doc).read_text().split())
+        for claim in claims:
+            found = re.search(claim, text, re.IGNORECASE)
+            assert found is None, f"{doc}: '{text[max(found.start() - 40, 0) : found.end() + 40]}'"
+
+
 def test_the_model_covers_every_environment() -> None:
     for env in ENVIRONMENTS:
         m = model(env)
