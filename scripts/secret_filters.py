@@ -14,8 +14,11 @@ For a made-up value in new code, prefer marking its line, where a reader sees it
 # No `from __future__ import annotations`: detect-secrets loads this file as a module it does not
 # register in sys.modules, where dataclasses cannot resolve string annotations.
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from detect_secrets.filters.heuristic import is_indirect_reference
 
 __all__ = ["RULES", "Rule", "is_known_false_positive"]
 
@@ -27,6 +30,7 @@ class Rule:
     line: str = ""  # regex searched in the line it stands on
     files: str = ""  # regex searched in the path, relative to the repository's root
     detectors: frozenset[str] = frozenset()  # detect-secrets plugin class names; empty: any
+    heuristic: Callable[[str], bool] | None = None  # a detect-secrets heuristic of the line
 
     def matches(self, filename: str, secret: str, detector: str, line: str) -> bool:
         return (
@@ -34,6 +38,7 @@ class Rule:
             and re.search(self.files, filename.replace("\\", "/")) is not None
             and re.search(self.secret, secret) is not None
             and re.search(self.line, line) is not None
+            and (self.heuristic is None or self.heuristic(line))
         )
 
 
@@ -57,6 +62,14 @@ RULES: tuple[Rule, ...] = (
         line=r"(?i)secret",
     ),
     Rule(
+        "An indirect reference names a value and holds none: `password = get_password()`, "
+        "`secret: request.headers['key']` (detect-secrets' is_indirect_reference), for the keyword scan "
+        "only. The baseline does not list that heuristic as its own filter: there it drops the whole "
+        "line before any detector reads it, and a database URL whose password holds ( and ) went through.",
+        detectors=frozenset({"KeywordDetector"}),
+        heuristic=is_indirect_reference,
+    ),
+    Rule(
         "Names, not values: the short names of the environment's two secrets (environment.py's "
         "secret_key=) and the keys the ExternalSecret writes them to (k8s secretKey: database.json).",
         secret=r"^(database|jwt)(\.json)?$",
@@ -78,10 +91,11 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "Tests and benchmarks log in to the services they start themselves on loopback (a PostgreSQL "
         "initdb'd for the run, Redis, moto's Secrets Manager with its dummy keys) with made-up "
-        "passwords and URLs: the keyword and URL-credential detectors are off under api/tests/ and "
+        "passwords and URLs: the keyword and URL-credential detectors (scripts/secret_detectors.py's "
+        "DatabaseUrlDetector among them) are off under api/tests/ and "
         "bench/ only. Every other detector (AWS keys, private keys, tokens, entropy) still runs there.",
         files=r"^(api/tests|bench)/",
-        detectors=frozenset({"KeywordDetector", "BasicAuthDetector"}),
+        detectors=frozenset({"KeywordDetector", "BasicAuthDetector", "DatabaseUrlDetector"}),
     ),
     Rule(
         "The tests' canary (api/tests/conftest.py CANARY): a made-up value they put through error "

@@ -142,6 +142,19 @@ def _stages(meta: dict[str, Any]) -> dict[str, list[str]]:
     return {version: sorted(stages) for version, stages in mapping.items() if stages}
 
 
+def _replicas(meta: dict[str, Any]) -> list[dict[str, str | None]]:
+    """Each replica region of the secret and its replication state (InSync, InProgress, Failed)."""
+    return [
+        {
+            "region": r.get("Region"),
+            "status": r.get("Status"),
+            "status_message": r.get("StatusMessage"),
+            "last_accessed": _iso(r.get("LastAccessedDate")),
+        }
+        for r in meta.get("ReplicationStatus") or []
+    ]
+
+
 # -- provision -------------------------------------------------------------------------
 
 
@@ -560,7 +573,10 @@ def describe(
     region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show one secret's versions, stages, tags, rotation and state; never a value.
+    """Show one secret's versions, stages, tags, rotation, replicas and state; never a value.
+
+    Replicas: the secret's primary region, and each replica region with its
+    replication status (InSync, InProgress, Failed) and Secrets Manager's message.
 
     Example: ecomind secrets describe ecomind/prod/database
     """
@@ -574,6 +590,8 @@ def describe(
         "tags": {t["Key"]: Verbatim(t["Value"]) for t in meta.get("Tags", [])},
         "versions": _stages(meta),
         **_rotation(meta),
+        "primary_region": meta.get("PrimaryRegion") or client.meta.region_name,
+        "replicas": _replicas(meta),
     }
     if deletion_notice(meta):
         info["fix"] = Verbatim(f"ecomind secrets restore {meta['Name']}")
@@ -581,6 +599,15 @@ def describe(
         print_json(info)
         return
     for key, item in info.items():
+        if key == "replicas":
+            # One line per replica: region, status, and Secrets Manager's message when it has one.
+            lines = [
+                f"{r['region']} {r['status']}" + (f": {r['status_message']}" if r["status_message"] else "")
+                for r in item
+            ]
+            for number, line in enumerate(lines or ["-"]):
+                data(f"{key if number == 0 else '':18} {line}")
+            continue
         shown = json.dumps(item) if isinstance(item, dict) else item
         data(f"{key:18} {shown if item not in (None, {}) else '-'}")
 

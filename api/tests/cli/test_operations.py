@@ -142,6 +142,37 @@ def test_list_and_describe_show_no_value(cli: Cli, aws: Aws) -> None:
     assert missing.returncode == 4 and "not found" in missing.stderr
 
 
+def test_describe_shows_the_replicas_and_their_status(cli: Cli, aws: Aws) -> None:
+    """What the doctor's fix for a lagging replica sends the operator to: each region and its state."""
+    assert provision(cli, aws, "--replica-region", "us-west-2").returncode == 0
+    described = cli("secrets", "describe", "ecomind/staging/database", "--json", env=aws.env)
+    assert described.returncode == 0, described.stderr
+    info = json.loads(described.stdout)
+    replicas = aws.client.describe_secret(SecretId="ecomind/staging/database")["ReplicationStatus"]
+    assert [r["Region"] for r in replicas] == ["us-west-2"]
+    assert info["primary_region"] == aws.client.meta.region_name
+    assert info["replicas"] == [
+        {
+            "region": "us-west-2",
+            "status": replicas[0]["Status"],
+            "status_message": replicas[0].get("StatusMessage"),
+            "last_accessed": None,
+        }
+    ]
+    text = cli("secrets", "describe", "ecomind/staging/database", env=aws.env)
+    assert text.returncode == 0, text.stderr
+    line = next(line for line in text.stdout.splitlines() if line.startswith("replicas"))
+    assert line.split() == ["replicas", "us-west-2", f"{replicas[0]['Status']}:", *replicas[0]["StatusMessage"].split()]
+    assert_clean(described, *values_of(aws))
+    assert_clean(text, *values_of(aws))
+    # Not replicated: the primary region, and no replica.
+    aws.create("ecomind/staging/extra", JWT)
+    plain = cli("secrets", "describe", "ecomind/staging/extra", "--json", env=aws.env)
+    assert json.loads(plain.stdout)["replicas"] == [] and json.loads(plain.stdout)["primary_region"] == "us-east-1"
+    plain = cli("secrets", "describe", "ecomind/staging/extra", env=aws.env)
+    assert "replicas           -" in plain.stdout.splitlines()
+
+
 # -- run ---------------------------------------------------------------------------
 
 

@@ -74,6 +74,18 @@ def secret_resources(policy: dict[str, Any]) -> set[str]:
     return {f"{r.split(':')[3]}:{r.split(':secret:')[1]}" for r in found}
 
 
+def kms_grants(policy: dict[str, Any]) -> dict[str, set[str]]:
+    """The KMS key ARNs each kms: statement grants, and the Secrets Manager endpoints it is through."""
+    grants: dict[str, set[str]] = {"keys": set(), "via": set()}
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if any(action.startswith("kms:") for action in actions):
+            resources, via = statement["Resource"], statement["Condition"]["StringEquals"]["kms:ViaService"]
+            grants["keys"] |= {resources} if isinstance(resources, str) else set(resources)
+            grants["via"] |= {via} if isinstance(via, str) else set(via)
+    return grants
+
+
 def artifacts(env: str, m: Any, root: Path = REPO) -> None:
     """Every rendered artifact of ``env`` names what the model ``m`` says."""
     db, jwt = m.secret_name("database"), m.secret_name("jwt")
@@ -108,9 +120,26 @@ def artifacts(env: str, m: Any, root: Path = REPO) -> None:
     everywhere = {f"{r}:{name}-??????" for r in regions for name in (db, jwt)}
     assert secret_resources(iam["api-task-role.policy.json"]) == everywhere
     assert secret_resources(iam["migration-task-role.policy.json"]) == {e for e in everywhere if db in e}
-    assert secret_resources(iam["external-secrets.policy.json"]) == {e for e in everywhere if db in e}
-    assert secret_resources(iam["execution-role.policy.json"]) == set()  # ECS injects no secret
     primary = params["AWS_REGION"]
+    # External Secrets reads the primary region only (deploy/k8s/cluster-secret-store.yaml: region
+    # AWS_REGION, one store, no failover): a replica's ARN would be a grant nothing uses.
+    assert secret_resources(iam["external-secrets.policy.json"]) == {f"{primary}:{db}-??????"}
+    assert secret_resources(iam["execution-role.policy.json"]) == set()  # ECS injects no secret
+    # KMS in exactly the regions each role reads its secrets in, never any region (kms:*).
+    account = params["AWS_ACCOUNT_ID"]
+    for policy, read_in in (
+        ("api-task-role.policy.json", regions),
+        ("migration-task-role.policy.json", regions),
+        ("external-secrets.policy.json", [primary]),
+        ("rotation-lambda-role.policy.json", [primary]),
+        ("execution-role.policy.json", []),
+    ):
+        assert kms_grants(iam[policy]) == {
+            "keys": {f"arn:aws:kms:{r}:{account}:key/*" for r in read_in},
+            "via": {f"secretsmanager.{r}.amazonaws.com" for r in read_in},
+        }, policy
+    store = yaml.safe_load(render(env, "deploy/k8s/cluster-secret-store.yaml", root))
+    assert store["spec"]["provider"]["aws"]["region"] == primary
     assert secret_resources(iam["rotation-lambda-role.policy.json"]) == {
         f"{primary}:{db}-??????",
         f"{primary}:{jwt}-??????",
@@ -360,6 +389,29 @@ def test_every_name_in_the_docs_is_a_name_of_the_model() -> None:
         names = {n for n in names_in((REPO / doc).read_text()) if n.split("{")[0] not in metrics}
         unknown = names - known
         assert not unknown, f"{doc} names {sorted(unknown)}, which the environment model does not have"
+
+
+@pytest.mark.parametrize("env", DEPLOYED)
+def test_the_docs_say_ecs_injects_no_secret(env: str) -> None:
+    """Both ECS tasks read their secrets themselves (references), so the execution role reads none:
+    no doc may describe an injecting task or an execution role that reads a secret."""
+    for task in ("api", "migration"):
+        taskdef = json.loads(render(env, f"deploy/ecs/{task}.taskdef.json"))
+        assert "secrets" not in taskdef and all("secrets" not in c for c in taskdef["containerDefinitions"])
+    execution = json.loads(render(env, "deploy/iam/execution-role.policy.json"))
+    actions = [
+        a for st in execution["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    ]
+    assert not [a for a in actions if a.startswith("secretsmanager:")]
+    claims = (
+        r"\b(api|migration) task (definition )?(\([^)]*\) )?injects\b",
+        r"\bexecution role reads (exactly|only)\b",
+    )
+    for doc in DOCS:
+        text = " ".join((REPO / doc).read_text().split())
+        for claim in claims:
+            found = re.search(claim, text, re.IGNORECASE)
+            assert found is None, f"{doc}: '{text[max(found.start() - 40, 0) : found.end() + 40]}'"
 
 
 def test_the_model_covers_every_environment() -> None:
