@@ -35,7 +35,7 @@ from .settings import Settings, load_settings
 from .throttle import LoginThrottle
 from .tuning import KNOBS, Tuning, TuningError
 
-__all__ = ["StartupError", "app", "create_app"]
+__all__ = ["StartupError", "app", "create_app", "served_tuning"]
 
 log = logging.getLogger("app.main")
 
