@@ -229,7 +229,11 @@ class TokenService:
         self._lock = threading.Lock()
         self._previous: tuple[str, SigningKey | None] | None = None  # (current kid, previous key)
         self._previous_retry_at = 0.0
+        self._previous_failed_at = 0.0  # when the last read of AWSPREVIOUS failed (monotonic)
         self._last_unknown_refresh = 0.0
+        self._reading_previous = threading.Lock()  # one read of AWSPREVIOUS at a time
+        self._reading_current = threading.Lock()  # one read after an unknown kid at a time
+        # _last_unknown_refresh: when the last of those reads ended (monotonic)
 
     def current_key(self) -> SigningKey:
         resolved = self._jwt.get()
@@ -240,7 +244,7 @@ class TokenService:
         self._key_of = (resolved, key)
         return key
 
-    def previous_key(self, current: SigningKey) -> SigningKey | None:
+    def previous_key(self, current: SigningKey, asked: float = 0.0) -> SigningKey | None:
         """AWSPREVIOUS, looked up once per current version (absent before the first rotation).
 
         Only answers are kept: the key, or "there is none". A failed read is tried again
@@ -249,31 +253,41 @@ class TokenService:
         cached = self._previous
         if cached is not None and cached[0] == current.kid:
             return cached[1]
-        previous: SigningKey | None = None
-        if self._jwt.is_reference:
-            if time.monotonic() < self._previous_retry_at:
-                return None
-            try:
-                previous = _key(self._jwt.refresh(stage="AWSPREVIOUS"))
-            except SecretNotFound:
-                previous = None  # no rotation yet
-            except ResolutionError as exc:
-                self._previous_retry_at = time.monotonic() + self.PREVIOUS_RETRY_INTERVAL
-                log.warning(
-                    "reading JWT_SECRET's AWSPREVIOUS failed (%s): tokens issued before the last rotation are "
-                    "refused until it is read; next try in %.0f s",
-                    type(exc).__name__,
-                    self.PREVIOUS_RETRY_INTERVAL,
-                )
-                return None
-        with self._lock:
-            self._previous = (current.kid, previous)
-        return previous
+        # One read for every request that needs it: the others wait for its answer (a
+        # request served meanwhile would be refused) rather than each make its own.
+        with self._reading_previous:
+            cached = self._previous
+            if cached is not None and cached[0] == current.kid:
+                return cached[1]
+            previous: SigningKey | None = None
+            if self._jwt.is_reference:
+                # Not again within the interval, nor for a request that began before the last
+                # read failed (it already waited for that one).
+                if time.monotonic() < self._previous_retry_at or self._previous_failed_at >= asked > 0:
+                    return None
+                try:
+                    previous = _key(self._jwt.refresh(stage="AWSPREVIOUS"))
+                except SecretNotFound:
+                    previous = None  # no rotation yet
+                except ResolutionError as exc:
+                    self._previous_failed_at = time.monotonic()
+                    self._previous_retry_at = self._previous_failed_at + self.PREVIOUS_RETRY_INTERVAL
+                    log.warning(
+                        "reading JWT_SECRET's AWSPREVIOUS failed (%s): tokens issued before the last rotation are "
+                        "refused until it is read; next try in %.0f s",
+                        type(exc).__name__,
+                        self.PREVIOUS_RETRY_INTERVAL,
+                    )
+                    return None
+            with self._lock:
+                self._previous = (current.kid, previous)
+            return previous
 
-    def keys(self) -> dict[str, SigningKey]:
+    def keys(self, asked: float = 0.0) -> dict[str, SigningKey]:
+        """The current key and the previous one; ``asked``: when the request began (monotonic)."""
         current = self.current_key()
         found = {current.kid: current}
-        previous = self.previous_key(current)
+        previous = self.previous_key(current, asked)
         if previous is not None:
             found.setdefault(previous.kid, previous)
         return found
@@ -303,9 +317,10 @@ class TokenService:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise InvalidToken("token has no key id")
-        keys = self.keys()
+        asked = time.monotonic()
+        keys = self.keys(asked)
         if kid not in keys:
-            keys = self._after_unknown_kid()
+            keys = self._after_unknown_kid(asked)
         key = keys.get(kid)
         if key is None:
             raise InvalidToken("token signed with an unknown key")
@@ -337,14 +352,19 @@ class TokenService:
         if not iat < exp <= iat + lifetime + LEEWAY_SECONDS:
             raise InvalidToken("malformed token claims")
 
-    def _after_unknown_kid(self) -> dict[str, SigningKey]:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last_unknown_refresh < self.UNKNOWN_KID_REFRESH_INTERVAL:
-                return self.keys()
-            self._last_unknown_refresh = now
-        try:
-            self._jwt.refresh()
-        except ResolutionError as exc:
-            log.warning("refreshing JWT_SECRET after an unknown kid failed (%s)", type(exc).__name__)
-        return self.keys()
+    def _after_unknown_kid(self, asked: float) -> dict[str, SigningKey]:
+        # At most one read per interval (a made-up kid must not buy a call to Secrets
+        # Manager); requests that arrive while it runs wait for it, then see its answer.
+        with self._reading_current:
+            # Skipped when a read ended after this request asked (it waited for that one), or
+            # less than the interval ago; the interval counts from the end of a read, so a
+            # read that took long (Secrets Manager hanging) is not followed by another at once.
+            ended = self._last_unknown_refresh
+            if ended < asked and time.monotonic() - ended >= self.UNKNOWN_KID_REFRESH_INTERVAL:
+                try:
+                    self._jwt.refresh()
+                except ResolutionError as exc:
+                    log.warning("refreshing JWT_SECRET after an unknown kid failed (%s)", type(exc).__name__)
+                finally:
+                    self._last_unknown_refresh = time.monotonic()
+        return self.keys(asked)

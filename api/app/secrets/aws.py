@@ -21,10 +21,10 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import botocore.exceptions
 import botocore.session
@@ -100,6 +100,21 @@ def client_config(attempts: int = 3, connect_timeout: float = 3, read_timeout: f
     )
 
 
+# How long a read may take, by who waits on it:
+# - full: a start or a background refresh; botocore's standard retries (3 attempts);
+# - probe: a region not yet known to answer, in a failover; one attempt, short timeouts;
+# - fast: a request waiting on a value read again (a refused password, a JWT key id it
+#   does not know, the previous JWT key); two attempts (a throttled call gets its
+#   retry), 2 s to connect and 3 s to read, so a Secrets Manager that hangs costs the
+#   request about 6 s, not botocore's three 10-second attempts.
+Patience = Literal["full", "probe", "fast"]
+PATIENCE: dict[str, Callable[[], Config]] = {
+    "full": client_config,
+    "probe": lambda: client_config(1, *PROBE_TIMEOUTS),
+    "fast": lambda: client_config(2, 2.0, 3.0),
+}
+
+
 class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
     """Keys are references without a JSON key: a whole secret at a stage or version."""
 
@@ -119,27 +134,27 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         self._endpoint_url = endpoint_url
         self._session = session
         self.regions = RegionChain(default_region, replica_regions, cooldown=cooldown)
-        self._clients: dict[tuple[str | None, bool], SecretsManagerClient] = {}
+        self._clients: dict[tuple[str | None, Patience], SecretsManagerClient] = {}
         self._lock = threading.Lock()
         self._max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
 
     # -- clients -------------------------------------------------------------------
 
-    def client(self, region: str | None = None, *, probe: bool = False) -> SecretsManagerClient:
-        """The client of ``region``; ``probe``: one attempt, short timeouts (regions.PROBE_TIMEOUTS)."""
+    def client(self, region: str | None = None, *, patience: Patience = "full") -> SecretsManagerClient:
+        """The client of ``region``, by how long a read may take (:data:`PATIENCE`)."""
         region = region or self._default_region
-        cached = self._clients.get((region, probe))
+        cached = self._clients.get((region, patience))
         if cached is not None:
             return cached
         with self._lock:
-            if (region, probe) not in self._clients:
+            if (region, patience) not in self._clients:
                 if self._session is None:
                     # One session for every client: botocore loads the service model once
                     # (a replica region's client costs a few ms and no second copy in memory).
                     self._session = new_session()
                 session = self._session
-                config = client_config(1, *PROBE_TIMEOUTS) if probe else client_config()
+                config = PATIENCE[patience]()
                 kwargs: dict[str, Any] = {"region_name": region, "config": config}
                 if self._endpoint_url:
                     kwargs["endpoint_url"] = self._endpoint_url
@@ -149,8 +164,8 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 client.meta.events.register(
                     "after-call-error.secrets-manager", functools.partial(self._counted_error, where)
                 )
-                self._clients[(region, probe)] = cast("SecretsManagerClient", client)
-            return self._clients[(region, probe)]
+                self._clients[(region, patience)] = cast("SecretsManagerClient", client)
+            return self._clients[(region, patience)]
 
     def _counted(self, region: str, http_response: Any, parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
         """botocore's after-call hook: one call made (its retries inside), by operation and result."""
@@ -186,21 +201,27 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
 
     # -- fetching ------------------------------------------------------------------
 
-    def fetch(self, keys: Sequence[AwsRef], region: str | None = None) -> dict[AwsRef, Fetched]:
-        """Every key's whole secret; from ``region`` only when given, else along the region chain."""
+    def fetch(self, keys: Sequence[AwsRef], region: str | None = None, *, fast: bool = False) -> dict[AwsRef, Fetched]:
+        """Every key's whole secret; from ``region`` only when given, else along the region chain.
+
+        ``fast``: for a read a request waits on (a rejected value read again): every region
+        is asked once with short timeouts (regions.PROBE_TIMEOUTS), so a Secrets Manager
+        that hangs costs the request seconds, not botocore's three 10-second attempts."""
         by_home: dict[str | None, list[AwsRef]] = defaultdict(list)
         for key in dict.fromkeys(keys):
             by_home[key.region or self._default_region].append(key)
         results: dict[AwsRef, Fetched] = {}
         for home, group in by_home.items():
             chain: list[str | None] = [region] if region is not None else self.regions.chain(home)
-            results.update(self._failover(chain, group, home))
+            results.update(self._failover(chain, group, home, fast))
         for key, got in results.items():
             if isinstance(got, SecretDeleted):
                 results[key] = self._deletion_date(key, got)
         return results
 
-    def _failover(self, chain: list[str | None], keys: list[AwsRef], home: str | None) -> dict[AwsRef, Fetched]:
+    def _failover(
+        self, chain: list[str | None], keys: list[AwsRef], home: str | None, fast: bool = False
+    ) -> dict[AwsRef, Fetched]:
         """Ask each region in turn for the keys the previous one could not answer.
 
         A region moves a key on when it failed for a regional reason (unreachable,
@@ -213,11 +234,12 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             if not pending:
                 break
             probe = len(chain) > 1 and self.regions.probe(region)
-            got = self._fetch_in(region, pending, probe)
+            patience: Patience = "fast" if fast else "probe" if probe else "full"
+            got = self._fetch_in(region, pending, patience)
             throttled = [k for k in pending if isinstance(got[k], SecretsThrottled)]
-            if probe and throttled:
+            if patience == "probe" and throttled:
                 # Throttled is not unreachable: botocore's retries get their turn before a failover.
-                got.update(self._fetch_in(region, throttled, probe=False))
+                got.update(self._fetch_in(region, throttled, "full"))
             regional = [k for k in pending if _regional(got[k])]
             absent = [] if region == home else [k for k in pending if isinstance(got[k], SecretNotFound)]
             moving = regional + absent
@@ -251,7 +273,7 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             )
         return out
 
-    def _fetch_in(self, region: str | None, keys: list[AwsRef], probe: bool) -> dict[AwsRef, Fetched]:
+    def _fetch_in(self, region: str | None, keys: list[AwsRef], patience: Patience) -> dict[AwsRef, Fetched]:
         """The keys, read in ``region`` (an ARN's region rewritten when ``region`` is a replica's)."""
         local = {_in_region(k, region): k for k in keys}
         plain = [k for k in local if not (k.version_stage or k.version_id)]
@@ -259,14 +281,14 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         chunks = [plain[start : start + BATCH_SIZE] for start in range(0, len(plain), BATCH_SIZE)]
         if len(chunks) > 1:
             # More than 20 secrets: one round trip, not one per batch.
-            answers = list(self._executor().map(lambda c: self._batch(region, c, probe), chunks))
+            answers = list(self._executor().map(lambda c: self._batch(region, c, patience), chunks))
         else:
-            answers = [self._batch(region, c, probe) for c in chunks]
+            answers = [self._batch(region, c, patience) for c in chunks]
         results: dict[AwsRef, Fetched] = {}
         for batch_results, retry in answers:
             results.update(batch_results)
             singles.extend(retry)
-        results.update(self._get_many(singles, region, probe))
+        results.update(self._get_many(singles, region, patience))
         tagged: dict[AwsRef, Fetched] = {}
         for key, got in results.items():
             if isinstance(got, SecretVersion):
@@ -288,14 +310,14 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         return dated
 
     def _batch(
-        self, region: str | None, chunk: list[AwsRef], probe: bool = False
+        self, region: str | None, chunk: list[AwsRef], patience: Patience = "full"
     ) -> tuple[dict[AwsRef, Fetched], list[AwsRef]]:
         """One BatchGetSecretValue; returns what it answered and what to read singly."""
         if len(chunk) == 1:
             # A batch of one costs the same round trip and gives less precise errors.
             return {}, [chunk[0]]
         try:
-            client = self.client(region, probe=probe)
+            client = self.client(region, patience=patience)
             response = client.batch_get_secret_value(SecretIdList=[k.secret_id for k in chunk])
         except botocore.exceptions.ClientError as exc:
             code = _code(exc)
@@ -337,15 +359,15 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             results.setdefault(key, SecretNotFound(f"{key} was not returned", reference=str(key)))
         return results, retry
 
-    def _get_many(self, keys: list[AwsRef], region: str | None, probe: bool) -> dict[AwsRef, Fetched]:
+    def _get_many(self, keys: list[AwsRef], region: str | None, patience: Patience) -> dict[AwsRef, Fetched]:
         if not keys:
             return {}
         if len(keys) == 1:
-            return {keys[0]: self.get(keys[0], region, probe)}
-        futures = {key: self._executor().submit(self.get, key, region, probe) for key in keys}
+            return {keys[0]: self.get(keys[0], region, patience)}
+        futures = {key: self._executor().submit(self.get, key, region, patience) for key in keys}
         return {key: future.result() for key, future in futures.items()}
 
-    def get(self, key: AwsRef, region: str | None = None, probe: bool = False) -> Fetched:
+    def get(self, key: AwsRef, region: str | None = None, patience: Patience = "full") -> Fetched:
         """One GetSecretValue for ``key`` (stage defaults to AWSCURRENT, explicitly)."""
         kwargs: dict[str, Any] = {"SecretId": key.secret_id}
         if key.version_id:
@@ -354,7 +376,7 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             kwargs["VersionStage"] = key.version_stage or _CURRENT
         region = region or key.region
         try:
-            item = self.client(region, probe=probe).get_secret_value(**kwargs)
+            item = self.client(region, patience=patience).get_secret_value(**kwargs)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             return translate_error(exc, str(key), self.endpoint(region))
         stages = tuple(item.get("VersionStages", ()))

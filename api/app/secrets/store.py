@@ -194,19 +194,20 @@ class SecretStore:
             self._wake_refresher()
         return cached.resolved
 
-    def load(self, refs: Iterable[Reference]) -> dict[Reference, ResolvedSecret]:
+    def load(self, refs: Iterable[Reference], *, fast: bool = False) -> dict[Reference, ResolvedSecret]:
         """Resolve ``refs`` now, in as few round trips as the backends allow.
 
         Raises the first :class:`ResolutionError` only after every reference was tried;
-        :meth:`load_all` returns every error instead.
+        :meth:`load_all` returns every error instead. ``fast``: short timeouts and no
+        retry, for a read a request waits on (see :meth:`refresh`).
         """
-        resolved, errors = self.load_all(refs)
+        resolved, errors = self.load_all(refs, fast=fast)
         if errors:
             raise next(iter(errors.values()))
         return resolved
 
     def load_all(
-        self, refs: Iterable[Reference]
+        self, refs: Iterable[Reference], *, fast: bool = False
     ) -> tuple[dict[Reference, ResolvedSecret], dict[Reference, ResolutionError]]:
         refs = list(dict.fromkeys(refs))
         wanted = [r for r in refs if r not in self._cache]
@@ -215,7 +216,7 @@ class SecretStore:
         with self._lock:
             seeded = {k: self._seeded.pop(str(k)) for k in keys if str(k) in self._seeded}
         fetched: dict[Reference, Fetched] = {k: version for k, (version, _) in seeded.items()}
-        fetched.update(self._fetch([k for k in keys if k not in seeded]))
+        fetched.update(self._fetch([k for k in keys if k not in seeded], fast=fast))
         errors: dict[Reference, ResolutionError] = {}
         now = self.clock()
         for ref in wanted:
@@ -251,7 +252,8 @@ class SecretStore:
         Concurrent callers share fetches: a caller waits for the fetch under way and
         reuses its result if that fetch started after the caller asked (one that
         started earlier may predate the rotation the caller just saw); so ten callers
-        make at most two calls.
+        make at most two calls. A caller is a request waiting on the answer, so the fetch
+        asks each region once with short timeouts (``fast``), never botocore's retries.
         """
         if stage is not None and isinstance(ref, AwsRef):
             ref = ref.with_stage(stage)
@@ -259,13 +261,13 @@ class SecretStore:
             # One region's answer, for a caller walking the regions itself (a refused password,
             # with a replica that may lag a rotation): not cached, so it never hides the chain's.
             self._attempted(ref)
-            got = self._fetch([_source_key(ref)], region)[_source_key(ref)]
+            got = self._fetch([_source_key(ref)], region, fast=True)[_source_key(ref)]
             if isinstance(got, ResolutionError):
                 self._count_failure(ref, got)
                 raise got
             return _derive(ref, got)
         if ref not in self._cache:
-            return self.load([ref])[ref]
+            return self.load([ref], fast=True)[ref]
         source = self._cache[ref].source
         asked = next(self._tickets)
         with source.lock:
@@ -275,7 +277,7 @@ class SecretStore:
                 return self._cache[ref].resolved
             started = next(self._tickets)
             self._attempted(source.key)
-            got = self._fetch([source.key])[source.key]
+            got = self._fetch([source.key], fast=True)[source.key]
             if isinstance(got, ResolutionError):
                 self._count_failure(source.key, got)
                 raise got
@@ -402,12 +404,14 @@ class SecretStore:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _fetch(self, keys: Sequence[Reference], region: str | None = None) -> dict[Reference, Fetched]:
+    def _fetch(
+        self, keys: Sequence[Reference], region: str | None = None, *, fast: bool = False
+    ) -> dict[Reference, Fetched]:
         aws_keys = [k for k in keys if isinstance(k, AwsRef)]
         file_keys = [k for k in keys if isinstance(k, FileRef)]
         results: dict[Reference, Fetched] = {}
         if aws_keys:
-            results.update(self.aws.fetch(aws_keys, region).items())
+            results.update(self.aws.fetch(aws_keys, region, fast=fast).items())
         if file_keys:
             results.update(self._files.fetch(file_keys).items())
         for value in results.values():

@@ -37,9 +37,11 @@ class AwsProxy:
         self.counts: Counter[str] = Counter()
         self.throttle: Callable[[str], bool] = lambda op: False
         # A regional outage: requests signed for these regions are dropped without an
-        # answer (mode "drop", like an unreachable endpoint) or answered 503 ("5xx").
+        # answer (mode "drop", like an unreachable endpoint), answered 503 ("5xx"), or
+        # left unanswered for ``hang_seconds`` ("hang", a black hole past the TCP connect).
         self.down_regions: set[str] = set()
         self.outage_mode = "drop"
+        self.hang_seconds = 30.0
         self.by_region: Counter[tuple[str, str]] = Counter()
         # Requests per second allowed per operation (a token bucket each, burst = rate);
         # beyond it the proxy answers ThrottlingException, as Secrets Manager does.
@@ -110,6 +112,12 @@ class AwsProxy:
                     proxy.counts[op] += 1
                     proxy.by_region[(region, op)] += 1
                 if region in proxy.down_regions:
+                    if proxy.outage_mode == "hang":
+                        until = time.monotonic() + proxy.hang_seconds
+                        while region in proxy.down_regions and time.monotonic() < until:
+                            time.sleep(0.05)  # ends early when the test brings the region back
+                        self.close_connection = True
+                        return
                     if proxy.outage_mode == "5xx":
                         payload = json.dumps({"__type": "InternalServiceError", "message": "down"}).encode()
                         self._reply(503, {"Content-Type": "application/x-amz-json-1.1"}, payload)
