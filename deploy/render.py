@@ -219,7 +219,9 @@ def parameters(environment: str, overrides: dict[str, str] | None = None) -> dic
     except ValueError as exc:
         raise SystemExit(f"render: {path.name}: {exc}") from None
     values = {**given, **m.parameters(), **observed}
-    _check_cidrs(path.name, values.get("LOAD_BALANCER_CIDRS"))
+    cidrs = _check_cidrs(path.name, values.get("LOAD_BALANCER_CIDRS"))
+    # The NetworkPolicy admits port 8000 from these only: JSON is YAML's flow style.
+    values["LOAD_BALANCER_PEERS_JSON"] = json.dumps([{"ipBlock": {"cidr": c}} for c in cidrs])
     # A JSON string is a valid YAML double-quoted scalar: the password alphabet holds " and \.
     values["DATABASE_PASSWORD_EXCLUDE_JSON"] = json.dumps(values["DATABASE_PASSWORD_EXCLUDE"])
     account, region = values.get("AWS_ACCOUNT_ID", ""), values.get("AWS_REGION", "")
@@ -234,19 +236,33 @@ def parameters(environment: str, overrides: dict[str, str] | None = None) -> dic
     return values
 
 
-def _check_cidrs(source: str, value: str | None) -> None:
-    """LOAD_BALANCER_CIDRS becomes FORWARDED_ALLOW_IPS: addresses only, never '*' (any client
-    could then choose the address the login limits count)."""
+# The widest LOAD_BALANCER_CIDRS accepted, by IP version: a load balancer's subnets are
+# narrower; anything wider is close to "*".
+_WIDEST_PREFIX = {4: 8, 6: 32}
+
+
+def _check_cidrs(source: str, value: str | None) -> list[str]:
+    """LOAD_BALANCER_CIDRS becomes FORWARDED_ALLOW_IPS and the NetworkPolicy's sources of port
+    8000: addresses only, never '*' or a network close to everything (any client could then
+    choose the address the login limits count). Returns the CIDRs."""
     if value is None:
-        return  # a template that needs it says so: "no value for LOAD_BALANCER_CIDRS"
-    for item in value.split(","):
+        return []  # a template that needs it says so: "no value for LOAD_BALANCER_CIDRS"
+    cidrs = []
+    for item in (part.strip() for part in value.split(",")):
         try:
-            ipaddress.ip_network(item.strip())
+            network = ipaddress.ip_network(item)
         except ValueError:
             raise SystemExit(
-                f"render: {source}: LOAD_BALANCER_CIDRS holds {item.strip()!r}, not a CIDR; give the addresses "
-                "the load balancer connects from (e.g. the VPC's 10.0.0.0/16), comma-separated"
+                f"render: {source}: LOAD_BALANCER_CIDRS holds {item!r}, not a CIDR; give the subnets the load "
+                "balancer connects from (e.g. 10.0.0.0/24,10.0.1.0/24), comma-separated"
             ) from None
+        if network.prefixlen < _WIDEST_PREFIX[network.version]:
+            raise SystemExit(
+                f"render: {source}: LOAD_BALANCER_CIDRS holds {item}, wider than /{_WIDEST_PREFIX[network.version]}: "
+                "every address in it may set X-Forwarded-For; give the load balancer's subnets"
+            )
+        cidrs.append(str(network))
+    return cidrs
 
 
 def render(text: str, values: dict[str, str]) -> str:

@@ -177,6 +177,9 @@ def artifacts(env: str, m: Any, root: Path = REPO) -> None:
         assert _variables(env_vars) - SERVER_ONLY <= set(VARIABLE_NAMES) and env_vars["ENVIRONMENT"] == env
     api_env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert api_env["FORWARDED_ALLOW_IPS"] == params["LOAD_BALANCER_CIDRS"]
+    # Port 8000 admits the load balancer's subnets only: another pod could set X-Forwarded-For.
+    [api_port] = [r for r in docs["NetworkPolicy"]["spec"]["ingress"] if {"port": 8000, "protocol": "TCP"} in r["ports"]]
+    assert [peer["ipBlock"]["cidr"] for peer in api_port["from"]] == params["LOAD_BALANCER_CIDRS"].split(",")
     assert api_env["SECRETS_PREFIX"] == m.prefix and "DATABASE_URL" not in api_env  # read through IRSA
     assert docs["Namespace"]["metadata"]["name"] == m.parameters()["NAMESPACE"]
 
@@ -206,15 +209,27 @@ def test_render_refuses_a_parameter_file_that_repeats_the_model(tmp_path: Path) 
     assert result.returncode != 0 and "CLUSTER" in result.stderr and "environment model derives" in result.stderr
 
 
-@pytest.mark.parametrize("bad", ["*", "10.0.0.0/16,*", "the-vpc", "10.0.0.0/33"])
-def test_render_refuses_load_balancer_cidrs_that_would_trust_anyone(tmp_path: Path, bad: str) -> None:
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("*", "not a CIDR"),
+        ("10.0.0.0/24,*", "not a CIDR"),
+        ("the-vpc", "not a CIDR"),
+        ("10.0.0.0/33", "not a CIDR"),
+        ("0.0.0.0/0", "wider than /8"),
+        ("10.0.0.0/24,::/0", "wider than /32"),
+        ("8.0.0.0/5", "wider than /8"),
+    ],
+)
+def test_render_refuses_load_balancer_cidrs_that_would_trust_anyone(tmp_path: Path, bad: str, why: str) -> None:
     copy = _copy_repo(tmp_path)
     params = copy / "deploy/environments/staging.env"
-    params.write_text(params.read_text().replace("LOAD_BALANCER_CIDRS=10.0.0.0/16", f"LOAD_BALANCER_CIDRS={bad}"))
+    text = re.sub(r"^LOAD_BALANCER_CIDRS=.*$", f"LOAD_BALANCER_CIDRS={bad}", params.read_text(), flags=re.M)
+    params.write_text(text)
     result = subprocess.run(
         [sys.executable, str(copy / "deploy/render.py"), "staging", "--list"], capture_output=True, text=True
     )
-    assert result.returncode != 0 and "LOAD_BALANCER_CIDRS" in result.stderr and "not a CIDR" in result.stderr
+    assert result.returncode != 0 and "LOAD_BALANCER_CIDRS" in result.stderr and why in result.stderr
 
 
 def test_compose_and_env_example() -> None:
