@@ -8,7 +8,9 @@ against :data:`KNOBS`.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -24,6 +26,8 @@ __all__ = ["KNOBS", "Tuning", "TuningError", "memory_budget_mib"]
 REQUEST_THREADS = 40
 SPARE_THREADS = 8
 MAX_HASH_WORKERS = 16
+# A disabled or deleted user's tokens work at most this long in one process (its user cache).
+MAX_USER_CACHE_SECONDS = 300
 # NIST SP 800-63B's minimum length for a memorised secret; the API takes at most 1024.
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -91,6 +95,10 @@ class Tuning:
                 values[field.name] = kind(raw.strip())
             except ValueError:
                 problems.append(f"{name}={raw!r} is not {'a number' if kind is not str else 'valid'}")
+                continue
+            if kind is float and not math.isfinite(values[field.name]):  # type: ignore[arg-type]
+                problems.append(f"{name}={raw!r} is not a finite number")
+                del values[field.name]
         tuning = cls(**values)  # type: ignore[arg-type]
         problems += tuning._problems()
         if problems:
@@ -109,6 +117,8 @@ class Tuning:
                 found.append(f"{KNOBS[attr]} must be one rate, like '5/15 minutes' (several are not supported)")
             elif rates[0].amount < 1:
                 found.append(f"{KNOBS[attr]} must allow at least 1 failure per window")
+            elif re.search(r"/\s*0+\s*[a-z]", getattr(self, attr)):  # limits reads "5/0 minutes" as one minute
+                found.append(f"{KNOBS[attr]} must have a window of at least 1 (e.g. '5/15 minutes')")
         if self.lockout_max_seconds < self.lockout_seconds:
             found.append(
                 f"{KNOBS['lockout_max_seconds']} ({self.lockout_max_seconds}) must not be below "
@@ -145,6 +155,11 @@ class Tuning:
         for attr in ("hash_queue", "user_cache_seconds"):
             if getattr(self, attr) < 0:
                 found.append(f"{KNOBS[attr]} must not be negative")
+        if self.user_cache_seconds > MAX_USER_CACHE_SECONDS:
+            found.append(
+                f"{KNOBS['user_cache_seconds']} must be at most {MAX_USER_CACHE_SECONDS}: a disabled or deleted "
+                "user's tokens keep working that long"
+            )
         choices = {"metrics": ("on", "off"), "ready_on_stale": ("report", "fail"), "log_format": ("text", "json")}
         for attr, allowed in choices.items():
             if getattr(self, attr) not in allowed:

@@ -66,6 +66,12 @@ def test_knobs_are_read_from_the_environment_and_bad_values_named() -> None:
         ({"ECOMIND_PASSWORD_MIN_LENGTH": "2000"}, "ECOMIND_PASSWORD_MIN_LENGTH", "8 to 1024"),
         ({"ECOMIND_LOCKOUT_MAX_SECONDS": "30"}, "ECOMIND_LOCKOUT_MAX_SECONDS (30)", "ECOMIND_LOCKOUT_SECONDS (60)"),
         ({"ECOMIND_DB_CONNECT_TIMEOUT": "1"}, "ECOMIND_DB_CONNECT_TIMEOUT", "at least 2"),
+        # The attacker's re-check: values that parse but cannot work.
+        ({"ECOMIND_USER_CACHE_SECONDS": "inf"}, "ECOMIND_USER_CACHE_SECONDS='inf'", "not a finite number"),
+        ({"ECOMIND_DB_STATEMENT_TIMEOUT": "nan"}, "ECOMIND_DB_STATEMENT_TIMEOUT='nan'", "not a finite number"),
+        ({"ECOMIND_DB_POOL_TIMEOUT": "inf"}, "ECOMIND_DB_POOL_TIMEOUT='inf'", "not a finite number"),
+        ({"ECOMIND_USER_CACHE_SECONDS": "3600"}, "ECOMIND_USER_CACHE_SECONDS", "at most 300"),
+        ({"ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "5/0 minutes"}, "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT", "at least 1"),
     ],
 )
 def test_unusable_values_are_refused_with_the_variable_named(env: dict[str, str], named: str, why: str) -> None:
@@ -82,5 +88,7 @@ def test_the_edges_that_work_are_accepted() -> None:
             "ECOMIND_HASH_QUEUE": "16",
             "ECOMIND_PASSWORD_MIN_LENGTH": "8",
             "ECOMIND_LOCKOUT_SECONDS": "3600",
+            "ECOMIND_USER_CACHE_SECONDS": "300",
+            "ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "30/10 minutes",
         }
     )
