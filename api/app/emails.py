@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
-__all__ = ["Email", "email_problem"]
+__all__ = ["Email", "email_problem", "normalized_email"]
 
 Email = EmailStr
 _ADAPTER: TypeAdapter[str] = TypeAdapter(EmailStr)
@@ -22,3 +22,12 @@ def email_problem(text: str) -> str | None:
     except ValidationError as exc:
         return str(exc.errors()[0]["msg"])
     return None
+
+
+def normalized_email(text: str) -> str:
+    """The address as the API stores and counts it: pydantic's normalised form (an IDN domain
+    in Unicode, "Name <x@y>" reduced to x@y), lower-cased. Raises ValueError when invalid."""
+    try:
+        return str(_ADAPTER.validate_python(text.strip())).lower()
+    except ValidationError as exc:
+        raise ValueError(str(exc.errors()[0]["msg"])) from None

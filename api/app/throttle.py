@@ -162,7 +162,7 @@ def _seconds(ms: float) -> int:
 
 
 # Each result is a list [kind, ms, extra]: [0] admitted/ok, [1, ms, first] locked,
-# [2, ms, level] lockout started, [3, ms, first] address limited, [4, 0, first] account
+# [2, ms, level] lockout started (reported, and marks the period), [3, ms, first] address limited, [4, 0, first] account
 # window full of attempts in flight. "first": 1 when no refusal of this kind was reported in
 # its period yet (a marker key that lives as long as the refusal holds); a busy account is
 # marked only by the last poll of a wait (ARGV[9] = 1).
@@ -209,6 +209,7 @@ local level = redis.call('INCR', KEYS[5])
 if level == 1 then redis.call('EXPIRE', KEYS[5], ARGV[7]) end
 local seconds = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ (level - 1), tonumber(ARGV[6])))
 redis.call('SET', KEYS[4], '1', 'EX', seconds)
+redis.call('SET', KEYS[6], '1', 'EX', seconds)
 redis.call('DEL', KEYS[3])
 return {2, seconds * 1000, level}
 """
@@ -332,6 +333,7 @@ class _MemoryBackend:
         self._values[level_key] = (level, held[1] if held else now + int(args[6]) * 1000)
         seconds = int(min(int(args[4]) * 2.0 ** (level - 1), int(args[5])))
         self._values[lock_key] = (1, now + seconds * 1000)
+        self._values[account_refused] = (1, now + seconds * 1000)  # this refusal is the one reported
         del self._sets[failures]
         return [2, seconds * 1000, level]
 

@@ -84,7 +84,7 @@ def create_admin(
     from sqlalchemy.orm import Session
 
     from ..db import make_engine
-    from ..emails import email_problem
+    from ..emails import email_problem, normalized_email
     from ..models import AuditEvent, Org, Role, User
     from ..passwords import password_problem
     from ..security import hash_password, shared_salt
@@ -100,7 +100,7 @@ def create_admin(
     engine = make_engine(settings)
     try:
         with Session(engine) as session:
-            email_l = email.strip().lower()
+            email_l = normalized_email(email)
             # "acme" names the organisation "Acme": one organisation, never two told apart by case.
             org_row = session.scalar(select(Org).where(func.lower(Org.name) == org.strip().lower()).order_by(Org.id))
             org = org_row.name if org_row is not None else org.strip()
@@ -146,12 +146,13 @@ def unlock(
     """
     import redis
 
-    from ..emails import email_problem
+    from ..emails import email_problem, normalized_email
     from ..settings import load_settings
     from ..throttle import unlock_account
 
     if problem := email_problem(email):
         fail(f"--email: {problem}", ExitCode.USAGE)
+    email = normalized_email(email)  # the form the API counts failures under
     settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=("REDIS_URL",))
     try:
         if not settings.has_secret("REDIS_URL"):
@@ -170,5 +171,4 @@ def unlock(
             client.close()
     finally:
         settings.close()
-    email_l = email.strip().lower()
-    data(f"unlocked {email_l}" if deleted else f"{email_l} was not locked and had no failures counted")
+    data(f"unlocked {email}" if deleted else f"{email} was not locked and had no failures counted")
