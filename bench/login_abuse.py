@@ -139,7 +139,8 @@ class Stack:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "app.asgi:app",
+                # A revision from before the prefetch (issue 14) has no app.asgi: it served app.main.
+                "app.asgi:app" if (self.source / "api/app/asgi.py").exists() else "app.main:app",
                 "--app-dir",
                 str(self.source / "api"),
                 "--host",
