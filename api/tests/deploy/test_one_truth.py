@@ -178,7 +178,8 @@ def artifacts(env: str, m: Any, root: Path = REPO) -> None:
     api_env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert api_env["FORWARDED_ALLOW_IPS"] == params["LOAD_BALANCER_CIDRS"]
     # Port 8000 admits the load balancer's subnets only: another pod could set X-Forwarded-For.
-    [api_port] = [r for r in docs["NetworkPolicy"]["spec"]["ingress"] if {"port": 8000, "protocol": "TCP"} in r["ports"]]
+    ingress = docs["NetworkPolicy"]["spec"]["ingress"]
+    [api_port] = [rule for rule in ingress if {"port": 8000, "protocol": "TCP"} in rule["ports"]]
     assert [peer["ipBlock"]["cidr"] for peer in api_port["from"]] == params["LOAD_BALANCER_CIDRS"].split(",")
     assert api_env["SECRETS_PREFIX"] == m.prefix and "DATABASE_URL" not in api_env  # read through IRSA
     assert docs["Namespace"]["metadata"]["name"] == m.parameters()["NAMESPACE"]
