@@ -109,6 +109,7 @@ def start(
         status = 1
         try:
             os.close(read_fd)
+            _log_like_the_parent()
             _write_all(write_fd, _fetch(os.environ, env_file, environment, secrets))
             status = 0
         except BaseException:  # noqa: BLE001, S110 - any failure: the parent resolves and reports it
@@ -117,6 +118,19 @@ def start(
             os._exit(status)
     os.close(write_fd)
     return Prefetch(pid, read_fd, env_file)
+
+
+def _log_like_the_parent() -> None:
+    """What the child logs (a region that failed, a failover) is scrubbed, and JSON when the
+    API's lines are (``ECOMIND_LOG_FORMAT=json``): it is written before the parent has set up
+    anything, and the parent does not log it again."""
+    from .secrets import redact
+
+    redact.install()
+    if os.environ.get("ECOMIND_LOG_FORMAT", "").strip() == "json":
+        from .logs import use_json_logs
+
+        use_json_logs()
 
 
 def _fetch(

@@ -288,3 +288,52 @@ def _verify(tokens: object, token: str) -> object:
     except Exception as exc:  # noqa: BLE001 - the type is the outcome
         return type(exc)
     return None
+
+
+def test_with_json_logs_the_served_api_logs_its_failover_as_json(proxy: AwsProxy, replicated: dict[str, str]) -> None:
+    """The lines an operator needs in an outage come from the prefetch child, before uvicorn starts."""
+    import sys
+    import tempfile
+
+    from ..support.services import free_port
+
+    proxy.down_regions.add(PRIMARY)
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = {**base, **replicated, "ECOMIND_LOG_FORMAT": "json", "ECOMIND_METRICS": "off", "REDIS_URL": ""}
+    env["SECRETS_REPLICA_REGIONS"] = f"eu-west-1,{REPLICA}"
+    env["DATABASE_URL"] = "postgresql://u:Pw-1234567@127.0.0.1:9/app"  # refused: the start fails after
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
+        env=env,
+        cwd=tempfile.gettempdir(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = server.communicate(timeout=60)
+    finally:
+        server.kill()
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in lines), [x for x in lines if not x.startswith("{")]
+    messages = [json.loads(line)["message"] for line in lines]
+    assert any(f"Secrets Manager in {PRIMARY} failed" in m for m in messages), messages
+    assert any("no replica in eu-west-1" in m for m in messages), messages
+    assert JWT not in output and CANARY not in output
+
+
+def test_describe_during_an_outage_prints_the_same_command_for_a_replica_region(
+    proxy: AwsProxy, replicated: dict[str, str]
+) -> None:
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = {**base, **replicated, "AWS_ENDPOINT_URL": proxy.url}
+    proxy.down_regions.add(PRIMARY)
+    down = subprocess.run(
+        [ECOMIND, "secrets", "describe", "ecomind/staging/jwt"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert down.returncode == 6, down.stderr
+    [fix] = [line.split("fix: ", 1)[1] for line in down.stderr.splitlines() if "fix: " in line]
+    assert fix.startswith(f"ecomind secrets describe ecomind/staging/jwt --region {REPLICA}"), fix
+    shell = {**env, "PATH": f"{os.path.dirname(ECOMIND)}:{env['PATH']}"}
+    ran = subprocess.run(["sh", "-c", fix], env=shell, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and f"{REPLICA} InSync" in ran.stdout, ran.stdout + ran.stderr
