@@ -32,7 +32,7 @@ from .secrets import redact
 from .secrets.base import SecretValue, SecretVersion
 from .secrets.endpoints import on_this_machine, secretsmanager_endpoint
 from .secrets.environment import SECRET_VARIABLES, Environment, EnvironmentModel
-from .secrets.errors import Finding, Problem, ResolutionError, SettingsError
+from .secrets.errors import Finding, Problem, ResolutionError, SettingsError, set_key_fix
 from .secrets.live import LiveSecret
 from .secrets.policy import CHECKS
 from .secrets.refs import AwsRef, Reference, is_reference
@@ -251,8 +251,7 @@ def _fix(name: str, finding: Finding, ref: Reference | None, c: Collected, emula
         # The value lives in Secrets Manager: a rotation replaces it with a generated one.
         return f"ecomind secrets rotate {ref.secret_id}" + (" --local" if emulator else "")
     if isinstance(ref, AwsRef) and finding.json_key is not None:
-        key = finding.json_key
-        return f"printf '%s' \"$VALUE\" | ecomind secrets set {ref.secret_id} {key}   # VALUE: the right {key}"
+        return set_key_fix(ref.secret_id, finding.json_key)
     origin = c.origins.get(name)
     if finding.is_example and origin is not None and origin.source == "env" and not c.model.deployed:
         return f"unset {name}   # the process environment overrides .env (ecomind init writes a generated one)"

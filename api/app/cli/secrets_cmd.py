@@ -23,7 +23,7 @@ import typer
 
 from ..secrets.dburl import field_problems as dburl_field_problems
 from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
-from ..secrets.errors import SecretNotFound
+from ..secrets.errors import SecretNotFound, SecretsManagerUnreachable
 from ..secrets.regions import parse_regions
 from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
@@ -74,7 +74,16 @@ def aws_errors(what: str, client: Any) -> Iterator[None]:
     try:
         yield
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate_error(exc, what, str(client.meta.endpoint_url)) from None
+        error = translate_error(exc, what, str(client.meta.endpoint_url))
+        replicas, _ = parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))
+        if isinstance(error, SecretsManagerUnreachable) and replicas and "--region" not in sys.argv:
+            # The region did not answer and the secret has replicas: the same command, asked
+            # there (the arguments of these commands hold names, never a value).
+            again = shlex.join(["ecomind", *sys.argv[1:], "--region", replicas[0]])
+            error = SecretsManagerUnreachable(
+                error.message, reference=error.reference, fix=f"{again}   # a replica region (SECRETS_REPLICA_REGIONS)"
+            )
+        raise error from None
 
 
 def _describe(client: Any, name: str) -> dict[str, Any] | None:
@@ -355,6 +364,21 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
             kept = client.get_secret_value(SecretId=name, VersionId=before)
             value = {k: kept[k] for k in ("SecretString", "SecretBinary") if k in kept}
             client.put_secret_value(SecretId=name, **value)
+            # And AWSPREVIOUS on the version the operator set, not on the one the endpoint made:
+            # what was signed or connected with the kept value (a JWT's key id is its version
+            # id) keeps working, as after a rotation.
+            previous = next(
+                (
+                    v
+                    for v, staged in _stages(_describe_now(client, name)).items()
+                    if "AWSPREVIOUS" in staged and v != before
+                ),
+                None,
+            )
+            move = {"RemoveFromVersionId": previous} if previous else {}
+            client.update_secret_version_stage(
+                SecretId=name, VersionStage="AWSPREVIOUS", MoveToVersionId=before, **move
+            )
             data(
                 f"  note: the endpoint rotated {name} although RotateImmediately was false; "
                 "the value it had is AWSCURRENT again",
@@ -372,9 +396,12 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
         raise
 
 
+def _describe_now(client: Any, name: str) -> dict[str, Any]:
+    return dict(client.describe_secret(SecretId=name))
+
+
 def _current_version(client: Any, name: str) -> str | None:
-    stages = client.describe_secret(SecretId=name).get("VersionIdsToStages") or {}
-    return next((v for v, staged in stages.items() if "AWSCURRENT" in staged), None)
+    return next((v for v, staged in _stages(_describe_now(client, name)).items() if "AWSCURRENT" in staged), None)
 
 
 def _replica_entries(replicas: list[str], kms_key_id: str | None) -> list[dict[str, str]]:
@@ -767,6 +794,7 @@ def set_(
 
 def _refuse_what_the_app_would(meta: dict[str, Any], text: str) -> None:
     """A secret of the model: the value must pass the check its variable gets at start."""
+    from ..secrets.errors import set_key_fix
     from ..secrets.policy import CHECKS
 
     env = _environment_of(meta)
@@ -776,12 +804,14 @@ def _refuse_what_the_app_would(meta: dict[str, Any], text: str) -> None:
     spec = next((s for s in m.secrets if m.secret_name(s.key) == meta.get("Name")), None)
     if spec is None:
         return
-    errors = [f.message for f in CHECKS[spec.variable](m, text).findings if f.severity == "error"]
-    if errors:
+    findings = [f for f in CHECKS[spec.variable](m, text).findings if f.severity == "error"]
+    if findings:
+        key = next((f.json_key for f in findings if f.json_key), None)
+        fix = set_key_fix(meta["Name"], key) if key else f"ecomind secrets rotate {meta['Name']}   # a generated value"
         fail(
-            f"not stored: as {spec.variable} in {env}, the value {'; '.join(errors)}",
+            f"not stored: as {spec.variable} in {env}, the value {'; '.join(f.message for f in findings)}",
             ExitCode.CONFIG,
-            fix=f"ecomind secrets rotate {meta['Name']}   # a generated value",
+            fix=fix,
         )
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "SecretsManagerUnreachable",
     "SecretsThrottled",
     "SettingsError",
+    "set_key_fix",
 ]
 
 Severity = Literal["error", "warning"]
@@ -137,6 +138,11 @@ class Finding:
     severity: Severity = "error"
     is_example: bool = False  # a known example value: the fix depends on where the value lives
     json_key: str | None = None  # the key of a JSON secret that holds the problem (its fix sets that key)
+
+
+def set_key_fix(secret: str, key: str) -> str:
+    """The fix of a finding in one JSON key of a stored secret: a command that sets that key."""
+    return f"printf '%s' \"$VALUE\" | ecomind secrets set {secret} {key}   # VALUE: the right {key}"
 
 
 @dataclass(frozen=True)

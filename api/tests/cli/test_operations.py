@@ -113,10 +113,20 @@ def test_turning_rotation_on_keeps_the_value_the_operator_set(cli: Cli, aws: Aws
     assert provision(cli, aws).returncode == 0
     chosen = "operator-chosen-jwt-" + "k" * 40
     assert cli("secrets", "set", "ecomind/staging/jwt", input=chosen + "\n", env=aws.env).returncode == 0
+    set_version = aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["VersionId"]
     on = cli("secrets", "provision", "-e", "staging", "--enable-rotation", "--rotation-driver", "local", env=aws.env)
     assert on.returncode == 0, on.stdout + on.stderr
     assert aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"] == chosen
-    assert aws.client.describe_secret(SecretId="ecomind/staging/jwt")["RotationEnabled"]
+    described = aws.client.describe_secret(SecretId="ecomind/staging/jwt")
+    assert described["RotationEnabled"]
+    # Tokens signed with the chosen value keep verifying: its version is AWSPREVIOUS (a JWT's
+    # key id is the version id), not the version the endpoint made.
+    [previous] = [v for v, staged in described["VersionIdsToStages"].items() if "AWSPREVIOUS" in staged]
+    assert previous == set_version
+    assert (
+        aws.client.get_secret_value(SecretId="ecomind/staging/jwt", VersionStage="AWSPREVIOUS")["SecretString"]
+        == chosen
+    )
     assert_clean(on, chosen)
 
 

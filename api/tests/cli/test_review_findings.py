@@ -142,6 +142,7 @@ def test_set_refuses_what_the_app_would_refuse(cli: Cli, aws: Aws) -> None:
     assert short.returncode == 3 and "needs at least 32" in short.stderr
     port = cli("secrets", "set", "ecomind/staging/database", "port", input="abc\n", env=aws.env)
     assert port.returncode == 3 and "port is not a TCP port" in port.stderr
+    assert "fix: printf '%s' \"$VALUE\" | ecomind secrets set ecomind/staging/database port" in port.stderr
     assert aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"] == before
 
 
