@@ -410,7 +410,7 @@ class EnvironmentModel:
             "SECRETS_VIA_SERVICES": json.dumps([f"secretsmanager.{r}.amazonaws.com" for r in regions]),
             # The keys that decrypt them there: the multi-Region key and its replicas, by the
             # regions of the secrets (the policies narrow them to the environment's tag).
-            "SECRETS_KMS_KEY_ARNS": json.dumps([f"arn:aws:kms:{r}:{account}:key/*" for r in regions]),
+            "SECRETS_KMS_RESOURCES": json.dumps([f"arn:aws:kms:{r}:{account}:key/*" for r in regions]),
             # CloudFormation's ReplicaRegions: each replica encrypted by the replica, in its
             # region, of the stack's multi-Region key (same key id; deploy/cloudformation/kms-replica.yaml).
             "REPLICA_REGIONS_CFN": json.dumps(
