@@ -14,13 +14,12 @@ The queries go to the Prometheus that scrapes the API's metrics port, picked wit
 adds (namespace, job, pod). Import the file in Grafana (Dashboards > New > Import) or
 provision it; `make validate-deploy` checks it against Grafana's published schema.
 
-Standard library only: it loads api/app/telemetry.py by path, like deploy/render.py.
+Standard library only: it loads api/app/telemetry.py by path, with deploy/render.py's loader.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -29,7 +28,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-TELEMETRY_FILE = ROOT / "api" / "app" / "telemetry.py"
+sys.path.insert(0, str(HERE.parent))  # deploy/render.py: the one loader of the catalog
+from render import telemetry  # noqa: E402
+
 OUTPUT = HERE / "dashboards" / "secrets.json"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -38,16 +39,6 @@ WIDTH = 24  # Grafana's grid
 # The oldest schema version whose panel JSON (timeseries, stat) is the one written here;
 # a newer Grafana migrates it on load.
 SCHEMA_VERSION = 39
-
-
-def telemetry() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ecomind_telemetry", TELEMETRY_FILE)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"dashboard: cannot load {TELEMETRY_FILE}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
 
 
 def label_value(catalog: ModuleType, label: str, value: str) -> str:

@@ -93,16 +93,11 @@ def _denied(exc: BaseException) -> bool:
 
 
 def _regional_failure(exc: BaseException) -> bool:
-    """The region did not answer (connection, timeout, 5xx, throttled): not a fact about the secret."""
-    import botocore.exceptions
+    """The region did not answer (connection, timeout, 5xx, throttled): not a fact about the
+    secret. The secret layer's rule, on the error it would raise for ``exc``."""
+    from ..secrets.aws import regional_failure, translate_error
 
-    if isinstance(exc, botocore.exceptions.HTTPClientError | botocore.exceptions.ConnectionError):
-        return True
-    if not isinstance(exc, botocore.exceptions.ClientError):
-        return False
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    return status >= 500 or code in ("ThrottlingException", "TooManyRequestsException")
+    return regional_failure(translate_error(exc, "", ""))
 
 
 class Doctor:
@@ -486,6 +481,7 @@ class Doctor:
         holds a replica (DescribeSecret there), which is what reads fail over to."""
         import botocore.exceptions
 
+        from ..secrets.aws import in_region
         from ..secrets.regions import parse_regions
 
         why = f"{home} did not answer ({self.down[home]})"
@@ -502,10 +498,7 @@ class Doctor:
             if region in self.down:
                 answers[region] = f"did not answer ({self.down[region]})"
                 continue
-            secret_id = ref.secret_id
-            if secret_id.startswith("arn:"):  # a replica's ARN differs from the primary's by its region
-                parts = secret_id.split(":")
-                secret_id = ":".join([*parts[:3], region, *parts[4:]])
+            secret_id = in_region(ref, region).secret_id  # a replica's ARN differs by its region
             try:
                 self.client("secretsmanager", region).describe_secret(SecretId=secret_id)
                 answers[region] = "holds a replica"

@@ -56,7 +56,9 @@ else:
 __all__ = [
     "AwsSecretsManagerBackend",
     "client_config",
+    "in_region",
     "new_session",
+    "regional_failure",
     "secretsmanager_client",
     "translate_error",
 ]
@@ -240,7 +242,7 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
             if patience == "probe" and throttled:
                 # Throttled is not unreachable: botocore's retries get their turn before a failover.
                 got.update(self._fetch_in(region, throttled, "full"))
-            regional = [k for k in pending if _regional(got[k])]
+            regional = [k for k in pending if regional_failure(got[k])]
             absent = [] if region == home else [k for k in pending if isinstance(got[k], SecretNotFound)]
             moving = regional + absent
             out.update({k: got[k] for k in pending if k not in moving})
@@ -275,7 +277,7 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
 
     def _fetch_in(self, region: str | None, keys: list[AwsRef], patience: Patience) -> dict[AwsRef, Fetched]:
         """The keys, read in ``region`` (an ARN's region rewritten when ``region`` is a replica's)."""
-        local = {_in_region(k, region): k for k in keys}
+        local = {in_region(k, region): k for k in keys}
         plain = [k for k in local if not (k.version_stage or k.version_id)]
         singles = [k for k in local if k.version_stage or k.version_id]
         chunks = [plain[start : start + BATCH_SIZE] for start in range(0, len(plain), BATCH_SIZE)]
@@ -414,12 +416,12 @@ def _outcome(got: Fetched) -> str:
     return "unreachable"
 
 
-def _regional(got: Fetched) -> bool:
+def regional_failure(got: Fetched) -> bool:
     """A failure of the region, not of the secret: another region may answer."""
     return isinstance(got, SecretsManagerUnreachable | SecretsThrottled)
 
 
-def _in_region(key: AwsRef, region: str | None) -> AwsRef:
+def in_region(key: AwsRef, region: str | None) -> AwsRef:
     """``key`` as read in ``region``: a replica has the primary's name, and its ARN differs by region only."""
     if region is None or key.region in (None, region):
         return key

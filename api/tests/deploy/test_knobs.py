@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,8 @@ import yaml
 from app.secrets.environment import DEPLOYED
 from app.tuning import KNOBS
 
-REPO = Path(__file__).resolve().parents[3]
+from .rendering import REPO, render
+
 KNOB = re.compile(r"\bECOMIND_[A-Z0-9_]*[A-Z0-9]")
 # The knobs of issue 15 (metrics listener, EMF lines, staleness, readiness, log format):
 # fields of app.tuning.Tuning from that issue on; listed here until KNOBS has them.
@@ -50,18 +49,9 @@ def test_every_ecomind_name_under_deploy_is_a_knob() -> None:
 
 @pytest.mark.parametrize("env", DEPLOYED)
 def test_rendered_task_definition_and_manifests_set_only_knobs(env: str) -> None:
-    def render(template: str) -> str:
-        return subprocess.run(
-            [sys.executable, str(REPO / "deploy/render.py"), env, str(REPO / template)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-
-    names = {
-        e["name"] for e in json.loads(render("deploy/ecs/api.taskdef.json"))["containerDefinitions"][0]["environment"]
-    }
-    for doc in yaml.safe_load_all(render("deploy/k8s")):
+    container = json.loads(render(env, "deploy/ecs/api.taskdef.json"))["containerDefinitions"][0]
+    names = {e["name"] for e in container["environment"]}
+    for doc in yaml.safe_load_all(render(env, "deploy/k8s")):
         if doc and doc["kind"] == "Deployment":
             pod = doc["spec"]["template"]["spec"]
             names |= {e["name"] for c in pod["containers"] + pod["initContainers"] for e in c.get("env", [])}

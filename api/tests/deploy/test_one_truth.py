@@ -11,15 +11,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,35 +25,11 @@ import yaml
 from app.secrets.environment import DEPLOYED, ENVIRONMENTS, RDS_KEYS, VARIABLE_NAMES, model
 
 from ..conftest import Aws
+from .rendering import REPO, CfnLoader, copy_repo, load_module, render
 
-REPO = Path(__file__).resolve().parents[3]
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}  # read by docker compose, not by the app
 SERVER_ONLY = {"FORWARDED_ALLOW_IPS"}  # read by uvicorn, not by the app
 DOCS = ("README.md", "docs/deployment.md", "docs/secrets.md", "docs/troubleshooting.md", "docs/operations.md")
-
-
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: {suffix: _construct(loader, node)})
-
-
-def _construct(loader: yaml.Loader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-
-
-def render(env: str, template: str, root: Path = REPO) -> str:
-    return subprocess.run(
-        [sys.executable, str(root / "deploy/render.py"), env, str(root / template)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 def _variables(environment: dict[str, str]) -> set[str]:
@@ -145,7 +118,7 @@ def artifacts(env: str, m: Any, root: Path = REPO) -> None:
         f"{primary}:{jwt}-??????",
     }
 
-    cfn = yaml.load(render(env, "deploy/cloudformation/secrets.yaml", root), Loader=_CfnLoader)
+    cfn = yaml.load(render(env, "deploy/cloudformation/secrets.yaml", root), Loader=CfnLoader)
     resources = cfn["Resources"]
     assert resources["DatabaseSecret"]["Properties"]["Name"] == db
     assert resources["JwtSecret"]["Properties"]["Name"] == jwt
@@ -262,21 +235,7 @@ FACTS: dict[str, tuple[str, str]] = {
 
 
 def _copy_repo(tmp_path: Path) -> Path:
-    copy = tmp_path / "repo"
-    for part in ("api/app", "deploy", "docs"):
-        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-    for part in ("README.md", ".env.example"):
-        shutil.copy(REPO / part, copy / part)
-    return copy
-
-
-def _load_model(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"changed_model_{id(path)}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return copy_repo(tmp_path, ("api/app", "deploy", "docs"), ("README.md", ".env.example"))
 
 
 def _cli(copy: Path, aws: Aws, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -314,7 +273,7 @@ def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Pa
     text = model_file.read_text()
     assert text.count(old) == 1, f"the fact to change is not in the model: {old!r}"
     model_file.write_text(text.replace(old, new))
-    changed = _load_model(model_file).model("staging")
+    changed = load_module(model_file).model("staging")
     before = model("staging")
     assert changed.parameters() != before.parameters(), "the edit changed nothing: the test would prove nothing"
 
@@ -354,7 +313,7 @@ def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Pa
 
     # docs/deployment.md: its commands name nothing the model does not say.
     blocks = "\n".join(re.findall(r"```bash\n(.*?)```", (copy / "docs/deployment.md").read_text(), re.S))
-    assert names_in(blocks) <= known_names(_load_model(model_file)) | {"ecomind"}
+    assert names_in(blocks) <= known_names(load_module(model_file)) | {"ecomind"}
     for name in set(re.findall(r"\$\(P (\$?\{?[A-Z_]+\}?[A-Z_]*)\)", blocks)):
         if "$" in name:
             continue  # P ${secret}_ROTATION_FUNCTION: checked by the loop's own names below

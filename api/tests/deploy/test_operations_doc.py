@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +20,8 @@ import yaml
 
 from app.secrets.environment import DEPLOYED
 
-from .test_one_truth import _CfnLoader
+from .rendering import REPO, CfnLoader, copy_repo, render
 
-REPO = Path(__file__).resolve().parents[3]
 DOC = REPO / "docs/operations.md"
 OFFLINE = re.compile(r"<!-- offline -->\n```bash\n(.*?)```", re.S)
 HELPERS = re.compile(r"```bash\n(ENV=staging\nP\(\) .*?)```", re.S)
@@ -36,19 +34,10 @@ def section(title: str) -> str:
     return text[start : end if end != -1 else len(text)]
 
 
-def render(env: str, template: str) -> str:
-    return subprocess.run(
-        [sys.executable, str(REPO / "deploy/render.py"), env, str(REPO / template)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
 @pytest.mark.parametrize("env", DEPLOYED)
 def test_every_alarm_points_to_its_heading(env: str) -> None:
     headings = set(re.findall(r"^### (\w+)$", section("Alarms"), re.M))
-    resources = yaml.load(render(env, "deploy/cloudformation/alarms.yaml"), Loader=_CfnLoader)["Resources"]
+    resources = yaml.load(render(env, "deploy/cloudformation/alarms.yaml"), Loader=CfnLoader)["Resources"]
     descriptions = [r["Properties"]["AlarmDescription"] for r in resources.values() if r["Type"].endswith("::Alarm")]
     assert descriptions
     for description in descriptions:
@@ -108,9 +97,7 @@ def test_the_offline_blocks_run_as_printed(tmp_path: Path) -> None:
     helpers = HELPERS.search(text)
     blocks = OFFLINE.findall(text)
     assert helpers and len(blocks) >= 2
-    copy = tmp_path / "repo"
-    for part in ("api/app", "deploy"):
-        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+    copy = copy_repo(tmp_path, ("api/app", "deploy"))
     for block in blocks:
         script = helpers.group(1) + block.replace("/tmp/", f"{tmp_path}/")
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=copy, capture_output=True, text=True)

@@ -13,11 +13,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,19 +28,9 @@ import yaml
 import app.secrets.environment as environment_model
 import app.telemetry as catalog
 
-from .test_one_truth import _CfnLoader
+from .rendering import REPO, CfnLoader, copy_repo, load_module, render
 
-REPO = Path(__file__).resolve().parents[3]
 ALARM_PERIOD = 300  # telemetry.Alarm: evaluation periods of 300 s
-
-
-def render(env: str, template: str, root: Path = REPO) -> str:
-    return subprocess.run(
-        [sys.executable, str(root / "deploy/render.py"), env, str(root / template)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 def parameters(env: str, root: Path = REPO) -> dict[str, str]:
@@ -53,7 +41,7 @@ def parameters(env: str, root: Path = REPO) -> dict[str, str]:
 
 
 def cfn(env: str, template: str, root: Path = REPO) -> dict[str, Any]:
-    return yaml.load(render(env, template, root), Loader=_CfnLoader)  # type: ignore[no-any-return]
+    return yaml.load(render(env, template, root), Loader=CfnLoader)  # type: ignore[no-any-return]
 
 
 def stale_seconds(c: ModuleType, model_module: ModuleType) -> int:
@@ -162,7 +150,7 @@ def test_renders_follow_the_catalog(env: str) -> None:
 
 
 def test_render_refuses_a_parameter_file_that_restates_the_catalog(tmp_path: Path) -> None:
-    copy = copy_repo(tmp_path)
+    copy = copy_repo(tmp_path, ("api/app", "deploy"))
     params = copy / "deploy/environments/staging.env"
     params.write_text(params.read_text() + "METRICS_PORT=9100\n")
     result = subprocess.run(
@@ -199,23 +187,6 @@ FACTS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def copy_repo(tmp_path: Path) -> Path:
-    copy = tmp_path / "repo"
-    ignore = shutil.ignore_patterns("__pycache__", "node_modules")
-    for part in ("api/app", "deploy"):
-        shutil.copytree(REPO / part, copy / part, ignore=ignore)
-    return copy
-
-
-def load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"changed_{path.stem}_{id(path)}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def dashboard_metrics(root: Path) -> set[str]:
     text = subprocess.run(
         [sys.executable, str(root / "deploy/grafana/dashboard.py"), "--stdout"],
@@ -229,12 +200,12 @@ def dashboard_metrics(root: Path) -> set[str]:
 
 @pytest.mark.parametrize("fact", list(FACTS))
 def test_changing_one_fact_moves_the_renders_and_the_dashboard(fact: str, tmp_path: Path) -> None:
-    copy = copy_repo(tmp_path)
+    copy = copy_repo(tmp_path, ("api/app", "deploy"))
     file, old, new = FACTS[fact]
     text = (copy / file).read_text()
     assert text.count(old) == 1, f"the fact to change is not in {file}: {old!r}"
     (copy / file).write_text(text.replace(old, new))
-    changed_catalog, changed_model = load(copy / TELEMETRY), load(copy / MODEL)
+    changed_catalog, changed_model = load_module(copy / TELEMETRY), load_module(copy / MODEL)
 
     before = {env: render(env, "deploy/cloudformation/alarms.yaml") for env in environment_model.DEPLOYED}
     before_k8s = render("staging", "deploy/k8s")

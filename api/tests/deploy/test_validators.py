@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from .rendering import REPO, render
+
 VALIDATE = REPO / "deploy" / "validate.sh"
 
 
@@ -25,15 +26,6 @@ def validate(check: str, *files: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(VALIDATE), check, *map(str, files)], capture_output=True, text=True, env=env, timeout=300
     )
-
-
-def render(env: str, template: str) -> str:
-    return subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "render.py"), env, str(REPO / template)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 def _seed_event_selectors(text: str) -> str:
