@@ -396,6 +396,13 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
         raise
 
 
+def _as_before(key: str, previous: Any, text: str) -> Any:
+    """A key's new value as JSON types it: a number where it was one, and ``port`` (the RDS
+    shape's one number) always, so a repaired port is stored as RDS writes it."""
+    numeric = key == "port" or (isinstance(previous, int) and not isinstance(previous, bool))
+    return int(text) if numeric and text.strip().isdigit() else text
+
+
 def _describe_now(client: Any, name: str) -> dict[str, Any]:
     return dict(client.describe_secret(SecretId=name))
 
@@ -468,7 +475,8 @@ def _create(
         fields = {**DATABASE_DEFAULTS, **{k: v for k, v in wanted.items() if v is not None}}
         return json.dumps({**fields, "password": generated})
 
-    shown = f"CreateSecret(Name={name}{', KmsKeyId=' + kms_key_id if kms_key_id else ''}, tags environment/owner)"
+    shown = f"CreateSecret(Name={name}{', KmsKeyId=' + kms_key_id if kms_key_id else ''}, tags environment/owner"
+    shown += f", replicas in {', '.join(replicas)})" if replicas else ")"
     plan.call(entry, shown, lambda: client.create_secret(SecretString=value(), **kwargs))
 
 
@@ -783,7 +791,7 @@ def set_(
             current = json.loads(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
             if not isinstance(current, dict):
                 fail(f"{name} is not a JSON object: set it without a key", ExitCode.CONFIG)
-            text = json.dumps({**current, key: text})
+            text = json.dumps({**current, key: _as_before(key, current.get(key), text)})
         _refuse_what_the_app_would(meta, text)
         version = client.put_secret_value(SecretId=name, SecretString=text)["VersionId"]
     if as_json:

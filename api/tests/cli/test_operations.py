@@ -365,3 +365,11 @@ def test_doctor_human_output_names_problem_and_fix(cli: Cli, prod: dict[str, str
     assert result.returncode == 1
     assert "FAIL configuration: JWT_SECRET: is 5 bytes; production needs at least 32" in result.stdout
     assert "fix:" in result.stdout and "problem(s) found" in result.stderr
+
+
+def test_provision_says_it_creates_the_replicas(cli: Cli, aws: Aws) -> None:
+    made = provision(cli, aws, "--replica-region", "us-west-2")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.count("replicas in us-west-2)") == 2, made.stdout  # the database secret and the JWT's
+    status = aws.client.describe_secret(SecretId="ecomind/staging/jwt")["ReplicationStatus"]
+    assert [r["Region"] for r in status] == ["us-west-2"]

@@ -66,6 +66,8 @@ def test_secret_fields_cannot_smuggle_url_parts(cli: Cli, aws: Aws, fields: dict
     ran = subprocess.run(["sh", "-c", fix], env=shell, cwd=cli.cwd, capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
     assert cli("config", "check", env={**aws.env, "ENVIRONMENT": "staging"}).returncode == 0
+    stored = json.loads(aws.client.get_secret_value(SecretId="ecomind/staging/database")["SecretString"])
+    assert stored[key] == {"host": "db.internal", "port": 5432}[key]  # a port stays a number, as RDS writes it
 
 
 @pytest.mark.parametrize(
