@@ -91,11 +91,13 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "Tests and benchmarks log in to the services they start themselves on loopback (a PostgreSQL "
         "initdb'd for the run, Redis, moto's Secrets Manager with its dummy keys) with made-up "
-        "passwords and URLs: the keyword and URL-credential detectors (scripts/secret_detectors.py's "
-        "DatabaseUrlDetector among them) are off under api/tests/ and "
+        "passwords, URLs and DSNs: the keyword and database-credential detectors (scripts/secret_detectors.py's "
+        "among them) are off under api/tests/ and "
         "bench/ only. Every other detector (AWS keys, private keys, tokens, entropy) still runs there.",
         files=r"^(api/tests|bench)/",
-        detectors=frozenset({"KeywordDetector", "BasicAuthDetector", "DatabaseUrlDetector"}),
+        detectors=frozenset(
+            {"KeywordDetector", "BasicAuthDetector", "DatabaseUrlDetector", "KeywordDsnDetector", "PgpassLineDetector"}
+        ),
     ),
     Rule(
         "The tests' canary (api/tests/conftest.py CANARY): a made-up value they put through error "

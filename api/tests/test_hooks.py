@@ -2,8 +2,9 @@
 
 A scratch repository gets our hook configuration, the scanner's baseline and its filters, the
 hooks are installed in its .git/hooks as `make hooks` does, and `git commit` runs for real:
-a staged .env or .envrc, an AWS access key and a database URL with a password (whatever its
-characters) are each refused with their reason; a clean commit, placeholders of passwords
+a staged .env, .envrc or .pgpass, an AWS access key and a database password (in a URL whatever
+its characters, in its query, in a libpq keyword DSN or a password file's line) are each refused
+with their reason; a clean commit, placeholders of passwords
 included, goes through. The hooks use the tools of this venv (no environment is
 built: nothing is fetched), so the whole module takes a few seconds.
 
@@ -35,20 +36,26 @@ DETECTORS = "scripts/secret_detectors.py"
 # What the hooks read in a repository: their configuration, the baseline, its detectors and filters,
 # ruff's settings.
 HOOK_FILES = (".pre-commit-config.yaml", ".secrets.baseline", DETECTORS, FILTERS, "api/pyproject.toml", ".gitignore")
-SECRET_FILES_HOOK = "no .env, .envrc, key or secrets/ file"
-SECRET_FILES_REASON = "refused: a .env or .envrc file, a private key or a file under secrets/ is staged"
+SECRET_FILES_HOOK = "no .env, .envrc, .pgpass, key or secrets/ file"
+SECRET_FILES_REASON = "refused: a .env, .envrc or .pgpass file, a private key or a file under secrets/ is staged"
+SCAN_HOOK = "detect-secrets (no new secret)"
 
 
 def aws_access_key_id() -> str:
     return "AKIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
 
 
-def database_url(scheme: str = "postgresql", punctuation: str = "", host: str = "db.internal") -> str:
-    """A URL with a random password; ``punctuation`` goes in it at random places, as a generated one has it."""
-    password = list("Pw" + secrets.token_hex(10))
+def password(punctuation: str = "") -> str:
+    """A random password; ``punctuation`` goes in it at random places, as a generated one has it."""
+    characters = list("Pw" + secrets.token_hex(10))
     for character in punctuation:
-        password.insert(1 + secrets.randbelow(len(password)), character)
-    return f"{scheme}://ecomind_app:{''.join(password)}@{host}:5432/ecomind"
+        characters.insert(1 + secrets.randbelow(len(characters)), character)
+    return "".join(characters)
+
+
+def database_url(scheme: str = "postgresql", punctuation: str = "", host: str = "db.internal") -> str:
+    """A URL with a random password."""
+    return f"{scheme}://ecomind_app:{password(punctuation)}@{host}:5432/ecomind"
 
 
 def url_line(scheme: str, punctuation: str) -> Callable[[], str]:
@@ -136,6 +143,20 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scratch]:
             id="envrc",
         ),
         pytest.param(
+            ".pgpass",  # libpq's password file: HOST:PORT:DB:USER:PASSWORD lines
+            lambda: f"db.prod.internal:5432:ecomind:ecomind_app:{password()}\n",
+            SECRET_FILES_HOOK,
+            SECRET_FILES_REASON,
+            id="pgpass",
+        ),
+        pytest.param(
+            "deploy/pgpass.conf",  # its name on Windows
+            lambda: f"*:5432:*:ecomind_app:{password()}\n",
+            SECRET_FILES_HOOK,
+            SECRET_FILES_REASON,
+            id="pgpass-conf",
+        ),
+        pytest.param(
             # Under api/tests/, where the keyword and URL detectors are off (scripts/secret_filters.py):
             # an AWS key is still found there.
             "api/tests/test_fixture.py",
@@ -171,6 +192,41 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scratch]:
                 ("rediss", "+;", "plus-semicolon"),
                 ("mysql", "!", "bang"),
             )
+        ),
+        # libpq reads a password from three more places: a URL's query, a keyword DSN, a
+        # password file's lines (whatever file they are pasted into).
+        pytest.param(
+            "notes/query.txt",
+            lambda: (
+                "DATABASE_URL=postgresql://ecomind_app@db.prod.internal:5432/ecomind"
+                f"?sslmode=require&password={password('!+;')}\n"
+            ),
+            SCAN_HOOK,
+            "Secret Type: Database URL Password",
+            id="password-in-the-query",
+        ),
+        pytest.param(
+            "deploy/connect.sh",
+            lambda: (
+                f'psql "host=db.prod.internal port=5432 user=ecomind_app password={password("!")} dbname=ecomind"\n'
+            ),
+            SCAN_HOOK,
+            "Secret Type: PostgreSQL Keyword DSN Password",
+            id="keyword-dsn",
+        ),
+        pytest.param(
+            "notes/dsn.txt",
+            lambda: f"PGCONN=host=db.prod.internal user=ecomind_app password='{password('!; ')}' dbname=ecomind\n",
+            SCAN_HOOK,
+            "Secret Type: PostgreSQL Keyword DSN Password",
+            id="keyword-dsn-quoted",
+        ),
+        pytest.param(
+            "docs/setup.md",
+            lambda: f"    db.prod.internal:5432:ecomind:ecomind_app:{password('!')}\n",
+            SCAN_HOOK,
+            "Secret Type: PostgreSQL Password File Entry",
+            id="pgpass-line",
         ),
         pytest.param(
             "deploy/cache.yaml",
@@ -220,7 +276,17 @@ def test_a_clean_commit_goes_through(scratch: Scratch) -> None:
         "DATABASE_URL=postgresql://ecomind:PASSWORD@localhost:5432/ecomind\n"
         "DATABASE_URL: postgresql://ecomind:${POSTGRES_PASSWORD}@postgres:5432/ecomind\n"
         "ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@db:5432/postgres\n"
-        "REDIS_URL=redis://:{password}@cache:6379/0\n",
+        "REDIS_URL=redis://:{password}@cache:6379/0\n"
+        # The same placeholders where libpq also reads a password: a URL's query, a keyword DSN,
+        # a password file's line; and what only looks like one.
+        "postgresql://ecomind@localhost:5432/ecomind?sslmode=require&password=PASSWORD\n"
+        "DATABASE_URL=postgresql://ecomind@postgres:5432/ecomind?password=${POSTGRES_PASSWORD}\n"
+        'psql "host=localhost port=5432 user=ecomind password=REPLACE_WITH_GENERATED_PASSWORD dbname=ecomind"\n'
+        "host=postgres user=ecomind password=${POSTGRES_PASSWORD} dbname=ecomind\n"
+        "*:5432:ecomind:ecomind:REPLACE_WITH_GENERATED_PASSWORD\n"
+        "localhost:5432:*:MASTER_USER:MASTER_PASSWORD\n"
+        "psycopg.connect(host=host, port=port, user=user, password=password)\n"
+        "At 10:20:30:40:50 the hosts fe80:0:0:0:1:2:3:4 and 2001:db8::1 answered.\n",
     )
     result = scratch.commit("a greeting, where the JWT secret lives, and URLs with placeholders")
     output = result.stdout + result.stderr
@@ -273,10 +339,20 @@ def test_no_file_of_the_repository_is_one_the_guard_refuses() -> None:
         "api/.env.production",
         ".envrc",
         "api/.envrc",
+        ".pgpass",
+        "deploy/.pgpass",
+        "config/pgpass.conf",
         "deploy/tls.key",
         "certs/server.pem",
         "secrets/db.json",
     ):
         assert re.search(guard["files"], path) and not re.search(guard["exclude"], path), path
-    for path in (".env.example", "api/app/secrets/store.py", "api/tests/secrets/test_store.py", "deploy/x.env"):
+    for path in (
+        ".env.example",
+        "api/app/secrets/store.py",
+        "api/tests/secrets/test_store.py",
+        "deploy/x.env",
+        "docs/pgpass.md",
+        "api/app/pgpass.py",
+    ):
         assert not re.search(guard["files"], path) or re.search(guard["exclude"], path), path

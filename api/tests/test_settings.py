@@ -135,6 +135,23 @@ def test_dotenv_is_read_in_development_only(aws: Aws, tmp_path: Path) -> None:
     assert CANARY not in report.render()
 
 
+def test_a_database_password_with_a_raw_at_sign_is_refused_naming_its_source_and_the_fix(
+    aws: Aws, tmp_path: Path
+) -> None:
+    head, tail = CANARY[:20], CANARY[20:]
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"DATABASE_URL=postgresql://ecomind:{head}@{tail}@127.0.0.1:25432/ecomind\nJWT_SECRET={JWT}\n")
+    with pytest.raises(SettingsError) as info:
+        load(aws, env_file=env_file)
+    [problem] = info.value.problems
+    assert (problem.variable, problem.source, problem.severity) == ("DATABASE_URL", ".env", "error")
+    assert "raw '@'" in problem.message and "%40" in problem.fix
+    text = str(info.value)
+    assert "DATABASE_URL" in text and ".env" in text
+    for fragment in (CANARY, head, tail):
+        assert fragment not in text
+
+
 def test_environment_from_dotenv_cannot_turn_on_production(aws: Aws, tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("ENVIRONMENT=production\n")

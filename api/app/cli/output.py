@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..secrets import redact
+from ..secrets.dburl import userinfo_finding
 from ..secrets.environment import SECRET_VARIABLES
 from ..secrets.errors import ErrorKind
 
@@ -163,6 +164,9 @@ def mask(variable: str, value: str | None) -> Verbatim:
     if variable not in SECRET_VARIABLES:
         return Verbatim(value)
     if "://" in value:
+        if userinfo_finding(value) is not None:
+            # urlsplit would misplace the password's end and show part of it as the host or path.
+            return Verbatim("**** (a URL whose password needs percent-encoding)")
         try:
             parts = urlsplit(value)
             host = parts.hostname or ""

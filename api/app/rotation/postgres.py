@@ -27,6 +27,7 @@ import psycopg
 from psycopg import sql
 
 from ..pg import classify, role_exists, set_role_password
+from ..secrets import redact
 from ..secrets.dburl import rds_fields, set_query, url_from_fields
 from ..secrets.environment import EnvironmentModel
 from ..secrets.policy import database_ssl
@@ -140,7 +141,9 @@ class PostgresRotator(Rotator):
         master = os.environ.get(MASTER_URL)
         if conn is None and master:
             # Neither password works any more (changed out of band): the database's master
-            # user, given for this one run, sets the new one.
+            # user, given for this one run, sets the new one. Registered first: libpq's error
+            # may quote a piece of its password (a raw '@' in it), and classify scrubs those.
+            redact.register_input(master)
             try:
                 conn = psycopg.connect(master, autocommit=True, connect_timeout=self.connect_timeout)
             except psycopg.Error as exc:

@@ -32,10 +32,13 @@ __all__ = [
     "set_query",
     "url_from_fields",
     "url_password",
+    "userinfo_finding",
+    "written_userinfo",
 ]
 
 _SCHEMES = {"postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+asyncpg"}
 _FIELDS = ("host", "username", "password")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986's, as urlsplit reads it
 
 
 @dataclass(frozen=True)
@@ -151,20 +154,26 @@ def check_url(url: str) -> list[Finding]:
     """Problems with a PostgreSQL URL, described without any of its parts but the scheme."""
     if not url:
         return [Finding("the value is empty", "set a postgresql:// URL or a reference")]
+    scheme, _, _ = url.partition("://")
+    if "://" not in url or not _SCHEME.fullmatch(scheme):
+        return [Finding("the value is not a URL", "use postgresql://USER:PASSWORD@HOST:PORT/DB")]
+    scheme = scheme.lower()
+    if scheme not in _SCHEMES:
+        return [
+            Finding(
+                f"'{scheme}://' is not a PostgreSQL URL",
+                "EcoMind needs PostgreSQL: use postgresql://USER:PASSWORD@HOST:PORT/DB",
+            )
+        ]
+    # Before urlsplit: a raw '[' in the password makes it fail with a message about IPv6 hosts.
+    userinfo = userinfo_finding(url)
+    if userinfo is not None:
+        return [userinfo]
     try:
         parts = urlsplit(url)
         _ = parts.port
     except ValueError:
         return [Finding("the URL does not parse (bad port or brackets)", "use postgresql://USER:PASSWORD@HOST:PORT/DB")]
-    if not parts.scheme or "://" not in url:
-        return [Finding("the value is not a URL", "use postgresql://USER:PASSWORD@HOST:PORT/DB")]
-    if parts.scheme not in _SCHEMES:
-        return [
-            Finding(
-                f"'{parts.scheme}://' is not a PostgreSQL URL",
-                "EcoMind needs PostgreSQL: use postgresql://USER:PASSWORD@HOST:PORT/DB",
-            )
-        ]
     findings = []
     if parts.fragment or "#" in url:
         findings.append(Finding("the URL has a fragment (#...), which libpq would read as part of it", "remove it"))
@@ -184,6 +193,67 @@ def check_url(url: str) -> list[Finding]:
             )
         )
     return findings
+
+
+# How SQLAlchemy's make_url reads a URL's user information (what the app connects with): a user
+# without ':' or '/', then ':' and a password up to the first '@'. libpq too ends the password at
+# the first '@', and the user information at a '/'. urlsplit (these checks, the doctor, `config
+# show`) ends the authority at the first '/', '?' or '#' and the user information at its last '@'.
+_FIRST_AT = re.compile(r"([^:/]*(?::[^@]*)?)@")
+_NETLOC = re.compile(r"[^/?#]*")
+# Each of these, raw in a user name or password, makes those parsers read different parts
+# (or libpq refuse the URL and quote it); percent-encoded, they all read the same password.
+_ENCODED = {"@": "%40", "/": "%2F", "?": "%3F", "#": "%23", "[": "%5B", "]": "%5D", "%": "%25", " ": "%20"}
+_NAMES = {"%": "'%' that starts no %XX", " ": "blank"}
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ENCODE_ONE = "python3 -c \"import urllib.parse; print(urllib.parse.quote(input(), safe=''))\""
+
+
+def written_userinfo(url: str) -> str:
+    """``url``'s user information as written: the longest any of those parsers reads."""
+    rest = url.partition("://")[2]
+    readings = []
+    first = _FIRST_AT.match(rest)
+    if first:
+        readings.append(first.group(1))
+    netloc = _NETLOC.match(rest)
+    if netloc and "@" in netloc.group(0):
+        readings.append(netloc.group(0).rpartition("@")[0])
+    return max(readings, key=len, default="")
+
+
+def _raw_characters(text: str) -> list[str]:
+    found = [c for c in "@/?#[]" if c in text]
+    if _BAD_PERCENT.search(text):
+        found.append("%")
+    if any(c.isspace() for c in text):
+        found.append(" ")
+    return found
+
+
+def userinfo_finding(url: str) -> Finding | None:
+    """A finding when URL parsers and drivers would read ``url``'s user or password differently.
+
+    ``postgresql://u:ab@cd@host/db``: urlsplit reads the password ``ab@cd``, SQLAlchemy and libpq
+    the password ``ab`` and the host ``cd@host``, which a driver's error then quotes. The finding
+    names the characters, never the value.
+    """
+    if "://" not in url:
+        return None
+    user, _, password = written_userinfo(url).partition(":")
+    parts = [(name, _raw_characters(text)) for name, text in (("user name", user), ("password", password))]
+    parts = [(name, found) for name, found in parts if found]
+    if not parts:
+        return None
+    part = " and ".join(name for name, _ in parts)
+    found = list(dict.fromkeys(c for _, chars in parts for c in chars))
+    named = [_NAMES.get(c, repr(c)) for c in found]
+    listing = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    encoded = ", ".join(f"{'a blank' if c == ' ' else repr(c)} as {_ENCODED[c]}" for c in found)
+    return Finding(
+        f"the {part} in the URL holds a raw {listing}, which URL parsers and drivers read differently",
+        f"percent-encode the {part} in the URL: {encoded} (a whole value: {_ENCODE_ONE})",
+    )
 
 
 # Query parameters that libpq lets override the URL's own parts: where it connects,

@@ -5,6 +5,13 @@ secrets on their own: a URL's password, a JSON secret's password field). The
 filter rewrites a log record's message, arguments and exception text with each
 registered value replaced by ``[REDACTED]``.
 
+A URL whose password holds a raw ``@``, ``/``, ``?``... is read differently by
+urlsplit, SQLAlchemy and libpq (:func:`app.secrets.dburl.written_userinfo`), and a
+driver's message then quotes a piece of the password as a host or a database
+(``failed to resolve host 'pw06@127.0.0.1'``): each piece is registered too (a piece
+too short to scrub alone, with what a parser reads around it). ``app.pg.classify``,
+where every database connection failure is translated, scrubs its summary with them.
+
 :func:`install` applies the scrubbing at record creation (``setLogRecordFactory``),
 so it holds for handlers added later by uvicorn, pytest or a library, and turns
 botocore's wire loggers, which print ``SecretString`` at DEBUG, down to WARNING.
@@ -20,6 +27,8 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .dburl import written_userinfo
 
 __all__ = ["REDACTED", "RedactingFilter", "install", "register", "register_input", "scrub"]
 
@@ -46,14 +55,15 @@ def register(value: str) -> None:
 def register_input(value: str) -> None:
     """Remember a raw input of a secret variable, however malformed.
 
-    Besides what :func:`register` finds, the password is cut out of a URL by hand
-    (``urlsplit`` stops at the first ``/``, so ``u:ab/cd@host`` hides ``ab/cd``), and
-    out of a libpq ``key=value`` string; a driver's error message may quote any of it.
+    Besides what :func:`register` finds, the password is cut out of a URL as written
+    (``urlsplit`` stops at the first ``/``, so ``u:ab/cd@host`` hides ``ab/cd``, and
+    fails on a ``[``), and out of a libpq ``key=value`` string; a driver's error
+    message may quote any of it.
     """
     register(value)
     extra: list[str] = []
     if "://" in value:
-        userinfo = value.split("://", 1)[1].rpartition("@")[0]
+        userinfo = written_userinfo(value)
         if ":" in userinfo:
             extra += [userinfo, userinfo.partition(":")[2]]
     for match in _CONNINFO_PASSWORD.finditer(value):
@@ -83,9 +93,40 @@ def _parts(value: str) -> Iterable[str]:
                     yield from _parts(item)
 
 
+# Where a parser may end a URL's password (app/secrets/dburl.py), and where what it reads on
+# after a piece of the password ends: a host, an authority, a path, the rest.
+_CUTS = re.compile(r"[^@/?#\[\]\s]+")
+_READ_ON = (":/?#", "/?#", "?#", "")
+
+
+def _password_pieces(value: str) -> Iterable[str]:
+    """What a driver may quote of a URL's password when parsers disagree on where it ends."""
+    userinfo = written_userinfo(value)
+    user, colon, password = userinfo.partition(":")
+    if not colon or _CUTS.fullmatch(password):
+        return  # no password, or one that every parser reads whole
+    base = value.index("://") + 3
+    start = base + len(user) + 1
+    for piece in _CUTS.finditer(password):
+        first, end = start + piece.start(), start + piece.end()
+        yield value[first:end]
+        if end - first >= _MIN_LENGTH:
+            continue  # scrubbed wherever it stands; the host after it stays readable
+        # Too short to scrub alone: scrubbed with what a parser reads around it.
+        yield value[start:end]  # the password up to here
+        yield value[base:end]  # the user information up to here
+        for stops in _READ_ON:
+            stop = next((i for i in range(end, len(value)) if value[i] in stops), len(value))
+            yield value[first:stop]
+
+
 def _url_password(value: str) -> Iterable[str]:
     if "://" not in value:
         return
+    for piece in _password_pieces(value):
+        if len(piece) >= _MIN_LENGTH:
+            yield piece
+            yield unquote(piece)
     try:
         parts = urlsplit(value)
         password = parts.password

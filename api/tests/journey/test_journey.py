@@ -1,7 +1,9 @@
 """The operator's journey: the command blocks of docs/deployment.md and docs/secrets.md, run as written.
 
-Blocks marked ``<!-- journey -->`` (or ``<!-- journey as=ROLE -->``) run in document
-order, deployment.md first, in one copy of the repository, against moto's server
+Blocks marked ``<!-- journey -->`` (or ``<!-- journey as=ROLE -->``; ``twice`` after
+either: the block runs a second time, which must succeed and leave the database's roles,
+databases and logins as the first run left them) run in document order, deployment.md
+first, in one copy of the repository, against moto's server
 with IAM enforced, a PostgreSQL with SSL and password auth, and the AWS CLI (v1 from
 PyPI standing in for v2, which PyPI does not carry). Every block is preceded by the
 first one (the guide's helpers). Blocks run as the operator's administrator unless
@@ -42,7 +44,7 @@ REPO = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
 AWS_CLI = REPO / ".venv-deploy" / "bin" / "aws"
 DOCS = ("docs/deployment.md", "docs/secrets.md")
-BLOCK = re.compile(r"<!-- journey(?: as=(\w+))? -->\n```bash\n(.*?)```", re.S)
+BLOCK = re.compile(r"<!-- journey(?: as=(\w+))?( twice)? -->\n```bash\n(.*?)```", re.S)
 ROLES = {"api": "API_ROLE", "migration": "MIGRATION_ROLE", "rotation": "ROTATION_ROLE"}
 ENV = "staging"
 
@@ -52,13 +54,15 @@ class Step:
     where: str
     role: str
     script: str
+    twice: bool = False
 
 
 def steps(root: Path) -> list[Step]:
     found = []
     for doc in DOCS:
         for n, match in enumerate(BLOCK.finditer((root / doc).read_text()), 1):
-            found.append(Step(f"{doc}, journey block {n}", match.group(1) or "admin", match.group(2)))
+            role, twice, script = match.groups()
+            found.append(Step(f"{doc}, journey block {n}", role or "admin", script, bool(twice)))
     return found
 
 
@@ -203,6 +207,32 @@ class Journey:
             timeout=120,
         )
 
+    def database_state(self) -> dict[str, Any]:
+        """What a database block leaves: every role with its attributes, every database with its owner,
+        and whether the database secret's password logs in (a password's hash has a new salt each time)."""
+        import psycopg
+
+        with psycopg.connect(self.postgres.superuser_dsn(), autocommit=True) as conn:
+            roles = conn.execute(
+                "SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolinherit, rolreplication,"
+                " rolbypassrls, rolconnlimit, rolvaliduntil FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1"
+            ).fetchall()
+            databases = conn.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database ORDER BY 1").fetchall()
+        secret = json.loads(self.secret(self.param("DATABASE_SECRET_NAME")))
+        try:
+            psycopg.connect(
+                host="127.0.0.1",
+                port=self.postgres.port,
+                user=secret["username"],
+                password=secret["password"],
+                dbname=secret["dbname"],
+                connect_timeout=5,
+            ).close()
+            logs_in = True
+        except psycopg.OperationalError:
+            logs_in = False
+        return {"roles": roles, "databases": databases, "the secret's password logs in": logs_in}
+
     def secret(self, name: str, stage: str = "AWSCURRENT") -> str:
         return str(self.client("secretsmanager").get_secret_value(SecretId=name, VersionStage=stage)["SecretString"])
 
@@ -244,6 +274,11 @@ def run_journey(root: Path, moto: MotoServer, postgres: LocalPostgres) -> Journe
     try:
         for step in found:
             journey.run_step(step, helpers)
+            if step.twice:
+                first = journey.database_state()
+                assert first["the secret's password logs in"], f"{step.where}: {first}"
+                journey.run_step(step, helpers)
+                assert journey.database_state() == first, f"{step.where}, run again, changed the database"
             if step.role == "migration":
                 journey.start_api()
                 deadline = time.monotonic() + 60
@@ -269,6 +304,7 @@ def test_the_journey_runs_as_written(tmp_path: Path, stack: tuple[MotoServer, Lo
     journey = run_journey(root, moto, postgres)
     try:
         assert journey.api is not None, "no migration step ran, so the API was never started"
+        assert any(step.twice for step in steps(root)), "no block is checked to run twice"
         # The rotation block changed the password; the API still serves, the doctor (as the
         # API role, which may describe its secrets) passes every check, rotation included.
         assert journey.ready() == 200

@@ -129,3 +129,47 @@ def test_connection_string_only() -> None:
 def test_bad_database_values(value: str, needle: str) -> None:
     findings = parse_database_secret(value).findings
     assert any(needle in f.message for f in findings), findings
+
+
+def test_a_password_with_a_raw_at_sign_is_refused_with_the_percent_encoded_fix() -> None:
+    [finding] = parse_database_secret("postgresql://ecomind:first-half@pw06@127.0.0.1:25432/ecomind").findings
+    assert finding.severity == "error"
+    assert "password" in finding.message and "'@'" in finding.message
+    assert "'@' as %40" in finding.fix and "percent-encode" in finding.fix
+    for fragment in ("first-half", "pw06", "127.0.0.1"):
+        assert fragment not in finding.message + finding.fix
+
+
+@pytest.mark.parametrize(
+    ("password", "named", "encoded"),
+    [
+        ("1234/rest", "'/'", "%2F"),  # urlsplit: host 'u', port 1234; SQLAlchemy: the password
+        ("/rest-of-it", "'/'", "%2F"),
+        ("12?rest", "'?'", "%3F"),
+        ("ab#rest", "'#'", "%23"),
+        ("ab[rest", "'['", "%5B"),
+        ("ab]rest", "']'", "%5D"),
+        ("ab rest", "blank", "%20"),  # libpq refuses it, quoting the password
+        ("ab%zzrest", "'%' that starts no %XX", "%25"),
+    ],
+)
+def test_a_password_the_url_parsers_read_differently_is_refused_naming_the_character(
+    password: str, named: str, encoded: str
+) -> None:
+    [finding] = parse_database_secret(f"postgresql://u:{password}@127.0.0.1:5432/db").findings
+    assert named in finding.message and "password" in finding.message
+    assert encoded in finding.fix
+    assert "rest" not in finding.message + finding.fix
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:ab%40cd%2Fe%3Ff%23g%25@127.0.0.1:5432/db",  # percent-encoded: all parsers agree
+        "postgresql://u:a:b!$&'()*+,;=~@127.0.0.1:5432/db",
+        "postgresql://u:p@127.0.0.1:5432/db?application_name=me@laptop",
+        "postgresql:///db?host=/var/run/postgresql&user=a@b",
+    ],
+)
+def test_a_url_every_parser_reads_alike_is_accepted(url: str) -> None:
+    assert parse_database_secret(url).findings == []

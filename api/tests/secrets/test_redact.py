@@ -101,3 +101,22 @@ def test_objects_holding_secrets_do_not_show_them_in_repr() -> None:
         SigningKey("kid", CANARY.encode()),
     ):
         assert CANARY not in repr(holder) and CANARY not in str(holder)
+
+
+@pytest.mark.parametrize(
+    ("raw", "quoted"),
+    [
+        # SQLAlchemy and libpq end the password at its first '@': the rest is taken for the host.
+        ("postgresql://u:ab@cd@127.0.0.1:1/db", "failed to resolve host 'cd@127.0.0.1'"),
+        # libpq ends the authority at a '/': the rest is taken for the database.
+        ("postgresql://u:xy/zw@127.0.0.1:1/db", 'database "zw@127.0.0.1:1/db" does not exist'),
+    ],
+)
+def test_short_pieces_of_a_raw_password_are_scrubbed_with_what_a_driver_reads_around_them(
+    raw: str, quoted: str
+) -> None:
+    redact.register_input(raw)
+    scrubbed = redact.scrub(quoted)
+    assert redact.REDACTED in scrubbed
+    assert "cd@" not in scrubbed and "zw@" not in scrubbed
+    assert redact.scrub("connect to 127.0.0.1 port 5432") == "connect to 127.0.0.1 port 5432"
