@@ -3,7 +3,9 @@
 Every replica shares the counts through Redis:
 
 - a client address may fail ``ECOMIND_LOGIN_FAILURES_PER_ADDRESS`` times per window;
-  beyond that its logins are refused (429) until the window moves on;
+  beyond that its logins are refused (429) until the window moves on. An IPv4 address
+  counts alone; an IPv6 address counts with its /64 (what one host or one site is given),
+  and an IPv4-mapped IPv6 address (``::ffff:203.0.113.7``) as the IPv4 address it is;
 - an account (an email) may fail ``ECOMIND_LOGIN_FAILURES_PER_ACCOUNT`` times per
   window; the failure that reaches the limit locks it for ``ECOMIND_LOCKOUT_SECONDS``,
   the next lockout for twice that, and so on up to ``ECOMIND_LOCKOUT_MAX_SECONDS``;
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import math
 import threading
@@ -61,6 +64,8 @@ BUSY_WAIT_SECONDS = 3.0
 BUSY_POLL_SECONDS = 0.05
 # Retry-After when the window stayed full of attempts still in flight: they end soon.
 BUSY_RETRY_SECONDS = 1
+# The IPv6 prefix one client's address limit counts (RFC 6177: a site gets at least a /64).
+IPV6_CLIENT_PREFIX = 64
 T = TypeVar("T")
 
 
@@ -96,9 +101,27 @@ class Keys:
         # Keys name no email: Redis is not where a list of our users should leak from.
         return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
 
+    @staticmethod
+    def client(address: str) -> str:
+        """What one client's address limit counts: an IPv4 address, or an IPv6 address's /64.
+
+        One IPv6 host is routinely given a /64 and may pick any of its 2^64 addresses: a
+        limit per /128 would give it 2^64 windows. Anything that is not an address (a test
+        client's name) counts as it is."""
+        try:
+            ip = ipaddress.ip_address(address.strip().split("%", 1)[0])
+        except ValueError:
+            return address
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:  # an IPv4 client seen by a dual-stack socket
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
+        return str(ip)
+
     @classmethod
     def of(cls, address: str, email: str) -> Keys:
         account = f"{cls.PREFIX}account:{cls.account(email)}:"
+        address = cls.client(address)
         return cls(
             address=f"{cls.PREFIX}address:{address}",
             pending=account + "pending",

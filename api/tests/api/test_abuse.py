@@ -116,6 +116,38 @@ def test_failures_from_one_address_are_limited_across_accounts(migrated: Databas
     assert reasons == ["address_limited"]  # one row per limited period, whichever replica refused
 
 
+def test_an_ipv6_client_is_limited_per_64_and_an_ipv4_mapped_one_as_its_ipv4_address(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    env = {
+        "DATABASE_URL": migrated.url(),
+        "JWT_SECRET": JWT,
+        "REDIS_URL": redis_url,
+        "ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "3/minute",
+        "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "100/minute",
+        # This test is the load balancer: X-Forwarded-For names the client, as behind an ALB.
+        "FORWARDED_ALLOW_IPS": "127.0.0.0/8",
+    }
+    api = live_api(env, ["--proxy-headers"])
+
+    def from_(http: Any, client: str, n: int) -> int:
+        body = {"email": f"user{n}@acme.io", "password": "not-the-password"}
+        return int(http.post("/v1/auth/login", json=body, headers={"X-Forwarded-For": client}).status_code)
+
+    with api.client() as http:
+        # One host, a new address of its /64 for every guess: one window all the same.
+        same_64 = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:abcd:ef01:2345:6789", "2001:db8:1:2::4"]
+        assert [from_(http, a, n) for n, a in enumerate(same_64)] == [401, 401, 401, 429]
+        assert from_(http, "2001:db8:1:3::1", 10) == 401  # the next /64 is another client
+        # An IPv4 client, as itself and as a dual-stack socket reports it: one window.
+        ipv4 = ["203.0.113.7", "::ffff:203.0.113.7", "::ffff:cb00:7107", "203.0.113.7"]
+        assert [from_(http, a, 20 + n) for n, a in enumerate(ipv4)] == [401, 401, 401, 429]
+        assert from_(http, "203.0.113.8", 30) == 401  # IPv4 stays per address
+    # The audit keeps the address each login came from.
+    addresses = {d["address"] for d in audit(migrated, "auth.login_failed")}
+    assert {"2001:db8:1:2::1", "2001:db8:1:2::2", "203.0.113.7"} <= addresses
+
+
 def test_login_limits_hold_per_process_while_redis_is_down(migrated: Database, private_redis: LocalRedis) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_account="3/15 minutes")
