@@ -10,7 +10,8 @@ Every replica shares the counts through Redis:
   window; the failure that reaches the limit locks it for ``ECOMIND_LOCKOUT_SECONDS``,
   the next lockout for twice that, and so on up to ``ECOMIND_LOCKOUT_MAX_SECONDS``;
   the doubling is forgotten ``ECOMIND_LOCKOUT_MEMORY_SECONDS`` after the first
-  lockout, or at a successful login of an email with one membership.
+  lockout. A successful login forgets neither the failures nor the doubling (see
+  :meth:`LoginThrottle.succeeded`): only time does, or ``ecomind users unlock``.
 
 A login takes its slot before its password is checked: :meth:`LoginThrottle.admit`
 reserves one attempt for the address and one for the account in a single atomic
@@ -242,7 +243,6 @@ redis.call('ZREM', KEYS[1], 'p:' .. ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local lock = redis.call('PTTL', KEYS[4])
 if lock ~= -2 then return {1, lock} end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[3], KEYS[5]) end
 return {0}
 """
 
@@ -343,9 +343,6 @@ class _MemoryBackend:
         if lock is not None:
             return [1, int(lock[1] - now)]
         if script is _SUCCEED:
-            if args[1] == "1":
-                self._sets.pop(failures, None)
-                self._values.pop(level_key, None)
             return [0]
         counted = self._set(failures, now)
         counted[member] = now + int(args[2])
@@ -462,10 +459,18 @@ class LoginThrottle:
             ],
         )
 
-    def succeeded(self, attempt: Attempt, *, forget: bool) -> Refusal | None:
+    def succeeded(self, attempt: Attempt) -> Refusal | None:
         """After a right password: a refusal when the account got locked meanwhile (no token
-        then). ``forget`` clears the account's failures and its lockout doubling."""
-        return self._run(_SUCCEED, attempt.keys, [attempt.id, "1" if forget else "0"])
+        then). The account's failures and its lockout doubling stay counted.
+
+        The counts are per email, and an email may have a membership in several
+        organisations, each with a password its own admin chose. If a success forgot the
+        failures, any admin could reset the guesses aimed at another organisation's member by
+        logging in as their own membership of the email; if it forgot them only when the email
+        has one membership (the other choice), an admin would learn from the next failure
+        whether the email is a member elsewhere. Forgetting by time alone depends on nothing
+        the caller cannot see, and no admin can reset anyone's guesses."""
+        return self._run(_SUCCEED, attempt.keys, [attempt.id])
 
     def release(self, attempt: Attempt) -> None:
         """The attempt ended without a verdict (503, an error): its slot is free again."""

@@ -75,13 +75,13 @@ def test_failed_logins_lock_the_account_with_a_growing_delay_all_audited(migrate
         second = wrong(api, "owner@acme.io")
         assert second.status_code == 429 and second.headers["Retry-After"] == "2"  # the delay doubled
         time.sleep(2.2)
-        login(api, "owner@acme.io")  # the lock ran out; a success forgets the doubling
+        login(api, "owner@acme.io")  # the lock ran out; a success forgets neither failures nor the doubling
         assert [wrong(api, "owner@acme.io").status_code for _ in range(3)] == [401, 401, 429]
-        assert wrong(api, "owner@acme.io").headers["Retry-After"] == "1"
+        assert wrong(api, "owner@acme.io").headers["Retry-After"] == "4"
     failed = audit(migrated, "auth.login_failed")
     assert len(failed) == 9 and all(d["email"] == "owner@acme.io" and d["address"] for d in failed)
     lockouts = audit(migrated, "auth.lockout")
-    assert [(d["level"], d["seconds"]) for d in lockouts] == [(1, 1), (2, 2), (1, 1)]
+    assert [(d["level"], d["seconds"]) for d in lockouts] == [(1, 1), (2, 2), (3, 4)]
     refused = audit(migrated, "auth.login_refused")  # the 429 that started each lockout; not the ones after
     assert len(refused) == 3 and {d["reason"] for d in refused} == {"account_locked"}
     assert not any(CANARY in json.dumps(d) or OWNER_PASSWORD in json.dumps(d) for d in failed + refused)
@@ -446,6 +446,31 @@ def test_creating_a_user_whose_email_is_in_another_org_reveals_nothing(migrated:
             "email": "owner@other.io",
             "role": "VIEWER",
         }
+
+
+def test_what_an_admin_sees_of_failed_logins_never_depends_on_other_organisations(
+    migrated: Database, redis_url: str
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    create_owner(migrated.url(), "Globex", "boss@globex.io", password="the-globex-owners-secret-9")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}) as api:
+        owner = login(api, "owner@acme.io")
+
+        def observe(email: str) -> list[tuple[int, str | None]]:
+            """Acme's OWNER gives the email a user in Acme, with a password Acme chose, and probes it."""
+            body = {"email": email, "password": "acme-chose-this-pass-7", "role": "VIEWER"}
+            assert api.post("/v1/users", json=body, headers=bearer(owner)).status_code == 201
+            answers = [wrong(api, email) for _ in range(4)]
+            answers.append(api.post("/v1/auth/login", json={"email": email, "password": "acme-chose-this-pass-7"}))
+            answers.append(wrong(api, email))
+            return [(r.status_code, r.headers.get("Retry-After")) for r in answers]
+
+        in_globex, nowhere_else = observe("boss@globex.io"), observe("nobody@globex.io")
+        assert in_globex == nowhere_else  # Acme learns nothing of Globex's members
+        # Acme's own success does not reset the guesses aimed at Globex's member either.
+        assert [status for status, _ in in_globex] == [401, 401, 401, 401, 200, 429]
+        refused = api.post("/v1/auth/login", json={"email": "boss@globex.io", "password": "the-globex-owners-secret-9"})
+        assert refused.status_code == 429  # locked for a while, like any email anyone guesses at
 
 
 # -- 7. password strength --------------------------------------------------------------
