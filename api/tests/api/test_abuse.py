@@ -280,6 +280,25 @@ def test_request_bodies_over_the_limit_are_refused_before_being_read(
     assert sent < 16 * 1024 * 1024
 
 
+def test_a_body_over_the_limit_is_logged_as_a_413_not_as_an_error(migrated: Database, live_api: Any) -> None:
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT})
+    big = {**EVENT, "model": "m" * (2 * 1024 * 1024)}
+    with api.client() as http:
+        for path in ("/v1/auth/login", "/v1/events", "/v1/users"):
+            assert http.post(path, json=big).status_code == 413, path  # Content-Length announced
+    for path in ("/health", "/v1/events"):  # announced, and not one byte of the body sent
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"
+        answer, _ = _raw(api.port, head.encode())
+        assert answer.startswith(b"HTTP/1.1 413"), (path, answer[:200])
+    deadline = time.monotonic() + 10
+    while api.output().count('" 413') < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    output = api.output()
+    assert output.count('" 413') == 5, output  # each one's access line says what it was
+    for alarm in ("ERROR", "Traceback", "unhandled error", " 500"):
+        assert alarm not in output, output
+
+
 # -- 2. logout survives a Redis restart ------------------------------------------------
 
 
