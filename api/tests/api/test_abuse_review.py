@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -331,9 +333,10 @@ def _server_processes(pg: LocalPostgres) -> list[int]:
     return [postmaster, *children]
 
 
-def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
-    private_redis: LocalRedis, live_api: Any
-) -> None:
+@contextlib.contextmanager
+def _postgresql_to_freeze() -> Iterator[tuple[LocalPostgres, str, list[int]]]:
+    """A PostgreSQL of the test's own, migrated, with an owner; the test freezes it by putting
+    the pids of :func:`_server_processes` in the list, and they are resumed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="ecomind-pg-frozen-"))  # the postgres user must reach it
     pg = LocalPostgres(root, free_port()).start()
     frozen: list[int] = []
@@ -347,6 +350,27 @@ def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
         url = f"postgresql://frozen:{CANARY}-f@127.0.0.1:{pg.port}/frozen"
         assert migrate(url).returncode == 0
         create_owner(url, "Acme", "owner@acme.io")
+        yield pg, url, frozen
+    finally:
+        for pid in reversed(frozen):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _freeze(pg: LocalPostgres, frozen: list[int]) -> None:
+    frozen += _server_processes(pg)
+    for pid in frozen:  # the whole server: postmaster and the backends of the pool
+        os.kill(pid, signal.SIGSTOP)
+
+
+def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
+    private_redis: LocalRedis, live_api: Any
+) -> None:
+    with _postgresql_to_freeze() as (pg, url, frozen):
         api = live_api(
             {
                 "DATABASE_URL": url,
@@ -361,9 +385,7 @@ def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
         with httpx.Client(base_url=api.url, timeout=30) as http:
             token = login(http, "owner@acme.io")  # type: ignore[arg-type]
             assert http.get("/v1/events/summary", headers=bearer(token)).status_code == 200
-            frozen = _server_processes(pg)
-            for pid in frozen:  # the whole server: postmaster and the backends of the pool
-                os.kill(pid, signal.SIGSTOP)
+            _freeze(pg, frozen)
 
             def summary(_: int) -> tuple[int, float, str | None]:
                 with httpx.Client(base_url=api.url, timeout=30) as own:
@@ -381,17 +403,27 @@ def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
                 results = list(answers)
         assert health.status_code == 200 and health_seconds < 1, health_seconds
         assert {(status, retry) for status, _, retry in results} == {(503, "5")}, results
-        # The slowest: the pooled connection's check waits 1 + 5 s, then a new connection 4 s;
-        # beyond the 40 threads, a request waits for one (4 s), then for the pool (4 s).
+        # The slowest: the pooled connection's check waits 4 s (the connect timeout), then a new
+        # connection 4 s; beyond the 40 threads, a request waits for one, then for the pool (4 s).
         assert max(seconds for _, seconds, _ in results) < 20, results
-    finally:
-        for pid in reversed(frozen):
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_with_the_default_timeouts_a_frozen_postgresql_is_503_within_the_documented_20_s(
+    private_redis: LocalRedis, live_api: Any
+) -> None:
+    with _postgresql_to_freeze() as (pg, url, frozen):
+        # The shipped timeouts (docs/security.md): connect 5 s, statement 15 s, pool 10 s.
+        env = {"DATABASE_URL": url, "JWT_SECRET": JWT, "REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}
+        api = live_api({**env, "ECOMIND_USER_CACHE_SECONDS": "300"})
+        with httpx.Client(base_url=api.url, timeout=60) as http:
+            token = login(http, "owner@acme.io")  # type: ignore[arg-type]
+            assert http.get("/v1/events/summary", headers=bearer(token)).status_code == 200  # a pooled connection
+            _freeze(pg, frozen)
+            started = time.monotonic()
+            response = http.get("/v1/events/summary", headers=bearer(token))
+            seconds = time.monotonic() - started
+        assert (response.status_code, response.headers.get("Retry-After")) == (503, "5"), response.text
+        assert seconds < 20, f"a frozen PostgreSQL held a request {seconds:.1f} s; docs/security.md says 20 s at most"
 
 
 # -- 6. AWSPREVIOUS after a blip ------------------------------------------------------------
