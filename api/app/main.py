@@ -130,6 +130,13 @@ def create_app(
     install_handlers(app, limits.unavailable_retry_after)
     for router in (health.router, auth.router, users.router, events.router):
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            users.publish_password_policy(FastAPI.openapi(app), limits)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(RequestIdMiddleware)
     return app
 
