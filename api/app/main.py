@@ -171,6 +171,9 @@ def served_tuning() -> Tuning:
         raise SystemExit(3) from None
     if tuning.log_format == "json":
         use_json_logs()
+    from .serving import bounds
+
+    bounds()  # the open-files limit raised for the connection cap now, not at the first client
     return tuning
 
 

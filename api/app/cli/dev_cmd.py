@@ -63,6 +63,7 @@ def dev(
     import uvicorn
 
     from ..localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open
+    from ..serving import UVICORN_OPTIONS
     from ..settings import load_settings
     from .init_cmd import init
 
@@ -117,7 +118,7 @@ def dev(
         # would otherwise believe X-Forwarded-For from 127.0.0.1, letting any local client pick
         # the address the login limits count. Behind a local proxy, set FORWARDED_ALLOW_IPS.
         proxied = bool(os.environ.get("FORWARDED_ALLOW_IPS"))
-        uvicorn.run("app.asgi:app", host=host, port=port, log_level="info", proxy_headers=proxied)
+        uvicorn.run("app.asgi:app", host=host, port=port, log_level="info", proxy_headers=proxied, **UVICORN_OPTIONS)
     finally:
         for service in reversed(started):
             service.stop()

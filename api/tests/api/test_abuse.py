@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import json
+import os
 import select
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -23,18 +25,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt as pyjwt
 import psycopg
 import pytest
 from argon2 import PasswordHasher
 
-from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database
+from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
 from app.security import HashingBusy, PasswordHashing
 from app.tuning import Tuning
 
-from ..conftest import CANARY, Database, migrate
+from ..conftest import CANARY, ECOMIND, Database, migrate
 from ..support.services import free_port
-from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
+from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login, shipped_flags
 
 EVENT = {"kind": "inference", "energy_wh": "1", "co2e_g": "1"}
 
@@ -297,6 +300,63 @@ def test_a_body_over_the_limit_is_logged_as_a_413_not_as_an_error(migrated: Data
     assert output.count('" 413') == 5, output  # each one's access line says what it was
     for alarm in ("ERROR", "Traceback", "unhandled error", " 500"):
         assert alarm not in output, output
+
+
+def test_connections_that_never_finish_their_headers_are_closed_and_health_still_answers(
+    migrated: Database, live_api: Any
+) -> None:
+    timeout, cap, opened = 2, 50, 300
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}
+    # The image's command and flags, with a small cap and a short deadline for the test.
+    api = live_api(
+        {**env, "ECOMIND_HEADER_TIMEOUT": str(timeout), "ECOMIND_MAX_CONNECTIONS": str(cap)}, shipped_flags()
+    )
+    half_open: list[socket.socket] = []
+    try:
+        started = time.monotonic()
+        for _ in range(opened):  # each sends most of a request, and never the blank line that ends it
+            sock = socket.create_connection(("127.0.0.1", api.port), timeout=5)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            half_open.append(sock)
+        # A real client gets in at once: the oldest half-open connections made room.
+        with httpx.Client(base_url=api.url, timeout=timeout) as http:
+            asked = time.monotonic()
+            assert http.get("/health").status_code == 200
+            assert time.monotonic() - asked < 1
+        # Every half-open one is closed by the deadline (or made room before it): nothing was answered.
+        for sock in half_open:
+            sock.settimeout(max(0.1, started + timeout + 3 - time.monotonic()))
+            try:
+                assert sock.recv(1024) == b""
+            except ConnectionResetError:
+                pass
+        assert time.monotonic() - started < timeout + 3
+    finally:
+        for sock in half_open:
+            sock.close()
+    # At most one line about the cap, however many connections it closed: a flood is no log flood.
+    assert api.output().count("ECOMIND_MAX_CONNECTIONS") == 1, api.output()[-3000:]
+
+
+def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\n")
+    port = free_port()
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update(ECOMIND_HEADER_TIMEOUT="1", ECOMIND_METRICS_PORT="0")
+    command = [ECOMIND, "dev", "--port", str(port), "--data-dir", str(tmp_path / ".data")]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open("127.0.0.1", port):
+            assert proc.poll() is None and time.monotonic() < deadline, "ecomind dev did not serve"
+            time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            assert sock.recv(1024) == b""  # closed, nothing answered
+            assert time.monotonic() - started < 5
+    finally:
+        terminate(proc)  # type: ignore[arg-type]
 
 
 # -- 2. logout survives a Redis restart ------------------------------------------------

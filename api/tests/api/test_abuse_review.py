@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -47,10 +46,9 @@ from app.tuning import Tuning
 from ..conftest import CANARY, ECOMIND, REGION, Aws, Cli, Database, assert_clean, migrate, opened
 from ..support.awsproxy import AwsProxy
 from ..support.services import free_port
-from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
+from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login, shipped_flags
 
 KNOWN = "evil-knows-this-pass-phrase-7"
-REPO = Path(__file__).resolve().parents[3]
 
 
 def sql(db: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -242,20 +240,6 @@ def test_the_throttle_reserves_slots_alike_in_redis_and_in_memory(storage: str, 
 # -- 3. the client address -----------------------------------------------------------------
 
 
-def _shipped_flags() -> list[str]:
-    """The flags of the image's uvicorn command (api/Dockerfile's CMD), host and port aside."""
-    line = next(x for x in (REPO / "api/Dockerfile").read_text().splitlines() if x.startswith("CMD "))
-    command = json.loads(line[4:])
-    assert command[:2] == ["uvicorn", "app.asgi:app"]
-    flags, rest = [], iter(command[2:])
-    for flag in rest:
-        if flag in ("--host", "--port"):
-            next(rest)
-        else:
-            flags.append(flag)
-    return flags
-
-
 def _from(http: httpx.Client, client: str, n: int = 0) -> int:
     headers = {"X-Forwarded-For": client}
     body = {"email": f"user{n}@acme.io", "password": "not-the-password"}
@@ -273,7 +257,7 @@ def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
         "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "100/minute",
     }
     # The balancer is this test (127.0.0.1), inside FORWARDED_ALLOW_IPS as the deployment sets it.
-    api = live_api({**base, "FORWARDED_ALLOW_IPS": "127.0.0.0/8"}, _shipped_flags())
+    api = live_api({**base, "FORWARDED_ALLOW_IPS": "127.0.0.0/8"}, shipped_flags())
     with api.client() as http:
         assert [_from(http, "203.0.113.1", n) for n in range(3)] == [401, 401, 429]
         assert _from(http, "203.0.113.2") == 401  # another client behind the same balancer
@@ -286,7 +270,7 @@ def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
     sql(migrated, "DELETE FROM audit_events")
     with redis.Redis.from_url(redis_url) as r:
         r.flushall()
-    api = live_api({**base, "FORWARDED_ALLOW_IPS": "10.0.0.0/16"}, _shipped_flags())
+    api = live_api({**base, "FORWARDED_ALLOW_IPS": "10.0.0.0/16"}, shipped_flags())
     with api.client() as http:
         assert [_from(http, f"203.0.113.{n}", n) for n in range(1, 4)] == [401, 401, 429]
     assert {a for (a,) in sql(migrated, "SELECT detail->>'address' FROM audit_events")} == {"127.0.0.1"}
