@@ -18,8 +18,10 @@ A database that stops answering must not hold a request (and its thread) for lon
 :class:`Timeouts` bounds the connection (libpq's ``connect_timeout``), a dead peer
 (TCP keepalives and ``tcp_user_timeout``), a query (the server's ``statement_timeout``)
 and, for a server that accepts bytes but never answers (a frozen process),
-every wait for an answer on an open connection (:class:`_BoundedConnection`). The
-engine's pool gives up after ``pool_timeout``. Each failure is an ``OperationalError``,
+every wait for an answer on an open connection (:class:`_BoundedConnection`); the pool's
+check of an idle connection (pre-ping) waits no longer than a new connection would, so a
+frozen server holds a request no longer than two connect timeouts, or the answer bound of a
+statement already sent. The engine's pool gives up after ``pool_timeout``. Each failure is an ``OperationalError``,
 which the API answers with 503.
 """
 
@@ -65,6 +67,17 @@ class Timeouts:
     def answer(self) -> float | None:
         """The longest wait for an answer on an open connection; None without a statement timeout."""
         return None if self.statement is None else self.statement + ANSWER_MARGIN_SECONDS
+
+    @property
+    def ping(self) -> float:
+        """The longest wait for the pool's check of an idle connection (its pre-ping, ``;``).
+
+        A live server answers it at once, and a frozen one never: waited as long as a
+        statement, the check and the new connection after it held a request for the answer
+        bound plus the connect timeout (25 s with the defaults), past the bound we promise.
+        A check waits as long as a new connection may, so a frozen server costs a request
+        two connect timeouts at most."""
+        return float(self.connect)
 
     def libpq(self, options: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {"connect_timeout": self.connect, **KEEPALIVES}
@@ -233,4 +246,14 @@ def make_engine(settings: Settings, timeouts: Timeouts | None = None, **kwargs: 
     options.update(kwargs)
     engine = create_engine(url, **options)
     event.listen(engine, "do_connect", RotatingCredentials(settings, limits))
+    # A connection's first wait after it comes back to the pool is the next checkout's
+    # pre-ping (its reset, a rollback, runs before "checkin"); the checkout event comes after
+    # the ping, and gives the connection back its statement bound.
+    event.listen(engine, "checkin", lambda dbapi, record: _bound(dbapi, limits.ping))
+    event.listen(engine, "checkout", lambda dbapi, record, proxy: _bound(dbapi, limits.answer))
     return engine
+
+
+def _bound(dbapi_connection: Any, answer: float | None) -> None:
+    if isinstance(dbapi_connection, _BoundedConnection):
+        dbapi_connection.answer = answer

@@ -4,7 +4,9 @@ Every request gets an id: the caller's ``X-Request-ID`` when it is a plain token
 (letters, digits, ``.``, ``_``, ``-``; at most 64), else a new one. The response
 carries it back in ``X-Request-ID``, and every log line written while the request is
 served carries it as ``request_id`` (the access line included); an error no handler
-answered is logged with its traceback and answered 500 here, with the id as well.
+answered is logged with its traceback and answered 500 here, with the id as well. What
+the layers outside raise while a response is handed to them (the body limit's 413, sent
+by Starlette itself) is theirs: its access line says what was answered.
 
 JSON logs put one object per line (python-json-logger): ``time``, ``level``,
 ``logger``, ``message``, ``request_id``, and ``exc_info`` when there is one. Secret
@@ -47,18 +49,28 @@ class RequestIdMiddleware:
         token = _request_id.set(request_id)
 
         started = False
+        # What the layers outside raised while we handed them a message. Starlette's body limit
+        # is one: when a Content-Length over the limit meets the start of a response, it sends
+        # the 413 itself and raises to unwind the app. That is an answer given, not an error.
+        outside: BaseException | None = None
 
         async def send_with_id(message: dict[str, Any]) -> None:
-            nonlocal started
+            nonlocal started, outside
             if message["type"] == "http.response.start":
                 started = True
                 _count(scope, int(message["status"]))
                 message["headers"] = [*message.get("headers", []), (_HEADER, request_id.encode())]
-            await send(message)
+            try:
+                await send(message)
+            except BaseException as exc:
+                outside = exc
+                raise
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
+            if outside is not None and _raised_by(exc, outside):
+                raise  # theirs to handle, and to log if it is an error
             # An error no handler answered: logged and answered here, while the id is set, so
             # the 500, its traceback and its access line all carry it (Starlette's own error
             # middleware, outside this one, would answer without it).
@@ -71,6 +83,13 @@ class RequestIdMiddleware:
             await send_with_id({"type": "http.response.body", "body": b'{"detail":"internal server error"}'})
         finally:
             _request_id.reset(token)
+
+
+def _raised_by(exc: BaseException, origin: BaseException) -> bool:
+    """Whether ``exc`` is ``origin``, or a group (an app's task group) holding only it."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_raised_by(inner, origin) for inner in exc.exceptions)
+    return exc is origin
 
 
 def _count(scope: dict[str, Any], status: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from .accounts import ActiveUsers
 from .api.deps import Services
 from .api.errors import install_handlers, responses
 from .api.routes import auth, events, health, users
+from .cli.output import ExitCode, exit_code
 from .db import DatabaseConnectError, Timeouts, make_engine
 from .logs import RequestIdMiddleware, use_json_logs
 from .metrics import EmfReporter, MetricsServer, registry
@@ -41,7 +43,41 @@ log = logging.getLogger("app.main")
 
 
 class StartupError(RuntimeError):
-    """The API cannot start; the message says why and holds no secret."""
+    """The API cannot start; the message says why and the fix, and holds no secret.
+
+    It is one line in the log (:class:`_OneLineStartup`), not a traceback: nothing is wrong
+    with the code. ``exit_code`` is the code of its kind (docs/troubleshooting.md), which
+    ``ecomind dev`` exits with (it reads ``app.state.startup_failure``); uvicorn itself exits
+    3 on any failed start."""
+
+    def __init__(self, message: str, exit_code: int = ExitCode.CONFIG) -> None:
+        super().__init__(message)
+        self.exit_code = int(exit_code)
+
+
+class _OneLineStartup:
+    """Pure ASGI: a :class:`StartupError` in the lifespan is logged as one line, and Starlette's
+    traceback of it (the message of ``lifespan.startup.failed``, which uvicorn logs) is dropped.
+    Any other error keeps its traceback: that one is a bug."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_one_line(message: dict[str, Any]) -> None:
+            # Starlette sends the failure while it handles the error: that error is sys.exc_info()'s.
+            failure = sys.exc_info()[1]
+            if message["type"] == "lifespan.startup.failed" and isinstance(failure, StartupError):
+                log.critical("the API cannot start: %s", failure)
+                scope["app"].state.startup_failure = failure
+                message = {**message, "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, send_one_line)
 
 
 def _default_loader() -> Settings:
@@ -68,8 +104,10 @@ def create_app(
             try:
                 settings = load()
             except SettingsError as exc:
-                log.error("%s", exc)
-                raise StartupError("configuration invalid (see the problems above)") from None
+                log.error("%s", exc)  # every problem, each with its fix
+                raise StartupError(
+                    "configuration invalid (the problems above, each with its fix)", exit_code(exc.error_kind)
+                ) from None
             stack.callback(settings.close)
             for warning in settings.warnings:
                 log.warning("%s", warning.render())
@@ -85,8 +123,14 @@ def create_app(
                 with engine.connect() as conn:
                     conn.execute(text("SELECT 1"))
             except DatabaseConnectError as exc:
-                log.error("%s", exc)
-                raise StartupError(str(exc)) from None
+                message = str(exc)
+                if "fix:" not in message:
+                    source = settings.origins["DATABASE_URL"].describe()
+                    message += (
+                        f"; fix: start PostgreSQL, or point DATABASE_URL (from {source}) at a running one "
+                        "(`ecomind doctor` checks it)"
+                    )
+                raise StartupError(message, ExitCode.DATABASE) from None
             redis_client: redis.Redis | None = None
             redis_url = (
                 settings.secret("REDIS_URL").get().value.get_secret_value()
@@ -130,7 +174,15 @@ def create_app(
     install_handlers(app, limits.unavailable_retry_after)
     for router in (health.router, auth.router, users.router, events.router):
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            users.publish_password_policy(FastAPI.openapi(app), limits)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(_OneLineStartup)
     return app
 
 
@@ -143,7 +195,8 @@ def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> M
     except OSError as exc:
         raise StartupError(
             f"cannot serve metrics on {limits.metrics_host}:{limits.metrics_port} ({exc.strerror}); "
-            f"fix: set {KNOBS['metrics_port']} to a free port, or {KNOBS['metrics']}=off"
+            f"fix: set {KNOBS['metrics_port']} to a free port ({KNOBS['metrics_port']}=0: any), "
+            f"or {KNOBS['metrics']}=off"
         ) from None
     log.info("metrics on http://%s:%d/metrics", server.host, server.port)
     return server
@@ -164,6 +217,9 @@ def served_tuning() -> Tuning:
         raise SystemExit(3) from None
     if tuning.log_format == "json":
         use_json_logs()
+    from .serving import bounds
+
+    bounds()  # the open-files limit raised for the connection cap now, not at the first client
     return tuning
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 __all__ = ["SafeText", "text_problem"]
 
@@ -31,4 +33,15 @@ def _check(value: str) -> str:
     return value
 
 
-SafeText = Annotated[str, AfterValidator(_check)]
+class _PublishedRule:
+    """The NUL rule in the OpenAPI document (a lone surrogate is no valid JSON text to generate)."""
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = NO_NUL
+        return schema
+
+
+# ECMA-262 and Python read it alike: any text without U+0000.
+NO_NUL = "^[^\\u0000]*$"
+SafeText = Annotated[str, AfterValidator(_check), _PublishedRule()]

@@ -3,12 +3,15 @@
 Every replica shares the counts through Redis:
 
 - a client address may fail ``ECOMIND_LOGIN_FAILURES_PER_ADDRESS`` times per window;
-  beyond that its logins are refused (429) until the window moves on;
+  beyond that its logins are refused (429) until the window moves on. An IPv4 address
+  counts alone; an IPv6 address counts with its /64 (what one host or one site is given),
+  and an IPv4-mapped IPv6 address (``::ffff:203.0.113.7``) as the IPv4 address it is;
 - an account (an email) may fail ``ECOMIND_LOGIN_FAILURES_PER_ACCOUNT`` times per
   window; the failure that reaches the limit locks it for ``ECOMIND_LOCKOUT_SECONDS``,
   the next lockout for twice that, and so on up to ``ECOMIND_LOCKOUT_MAX_SECONDS``;
   the doubling is forgotten ``ECOMIND_LOCKOUT_MEMORY_SECONDS`` after the first
-  lockout, or at a successful login of an email with one membership.
+  lockout. A successful login forgets neither the failures nor the doubling (see
+  :meth:`LoginThrottle.succeeded`): only time does, or ``ecomind users unlock``.
 
 A login takes its slot before its password is checked: :meth:`LoginThrottle.admit`
 reserves one attempt for the address and one for the account in a single atomic
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import math
 import threading
@@ -61,6 +65,8 @@ BUSY_WAIT_SECONDS = 3.0
 BUSY_POLL_SECONDS = 0.05
 # Retry-After when the window stayed full of attempts still in flight: they end soon.
 BUSY_RETRY_SECONDS = 1
+# The IPv6 prefix one client's address limit counts (RFC 6177: a site gets at least a /64).
+IPV6_CLIENT_PREFIX = 64
 T = TypeVar("T")
 
 
@@ -96,9 +102,27 @@ class Keys:
         # Keys name no email: Redis is not where a list of our users should leak from.
         return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
 
+    @staticmethod
+    def client(address: str) -> str:
+        """What one client's address limit counts: an IPv4 address, or an IPv6 address's /64.
+
+        One IPv6 host is routinely given a /64 and may pick any of its 2^64 addresses: a
+        limit per /128 would give it 2^64 windows. Anything that is not an address (a test
+        client's name) counts as it is."""
+        try:
+            ip = ipaddress.ip_address(address.strip().split("%", 1)[0])
+        except ValueError:
+            return address
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:  # an IPv4 client seen by a dual-stack socket
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
+        return str(ip)
+
     @classmethod
     def of(cls, address: str, email: str) -> Keys:
         account = f"{cls.PREFIX}account:{cls.account(email)}:"
+        address = cls.client(address)
         return cls(
             address=f"{cls.PREFIX}address:{address}",
             pending=account + "pending",
@@ -219,7 +243,6 @@ redis.call('ZREM', KEYS[1], 'p:' .. ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local lock = redis.call('PTTL', KEYS[4])
 if lock ~= -2 then return {1, lock} end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[3], KEYS[5]) end
 return {0}
 """
 
@@ -320,9 +343,6 @@ class _MemoryBackend:
         if lock is not None:
             return [1, int(lock[1] - now)]
         if script is _SUCCEED:
-            if args[1] == "1":
-                self._sets.pop(failures, None)
-                self._values.pop(level_key, None)
             return [0]
         counted = self._set(failures, now)
         counted[member] = now + int(args[2])
@@ -439,10 +459,18 @@ class LoginThrottle:
             ],
         )
 
-    def succeeded(self, attempt: Attempt, *, forget: bool) -> Refusal | None:
+    def succeeded(self, attempt: Attempt) -> Refusal | None:
         """After a right password: a refusal when the account got locked meanwhile (no token
-        then). ``forget`` clears the account's failures and its lockout doubling."""
-        return self._run(_SUCCEED, attempt.keys, [attempt.id, "1" if forget else "0"])
+        then). The account's failures and its lockout doubling stay counted.
+
+        The counts are per email, and an email may have a membership in several
+        organisations, each with a password its own admin chose. If a success forgot the
+        failures, any admin could reset the guesses aimed at another organisation's member by
+        logging in as their own membership of the email; if it forgot them only when the email
+        has one membership (the other choice), an admin would learn from the next failure
+        whether the email is a member elsewhere. Forgetting by time alone depends on nothing
+        the caller cannot see, and no admin can reset anyone's guesses."""
+        return self._run(_SUCCEED, attempt.keys, [attempt.id])
 
     def release(self, attempt: Attempt) -> None:
         """The attempt ended without a verdict (503, an error): its slot is free again."""

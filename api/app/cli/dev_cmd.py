@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import sys
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote, urlsplit
@@ -16,6 +18,7 @@ from .output import ExitCode, data, fail, say
 __all__ = ["dev"]
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+DEFAULT_PORT = 8000
 
 
 def _check_foreign_server(database_url: str, port: int) -> None:
@@ -44,9 +47,54 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _taken(host: str, port: int) -> bool:
+    """Whether the port cannot be served on ``host`` now (another copy of the API, or anything)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _check_port(host: str, port: int) -> None:
+    if not _taken(host, port):
+        return
+    free = next((p for p in range(port + 1, min(port + 100, 65536)) if not _taken(host, p)), 0)
+    fail(
+        f"port {port} is in use on {host} (another `make run`?)",
+        ExitCode.CONFIG,
+        fix=f"PORT={free} make run   # or: ecomind dev --port {free}",
+    )
+
+
+def _metrics_port(port: int) -> None:
+    """Beside another copy on another port, a copy's metrics need another port too: unless
+    ECOMIND_METRICS_PORT says otherwise, the metrics port moves with the API's (9464 for 8000,
+    9465 for 8001...)."""
+    from ..telemetry import METRICS_PORT
+    from ..tuning import KNOBS
+
+    name = KNOBS["metrics_port"]
+    if os.environ.get(name, "").strip():
+        return
+    derived = METRICS_PORT + port - DEFAULT_PORT
+    os.environ[name] = str(derived if 1024 <= derived <= 65535 and derived != port else 0)
+
+
+def _startup_exit_code() -> int | None:
+    """The exit code of the API's failed start (app.main.StartupError), read from the app that
+    uvicorn imported in this process; None when it did not fail that way."""
+    served = sys.modules.get("app.asgi")
+    failure = getattr(getattr(getattr(served, "app", None), "state", None), "startup_failure", None)
+    code = getattr(failure, "exit_code", None)
+    return code if isinstance(code, int) else None
+
+
 def dev(
     host: Annotated[str, typer.Option(help="Interface to serve on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to serve on (the metrics move with it).")] = DEFAULT_PORT,
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Where a project-local PostgreSQL keeps its data.")
     ] = Path(".data"),
@@ -63,9 +111,12 @@ def dev(
     import uvicorn
 
     from ..localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open
+    from ..serving import UVICORN_OPTIONS
     from ..settings import load_settings
     from .init_cmd import init
 
+    _check_port(host, port)
+    _metrics_port(port)
     env_file = Path(".env")
     if not env_file.exists():
         init(force=False, path=env_file, example=None)
@@ -91,6 +142,8 @@ def dev(
                 started.append(pg)
             elif not pg.serves_port():
                 _check_foreign_server(database_url, db_port)
+            else:
+                data(f"using the PostgreSQL on 127.0.0.1:{db_port} that another `make run` started (it stops with it)")
             if pg.serves_port():
                 ensure_role_and_database(
                     pg.superuser_dsn(),
@@ -117,7 +170,16 @@ def dev(
         # would otherwise believe X-Forwarded-For from 127.0.0.1, letting any local client pick
         # the address the login limits count. Behind a local proxy, set FORWARDED_ALLOW_IPS.
         proxied = bool(os.environ.get("FORWARDED_ALLOW_IPS"))
-        uvicorn.run("app.asgi:app", host=host, port=port, log_level="info", proxy_headers=proxied)
+        try:
+            uvicorn.run(
+                "app.asgi:app", host=host, port=port, log_level="info", proxy_headers=proxied, **UVICORN_OPTIONS
+            )
+        except SystemExit:
+            # uvicorn exits 3 on any failed start; the API said why in one line: exit with its kind.
+            code = _startup_exit_code()
+            if code is None:
+                raise
+            raise typer.Exit(code) from None
     finally:
         for service in reversed(started):
             service.stop()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -16,6 +18,7 @@ from app.tuning import Tuning
 
 from ..conftest import ECOMIND
 
+REPO = Path(__file__).resolve().parents[3]
 OWNER_PASSWORD = "owner-password-123"
 JWT = "jwt-secret-for-tests-" + "x" * 32
 
@@ -54,3 +57,17 @@ def login(api: TestClient, email: str, password: str = OWNER_PASSWORD) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def shipped_flags() -> list[str]:
+    """The flags of the image's uvicorn command (api/Dockerfile's CMD), host and port aside."""
+    line = next(x for x in (REPO / "api/Dockerfile").read_text().splitlines() if x.startswith("CMD "))
+    command = json.loads(line[4:])
+    assert command[:2] == ["uvicorn", "app.asgi:app"]
+    flags, rest = [], iter(command[2:])
+    for flag in rest:
+        if flag in ("--host", "--port"):
+            next(rest)
+        else:
+            flags.append(flag)
+    return flags

@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import json
+import os
 import select
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -23,18 +25,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt as pyjwt
 import psycopg
 import pytest
 from argon2 import PasswordHasher
 
-from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database
+from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
 from app.security import HashingBusy, PasswordHashing
 from app.tuning import Tuning
 
-from ..conftest import CANARY, Database, migrate
+from ..conftest import CANARY, ECOMIND, Database, migrate
 from ..support.services import free_port
-from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
+from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login, shipped_flags
 
 EVENT = {"kind": "inference", "energy_wh": "1", "co2e_g": "1"}
 
@@ -75,13 +78,13 @@ def test_failed_logins_lock_the_account_with_a_growing_delay_all_audited(migrate
         second = wrong(api, "owner@acme.io")
         assert second.status_code == 429 and second.headers["Retry-After"] == "2"  # the delay doubled
         time.sleep(2.2)
-        login(api, "owner@acme.io")  # the lock ran out; a success forgets the doubling
+        login(api, "owner@acme.io")  # the lock ran out; a success forgets neither failures nor the doubling
         assert [wrong(api, "owner@acme.io").status_code for _ in range(3)] == [401, 401, 429]
-        assert wrong(api, "owner@acme.io").headers["Retry-After"] == "1"
+        assert wrong(api, "owner@acme.io").headers["Retry-After"] == "4"
     failed = audit(migrated, "auth.login_failed")
     assert len(failed) == 9 and all(d["email"] == "owner@acme.io" and d["address"] for d in failed)
     lockouts = audit(migrated, "auth.lockout")
-    assert [(d["level"], d["seconds"]) for d in lockouts] == [(1, 1), (2, 2), (1, 1)]
+    assert [(d["level"], d["seconds"]) for d in lockouts] == [(1, 1), (2, 2), (3, 4)]
     refused = audit(migrated, "auth.login_refused")  # the 429 that started each lockout; not the ones after
     assert len(refused) == 3 and {d["reason"] for d in refused} == {"account_locked"}
     assert not any(CANARY in json.dumps(d) or OWNER_PASSWORD in json.dumps(d) for d in failed + refused)
@@ -114,6 +117,38 @@ def test_failures_from_one_address_are_limited_across_accounts(migrated: Databas
         assert wrong(replica, "someone@acme.io").status_code == 429
     reasons = [d["reason"] for d in audit(migrated, "auth.login_refused")]
     assert reasons == ["address_limited"]  # one row per limited period, whichever replica refused
+
+
+def test_an_ipv6_client_is_limited_per_64_and_an_ipv4_mapped_one_as_its_ipv4_address(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    env = {
+        "DATABASE_URL": migrated.url(),
+        "JWT_SECRET": JWT,
+        "REDIS_URL": redis_url,
+        "ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "3/minute",
+        "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "100/minute",
+        # This test is the load balancer: X-Forwarded-For names the client, as behind an ALB.
+        "FORWARDED_ALLOW_IPS": "127.0.0.0/8",
+    }
+    api = live_api(env, ["--proxy-headers"])
+
+    def from_(http: Any, client: str, n: int) -> int:
+        body = {"email": f"user{n}@acme.io", "password": "not-the-password"}
+        return int(http.post("/v1/auth/login", json=body, headers={"X-Forwarded-For": client}).status_code)
+
+    with api.client() as http:
+        # One host, a new address of its /64 for every guess: one window all the same.
+        same_64 = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:abcd:ef01:2345:6789", "2001:db8:1:2::4"]
+        assert [from_(http, a, n) for n, a in enumerate(same_64)] == [401, 401, 401, 429]
+        assert from_(http, "2001:db8:1:3::1", 10) == 401  # the next /64 is another client
+        # An IPv4 client, as itself and as a dual-stack socket reports it: one window.
+        ipv4 = ["203.0.113.7", "::ffff:203.0.113.7", "::ffff:cb00:7107", "203.0.113.7"]
+        assert [from_(http, a, 20 + n) for n, a in enumerate(ipv4)] == [401, 401, 401, 429]
+        assert from_(http, "203.0.113.8", 30) == 401  # IPv4 stays per address
+    # The audit keeps the address each login came from.
+    addresses = {d["address"] for d in audit(migrated, "auth.login_failed")}
+    assert {"2001:db8:1:2::1", "2001:db8:1:2::2", "203.0.113.7"} <= addresses
 
 
 def test_login_limits_hold_per_process_while_redis_is_down(migrated: Database, private_redis: LocalRedis) -> None:
@@ -246,6 +281,82 @@ def test_request_bodies_over_the_limit_are_refused_before_being_read(
     answer, sent = _raw(api.port, head.encode(), body_chunks=1600)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 16 * 1024 * 1024
+
+
+def test_a_body_over_the_limit_is_logged_as_a_413_not_as_an_error(migrated: Database, live_api: Any) -> None:
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT})
+    big = {**EVENT, "model": "m" * (2 * 1024 * 1024)}
+    with api.client() as http:
+        for path in ("/v1/auth/login", "/v1/events", "/v1/users"):
+            assert http.post(path, json=big).status_code == 413, path  # Content-Length announced
+    for path in ("/health", "/v1/events"):  # announced, and not one byte of the body sent
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"
+        answer, _ = _raw(api.port, head.encode())
+        assert answer.startswith(b"HTTP/1.1 413"), (path, answer[:200])
+    deadline = time.monotonic() + 10
+    while api.output().count('" 413') < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    output = api.output()
+    assert output.count('" 413') == 5, output  # each one's access line says what it was
+    for alarm in ("ERROR", "Traceback", "unhandled error", " 500"):
+        assert alarm not in output, output
+
+
+def test_connections_that_never_finish_their_headers_are_closed_and_health_still_answers(
+    migrated: Database, live_api: Any
+) -> None:
+    timeout, cap, opened = 2, 50, 300
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}
+    # The image's command and flags, with a small cap and a short deadline for the test.
+    api = live_api(
+        {**env, "ECOMIND_HEADER_TIMEOUT": str(timeout), "ECOMIND_MAX_CONNECTIONS": str(cap)}, shipped_flags()
+    )
+    half_open: list[socket.socket] = []
+    try:
+        started = time.monotonic()
+        for _ in range(opened):  # each sends most of a request, and never the blank line that ends it
+            sock = socket.create_connection(("127.0.0.1", api.port), timeout=5)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            half_open.append(sock)
+        # A real client gets in at once: the oldest half-open connections made room.
+        with httpx.Client(base_url=api.url, timeout=timeout) as http:
+            asked = time.monotonic()
+            assert http.get("/health").status_code == 200
+            assert time.monotonic() - asked < 1
+        # Every half-open one is closed by the deadline (or made room before it): nothing was answered.
+        for sock in half_open:
+            sock.settimeout(max(0.1, started + timeout + 3 - time.monotonic()))
+            try:
+                assert sock.recv(1024) == b""
+            except ConnectionResetError:
+                pass
+        assert time.monotonic() - started < timeout + 3
+    finally:
+        for sock in half_open:
+            sock.close()
+    # At most one line about the cap, however many connections it closed: a flood is no log flood.
+    assert api.output().count("ECOMIND_MAX_CONNECTIONS") == 1, api.output()[-3000:]
+
+
+def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\n")
+    port = free_port()
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update(ECOMIND_HEADER_TIMEOUT="1", ECOMIND_METRICS_PORT="0")
+    command = [ECOMIND, "dev", "--port", str(port), "--data-dir", str(tmp_path / ".data")]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open("127.0.0.1", port):
+            assert proc.poll() is None and time.monotonic() < deadline, "ecomind dev did not serve"
+            time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            assert sock.recv(1024) == b""  # closed, nothing answered
+            assert time.monotonic() - started < 5
+    finally:
+        terminate(proc)  # type: ignore[arg-type]
 
 
 # -- 2. logout survives a Redis restart ------------------------------------------------
@@ -414,6 +525,31 @@ def test_creating_a_user_whose_email_is_in_another_org_reveals_nothing(migrated:
             "email": "owner@other.io",
             "role": "VIEWER",
         }
+
+
+def test_what_an_admin_sees_of_failed_logins_never_depends_on_other_organisations(
+    migrated: Database, redis_url: str
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    create_owner(migrated.url(), "Globex", "boss@globex.io", password="the-globex-owners-secret-9")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}) as api:
+        owner = login(api, "owner@acme.io")
+
+        def observe(email: str) -> list[tuple[int, str | None]]:
+            """Acme's OWNER gives the email a user in Acme, with a password Acme chose, and probes it."""
+            body = {"email": email, "password": "acme-chose-this-pass-7", "role": "VIEWER"}
+            assert api.post("/v1/users", json=body, headers=bearer(owner)).status_code == 201
+            answers = [wrong(api, email) for _ in range(4)]
+            answers.append(api.post("/v1/auth/login", json={"email": email, "password": "acme-chose-this-pass-7"}))
+            answers.append(wrong(api, email))
+            return [(r.status_code, r.headers.get("Retry-After")) for r in answers]
+
+        in_globex, nowhere_else = observe("boss@globex.io"), observe("nobody@globex.io")
+        assert in_globex == nowhere_else  # Acme learns nothing of Globex's members
+        # Acme's own success does not reset the guesses aimed at Globex's member either.
+        assert [status for status, _ in in_globex] == [401, 401, 401, 401, 200, 429]
+        refused = api.post("/v1/auth/login", json={"email": "boss@globex.io", "password": "the-globex-owners-secret-9"})
+        assert refused.status_code == 429  # locked for a while, like any email anyone guesses at
 
 
 # -- 7. password strength --------------------------------------------------------------

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import shutil
 import signal
@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,9 @@ from app.tuning import Tuning
 from ..conftest import CANARY, ECOMIND, REGION, Aws, Cli, Database, assert_clean, migrate, opened
 from ..support.awsproxy import AwsProxy
 from ..support.services import free_port
-from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
+from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login, shipped_flags
 
 KNOWN = "evil-knows-this-pass-phrase-7"
-REPO = Path(__file__).resolve().parents[3]
 
 
 def sql(db: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -226,39 +226,18 @@ def test_the_throttle_reserves_slots_alike_in_redis_and_in_memory(storage: str, 
         others = [throttle.admit("10.0.0.1", f"{n}@acme.io") for n in range(2)]
         limited = throttle.admit("10.0.0.1", "b@acme.io")
         assert isinstance(limited, Refusal) and limited.reason == "address_limited"
-        assert throttle.succeeded(others[0], forget=True) is None  # type: ignore[arg-type]
+        assert throttle.succeeded(others[0]) is None  # type: ignore[arg-type]
         assert isinstance(throttle.admit("10.0.0.1", "b@acme.io"), Attempt)  # a success gave its slot back
         assert throttle.unlock("a@acme.io")  # the lock, and the doubling with it
         again = throttle.admit("10.0.0.3", "a@acme.io")
         assert isinstance(again, Attempt) and throttle.failed(again) is None
-        # A success that may forget clears the failures: three more are needed for a lockout,
-        # and that lockout is a first one again.
-        assert throttle.succeeded(throttle.admit("10.0.0.3", "a@acme.io"), forget=True) is None  # type: ignore[arg-type]
-        verdicts = [throttle.failed(throttle.admit("10.0.0.4", "a@acme.io")) for _ in range(3)]  # type: ignore[arg-type]
-        assert verdicts[:2] == [None, None] and verdicts[2] == Refusal("account_locked", 60, True, 1)
-        # One that may not (another organisation's membership) leaves them counted.
-        throttle.unlock("a@acme.io")
-        assert throttle.failed(throttle.admit("10.0.0.5", "a@acme.io")) is None  # type: ignore[arg-type]
-        assert throttle.succeeded(throttle.admit("10.0.0.5", "a@acme.io"), forget=False) is None  # type: ignore[arg-type]
-        assert throttle.failed(throttle.admit("10.0.0.5", "a@acme.io")) is None  # type: ignore[arg-type]
-        assert throttle.failed(throttle.admit("10.0.0.5", "a@acme.io")).lockout_started  # type: ignore[arg-type,union-attr]
+        # A success forgets nothing: the failure above stays counted, so two more lock it.
+        assert throttle.succeeded(throttle.admit("10.0.0.4", "a@acme.io")) is None  # type: ignore[arg-type]
+        verdicts = [throttle.failed(throttle.admit("10.0.0.4", "a@acme.io")) for _ in range(2)]  # type: ignore[arg-type]
+        assert verdicts == [None, Refusal("account_locked", 60, True, 1)]
 
 
 # -- 3. the client address -----------------------------------------------------------------
-
-
-def _shipped_flags() -> list[str]:
-    """The flags of the image's uvicorn command (api/Dockerfile's CMD), host and port aside."""
-    line = next(x for x in (REPO / "api/Dockerfile").read_text().splitlines() if x.startswith("CMD "))
-    command = json.loads(line[4:])
-    assert command[:2] == ["uvicorn", "app.asgi:app"]
-    flags, rest = [], iter(command[2:])
-    for flag in rest:
-        if flag in ("--host", "--port"):
-            next(rest)
-        else:
-            flags.append(flag)
-    return flags
 
 
 def _from(http: httpx.Client, client: str, n: int = 0) -> int:
@@ -278,7 +257,7 @@ def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
         "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "100/minute",
     }
     # The balancer is this test (127.0.0.1), inside FORWARDED_ALLOW_IPS as the deployment sets it.
-    api = live_api({**base, "FORWARDED_ALLOW_IPS": "127.0.0.0/8"}, _shipped_flags())
+    api = live_api({**base, "FORWARDED_ALLOW_IPS": "127.0.0.0/8"}, shipped_flags())
     with api.client() as http:
         assert [_from(http, "203.0.113.1", n) for n in range(3)] == [401, 401, 429]
         assert _from(http, "203.0.113.2") == 401  # another client behind the same balancer
@@ -291,7 +270,7 @@ def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
     sql(migrated, "DELETE FROM audit_events")
     with redis.Redis.from_url(redis_url) as r:
         r.flushall()
-    api = live_api({**base, "FORWARDED_ALLOW_IPS": "10.0.0.0/16"}, _shipped_flags())
+    api = live_api({**base, "FORWARDED_ALLOW_IPS": "10.0.0.0/16"}, shipped_flags())
     with api.client() as http:
         assert [_from(http, f"203.0.113.{n}", n) for n in range(1, 4)] == [401, 401, 429]
     assert {a for (a,) in sql(migrated, "SELECT detail->>'address' FROM audit_events")} == {"127.0.0.1"}
@@ -338,9 +317,10 @@ def _server_processes(pg: LocalPostgres) -> list[int]:
     return [postmaster, *children]
 
 
-def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
-    private_redis: LocalRedis, live_api: Any
-) -> None:
+@contextlib.contextmanager
+def _postgresql_to_freeze() -> Iterator[tuple[LocalPostgres, str, list[int]]]:
+    """A PostgreSQL of the test's own, migrated, with an owner; the test freezes it by putting
+    the pids of :func:`_server_processes` in the list, and they are resumed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="ecomind-pg-frozen-"))  # the postgres user must reach it
     pg = LocalPostgres(root, free_port()).start()
     frozen: list[int] = []
@@ -354,6 +334,27 @@ def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
         url = f"postgresql://frozen:{CANARY}-f@127.0.0.1:{pg.port}/frozen"
         assert migrate(url).returncode == 0
         create_owner(url, "Acme", "owner@acme.io")
+        yield pg, url, frozen
+    finally:
+        for pid in reversed(frozen):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _freeze(pg: LocalPostgres, frozen: list[int]) -> None:
+    frozen += _server_processes(pg)
+    for pid in frozen:  # the whole server: postmaster and the backends of the pool
+        os.kill(pid, signal.SIGSTOP)
+
+
+def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
+    private_redis: LocalRedis, live_api: Any
+) -> None:
+    with _postgresql_to_freeze() as (pg, url, frozen):
         api = live_api(
             {
                 "DATABASE_URL": url,
@@ -368,9 +369,7 @@ def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
         with httpx.Client(base_url=api.url, timeout=30) as http:
             token = login(http, "owner@acme.io")  # type: ignore[arg-type]
             assert http.get("/v1/events/summary", headers=bearer(token)).status_code == 200
-            frozen = _server_processes(pg)
-            for pid in frozen:  # the whole server: postmaster and the backends of the pool
-                os.kill(pid, signal.SIGSTOP)
+            _freeze(pg, frozen)
 
             def summary(_: int) -> tuple[int, float, str | None]:
                 with httpx.Client(base_url=api.url, timeout=30) as own:
@@ -388,17 +387,27 @@ def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
                 results = list(answers)
         assert health.status_code == 200 and health_seconds < 1, health_seconds
         assert {(status, retry) for status, _, retry in results} == {(503, "5")}, results
-        # The slowest: the pooled connection's check waits 1 + 5 s, then a new connection 4 s;
-        # beyond the 40 threads, a request waits for one (4 s), then for the pool (4 s).
+        # The slowest: the pooled connection's check waits 4 s (the connect timeout), then a new
+        # connection 4 s; beyond the 40 threads, a request waits for one, then for the pool (4 s).
         assert max(seconds for _, seconds, _ in results) < 20, results
-    finally:
-        for pid in reversed(frozen):
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_with_the_default_timeouts_a_frozen_postgresql_is_503_within_the_documented_20_s(
+    private_redis: LocalRedis, live_api: Any
+) -> None:
+    with _postgresql_to_freeze() as (pg, url, frozen):
+        # The shipped timeouts (docs/security.md): connect 5 s, statement 15 s, pool 10 s.
+        env = {"DATABASE_URL": url, "JWT_SECRET": JWT, "REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}
+        api = live_api({**env, "ECOMIND_USER_CACHE_SECONDS": "300"})
+        with httpx.Client(base_url=api.url, timeout=60) as http:
+            token = login(http, "owner@acme.io")  # type: ignore[arg-type]
+            assert http.get("/v1/events/summary", headers=bearer(token)).status_code == 200  # a pooled connection
+            _freeze(pg, frozen)
+            started = time.monotonic()
+            response = http.get("/v1/events/summary", headers=bearer(token))
+            seconds = time.monotonic() - started
+        assert (response.status_code, response.headers.get("Retry-After")) == (503, "5"), response.text
+        assert seconds < 20, f"a frozen PostgreSQL held a request {seconds:.1f} s; docs/security.md says 20 s at most"
 
 
 # -- 6. AWSPREVIOUS after a blip ------------------------------------------------------------

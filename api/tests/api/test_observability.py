@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -402,6 +403,34 @@ def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() ->
     [line] = [x for x in ran.stderr.splitlines() if x.strip()]
     assert json.loads(line)["message"] == "ECOMIND_READY_ON_STALE must be report or fail"
     assert "Traceback" not in ran.stderr and CANARY not in ran.stdout + ran.stderr
+
+
+@pytest.mark.parametrize("failure", ["metrics port in use", "database down"])
+def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrated: Database, failure: str) -> None:
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update(DATABASE_URL=migrated.url(), JWT_SECRET=JWT)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        if failure == "metrics port in use":
+            env["ECOMIND_METRICS_PORT"], needle = str(taken), f"cannot serve metrics on 127.0.0.1:{taken}"
+        else:  # nothing listens on the port of DATABASE_URL
+            env["DATABASE_URL"] = migrated.url().replace(f":{migrated.port}/", f":{free_port()}/")
+            env["ECOMIND_METRICS_PORT"], needle = "0", "cannot connect to the database"
+        ran = subprocess.run(
+            [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
+            env=env,
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert ran.returncode == 3, ran.stderr  # uvicorn's code for a failed start, as for an unusable knob
+    said = [x for x in ran.stderr.splitlines() if needle in x]
+    assert len(said) == 1 and "the API cannot start" in said[0] and "fix:" in said[0], ran.stderr
+    assert "Traceback" not in ran.stderr and 'File "' not in ran.stderr, ran.stderr
+    assert CANARY not in ran.stdout + ran.stderr
 
 
 def test_knobs_that_cannot_be_used_are_named() -> None:

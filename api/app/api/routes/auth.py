@@ -128,10 +128,12 @@ def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) 
         session.commit()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid email or password")
 
-    # A success forgets the account's failures only when the email has one membership: the
-    # counts are per email, and a password of another organisation's membership (which that
-    # organisation's admin chose) must not reset the guesses against this one.
-    refusal = svc.throttle.succeeded(attempt, forget=memberships == 1)
+    # A success forgets no failure, whatever the email's memberships: the counts are per email,
+    # so forgetting would let one organisation's admin (who chose the password of their own
+    # membership) reset the guesses aimed at another's member, and forgetting only for an email
+    # with one membership would tell that admin whether the email is a member elsewhere.
+    # Time forgets them (the window, ECOMIND_LOCKOUT_MEMORY_SECONDS), or `ecomind users unlock`.
+    refusal = svc.throttle.succeeded(attempt)
     if refusal is not None:  # locked while the password was checked: no token
         raise _refuse(svc, session, refusal, concerned, detail)
     # Older parameters, or a salt of its own (a membership from before salts were shared):

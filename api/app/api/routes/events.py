@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 from sqlalchemy import func, select
 
 from ...models import Role, UsageEvent
@@ -24,11 +25,53 @@ WRITERS = (Role.OWNER.value, Role.ADMIN.value, Role.ANALYST.value)
 WriterCaller = Annotated[Caller, require_roles(*WRITERS)]
 
 
+# What the columns hold (numeric(18, 6)): at most 12 digits before the point and 6 after.
+WHOLE_DIGITS, DECIMALS = 12, 6
+# An amount as text: plain digits, a point and decimals; no sign, exponent, blank or
+# underscore, all of which Python's Decimal would otherwise take.
+AMOUNT_TEXT = rf"^[0-9]{{1,{WHOLE_DIGITS}}}(\.[0-9]{{1,{DECIMALS}}})?$"
+
+
+def _amount_text(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(AMOUNT_TEXT, value):
+        raise ValueError(
+            f'must be a number, or a decimal as text like "12.5" (up to {WHOLE_DIGITS} digits, '
+            f"then a point and up to {DECIMALS})"
+        )
+    return value
+
+
+# The published schema is what is accepted: a JSON number from 0 to below 10^12 with at most
+# 6 decimals (a number is read as the shortest decimal that spells it), or such a decimal as
+# text. pydantic's own schema for a Decimal published any string ("" included) and any
+# number >= 0, and both were refused.
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_amount_text),
+    Field(ge=0, max_digits=WHOLE_DIGITS + DECIMALS, decimal_places=DECIMALS),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "exclusiveMaximum": 10**WHOLE_DIGITS,
+                    "multipleOf": float(Decimal(1).scaleb(-DECIMALS)),
+                },
+                {"type": "string", "pattern": AMOUNT_TEXT},
+            ],
+            "examples": ["12.5"],
+        },
+        mode="validation",
+    ),
+]
+
+
 class NewEvent(BaseModel):
     kind: SafeText = Field(min_length=1, max_length=64, examples=["inference"])
     model: SafeText | None = Field(None, max_length=200)
-    energy_wh: Decimal = Field(ge=0, max_digits=18, decimal_places=6)
-    co2e_g: Decimal = Field(ge=0, max_digits=18, decimal_places=6)
+    energy_wh: Amount
+    co2e_g: Amount
     occurred_at: datetime | None = None
 
 

@@ -8,7 +8,7 @@ nothing about other organisations' members.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.exceptions import RequestValidationError
@@ -21,12 +21,13 @@ from ...models import AuditEvent, Org, Role, User
 from ...passwords import password_problem
 from ...security import shared_salt
 from ...text import SafeText
+from ...tuning import Tuning
 from ..deps import Caller, ServicesDep, SessionDep, require_roles
 from ..errors import responses
 
 AdminCaller = Annotated[Caller, require_roles(Role.OWNER.value, Role.ADMIN.value)]
 
-__all__ = ["router"]
+__all__ = ["publish_password_policy", "router"]
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -38,8 +39,8 @@ class NewUser(BaseModel):
         Field(
             min_length=1,
             max_length=1024,
-            description="At least ECOMIND_PASSWORD_MIN_LENGTH (12) characters and a zxcvbn strength of at least "
-            "ECOMIND_PASSWORD_MIN_SCORE (3 of 4); a refusal says why.",
+            description="At least ECOMIND_PASSWORD_MIN_LENGTH characters (minLength: this server's setting) and a "
+            "zxcvbn strength of at least ECOMIND_PASSWORD_MIN_SCORE (3 of 4 by default); a refusal says why.",
         ),
     ]
     role: Role
@@ -51,6 +52,16 @@ class UserOut(BaseModel):
     org_id: uuid.UUID
     email: str
     role: Role
+
+
+def publish_password_policy(openapi: dict[str, Any], tuning: Tuning) -> None:
+    """The OpenAPI document says the length a new password needs on this server.
+
+    The model checks only 1 to 1024 characters (its bounds are fixed when the class is made);
+    the policy, read from the environment when the app is created, needs more. A schema
+    saying minLength 1 would call an 8-character password valid, and it is refused."""
+    password = openapi["components"]["schemas"]["NewUser"]["properties"]["password"]
+    password["minLength"] = tuning.password_min_length
 
 
 @router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED, responses=responses(401, 403, 409, 503))
