@@ -2,7 +2,8 @@
 
 The configuration verdicts are the inspection of :func:`app.settings.inspect_settings`,
 the very checks the API runs at start; the doctor adds only what they cannot know:
-AWS credentials and region, why a secret could not be read (the least-privilege
+AWS credentials (found, and taken: sts:GetCallerIdentity, which IAM never denies) and
+region, why a secret could not be read (the least-privilege
 policy for a denial, other regions and similar names for a missing secret), the
 database (DNS, TCP, login, SSL), and rotation (on, on schedule, none left unfinished).
 A check that could not run (a denied DescribeSecret, say) is reported as not checked,
@@ -27,6 +28,7 @@ import typer
 
 from ..secrets.environment import SECRET_VARIABLES
 from ..secrets.errors import (
+    BadCredentials,
     NoCredentials,
     NoRegion,
     ResolutionError,
@@ -83,13 +85,12 @@ def least_privilege_statement(arn: str, kms_key: str | None = None, *, complete:
 
 
 def _denied(exc: BaseException) -> bool:
-    import botocore.exceptions
+    """A policy refused the call (the secret layer's translator reads the codes): missing or
+    refused credentials are not a denial, and no policy would fix them."""
+    from ..secrets.aws import translate_error
 
-    if not isinstance(exc, botocore.exceptions.ClientError):
-        return False
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("AccessDeniedException", "AccessDenied", "403") or status == 403
+    error = translate_error(exc, "", "")
+    return isinstance(error, SecretAccessDenied) and not isinstance(error, NoCredentials | BadCredentials)
 
 
 def _regional_failure(exc: BaseException) -> bool:
@@ -117,6 +118,8 @@ class Doctor:
         self.emulator = on_this_machine(self.endpoint)
         # Regions found not answering (why, in a few words): asked once, not once per secret.
         self.down: dict[str | None, str] = {}
+        # Who the credentials are (sts:GetCallerIdentity), once: None until asked, or when it failed.
+        self.identity: dict[str, Any] | None = None
 
     def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
@@ -170,7 +173,7 @@ class Doctor:
                 "export AWS_PROFILE=NAME   # locally; in ECS or EKS attach a task role or an IRSA role",
             )
         else:
-            self.add("AWS credentials", "ok", f"found ({creds.method})")
+            self.caller(creds.method)
         if self.region:
             source = "AWS_REGION" if self.insp.collected.raw.get("AWS_REGION") else "the AWS config"
             self.add("AWS region", "ok", f"{self.region} (from {source})")
@@ -178,6 +181,30 @@ class Doctor:
             self.add(
                 "AWS region", "fail", "no region set", "export AWS_REGION=us-east-1   # the region of your secrets"
             )
+
+    def caller(self, method: str) -> None:
+        """Credentials found: does AWS take them? IAM never denies sts:GetCallerIdentity, so
+        when it fails the credentials themselves are refused (or STS did not answer)."""
+        import botocore.exceptions
+
+        from ..secrets.aws import translate_error
+
+        try:
+            self.identity = dict(self.client("sts").get_caller_identity())
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            error = translate_error(exc, "sts:GetCallerIdentity", "STS")
+            if isinstance(error, BadCredentials):
+                self.add("AWS credentials", "fail", f"found ({method}), but refused: {error.message}", error.fix)
+                return
+            why = f"sts:GetCallerIdentity failed ({type(exc).__name__})"
+            references = self.insp.collected.references
+            if any(isinstance(references.get(v), AwsRef) for v in self.insp.resolved):
+                # A secret was read with them: they work, whatever STS said (it may be out of reach in a VPC).
+                self.add("AWS credentials", "ok", f"found ({method}), Secrets Manager accepted them; {why}")
+            else:
+                self.add("AWS credentials", "not_checked", f"found ({method}); whether AWS takes them: {why}")
+            return
+        self.add("AWS credentials", "ok", f"{self.identity.get('Arn', '?')} (from {method})")
 
     def readable(self, variable: str, ref: Any) -> None:
         name = f"{variable} readable"
@@ -192,6 +219,8 @@ class Doctor:
             return
         if isinstance(error, NoCredentials):
             self.add(name, "fail", f"{ref}: not read, there are no AWS credentials", "see the AWS credentials check")
+        elif isinstance(error, BadCredentials):
+            self.add(name, "fail", f"{ref}: not read, AWS refused the credentials (see AWS credentials)", error.fix)
         elif isinstance(error, NoRegion):
             self.add(name, "fail", f"{ref}: not read, no AWS region is set", "export AWS_REGION=us-east-1")
         elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef):
@@ -220,15 +249,14 @@ class Doctor:
             "account); add kms:Decrypt on the key if the secret uses a customer key"
         )
         if not account_known:
-            fix += " (sts:GetCallerIdentity was denied: put your account id in place of ACCOUNT_ID)"
+            fix += " (sts:GetCallerIdentity did not answer: put your account id in place of ACCOUNT_ID)"
         self.add(name, "fail", f"{ref}: access denied to this role", fix + ":\n" + statement)
 
     def arn_for(self, ref: AwsRef) -> tuple[str, bool]:
 
         region = ref.region or self.region
-        try:
-            account = str(self.client("sts").get_caller_identity()["Account"])
-        except Exception:  # noqa: BLE001 - denied, unreachable or garbled: the policy still says what to grant
+        account = (self.identity or {}).get("Account")
+        if not account:  # the credentials check could not tell: the policy still says what to grant
             return f"arn:aws:secretsmanager:{region}:ACCOUNT_ID:secret:{ref.secret_id}", False
         return f"arn:aws:secretsmanager:{region}:{account}:secret:{ref.secret_id}", True
 

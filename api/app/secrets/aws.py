@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +33,10 @@ from botocore.config import Config
 
 from ..telemetry import SM_CALLS
 from .base import Fetched, SecretBackend, SecretVersion
-from .endpoints import secretsmanager_endpoint
+from .endpoints import on_this_machine, secretsmanager_endpoint
 from .errors import (
+    ExpiredCredentials,
+    InvalidAccessKey,
     MalformedReference,
     NoCredentials,
     NoRegion,
@@ -43,6 +46,7 @@ from .errors import (
     SecretNotFound,
     SecretsManagerUnreachable,
     SecretsThrottled,
+    SignatureMismatch,
 )
 from .refs import AwsRef, parse_reference
 from .regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, RegionChain
@@ -67,7 +71,12 @@ log = logging.getLogger("app.secrets.aws")
 
 BATCH_SIZE = 20  # BatchGetSecretValue accepts at most 20 ids in SecretIdList
 _CURRENT = "AWSCURRENT"
-_DENIED_CODES = {"AccessDeniedException", "AccessDenied", "403", "UnrecognizedClientException"}
+# Denied by a policy. A bare HTTP 403 without a code says no more than that.
+_DENIED_CODES = {"AccessDeniedException", "AccessDenied", "403"}
+# Refused before any policy is read: the credentials themselves (Secrets Manager's codes, then STS's).
+_BAD_KEY_CODES = {"UnrecognizedClientException", "InvalidClientTokenId"}
+_BAD_SIGNATURE_CODES = {"InvalidSignatureException", "SignatureDoesNotMatch"}
+_EXPIRED_CODES = {"ExpiredTokenException", "ExpiredToken"}
 _THROTTLED_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
 
 
@@ -391,7 +400,7 @@ def _call_result(code: str, message: str = "") -> str:
     failures agree on a cause."""
     if code in _THROTTLED_CODES:
         return "throttled"
-    if code in _DENIED_CODES:
+    if code in _DENIED_CODES or code in _BAD_KEY_CODES | _BAD_SIGNATURE_CODES | _EXPIRED_CODES:
         return "denied"
     if code == "ResourceNotFoundException" or _scheduled_for_deletion(code, message):
         return "not_found"
@@ -454,7 +463,21 @@ def _code(exc: botocore.exceptions.ClientError) -> str:
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     if not code and status == 403:
         return "403"
+    if code == "403" and on_this_machine(secretsmanager_endpoint()):
+        return _emulator_error_code(str(error.get("Message", ""))) or code
     return code
+
+
+def _emulator_error_code(message: str) -> str | None:
+    """The error code inside an emulator's 403 (moto with IAM enforced; used on an emulator only).
+
+    moto answers an authorization failure of a JSON-protocol service (Secrets Manager) with
+    the XML body of the query protocol, which botocore reads as code "403" with the XML as
+    the message: the real code (AccessDenied, InvalidClientTokenId, SignatureDoesNotMatch)
+    is inside. AWS answers those in JSON, with the code where botocore looks.
+    """
+    found = re.search(r"<Code>([A-Za-z.]+)</Code>", message)
+    return found.group(1) if found else None
 
 
 def translate_error(exc: BaseException, reference: str, endpoint: str) -> ResolutionError:
@@ -472,7 +495,7 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         else:
             err = _from_code(_code(exc), message, reference, endpoint)
             operation = getattr(exc, "operation_name", "")
-            if isinstance(err, SecretAccessDenied) and operation not in ("", "GetSecretValue", "BatchGetSecretValue"):
+            if type(err) is SecretAccessDenied and operation not in ("", "GetSecretValue", "BatchGetSecretValue"):
                 # Not a read of a value: the doctor's statement would not cover it; name the action.
                 err = SecretAccessDenied(
                     f"access to {reference} denied: secretsmanager:{operation}",
@@ -525,6 +548,28 @@ def _name_of(reference: str) -> str:
 
 
 def _from_code(code: str, message: str, reference: str, endpoint: str) -> ResolutionError:
+    if code in _BAD_KEY_CODES:
+        return InvalidAccessKey(
+            f"AWS does not recognise the access key id of these credentials (reading {reference})",
+            reference=reference,
+            fix="aws configure list   # the access key in use and where it comes from: replace it, or unset "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to use a profile (export AWS_PROFILE=NAME)",
+        )
+    if code in _BAD_SIGNATURE_CODES:
+        return SignatureMismatch(
+            "the secret access key does not belong to the access key id: AWS computed another signature "
+            f"(reading {reference})",
+            reference=reference,
+            fix="aws configure list   # the access key in use: set the secret access key that belongs to it "
+            "(AWS_SECRET_ACCESS_KEY, or the profile's aws_secret_access_key)",
+        )
+    if code in _EXPIRED_CODES:
+        return ExpiredCredentials(
+            f"the session token of these credentials has expired (reading {reference})",
+            reference=reference,
+            fix="aws sso login   # for an SSO profile; for an assumed role, assume it again and export the new "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN",
+        )
     if code == "ResourceNotFoundException":
         return SecretNotFound(
             f"secret {reference} not found at {endpoint}",

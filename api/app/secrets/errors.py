@@ -8,7 +8,11 @@
     │   ├── SecretNotFound            ResourceNotFoundException, missing stage/version (not_found)
     │   │   └── SecretDeleted         scheduled for deletion                        (not_found)
     │   ├── SecretAccessDenied        AccessDeniedException or a bare HTTP 403      (denied)
-    │   │   └── NoCredentials         no AWS credentials at all                     (denied)
+    │   │   ├── NoCredentials         no AWS credentials at all                     (denied)
+    │   │   └── BadCredentials        found, but AWS refuses them (not a policy)    (denied)
+    │   │       ├── InvalidAccessKey      the access key id is unknown              (denied)
+    │   │       ├── SignatureMismatch     the secret key is not the key id's        (denied)
+    │   │       └── ExpiredCredentials    the session token has expired             (denied)
     │   ├── NoRegion                  no region to look in                          (config)
     │   ├── SecretsManagerUnreachable endpoint down, DNS, TLS, timeouts             (unreachable)
     │   ├── SecretsThrottled          ThrottlingException after the retries ran out (unreachable)
@@ -29,8 +33,11 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 __all__ = [
+    "BadCredentials",
     "ErrorKind",
+    "ExpiredCredentials",
     "Finding",
+    "InvalidAccessKey",
     "MalformedReference",
     "NoCredentials",
     "NoRegion",
@@ -45,6 +52,7 @@ __all__ = [
     "SecretsManagerUnreachable",
     "SecretsThrottled",
     "SettingsError",
+    "SignatureMismatch",
     "set_key_fix",
 ]
 
@@ -107,6 +115,23 @@ class SecretAccessDenied(ResolutionError):
 
 class NoCredentials(SecretAccessDenied):
     """No AWS credentials were found at all: nothing was denied, nothing was asked."""
+
+
+class BadCredentials(SecretAccessDenied):
+    """Credentials were found but AWS refused them before any policy was read: no policy
+    grants the fix. (IAM never denies ``sts:GetCallerIdentity``; when it fails, this is why.)"""
+
+
+class InvalidAccessKey(BadCredentials):
+    """The access key id is unknown to AWS: deleted, deactivated, mistyped, or another account's endpoint."""
+
+
+class SignatureMismatch(BadCredentials):
+    """The request's signature does not match: the secret access key is not the one of the key id."""
+
+
+class ExpiredCredentials(BadCredentials):
+    """Temporary credentials (SSO, an assumed role) whose session token has expired."""
 
 
 class NoRegion(ResolutionError):
