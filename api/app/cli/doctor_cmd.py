@@ -39,6 +39,8 @@ from ..secrets.errors import (
     SettingsError,
 )
 from ..secrets.refs import AwsRef
+from ..secrets.regions import REGION_PLACEHOLDER
+from .fixes import DB_HOST_PLACEHOLDER, by_operator, by_rotation_role, secrets_command
 from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, print_json, say
 
@@ -178,9 +180,8 @@ class Doctor:
             source = "AWS_REGION" if self.insp.collected.raw.get("AWS_REGION") else "the AWS config"
             self.add("AWS region", "ok", f"{self.region} (from {source})")
         else:
-            self.add(
-                "AWS region", "fail", "no region set", "export AWS_REGION=us-east-1   # the region of your secrets"
-            )
+            fix = f"export AWS_REGION={REGION_PLACEHOLDER}   # the region of your secrets"
+            self.add("AWS region", "fail", "no region set", fix)
 
     def caller(self, method: str) -> None:
         """Credentials found: does AWS take them? IAM never denies sts:GetCallerIdentity, so
@@ -222,7 +223,7 @@ class Doctor:
         elif isinstance(error, BadCredentials):
             self.add(name, "fail", f"{ref}: not read, AWS refused the credentials (see AWS credentials)", error.fix)
         elif isinstance(error, NoRegion):
-            self.add(name, "fail", f"{ref}: not read, no AWS region is set", "export AWS_REGION=us-east-1")
+            self.add(name, "fail", f"{ref}: not read, no AWS region is set", f"export AWS_REGION={REGION_PLACEHOLDER}")
         elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef):
             self.denied(name, ref)
         elif isinstance(error, SecretDeleted) and isinstance(ref, AwsRef):
@@ -271,7 +272,8 @@ class Doctor:
             when = deletion_notice(meta) or when
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
             pass
-        self.add(name, "fail", f"{ref}: {when}", f"ecomind secrets restore {ref.secret_id}")
+        restore = secrets_command(f"restore {ref.secret_id}", ref.region or self.region, note=by_operator(self.m))
+        self.add(name, "fail", f"{ref}: {when}", restore)
 
     def not_found(self, name: str, ref: AwsRef) -> None:
         secret_name = ref.secret_id.split(":secret:")[-1]
@@ -282,7 +284,8 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: the secret exists in {here} but no version of it is staged {stage} (it has no value yet)",
-                f"printf '%s' \"$VALUE\" | ecomind secrets set {ref.secret_id}",
+                "printf '%s' \"$VALUE\" | "
+                + secrets_command(f"set {ref.secret_id}", here, note="VALUE: its value; " + by_operator(self.m)),
             )
             return
         elsewhere, looked = self.search_regions(secret_name, here)
@@ -310,14 +313,15 @@ class Doctor:
             detail += "; similar names not checked: secretsmanager:ListSecrets denied"
         default = self.m.default_reference(variable)
         if default is not None and default == str(ref):
-            fix = f"ecomind secrets provision --environment {self.m.name}"
+            options = f"--environment {self.m.name}"
             database = self.m.default_reference("DATABASE_URL")
             database_missing = any(
                 str(r) == database and isinstance(self.insp.errors.get(v), SecretNotFound)
                 for v, r in self.insp.collected.references.items()
             )
             if database_missing:  # creating the database secret needs its endpoint
-                fix += " --db-host DB_HOST   # DB_HOST: the database's endpoint"
+                options += f" --db-host {DB_HOST_PLACEHOLDER}"
+            fix = secrets_command(f"provision {options}", here, note=by_operator(self.m))
         else:
             fix = f"export {variable}=aws-secretsmanager:EXISTING_NAME   # or create {secret_name}"
         self.add(name, "fail", detail, fix)
@@ -551,12 +555,15 @@ class Doctor:
     def schedule(self, name: str, ref: AwsRef, meta: dict[str, Any], versions: list[dict[str, Any]]) -> None:
         """Rotation on, at the environment's period, and not overdue."""
         days_policy = self.m.rotation_days or 0
-        enable = f"ecomind secrets provision --environment {self.m.name} --enable-rotation"
+        region = ref.region or self.region
+        options, note = f"--environment {self.m.name} --enable-rotation", by_operator(self.m)
         if self.emulator:
             # An endpoint on this machine is an emulator, which runs no rotation function:
             # the fix says which driver it chose and why, never silently. (AWS_ENDPOINT_URL
             # is also how VPC or FIPS endpoints are set: those keep the functions.)
-            enable += " --rotation-driver local   # AWS_ENDPOINT_URL is on this machine: an emulator runs no functions"
+            options += " --rotation-driver local"
+            note = "AWS_ENDPOINT_URL is on this machine: an emulator runs no functions; " + note
+        enable = secrets_command(f"provision {options}", region, note=note)
         if not meta.get("RotationEnabled"):
             self.add(name, "fail", f"{ref}: rotation is off", enable)
             return
@@ -576,7 +583,9 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: last rotated {age} days ago, schedule is {days} days (overdue)",
-                f"ecomind secrets rotate {ref.secret_id}" + (" --local" if self.emulator else ""),
+                secrets_command(f"rotate {ref.secret_id} --local", region, note=by_rotation_role(self.m))
+                if self.emulator
+                else secrets_command(f"rotate {ref.secret_id}", region, note=by_operator(self.m)),
             )
             return
         when = f", last {last:%Y-%m-%d}" if isinstance(last, datetime) else ""
@@ -597,8 +606,11 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: not replicated to {', '.join(missing)}, which SECRETS_REPLICA_REGIONS lists",
-                f"ecomind secrets provision --environment {self.m.name} "
-                + " ".join(f"--replica-region {r}" for r in missing),
+                secrets_command(
+                    f"provision --environment {self.m.name} " + " ".join(f"--replica-region {r}" for r in missing),
+                    ref.region or self.region,
+                    note=by_operator(self.m),
+                ),
             )
             return
         lagging = {r: s for r, s in status.items() if s.get("Status") != "InSync"}
@@ -608,9 +620,9 @@ class Doctor:
                 name,
                 "fail" if state.get("Status") == "Failed" else "warn",
                 f"{ref}: the replica in {region} is {state.get('Status')}: {state.get('StatusMessage', '')}",
-                f"ecomind secrets describe {ref.secret_id}   # then, if it failed: "
-                f"aws secretsmanager remove-regions-from-replication --secret-id {ref.secret_id} "
-                f"--remove-replica-regions {region}, and provision it again",
+                secrets_command(f"describe {ref.secret_id}", ref.region or self.region)
+                + "   # then, if it failed: aws secretsmanager remove-regions-from-replication "
+                f"--secret-id {ref.secret_id} --remove-replica-regions {region}, and provision it again",
             )
             return
         shown = ", ".join(f"{r} (InSync)" for r in status)
@@ -674,14 +686,16 @@ class Doctor:
         if age <= timedelta(hours=hours):
             self.add(name, "ok", f"{ref}: version {version} is AWSPENDING for {_span(age)}, within {window}")
             return
-        region = f" --region {ref.region}" if ref.region and ref.region != self.region else ""
-        where = "; run it as the rotation role where the database is reachable" if variable == "DATABASE_URL" else ""
+        where = by_rotation_role(self.m) + (", where the database is reachable" if variable == "DATABASE_URL" else "")
+        resume = secrets_command(
+            f"rotate {ref.secret_id} --local", ref.region or self.region, note=f"resumes version {version}; {where}"
+        )
         self.add(
             name,
             "fail",
             f"{ref}: version {version} has been AWSPENDING without AWSCURRENT for {_span(age)}, longer than "
             f"{window}: a rotation stopped before finishSecret, and Secrets Manager starts no other until it ends",
-            f"ecomind secrets rotate {ref.secret_id} --local{region}   # resumes version {version}{where}",
+            resume,
         )
 
 

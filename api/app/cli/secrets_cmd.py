@@ -24,7 +24,8 @@ import typer
 from ..secrets.dburl import field_problems as dburl_field_problems
 from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
 from ..secrets.errors import SecretNotFound, SecretsManagerUnreachable
-from ..secrets.regions import parse_regions
+from ..secrets.regions import parse_regions, region_option
+from .fixes import DB_HOST_PLACEHOLDER, secrets_command
 from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
 
@@ -61,7 +62,7 @@ def secrets_client(region: str | None) -> Any:
     try:
         return secretsmanager_client(region)
     except botocore.exceptions.NoRegionError:
-        fail("no AWS region to find the secrets in", ExitCode.CONFIG, fix="export AWS_REGION=us-east-1   # or --region")
+        fail("no AWS region to find the secrets in", ExitCode.CONFIG, fix=_again(None))
 
 
 @contextmanager
@@ -86,6 +87,20 @@ def aws_errors(what: str, client: Any) -> Iterator[None]:
         raise error from None
 
 
+def _again(region: str | None, *extra: str, placeholder: str = "") -> str:
+    """This very command again, with ``extra`` options, in the region it ran in (the arguments
+    of these commands hold names, never a value): a shell that passed AWS_REGION inline to
+    it does not pass it to the next command. ``placeholder`` ends it, unquoted."""
+    command = " ".join([shlex.join(["ecomind", *sys.argv[1:], *extra]), *([placeholder] if placeholder else [])])
+    if "--region" in sys.argv:
+        return command
+    return f"{command} {region_option(region or os.environ.get('AWS_REGION'))}"
+
+
+def _region(client: Any) -> str | None:
+    return str(client.meta.region_name) if client.meta.region_name else None
+
+
 def _describe(client: Any, name: str) -> dict[str, Any] | None:
     try:
         with aws_errors(name, client):
@@ -103,7 +118,7 @@ def _existing(client: Any, name: str) -> dict[str, Any]:
     fail(
         f"secret {name} not found in {client.meta.region_name} (a force-deleted secret cannot be restored)",
         ExitCode.NOT_FOUND,
-        fix=f"ecomind secrets provision --environment {env}   # creates it"
+        fix=secrets_command(f"provision --environment {env}", _region(client), note="creates it")
         if env
         else "ecomind doctor   # looks for it in the other regions and among similar names",
     )
@@ -285,7 +300,7 @@ def provision(
         fail(
             "--rotation-driver is lambda or local",
             ExitCode.USAGE,
-            fix=f"ecomind secrets provision --environment {m.name} --enable-rotation --rotation-driver local",
+            fix=_again(region, "--rotation-driver", "local"),
         )
     client = secrets_client(region)
     days = rotation_days or m.rotation_days
@@ -304,9 +319,9 @@ def provision(
         meta = _describe(client, name)
         if meta is not None and deletion_notice(meta):
             entry = plan.secret(name, deletion_notice(meta) or "")
-            entry["fix"] = Verbatim(f"ecomind secrets restore {name}")
+            entry["fix"] = Verbatim(secrets_command(f"restore {name}", _region(client)))
             if not as_json:
-                data(f"  restore it first: ecomind secrets restore {name}")
+                data(f"  restore it first: {entry['fix']}")
             continue
         if meta is None:
             entry = plan.secret(name, "missing")
@@ -339,7 +354,7 @@ def provision(
     if as_json:
         print_json({"environment": m.name, "prefix": Verbatim(m.prefix), "dry_run": dry_run, "secrets": plan.secrets})
     if plan.differences:
-        again = shlex.join(["ecomind", *sys.argv[1:], "--update"])
+        again = _again(_region(client), "--update")
         fail(f"{plan.differences} difference(s) with what exists were not applied", ExitCode.FAILED, fix=again)
     if as_json:
         return
@@ -391,7 +406,10 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
                 f"the rotation function {function} does not exist",
                 ExitCode.NOT_FOUND,
                 fix="create it: docs/deployment.md, section 3 (on an emulator, which runs no functions: "
-                f"ecomind secrets provision --environment {m.name} --enable-rotation --rotation-driver local)",
+                + secrets_command(
+                    f"provision --environment {m.name} --enable-rotation --rotation-driver local", _region(client)
+                )
+                + ")",
             )
         raise
 
@@ -456,7 +474,7 @@ def _create(
         fail(
             f"{name} does not exist yet: creating it needs the database endpoint",
             ExitCode.USAGE,
-            fix=f"ecomind secrets provision --environment {m.name} --db-host YOUR-DATABASE-ENDPOINT",
+            fix=_again(_region(client), "--db-host", placeholder=DB_HOST_PLACEHOLDER),
         )
     tags = [
         {"Key": "environment", "Value": m.name},
@@ -533,7 +551,7 @@ def _update(
     if "username" in differ and plan.update and not json_mode():
         say(
             f"  note: the password now belongs to {differ['username']}; set it on that role, or rotate: "
-            f"ecomind secrets rotate {name}"
+            + secrets_command(f"rotate {name}", _region(client))
         )
 
 
@@ -629,7 +647,7 @@ def describe(
         "replicas": _replicas(meta),
     }
     if deletion_notice(meta):
-        info["fix"] = Verbatim(f"ecomind secrets restore {meta['Name']}")
+        info["fix"] = Verbatim(secrets_command(f"restore {meta['Name']}", _region(client)))
     if as_json:
         print_json(info)
         return
@@ -742,7 +760,11 @@ def get(
                         fail(
                             f"no version of {reference.secret_id} is staged {stage}{hint}",
                             ExitCode.NOT_FOUND,
-                            fix=f"ecomind secrets history {reference.secret_id}   # the versions and their stages",
+                            fix=secrets_command(
+                                f"history {reference.secret_id}",
+                                reference.region or region or os.environ.get("AWS_REGION"),
+                                note="the versions and their stages",
+                            ),
                         )
             raise
     text = resolved.value.get_secret_value()
@@ -779,7 +801,7 @@ def set_(
         fail(
             "no value on stdin: nothing stored",
             ExitCode.USAGE,
-            fix=f"printf '%s' \"$VALUE\" | ecomind secrets set {name}",
+            fix="printf '%s' \"$VALUE\" | " + _again(region or os.environ.get("AWS_REGION")),
         )
     from ..secrets import redact
 
@@ -792,7 +814,7 @@ def set_(
             if not isinstance(current, dict):
                 fail(f"{name} is not a JSON object: set it without a key", ExitCode.CONFIG)
             text = json.dumps({**current, key: _as_before(key, current.get(key), text)})
-        _refuse_what_the_app_would(meta, text)
+        _refuse_what_the_app_would(meta, text, _region(client))
         version = client.put_secret_value(SecretId=name, SecretString=text)["VersionId"]
     if as_json:
         print_json({"name": Verbatim(name), "key": key, "version": Verbatim(version), "stage": "AWSCURRENT"})
@@ -800,7 +822,7 @@ def set_(
         data(f"{name}{':' + key if key else ''}: stored as version {version} (AWSCURRENT)")
 
 
-def _refuse_what_the_app_would(meta: dict[str, Any], text: str) -> None:
+def _refuse_what_the_app_would(meta: dict[str, Any], text: str, region: str | None) -> None:
     """A secret of the model: the value must pass the check its variable gets at start."""
     from ..secrets.errors import set_key_fix
     from ..secrets.policy import CHECKS
@@ -815,7 +837,8 @@ def _refuse_what_the_app_would(meta: dict[str, Any], text: str) -> None:
     findings = [f for f in CHECKS[spec.variable](m, text).findings if f.severity == "error"]
     if findings:
         key = next((f.json_key for f in findings if f.json_key), None)
-        fix = set_key_fix(meta["Name"], key) if key else f"ecomind secrets rotate {meta['Name']}   # a generated value"
+        generated = secrets_command(f"rotate {meta['Name']}", region, note="a generated value")
+        fix = set_key_fix(meta["Name"], key, region) if key else generated
         fail(
             f"not stored: as {spec.variable} in {env}, the value {'; '.join(f.message for f in findings)}",
             ExitCode.CONFIG,
@@ -880,14 +903,15 @@ def rotate(
     client = secrets_client(region)
     meta = _existing(client, name)
     if deletion_notice(meta):
-        fail(f"{name} is {deletion_notice(meta)}", ExitCode.NOT_FOUND, fix=f"ecomind secrets restore {name}")
+        restore = secrets_command(f"restore {name}", _region(client))
+        fail(f"{name} is {deletion_notice(meta)}", ExitCode.NOT_FOUND, fix=restore)
     if not meta.get("RotationEnabled"):
         env = _environment_of(meta)
         driver = " --rotation-driver local" if local else ""
         fail(
             f"rotation is not enabled on {name}",
             ExitCode.CONFIG,
-            fix=f"ecomind secrets provision --environment {env} --enable-rotation{driver}"
+            fix=secrets_command(f"provision --environment {env} --enable-rotation{driver}", _region(client))
             if env
             else "tag the secret environment=staging or environment=production, then run "
             f"ecomind secrets provision --enable-rotation{driver} for that environment",
@@ -897,14 +921,15 @@ def rotate(
             fail(
                 f"{name} has no rotation function",
                 ExitCode.CONFIG,
-                fix=f"ecomind secrets rotate {name} --local   # or attach the function: docs/deployment.md, section 3",
+                fix=_again(_region(client), "--local") + "   # or attach the function: docs/deployment.md, section 3",
             )
         with aws_errors(name, client):
             client.rotate_secret(SecretId=name, RotateImmediately=True)
         if as_json:
             print_json({"name": Verbatim(name), "state": "started"})
         else:
-            data(f"rotation of {name} started by Secrets Manager; follow it with: ecomind secrets history {name}")
+            follow = secrets_command(f"history {name}", _region(client))
+            data(f"rotation of {name} started by Secrets Manager; follow it with: {follow}")
         return
     try:
         with aws_errors(name, client):
@@ -913,7 +938,7 @@ def rotate(
                 client, name, rotator, on_step=lambda step: None if as_json else data(f"  {step} ...", err=True)
             )
     except RotationError as exc:
-        fix = f"ecomind secrets rotate {name} --local   # resumes"
+        fix = _again(_region(client)) + "   # resumes"
         if "neither AWSCURRENT nor AWSPREVIOUS logs in" in str(exc):
             fix = f"ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres {fix}"
         fail(f"rotation failed: {exc}", ExitCode.FAILED, fix=fix)

@@ -49,7 +49,7 @@ from .errors import (
     SignatureMismatch,
 )
 from .refs import AwsRef, parse_reference
-from .regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, RegionChain
+from .regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, REGION_PLACEHOLDER, RegionChain, region_option
 from .stats import Stats
 
 if TYPE_CHECKING:
@@ -308,15 +308,18 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         return tagged
 
     def _deletion_date(self, key: AwsRef, err: SecretDeleted) -> SecretDeleted:
-        """The same error with the date the secret goes (one DescribeSecret, on this failure path only)."""
+        """The same error with the date the secret goes (one DescribeSecret, on this failure path only),
+        and the restore command in the secret's region."""
+        region, deleted = key.region or self._default_region, None
         try:
-            deleted = self.client(key.region).describe_secret(SecretId=key.secret_id).get("DeletedDate")
+            client = self.client(key.region)
+            region = region or client.meta.region_name
+            deleted = client.describe_secret(SecretId=key.secret_id).get("DeletedDate")
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-            return err
-        if deleted is None:
-            return err
-        when = deleted.strftime("%Y-%m-%d %H:%M %Z").strip()
-        dated = SecretDeleted(f"{key} is scheduled for deletion on {when}", reference=err.reference, fix=err.fix)
+            pass
+        fix = f"ecomind secrets restore {key.secret_id} {region_option(region)}"
+        when = f" on {deleted.strftime('%Y-%m-%d %H:%M %Z').strip()}" if deleted is not None else ""
+        dated = SecretDeleted(f"{key} is scheduled for deletion{when}", reference=err.reference, fix=fix)
         dated.__cause__ = err.__cause__
         return dated
 
@@ -512,7 +515,7 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         err = NoRegion(
             f"no AWS region to read {reference}",
             reference=reference,
-            fix="export AWS_REGION=us-east-1   # the region of the secrets (or use a full ARN)",
+            fix=f"export AWS_REGION={REGION_PLACEHOLDER}   # the region of the secrets (or use a full ARN)",
         )
     elif isinstance(
         exc,

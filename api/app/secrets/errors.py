@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from .regions import region_option
+
 __all__ = [
     "BadCredentials",
     "ErrorKind",
@@ -165,9 +167,10 @@ class Finding:
     json_key: str | None = None  # the key of a JSON secret that holds the problem (its fix sets that key)
 
 
-def set_key_fix(secret: str, key: str) -> str:
+def set_key_fix(secret: str, key: str, region: str | None) -> str:
     """The fix of a finding in one JSON key of a stored secret: a command that sets that key."""
-    return f"printf '%s' \"$VALUE\" | ecomind secrets set {secret} {key}   # VALUE: the right {key}"
+    command = f"ecomind secrets set {secret} {key} {region_option(region)}"
+    return f"printf '%s' \"$VALUE\" | {command}   # VALUE: the right {key}"
 
 
 @dataclass(frozen=True)

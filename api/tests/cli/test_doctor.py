@@ -4,14 +4,22 @@ IAM enforced where a role or a key is refused)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.secrets.environment import model
+
 from ..conftest import CANARY, Aws, Cli, assert_clean
 from ..support.awsproxy import AwsProxy
 from ..support.services import MotoServer
-from .conftest import admin_client
+from .conftest import admin_client, run_fix, user_with
+
+REPO = Path(__file__).resolve().parents[3]
 
 JWT = "k" * 48
 DB = "postgresql://u:Pw-1234567@127.0.0.1:1/db"
@@ -102,3 +110,98 @@ def test_an_expired_session_token_says_to_refresh_the_session(cli: Cli, aws: Aws
     no_denial_diagnosed(checks)
     read = cli("secrets", "get", "ecomind/prod/jwt", env=env)
     assert read.returncode == 5 and "has expired" in read.stderr and "aws sso login" in read.stderr
+
+
+# -- every printed fix runs as printed: in its region, as the role it names ----------------
+
+ELSEWHERE = "eu-west-1"  # not the region of the tests' shell (us-east-1): a fix must carry its own
+
+
+_ROLE_USERS: dict[tuple[int, str], dict[str, str]] = {}
+
+
+def role_user(iam: tuple[MotoServer, dict[str, str]], role: str, policy: str, env: str = "staging") -> dict[str, str]:
+    """A user named as the model's role, holding exactly that role's policy of deploy/iam/ (in ELSEWHERE);
+    made once per IAM server."""
+    made = _ROLE_USERS.get((iam[0].port, role))
+    if made is not None:
+        return made
+    rendered = subprocess.run(
+        [sys.executable, str(REPO / "deploy/render.py"), env, str(REPO / policy), "--set", f"AWS_REGION={ELSEWHERE}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    made = user_with(iam, model(env).role_name(role), json.loads(rendered)["Statement"])
+    _ROLE_USERS[(iam[0].port, role)] = made
+    return made
+
+
+def shell_without_region(env: dict[str, str]) -> dict[str, str]:
+    """The shell the docs run fixes in: AWS_REGION was passed inline to the doctor, not exported."""
+    return {k: v for k, v in env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+
+
+@pytest.fixture
+def staging_elsewhere(iam: tuple[MotoServer, dict[str, str]]) -> dict[str, str]:
+    """Staging's JWT secret in ELSEWHERE; the database from the environment (it does not answer)."""
+    sm = admin_client(iam, ELSEWHERE)
+    try:
+        sm.create_secret(Name="ecomind/staging/jwt", SecretString=JWT)
+    except sm.exceptions.ResourceExistsException:
+        sm.restore_secret(SecretId="ecomind/staging/jwt")  # a test before may have left it deleted
+    return {"ENVIRONMENT": "staging", "AWS_REGION": ELSEWHERE, "DATABASE_URL": DB}
+
+
+def test_the_restore_fix_runs_in_the_secrets_region_as_the_operator_it_names(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    sm.delete_secret(SecretId="ecomind/staging/jwt", RecoveryWindowInDays=7)
+    api = role_user(iam, "api", "deploy/iam/api-task-role.policy.json")
+    _, checks, _ = doctor(cli, {**api, **staging_elsewhere})
+    readable = checks["JWT_SECRET readable"]
+    assert "scheduled for deletion on" in readable["detail"]
+    fix = readable["fix"]
+    assert f"--region {ELSEWHERE}" in fix and "us-east-1" not in fix
+    assert "as the operator" in fix and "ecomind-staging-api" in fix, fix  # the role that may not
+    as_api = run_fix(fix, shell_without_region(api), cli.cwd)
+    assert as_api.returncode == 5, as_api.stderr  # the API role may not restore: the fix said so
+    as_operator = run_fix(fix, shell_without_region(iam[1]), cli.cwd)
+    assert as_operator.returncode == 0 and "restored" in as_operator.stdout, as_operator.stderr
+    assert "DeletedDate" not in sm.describe_secret(SecretId="ecomind/staging/jwt")
+
+
+def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    sm.rotate_secret(
+        SecretId="ecomind/staging/jwt", RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False
+    )
+    pending = sm.put_secret_value(SecretId="ecomind/staging/jwt", SecretString="p" * 48, VersionStages=["AWSPENDING"])
+    api = role_user(iam, "api", "deploy/iam/api-task-role.policy.json")
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    _, checks, _ = doctor(cli, {**api, **staging_elsewhere}, "--as-of", later)
+    fix = checks["JWT_SECRET pending version"]["fix"]
+    assert f"--region {ELSEWHERE}" in fix and "as ecomind-staging-rotation" in fix, fix
+    rotation = role_user(iam, "rotation", "deploy/iam/rotation-lambda-role.policy.json")
+    ran = run_fix(fix, shell_without_region(rotation), cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    current = sm.get_secret_value(SecretId="ecomind/staging/jwt", VersionStage="AWSCURRENT")
+    assert current["VersionId"] == pending["VersionId"]
+
+
+def test_without_a_region_the_fixes_name_none_and_run_once_the_shell_has_one(cli: Cli, aws: Aws) -> None:
+    aws.create("ecomind/prod/jwt", JWT, region=ELSEWHERE)
+    shell = shell_without_region(aws.env)
+    _, checks, _ = doctor(cli, {**shell, "ENVIRONMENT": "production", "DATABASE_URL": DB})
+    fixes = [c["fix"] for c in checks.values() if "region" in c["detail"]]
+    assert fixes and all("us-east-1" not in f and "${REGION:?" in f for f in fixes), fixes
+    described = cli("secrets", "describe", "ecomind/prod/jwt", env=shell)
+    assert described.returncode == 3 and "us-east-1" not in described.stderr
+    fix = described.stderr.split("fix: ", 1)[1].strip()
+    refused = run_fix(fix, shell, cli.cwd)
+    assert refused.returncode != 0 and "set REGION to the region of your secrets" in refused.stderr
+    ran = run_fix(fix, {**shell, "REGION": ELSEWHERE}, cli.cwd)  # the docs' shell sets REGION
+    assert ran.returncode == 0 and "ecomind/prod/jwt" in ran.stdout, ran.stderr
