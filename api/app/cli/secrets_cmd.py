@@ -114,14 +114,49 @@ def _existing(client: Any, name: str) -> dict[str, Any]:
     meta = _describe(client, name)
     if meta is not None:
         return meta
-    env = _environment_of({"Name": name})
+    region = _region(client)
+    # Secrets Manager keeps no trace of a secret deleted without recovery: both read the same.
     fail(
-        f"secret {name} not found in {client.meta.region_name} (a force-deleted secret cannot be restored)",
+        f"secret {name} not found in {region}: it never existed there, or it was force-deleted "
+        "(Secrets Manager cannot tell which)",
         ExitCode.NOT_FOUND,
-        fix=secrets_command(f"provision --environment {env}", _region(client), note="creates it")
-        if env
-        else "ecomind doctor   # looks for it in the other regions and among similar names",
+        fix=_create_fix(client, name),
     )
+
+
+def _model_secret(name: str) -> tuple[EnvironmentModel, SecretSpec] | None:
+    """The environment model and secret a name is, under SECRETS_PREFIX or a default prefix."""
+    prefixes = [os.environ.get("SECRETS_PREFIX"), None]
+    for env in DEPLOYED:
+        for prefix in prefixes:
+            try:
+                m = model(env, prefix)
+            except ValueError:  # a SECRETS_PREFIX that is not one: the default prefix still counts
+                continue
+            spec = next((s for s in m.secrets if m.secret_name(s.key) == name), None)
+            if spec is not None:
+                return m, spec
+    return None
+
+
+def _create_fix(client: Any, name: str) -> str:
+    """A command that creates a missing secret, with every option that needs (placeholders the
+    shell refuses to run without): provision for a secret of the model, else a listing."""
+    region = _region(client)
+    found = _model_secret(name)
+    if found is None:
+        return secrets_command(
+            "list", region, note="the secrets there; ecomind doctor also looks in other regions and for similar names"
+        )
+    m, spec = found
+    options = f"--environment {m.name}"
+    database = m.secret_name("database")
+    if spec.key == "database" or _describe(client, database) is None:
+        # Provision creates every missing secret of the environment; the database's needs its endpoint.
+        options += f" --db-host {DB_HOST_PLACEHOLDER}"
+    shell_prefix = (os.environ.get("SECRETS_PREFIX") or "").strip().rstrip("/") or model(m.name).prefix
+    prefix = "" if m.prefix == shell_prefix else f"SECRETS_PREFIX={shlex.quote(m.prefix)} "
+    return prefix + secrets_command(f"provision {options}", region, note=f"creates {name} with a generated value")
 
 
 def deletion_notice(meta: dict[str, Any]) -> str | None:
