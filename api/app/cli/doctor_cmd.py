@@ -40,7 +40,14 @@ from ..secrets.errors import (
 )
 from ..secrets.refs import AwsRef
 from ..secrets.regions import REGION_PLACEHOLDER
-from .fixes import DB_HOST_PLACEHOLDER, by_operator, by_rotation_role, secrets_command
+from .fixes import (
+    DB_HOST_PLACEHOLDER,
+    MASTER_URL_FILE_PLACEHOLDER,
+    by_operator,
+    by_rotation_role,
+    master_url_note,
+    secrets_command,
+)
 from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, print_json, say
 
@@ -433,9 +440,14 @@ class Doctor:
             if failure.kind == "auth" and deployed:
                 # The stored password is not the role's: a rotation with the master user's help sets a
                 # new one in both (it also finishes a half-done rotation).
-                fix = (
-                    f"ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@{host}:{port}/postgres "
-                    f"ecomind secrets rotate {self.m.secret_name('database')} --local"
+                # The master user's URL goes in a file (or a prompt), never on the command line.
+                ref = self.insp.collected.references.get("DATABASE_URL")
+                secret = ref.secret_id if isinstance(ref, AwsRef) else self.m.secret_name("database")
+                fix = secrets_command(
+                    f"rotate {secret} --local --master-url-file {MASTER_URL_FILE_PLACEHOLDER}",
+                    (ref.region if isinstance(ref, AwsRef) else None) or self.region,
+                    note=f"{master_url_note(f'{host}:{port}')}; {by_rotation_role(self.m)}, where the database is "
+                    "reachable",
                 )
             elif failure.kind == "auth":
                 fix = (

@@ -16,11 +16,20 @@ from __future__ import annotations
 from ..secrets.environment import EnvironmentModel
 from ..secrets.regions import region_option
 
-__all__ = ["DB_HOST_PLACEHOLDER", "by_operator", "by_rotation_role", "secrets_command"]
+__all__ = [
+    "DB_HOST_PLACEHOLDER",
+    "MASTER_URL_FILE_PLACEHOLDER",
+    "by_operator",
+    "by_rotation_role",
+    "master_url_note",
+    "secrets_command",
+]
 
 # The database endpoint of a printed provision when it is not known: the docs' DB_HOST
 # (docs/deployment.md), which the shell refuses to expand while it is unset.
 DB_HOST_PLACEHOLDER = '"${DB_HOST:?set DB_HOST to the database endpoint}"'
+# The master user's URL goes in a file, never on a command line (shell history, ps).
+MASTER_URL_FILE_PLACEHOLDER = '"${MASTER_URL_FILE:?set MASTER_URL_FILE to a file holding the master URL}"'
 
 
 def secrets_command(words: str, region: str | None, *, note: str = "") -> str:
@@ -38,3 +47,12 @@ def by_operator(m: EnvironmentModel | None) -> str:
 def by_rotation_role(m: EnvironmentModel | None) -> str:
     """Who runs a local rotation: the rotation role (it writes new versions), or the operator."""
     return f"as {m.role_name('rotation')} or the operator" if m else "as the rotation role or the operator"
+
+
+def master_url_note(where: str = "HOST:PORT") -> str:
+    """What the file of ``--master-url-file`` holds, and the other ways to give it."""
+    return (
+        f"MASTER_URL_FILE: a file only you can read (chmod 600) holding "
+        f"postgresql://MASTER_USER:MASTER_PASSWORD@{where}/postgres; in a terminal, leave the option out "
+        "and it asks (not echoed)"
+    )

@@ -13,10 +13,11 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,7 +26,13 @@ from ..secrets.dburl import field_problems as dburl_field_problems
 from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
 from ..secrets.errors import SecretNotFound, SecretsManagerUnreachable
 from ..secrets.regions import parse_regions, region_option
-from .fixes import DB_HOST_PLACEHOLDER, secrets_command
+from .fixes import (
+    DB_HOST_PLACEHOLDER,
+    MASTER_URL_FILE_PLACEHOLDER,
+    by_rotation_role,
+    master_url_note,
+    secrets_command,
+)
 from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
 
@@ -87,11 +94,16 @@ def aws_errors(what: str, client: Any) -> Iterator[None]:
         raise error from None
 
 
-def _again(region: str | None, *extra: str, placeholder: str = "") -> str:
+def _again(region: str | None, *extra: str, placeholder: str = "", drop: str = "") -> str:
     """This very command again, with ``extra`` options, in the region it ran in (the arguments
     of these commands hold names, never a value): a shell that passed AWS_REGION inline to
-    it does not pass it to the next command. ``placeholder`` ends it, unquoted."""
-    command = " ".join([shlex.join(["ecomind", *sys.argv[1:], *extra]), *([placeholder] if placeholder else [])])
+    it does not pass it to the next command. ``placeholder`` ends it, unquoted; ``drop`` is
+    an option (and its value) left out."""
+    args = sys.argv[1:]
+    if drop in args:
+        at = args.index(drop)
+        args = args[:at] + args[at + 2 :]
+    command = " ".join([shlex.join(["ecomind", *args, *extra]), *([placeholder] if placeholder else [])])
     if "--region" in sys.argv:
         return command
     return f"{command} {region_option(region or os.environ.get('AWS_REGION'))}"
@@ -908,6 +920,38 @@ def restore(
 # -- rotate ------------------------------------------------------------------------------
 
 
+def _master_url(path: Path | None, region: str | None) -> Callable[[], str | None]:
+    """Where a database rotation reads the master user's URL, asked only if it needs it: the
+    file (read now: a file that cannot be read stops the command before any step), else
+    ECOMIND_MASTER_URL, else (in a terminal) a prompt that does not echo."""
+    from ..rotation.postgres import MASTER_URL
+    from ..secrets import redact
+
+    given: str | None = None
+    if path is not None:
+        try:
+            given = path.read_text().strip()
+        except OSError as exc:
+            option = "--master-url-file"
+            again = _again(region, option, placeholder=MASTER_URL_FILE_PLACEHOLDER, drop=option)
+            fail(f"{option} {path}: {exc.strerror}", ExitCode.NOT_FOUND, fix=f"{again}   # {master_url_note()}")
+        redact.register_input(given)
+
+    def read() -> str | None:
+        url = given
+        if path is None:
+            url = os.environ.get(MASTER_URL)
+            if not url and sys.stdin.isatty():
+                import getpass
+
+                url = getpass.getpass("the master user's URL, postgresql://USER:PASSWORD@HOST:PORT/postgres: ")
+        if url:
+            redact.register_input(url)  # a driver's error may quote it: never printed
+        return url or None
+
+    return read
+
+
 @app.command("rotate")
 def rotate(
     name: SecretName,
@@ -917,6 +961,15 @@ def rotate(
     local: Annotated[
         bool, typer.Option("--local", help="Drive the four steps here instead of calling RotateSecret.")
     ] = False,
+    master_url_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--master-url-file",
+            help="With --local, when neither stored password of a database secret logs in: a file holding the "
+            "master user's URL, postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres. Without it: "
+            "ECOMIND_MASTER_URL, else a prompt (not echoed) in a terminal.",
+        ),
+    ] = None,
     region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -927,6 +980,9 @@ def rotate(
     run here through the same handler code (for emulators, which cannot run a
     function, and for an operator shell that reaches the database); progress is shown
     per step. A failed step exits non-zero naming it; the same command resumes.
+    A database whose role no longer takes either stored password is re-passworded by its
+    master user, whose URL is read (only then) from --master-url-file, ECOMIND_MASTER_URL
+    or a prompt: never from the command line.
 
     Example: ecomind secrets rotate ecomind/staging/database --local
     """
@@ -966,16 +1022,21 @@ def rotate(
             follow = secrets_command(f"history {name}", _region(client))
             data(f"rotation of {name} started by Secrets Manager; follow it with: {follow}")
         return
+    master = _master_url(master_url_file, _region(client))
     try:
         with aws_errors(name, client):
-            rotator = rotator_for(client, name, strategy)
+            rotator = rotator_for(client, name, strategy, master_url=master)
             version = rotate_locally(
                 client, name, rotator, on_step=lambda step: None if as_json else data(f"  {step} ...", err=True)
             )
     except RotationError as exc:
         fix = _again(_region(client)) + "   # resumes"
         if "neither AWSCURRENT nor AWSPREVIOUS logs in" in str(exc):
-            fix = f"ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres {fix}"
+            m = _model_secret(name)
+            fix = _again(
+                _region(client), "--master-url-file", placeholder=MASTER_URL_FILE_PLACEHOLDER, drop="--master-url-file"
+            )
+            fix += f"   # {master_url_note()}; {by_rotation_role(m[0] if m else None)}"
         fail(f"rotation failed: {exc}", ExitCode.FAILED, fix=fix)
     if as_json:
         print_json({"name": Verbatim(name), "state": "rotated", "version": Verbatim(version)})

@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from app.localdb import LocalPostgres, ensure_role_and_database
 from app.secrets.environment import model
 
 from ..conftest import CANARY, Aws, Cli, assert_clean
 from ..support.awsproxy import AwsProxy
-from ..support.services import MotoServer
+from ..support.services import MotoServer, free_port
 from .conftest import admin_client, run_fix, user_with
 
 REPO = Path(__file__).resolve().parents[3]
@@ -205,3 +208,45 @@ def test_without_a_region_the_fixes_name_none_and_run_once_the_shell_has_one(cli
     assert refused.returncode != 0 and "set REGION to the region of your secrets" in refused.stderr
     ran = run_fix(fix, {**shell, "REGION": ELSEWHERE}, cli.cwd)  # the docs' shell sets REGION
     assert ran.returncode == 0 and "ecomind/prod/jwt" in ran.stdout, ran.stderr
+
+
+# -- a refused database password: the master user's URL never on the command line -------
+
+
+@pytest.fixture(scope="module")
+def ssl_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A PostgreSQL with SSL, as staging requires (sslmode=require is added to its URL)."""
+    server = LocalPostgres(tmp_path_factory.mktemp("pg-ssl"), free_port(), ssl=True).start()
+    yield server
+    server.stop()
+
+
+def test_a_refused_database_password_is_fixed_with_the_master_url_in_a_file_not_the_command(
+    cli: Cli, aws: Aws, ssl_postgres: LocalPostgres
+) -> None:
+    password = f"{CANARY}-role"
+    ensure_role_and_database(ssl_postgres.superuser_dsn(), user="app_ssl", password=password, dbname="app_ssl")
+    fields = {"engine": "postgres", "host": "127.0.0.1", "port": ssl_postgres.port, "dbname": "app_ssl"}
+    stored = json.dumps({**fields, "username": "app_ssl", "password": "Not-the-roles-password-1"})
+    sm = boto3.client("secretsmanager", region_name=ELSEWHERE, endpoint_url=aws.url)
+    sm.create_secret(Name="ecomind/staging/database", SecretString=stored)
+    sm.rotate_secret(
+        SecretId="ecomind/staging/database", RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False
+    )
+    sm.create_secret(Name="ecomind/staging/jwt", SecretString=JWT)
+    shell = shell_without_region(aws.env)
+    env = {**shell, "ENVIRONMENT": "staging", "AWS_REGION": ELSEWHERE}
+    _, checks, _ = doctor(cli, env)
+    login = checks["database login"]
+    assert login["status"] == "fail" and "password authentication failed" in login["detail"]
+    command = login["fix"].split("   #", 1)[0]
+    assert "--master-url-file" in command and f"--region {ELSEWHERE}" in command, login["fix"]
+    assert "://" not in command and "MASTER_PASSWORD" not in command and "ECOMIND_MASTER_URL" not in command
+    master = cli.cwd / "master-url"
+    master.write_text(ssl_postgres.superuser_dsn() + " sslmode=require\n")  # a conninfo string serves too
+    master.chmod(0o600)
+    ran = run_fix(login["fix"], {**shell, "ENVIRONMENT": "staging", "MASTER_URL_FILE": str(master)}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert_clean(ran, ssl_postgres.superuser_password, password)
+    _, after, _ = doctor(cli, env)
+    assert after["database reachable"]["status"] == "ok", after

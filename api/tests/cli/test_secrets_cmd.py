@@ -3,7 +3,11 @@ fix it prints, run as printed (moto's server, a shell that does not export AWS_R
 
 from __future__ import annotations
 
-from ..conftest import Aws, Cli, assert_clean
+import os
+import pty
+import time
+
+from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
 from .conftest import run_fix
 
 ELSEWHERE = "eu-west-1"  # not the tests' default region: a fix must carry its own
@@ -54,3 +58,48 @@ def test_a_missing_secret_that_is_no_secret_of_the_model_gets_a_listing(cli: Cli
     assert missing.returncode == 4
     ran = run_fix(fix_of(missing.stderr), shell_without_region(aws), cli.cwd)
     assert ran.returncode == 0, ran.stderr
+
+
+def test_rotate_asks_a_terminal_for_the_master_url_without_echoing_it(aws: Aws, database: Database) -> None:
+    aws.create("rot/prompt", database.rds_secret())
+    aws.client.rotate_secret(
+        SecretId="rot/prompt", RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
+    )
+    database.set_password(f"{CANARY}-changed-by-hand")  # neither stored password logs in
+    env = {**aws.env, "ENVIRONMENT": "development", "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: ecomind with a terminal of its own, as an operator's shell
+        os.execve(ECOMIND, [ECOMIND, "secrets", "rotate", "rot/prompt", "--local"], env)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"master user's URL" not in seen:
+        assert time.monotonic() < deadline, seen
+        seen += os.read(terminal, 4096)
+    os.write(terminal, database.admin_dsn.encode() + b"\n")
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(terminal)
+    text = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "rotated rot/prompt" in text
+    assert database.admin_dsn not in text and CANARY not in text  # not echoed, not printed
+
+
+def test_rotate_refuses_a_master_url_file_it_cannot_read(cli: Cli, aws: Aws, database: Database) -> None:
+    aws.create("rot/nofile", database.rds_secret())
+    aws.client.rotate_secret(
+        SecretId="rot/nofile", RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
+    )
+    database.set_password(f"{CANARY}-changed-by-hand")
+    env = {**aws.env, "ENVIRONMENT": "development"}
+    missing = cli("secrets", "rotate", "rot/nofile", "--local", "--master-url-file", "nowhere", env=env)
+    assert missing.returncode == 4 and "--master-url-file nowhere" in missing.stderr, missing.stderr
+    assert "createSecret" not in missing.stderr  # refused before any step
+    assert_clean(missing, database.password)
