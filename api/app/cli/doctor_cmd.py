@@ -579,8 +579,12 @@ class Doctor:
         if not meta.get("RotationEnabled"):
             self.add(name, "fail", f"{ref}: rotation is off", enable)
             return
+        from ..rotation.schedule import last_rotated, next_rotation
+        from ..secrets.environment import rotation_window
+
         days = int(meta.get("RotationRules", {}).get("AutomaticallyAfterDays") or days_policy)
-        last = self.last_rotated(meta, versions)
+        last = last_rotated(meta, versions)
+        due = next_rotation(meta, last, days_policy)
         if days > days_policy:
             self.add(
                 name,
@@ -589,7 +593,8 @@ class Doctor:
                 enable,
             )
             return
-        if isinstance(last, datetime) and self.as_of - last > timedelta(days=days, hours=24):
+        window, _ = rotation_window(meta.get("RotationRules", {}))
+        if isinstance(last, datetime) and due is not None and self.as_of > due + timedelta(hours=window):
             age = (self.as_of - last).days
             self.add(
                 name,
@@ -601,6 +606,7 @@ class Doctor:
             )
             return
         when = f", last {last:%Y-%m-%d}" if isinstance(last, datetime) else ""
+        when += f", next {due:%Y-%m-%d}" if due is not None else ""
         self.add(name, "ok", f"{ref}: every {days} days{when}")
 
     def replication(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
@@ -653,14 +659,6 @@ class Doctor:
         except botocore.exceptions.BotoCoreError as exc:
             return [], f"ListSecretVersionIds failed ({type(exc).__name__})"
         return list(answer.get("Versions", [])), None
-
-    def last_rotated(self, meta: dict[str, Any], versions: list[dict[str, Any]]) -> datetime | None:
-        """When AWSCURRENT was made: a rotation driven here (--local) sets no LastRotatedDate."""
-        known = [d for d in (meta.get("LastRotatedDate"), meta.get("CreatedDate")) if isinstance(d, datetime)]
-        for version in versions:
-            if "AWSCURRENT" in version.get("VersionStages", []) and isinstance(version.get("CreatedDate"), datetime):
-                known.append(version["CreatedDate"])
-        return max(known) if known else None
 
     def pending(
         self,

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -195,10 +195,13 @@ def _iso(value: Any) -> str | None:
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else None
 
 
-def _rotation(meta: dict[str, Any]) -> dict[str, Any]:
-    last = meta.get("LastRotatedDate")
+def _rotation(client: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """Rotation as the doctor judges it (app/rotation/schedule.py): one "last rotated", one "next"."""
+    from ..rotation.schedule import last_rotated, next_rotation
+
+    last = last_rotated(meta, _versions(client, meta["Name"]))
     days = meta.get("RotationRules", {}).get("AutomaticallyAfterDays")
-    nxt = meta.get("NextRotationDate") or (last + timedelta(days=days) if last and days else None)
+    nxt = next_rotation(meta, last)
     return {
         "rotation": "on" if meta.get("RotationEnabled") else "off",
         "rotation_function": meta.get("RotationLambdaARN") or None,
@@ -206,6 +209,17 @@ def _rotation(meta: dict[str, Any]) -> dict[str, Any]:
         "last_rotated": _iso(last),
         "next_rotation": _iso(nxt),
     }
+
+
+def _versions(client: Any, name: str) -> list[dict[str, Any]]:
+    """The secret's staged versions with their dates; none when they may not be listed (the
+    dates then come from DescribeSecret's alone)."""
+    import botocore.exceptions
+
+    try:
+        return list(client.list_secret_version_ids(SecretId=name).get("Versions", []))
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+        return []
 
 
 def _stages(meta: dict[str, Any]) -> dict[str, list[str]]:
@@ -639,7 +653,7 @@ def list_(
                             "stages": sorted(
                                 {s for v in (meta.get("SecretVersionsToStages") or {}).values() for s in v}
                             ),
-                            **_rotation(meta),
+                            **_rotation(client, meta),
                         }
                     )
     region_name = client.meta.region_name
@@ -689,7 +703,7 @@ def describe(
         "kms_key": Verbatim(meta.get("KmsKeyId", "aws/secretsmanager (AWS managed)")),
         "tags": {t["Key"]: Verbatim(t["Value"]) for t in meta.get("Tags", [])},
         "versions": _stages(meta),
-        **_rotation(meta),
+        **_rotation(client, meta),
         "primary_region": meta.get("PrimaryRegion") or client.meta.region_name,
         "replicas": _replicas(meta),
     }

@@ -3,9 +3,11 @@ fix it prints, run as printed (moto's server, a shell that does not export AWS_R
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import time
+from datetime import UTC, datetime, timedelta
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
 from .conftest import run_fix
@@ -103,3 +105,28 @@ def test_rotate_refuses_a_master_url_file_it_cannot_read(cli: Cli, aws: Aws, dat
     assert missing.returncode == 4 and "--master-url-file nowhere" in missing.stderr, missing.stderr
     assert "createSecret" not in missing.stderr  # refused before any step
     assert_clean(missing, database.password)
+
+
+def test_list_describe_and_the_doctor_agree_on_the_last_and_next_rotation(cli: Cli, aws: Aws) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
+        "--rotation-driver", "local", env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    time.sleep(1.1)  # Secrets Manager's dates have seconds: the rotation below is later than the schedule
+    before = datetime.now(UTC).replace(microsecond=0)
+    rotated = cli("secrets", "rotate", "ecomind/staging/jwt", "--local", env=aws.env)
+    assert rotated.returncode == 0, rotated.stderr
+    listed = json.loads(cli("secrets", "list", "-e", "staging", "--json", env=aws.env).stdout)["secrets"]
+    row = {r["name"]: r for r in listed}["ecomind/staging/jwt"]
+    described = json.loads(cli("secrets", "describe", "ecomind/staging/jwt", "--json", env=aws.env).stdout)
+    for shown in (row, described):
+        last = datetime.fromisoformat(shown["last_rotated"])
+        assert last >= before, shown  # the rotation driven here counts: it sets no LastRotatedDate
+        assert datetime.fromisoformat(shown["next_rotation"]) == last + timedelta(days=90), shown
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": "postgresql://u:Pw-1234567@127.0.0.1:1/db"}
+    doctor = json.loads(cli("doctor", "--json", "--timeout", "1", env=env).stdout)
+    check = {c["name"]: c for c in doctor["checks"]}["JWT_SECRET rotation"]
+    last = datetime.fromisoformat(row["last_rotated"])
+    assert check["status"] == "ok", check
+    assert f"last {last:%Y-%m-%d}, next {last + timedelta(days=90):%Y-%m-%d}" in check["detail"], check
