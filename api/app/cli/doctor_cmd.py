@@ -170,6 +170,8 @@ class Doctor:
             for variable, ref in aws_refs.items():
                 if variable in self.insp.resolved:
                     self.rotation(variable, ref)
+                else:
+                    self.unread(variable, ref)
         return self.checks
 
     def credentials(self) -> None:
@@ -516,6 +518,14 @@ class Doctor:
         self.replication(variable, ref, meta)
         self.schedule(name, ref, meta, versions)
         self.pending(pending, variable, ref, meta, versions, unlisted)
+
+    def unread(self, variable: str, ref: AwsRef) -> None:
+        """The secret could not be read (denied, deleted, missing...): its rotation checks did
+        not run, and say so (never dropped, never passed)."""
+        error = self.insp.errors.get(variable)
+        why = "it is scheduled for deletion" if isinstance(error, SecretDeleted) else "it could not be read"
+        for check in ("rotation", "pending version"):
+            self.add(f"{variable} {check}", "not_checked", f"{ref}: {why} (see {variable} readable)")
 
     def primary_down(self, variable: str, ref: AwsRef, home: str | None) -> None:
         """The secret's primary region does not answer: what each replica region says instead.

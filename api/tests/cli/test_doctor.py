@@ -250,3 +250,33 @@ def test_a_refused_database_password_is_fixed_with_the_master_url_in_a_file_not_
     assert_clean(ran, ssl_postgres.superuser_password, password)
     _, after, _ = doctor(cli, env)
     assert after["database reachable"]["status"] == "ok", after
+
+
+# -- a check that could not run is reported as not run --------------------------------------
+
+
+def test_the_rotation_checks_of_a_secret_that_could_not_be_read_are_not_checked_never_dropped(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    database_only = user_with(
+        iam,
+        "reads-the-database-only",
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/staging/database-??????",
+            }
+        ],
+    )
+    code, checks, _ = doctor(cli, {**database_only, **staging_elsewhere})
+    assert checks["JWT_SECRET readable"]["status"] == "fail"
+    for check in ("JWT_SECRET rotation", "JWT_SECRET pending version"):
+        assert checks[check]["status"] == "not_checked", checks
+        assert "could not be read (see JWT_SECRET readable)" in checks[check]["detail"]
+    assert code == 1
+
+    admin_client(iam, ELSEWHERE).delete_secret(SecretId="ecomind/staging/jwt", RecoveryWindowInDays=7)
+    _, checks, _ = doctor(cli, {**iam[1], **staging_elsewhere})
+    for check in ("JWT_SECRET rotation", "JWT_SECRET pending version"):
+        assert checks[check]["status"] == "not_checked" and "scheduled for deletion" in checks[check]["detail"]
