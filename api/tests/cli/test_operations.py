@@ -42,7 +42,8 @@ def test_provision_twice_changes_nothing_the_second_time(cli: Cli, aws: Aws) -> 
     database = json.loads(before[0])
     assert set(database) == set(RDS_KEYS)  # the one shape: CloudFormation writes the same keys
     meta = aws.client.describe_secret(SecretId="ecomind/staging/jwt")
-    assert {t["Key"]: t["Value"] for t in meta["Tags"]} == {"environment": "staging", "owner": "ecomind-platform"}
+    tags = {t["Key"]: t["Value"] for t in meta["Tags"]}
+    assert tags == {"environment": "staging", "kind": "jwt", "owner": "ecomind-platform"}
     for result in (first, second):
         assert_clean(result, *before, database["password"])
     # The secrets resolve through the settings (the staging default references).

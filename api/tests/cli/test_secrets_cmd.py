@@ -130,3 +130,23 @@ def test_list_describe_and_the_doctor_agree_on_the_last_and_next_rotation(cli: C
     last = datetime.fromisoformat(row["last_rotated"])
     assert check["status"] == "ok", check
     assert f"last {last:%Y-%m-%d}, next {last + timedelta(days=90):%Y-%m-%d}" in check["detail"], check
+
+
+def test_set_checks_a_value_as_the_secrets_own_tags_say_whatever_the_shells_prefix(cli: Cli, aws: Aws) -> None:
+    team = {**aws.env, "SECRETS_PREFIX": "team-a/staging"}
+    made = cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=team)
+    assert made.returncode == 0, made.stderr
+    tags = {t["Key"]: t["Value"] for t in aws.client.describe_secret(SecretId="team-a/staging/jwt")["Tags"]}
+    assert tags == {"environment": "staging", "kind": "jwt", "owner": "ecomind-platform"}
+    before = aws.client.get_secret_value(SecretId="team-a/staging/jwt")["SecretString"]
+    short = cli("secrets", "set", "team-a/staging/jwt", input="eight-ch\n", env=aws.env)  # no SECRETS_PREFIX here
+    assert short.returncode == 3 and "needs at least 32" in short.stderr, short.stdout + short.stderr
+    assert aws.client.get_secret_value(SecretId="team-a/staging/jwt")["SecretString"] == before
+    # A name that says nothing: the tags alone decide.
+    aws.client.create_secret(
+        Name="platform/signing-key",
+        SecretString="s" * 40,
+        Tags=[{"Key": "environment", "Value": "production"}, {"Key": "kind", "Value": "jwt"}],
+    )
+    refused = cli("secrets", "set", "platform/signing-key", input="short\n", env=aws.env)
+    assert refused.returncode == 3 and "production needs at least 32" in refused.stderr, refused.stderr
