@@ -906,17 +906,41 @@ def _refuse_what_the_app_would(meta: dict[str, Any], text: str, region: str | No
     if found is None:
         return
     m, spec = found
-    env = m.name
     findings = [f for f in CHECKS[spec.variable](m, text).findings if f.severity == "error"]
-    if findings:
-        key = next((f.json_key for f in findings if f.json_key), None)
-        generated = secrets_command(f"rotate {meta['Name']}", region, note="a generated value")
-        fix = set_key_fix(meta["Name"], key, region) if key else generated
-        fail(
-            f"not stored: as {spec.variable} in {env}, the value {'; '.join(f.message for f in findings)}",
-            ExitCode.CONFIG,
-            fix=fix,
+    if not findings:
+        return
+    key = next((f.json_key for f in findings if f.json_key), None)
+    name = meta["Name"]
+    fix = set_key_fix(name, key, region) if key else _right_value_fix(meta, spec, region)
+    said = "; ".join(_of_the_value(f.message) for f in findings)
+    fail(f"not stored: as {spec.variable} in {m.name}: {said}", ExitCode.CONFIG, fix=fix)
+
+
+# A policy finding about a value is either a sentence ("the value is not a URL") or what
+# follows the variable's name ("is 8 bytes; staging needs at least 32"): the second reads
+# as said of the value.
+_PREDICATES = ("is ", "holds ", "has ", "names ")
+
+
+def _of_the_value(message: str) -> str:
+    return f"the value {message}" if message.startswith(_PREDICATES) else message
+
+
+def _right_value_fix(meta: dict[str, Any], spec: SecretSpec, region: str | None) -> str:
+    """How to store a right value, by the kind of secret: a database secret holds the RDS
+    fields (one set at a time; its password only by a rotation, which sets it in the database
+    too); a signing key is a generated one."""
+    name = meta["Name"]
+    if spec.shape == "rds":
+        fields = ", ".join(k for k in spec.json_keys if k not in ("host", "password"))
+        return (
+            f"printf '%s' \"$VALUE\" | ecomind secrets set {name} host {region_option(region)}   # VALUE: the "
+            f"database's host; {fields} the same way; the password only by: ecomind secrets rotate {name}"
         )
+    if meta.get("RotationEnabled"):
+        return secrets_command(f"rotate {name}", region, note="a generated value")
+    generate = "python3 -c 'import secrets; print(secrets.token_urlsafe(48), end=\"\")'"
+    return f"{generate} | ecomind secrets set {name} {region_option(region)}   # a generated value, never shown"
 
 
 @app.command("restore")

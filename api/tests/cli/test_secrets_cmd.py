@@ -150,3 +150,28 @@ def test_set_checks_a_value_as_the_secrets_own_tags_say_whatever_the_shells_pref
     )
     refused = cli("secrets", "set", "platform/signing-key", input="short\n", env=aws.env)
     assert refused.returncode == 3 and "production needs at least 32" in refused.stderr, refused.stderr
+
+
+def test_a_refused_database_value_is_said_once_with_a_fix_that_fits_a_database_secret(cli: Cli, aws: Aws) -> None:
+    assert cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=aws.env).returncode == 0
+    before = json.loads(aws.client.get_secret_value(SecretId="ecomind/staging/database")["SecretString"])
+    refused = cli("secrets", "set", "ecomind/staging/database", input="not a url\n", env=aws.env)
+    assert refused.returncode == 3, refused.stderr
+    assert "as DATABASE_URL in staging: the value is not a URL" in refused.stderr, refused.stderr
+    assert "the value the value" not in refused.stderr
+    fix = fix_of(refused.stderr)
+    assert "a generated value" not in fix and "secrets rotate ecomind/staging/database" in fix, fix
+    ran = run_fix(fix, {**shell_without_region(aws), "VALUE": "db2.internal"}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    after = json.loads(aws.client.get_secret_value(SecretId="ecomind/staging/database")["SecretString"])
+    assert after == {**before, "host": "db2.internal"}  # one field changed, the RDS shape and password kept
+
+
+def test_a_refused_signing_key_is_replaced_by_a_generated_one_as_printed(cli: Cli, aws: Aws) -> None:
+    assert cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=aws.env).returncode == 0
+    refused = cli("secrets", "set", "ecomind/staging/jwt", input="eight-ch\n", env=aws.env)
+    assert refused.returncode == 3 and "as JWT_SECRET in staging: the value is 8 bytes" in refused.stderr
+    ran = run_fix(fix_of(refused.stderr), shell_without_region(aws), cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    value = aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"]
+    assert len(value.encode()) >= 32 and value not in ran.stdout + ran.stderr
