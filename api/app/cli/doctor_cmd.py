@@ -29,6 +29,7 @@ import typer
 from ..secrets.environment import SECRET_VARIABLES
 from ..secrets.errors import (
     BadCredentials,
+    EmulatorFailed,
     NoCredentials,
     NoRegion,
     ResolutionError,
@@ -239,6 +240,8 @@ class Doctor:
             self.deleted(name, ref)
         elif isinstance(error, SecretNotFound) and isinstance(ref, AwsRef):
             self.not_found(name, ref)
+        elif isinstance(error, EmulatorFailed):
+            self.add(name, "fail", error.message, error.fix)
         elif isinstance(error, SecretsManagerUnreachable):
             self.add(name, "fail", error.message, "check AWS_REGION / AWS_ENDPOINT_URL, the VPC endpoint or NAT route")
         else:
@@ -503,6 +506,13 @@ class Doctor:
         try:
             meta = self.client("secretsmanager", ref.region).describe_secret(SecretId=ref.secret_id)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            from ..secrets.aws import translate_error
+
+            error = translate_error(exc, str(ref), self.endpoint or "")
+            if isinstance(error, EmulatorFailed):  # no region is down: the emulator failed
+                for check in (name, pending):
+                    self.add(check, "not_checked", f"{error.message} (DescribeSecret)", error.fix)
+                return
             if _regional_failure(exc):
                 self.down[home] = f"DescribeSecret: {type(exc).__name__}"
                 self.primary_down(variable, ref, home)

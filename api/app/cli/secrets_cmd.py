@@ -24,7 +24,7 @@ import typer
 
 from ..secrets.dburl import field_problems as dburl_field_problems
 from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
-from ..secrets.errors import SecretNotFound, SecretsManagerUnreachable
+from ..secrets.errors import EmulatorFailed, SecretNotFound, SecretsManagerUnreachable
 from ..secrets.regions import parse_regions, region_option
 from .fixes import (
     DB_HOST_PLACEHOLDER,
@@ -84,7 +84,8 @@ def aws_errors(what: str, client: Any) -> Iterator[None]:
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         error = translate_error(exc, what, str(client.meta.endpoint_url))
         replicas, _ = parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))
-        if isinstance(error, SecretsManagerUnreachable) and replicas and "--region" not in sys.argv:
+        regional = isinstance(error, SecretsManagerUnreachable) and not isinstance(error, EmulatorFailed)
+        if regional and replicas and "--region" not in sys.argv:
             # The region did not answer and the secret has replicas: the same command, asked
             # there (the arguments of these commands hold names, never a value).
             again = shlex.join(["ecomind", *sys.argv[1:], "--region", replicas[0]])

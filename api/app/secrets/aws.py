@@ -35,6 +35,7 @@ from ..telemetry import SM_CALLS
 from .base import Fetched, SecretBackend, SecretVersion
 from .endpoints import on_this_machine, secretsmanager_endpoint
 from .errors import (
+    EmulatorFailed,
     ExpiredCredentials,
     InvalidAccessKey,
     MalformedReference,
@@ -77,6 +78,12 @@ _DENIED_CODES = {"AccessDeniedException", "AccessDenied", "403"}
 _BAD_KEY_CODES = {"UnrecognizedClientException", "InvalidClientTokenId"}
 _BAD_SIGNATURE_CODES = {"InvalidSignatureException", "SignatureDoesNotMatch"}
 _EXPIRED_CODES = {"ExpiredTokenException", "ExpiredToken"}
+# Where the docs say how to rehearse on an emulator; stock moto_server with IAM enforced
+# answers 500 to every read a least-privilege policy (secret-??????) governs.
+_EMULATOR_FIX = (
+    'docs/troubleshooting.md, "An emulator answers 500": rehearse with the project\'s moto server '
+    '(docs/deployment.md, "Rehearse on an emulator"), not stock moto_server'
+)
 _THROTTLED_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
 
 
@@ -277,6 +284,15 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 out[key] = tried[0][1]
                 continue
             where = ", ".join(f"{r} ({_outcome(got)})" for r, got in tried)
+            failed = [got for _, got in tried if isinstance(got, EmulatorFailed)]
+            if len(failed) == len(tried):
+                # One emulator answers for every region: its failure, whichever region is asked.
+                out[key] = EmulatorFailed(
+                    f"{failed[0].message} (and in every region asked: {where})",
+                    reference=str(key),
+                    fix=_EMULATOR_FIX,
+                )
+                continue
             out[key] = SecretsManagerUnreachable(
                 f"Secrets Manager could not serve {key} in any region asked: {where}",
                 reference=str(key),
@@ -423,6 +439,8 @@ def _outcome(got: Fetched) -> str:
     """What a region answered, in a word or two, for a message that lists the regions asked."""
     if isinstance(got, SecretsThrottled):
         return "throttled"
+    if isinstance(got, EmulatorFailed):
+        return "emulator failed"
     if isinstance(got, SecretNotFound):
         return "no replica"
     return "unreachable"
@@ -488,8 +506,15 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
     if isinstance(exc, botocore.exceptions.ClientError):
         message = str(exc.response.get("Error", {}).get("Message", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if status >= 500:
-            err: ResolutionError = SecretsManagerUnreachable(
+        if status >= 500 and (on_this_machine(endpoint) or on_this_machine(secretsmanager_endpoint())):
+            err: ResolutionError = EmulatorFailed(
+                f"the emulator at {endpoint or secretsmanager_endpoint()} answered {status} "
+                f"({_code(exc) or 'no code'}) while reading {reference}: the emulator failed, not a region",
+                reference=reference,
+                fix=_EMULATOR_FIX,
+            )
+        elif status >= 500:
+            err = SecretsManagerUnreachable(
                 f"Secrets Manager at {endpoint} answered {status} ({_code(exc) or 'no code'}) "
                 f"while reading {reference}",
                 reference=reference,

@@ -15,6 +15,7 @@
     │   │       └── ExpiredCredentials    the session token has expired             (denied)
     │   ├── NoRegion                  no region to look in                          (config)
     │   ├── SecretsManagerUnreachable endpoint down, DNS, TLS, timeouts             (unreachable)
+    │   │   └── EmulatorFailed        an emulator on this machine answered 5xx      (unreachable)
     │   ├── SecretsThrottled          ThrottlingException after the retries ran out (unreachable)
     │   ├── SecretFormatError         not JSON where a key is asked, missing JSON key (config)
     │   └── SecretFileError           a ``file:`` path that cannot be read          (not_found)
@@ -36,6 +37,7 @@ from .regions import region_option
 
 __all__ = [
     "BadCredentials",
+    "EmulatorFailed",
     "ErrorKind",
     "ExpiredCredentials",
     "Finding",
@@ -142,6 +144,12 @@ class NoRegion(ResolutionError):
 
 class SecretsManagerUnreachable(ResolutionError):
     kind = "unreachable"
+
+
+class EmulatorFailed(SecretsManagerUnreachable):
+    """An emulator on this machine (AWS_ENDPOINT_URL on loopback) answered a server error: said
+    as the emulator's failure, and no fix sends the operator to another region (reads still
+    try the replica regions the settings list, as they do on AWS)."""
 
 
 class SecretsThrottled(ResolutionError):

@@ -280,3 +280,56 @@ def test_the_rotation_checks_of_a_secret_that_could_not_be_read_are_not_checked_
     _, checks, _ = doctor(cli, {**iam[1], **staging_elsewhere})
     for check in ("JWT_SECRET rotation", "JWT_SECRET pending version"):
         assert checks[check]["status"] == "not_checked" and "scheduled for deletion" in checks[check]["detail"]
+
+
+# -- rehearsing on an emulator -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stock_iam() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+    """Stock moto_server with IAM enforced (not tests/support/moto_iam.py): an administrator."""
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}, stock=True).start()
+    iam = boto3.client(
+        "iam", region_name="us-east-1", endpoint_url=server.url, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    iam.create_user(UserName="admin")
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
+    key = iam.create_access_key(UserName="admin")["AccessKey"]
+    admin = {
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        "AWS_REGION": "us-east-1",
+    }
+    yield server, admin
+    server.stop()
+
+
+def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is_suggested(
+    cli: Cli, stock_iam: tuple[MotoServer, dict[str, str]]
+) -> None:
+    admin_client(stock_iam).create_secret(Name="ecomind/prod/jwt", SecretString=JWT)
+    # The least-privilege pattern of deploy/iam/: stock moto reads its ?????? as a regex and answers 500.
+    reader = user_with(
+        stock_iam,
+        "reads-the-jwt",
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/prod/jwt-??????",
+            }
+        ],
+    )
+    env = {**reader, "ENVIRONMENT": "production", "DATABASE_URL": DB, "SECRETS_REPLICA_REGIONS": "us-west-2"}
+    _, checks, _ = doctor(cli, env)
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "fail" and "answered 500" in readable["detail"], readable
+    assert "the emulator failed, not a region" in readable["detail"]
+    assert '"Rehearse on an emulator"' in readable["fix"]
+    for check in checks.values():
+        assert "us-west-2" not in check["fix"] and "another region" not in check["fix"], check
+    described = cli("secrets", "describe", "ecomind/prod/jwt", env=env)
+    assert described.returncode == 6 and "the emulator failed" in described.stderr, described.stderr
+    assert "--region us-west-2" not in described.stderr and "Rehearse on an emulator" in described.stderr
