@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 __all__ = ["doctor"]
 
 Status = Literal["ok", "fail", "warn", "not_checked"]
+# What the doctor checks of a secret it read, with what DescribeSecret says: reported as not
+# checked together when it cannot look.
+ROTATION_CHECKS = ("rotation", "pending version", "stages")
 
 
 @dataclass
@@ -510,8 +513,8 @@ class Doctor:
 
             error = translate_error(exc, str(ref), self.endpoint or "")
             if isinstance(error, EmulatorFailed):  # no region is down: the emulator failed
-                for check in (name, pending):
-                    self.add(check, "not_checked", f"{error.message} (DescribeSecret)", error.fix)
+                for check in ROTATION_CHECKS:
+                    self.add(f"{variable} {check}", "not_checked", f"{error.message} (DescribeSecret)", error.fix)
                 return
             if _regional_failure(exc):
                 self.down[home] = f"DescribeSecret: {type(exc).__name__}"
@@ -521,20 +524,43 @@ class Doctor:
                 self.add(name, "not_checked", f"{ref}: secretsmanager:DescribeSecret denied to this role")
             else:
                 self.add(name, "not_checked", f"{ref}: DescribeSecret failed ({type(exc).__name__})")
-            # The rotation window is in what DescribeSecret returns: the pending version cannot be judged.
+            # The rotation window and the stages are in what DescribeSecret returns: neither can be judged.
             self.add(pending, "not_checked", f"{ref}: DescribeSecret failed, see above")
+            self.add(f"{variable} stages", "not_checked", f"{ref}: DescribeSecret failed, see above")
             return
         versions, unlisted = self.versions(ref)
+        self.stages(variable, ref, meta)
         self.replication(variable, ref, meta)
         self.schedule(name, ref, meta, versions)
         self.pending(pending, variable, ref, meta, versions, unlisted)
+
+    def stages(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
+        """Each of Secrets Manager's stages on one version at most (an emulator may break that)."""
+        import botocore.exceptions
+
+        from .secrets_cmd import stage_repairs
+
+        name = f"{variable} stages"
+        try:
+            problems = stage_repairs(
+                self.client("secretsmanager", ref.region), ref.secret_id, dict(meta.get("VersionIdsToStages") or {})
+            )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            self.add(name, "not_checked", f"{ref}: {type(exc).__name__}")
+            return
+        if problems:
+            said = "; ".join(p[0] for p in problems)
+            fix = " && ".join(p[1] for p in problems) + "   # " + "; ".join(p[2] for p in problems)
+            self.add(name, "fail", f"{ref}: impossible: {said}", fix)
+            return
+        self.add(name, "ok", f"{ref}: each stage on one version")
 
     def unread(self, variable: str, ref: AwsRef) -> None:
         """The secret could not be read (denied, deleted, missing...): its rotation checks did
         not run, and say so (never dropped, never passed)."""
         error = self.insp.errors.get(variable)
         why = "it is scheduled for deletion" if isinstance(error, SecretDeleted) else "it could not be read"
-        for check in ("rotation", "pending version"):
+        for check in ROTATION_CHECKS:
             self.add(f"{variable} {check}", "not_checked", f"{ref}: {why} (see {variable} readable)")
 
     def primary_down(self, variable: str, ref: AwsRef, home: str | None) -> None:
@@ -550,7 +576,7 @@ class Doctor:
 
         why = f"{home} did not answer ({self.down[home]})"
         again = f"ecomind doctor   # again once {home} answers"
-        for check in ("rotation", "pending version"):
+        for check in ROTATION_CHECKS:
             self.add(f"{variable} {check}", "not_checked", f"{ref}: {why}; kept by the primary region", again)
         wanted, _ = parse_regions(self.insp.collected.raw.get("SECRETS_REPLICA_REGIONS"))
         if not wanted:

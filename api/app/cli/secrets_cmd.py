@@ -36,7 +36,7 @@ from .fixes import (
 from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
 
-__all__ = ["app", "deletion_notice"]
+__all__ = ["app", "deletion_notice", "stage_repairs"]
 
 SecretName = Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.")]
 
@@ -777,8 +777,16 @@ def history(
     order = {"AWSPENDING": 0, "AWSCURRENT": 1, "AWSPREVIOUS": 2}
     versions.sort(key=lambda v: min((order.get(s, 3) for s in v["stages"]), default=3))
     versions.sort(key=lambda v: v["created"] or "", reverse=True)
+    with aws_errors(name, client):
+        problems = stage_repairs(client, name, {str(v["version"]): v["stages"] for v in versions})
     if as_json:
-        print_json({"name": Verbatim(name), "versions": versions})
+        print_json(
+            {
+                "name": Verbatim(name),
+                "versions": versions,
+                "problems": [{"message": said, "fix": Verbatim(f"{fix}   # {why}")} for said, fix, why in problems],
+            }
+        )
         return
     table(
         f"versions of {name}",
@@ -788,6 +796,38 @@ def history(
             for v in versions
         ),
     )
+    for said, fix, why in problems:
+        say(f"impossible: {said}", err=True, style="bold red")
+        data(f"  fix: {fix}   # {why}", err=True)
+
+
+def stage_repairs(client: Any, name: str, stages: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+    """Each stage on more than one version (impossible on AWS): what is wrong, the commands that
+    leave it on the version a read of that stage gets (what a reader by stage uses), and why that one."""
+    import botocore.exceptions
+
+    from ..rotation.protocol import doubled_stages
+
+    region = _region(client)
+    found = []
+    for stage, versions in sorted(doubled_stages(stages).items()):
+        try:
+            keep = str(client.get_secret_value(SecretId=name, VersionStage=stage)["VersionId"])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            keep = versions[-1]
+        said = (
+            f"{stage} is on {len(versions)} versions ({', '.join(sorted(versions))}): Secrets Manager keeps a "
+            "stage on one version, an emulator may not (a stage moved by hand, then a value put); readers "
+            "disagree on the value"
+        )
+        fix = " && ".join(
+            f"aws secretsmanager update-secret-version-stage --secret-id {name} --version-stage {stage} "
+            f"--remove-from-version-id {version} {region_option(region)}"
+            for version in sorted(versions)
+            if version != keep
+        )
+        found.append((said, fix, f"keeps {stage} on {keep}, the version a read of {stage} gets"))
+    return found
 
 
 # -- get, set, restore -------------------------------------------------------------------

@@ -4,6 +4,7 @@ IAM enforced where a role or a key is refused)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -333,3 +334,26 @@ def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is
     described = cli("secrets", "describe", "ecomind/prod/jwt", env=env)
     assert described.returncode == 6 and "the emulator failed" in described.stderr, described.stderr
     assert "--region us-west-2" not in described.stderr and "Rehearse on an emulator" in described.stderr
+
+
+def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
+    name = "ecomind/staging/jwt"
+    aws.client.create_secret(Name=name, SecretString=JWT)
+    aws.client.rotate_secret(SecretId=name, RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False)
+    current = aws.client.describe_secret(SecretId=name)["VersionIdsToStages"]
+    first = next(v for v, s in current.items() if "AWSCURRENT" in s)
+    moved = aws.client.put_secret_value(SecretId=name, SecretString="m" * 48, VersionStages=["AWSPENDING"])
+    aws.client.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=moved["VersionId"], RemoveFromVersionId=first
+    )
+    aws.client.put_secret_value(SecretId=name, SecretString="p" * 48)  # moto: AWSCURRENT now on two versions
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": DB}
+    _, checks, _ = doctor(cli, env)
+    stages = checks["JWT_SECRET stages"]
+    assert stages["status"] == "fail" and "impossible: AWSCURRENT is on 2 versions" in stages["detail"], stages
+    aws_cli = REPO / ".venv-deploy" / "bin"
+    shell = {**shell_without_region(aws.env), "PATH": f"{aws_cli}:{os.environ['PATH']}"}
+    ran = run_fix(stages["fix"], shell, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    _, after, _ = doctor(cli, env)
+    assert after["JWT_SECRET stages"]["status"] == "ok", after["JWT_SECRET stages"]

@@ -8,6 +8,7 @@ import os
 import pty
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
 from .conftest import run_fix
@@ -175,3 +176,34 @@ def test_a_refused_signing_key_is_replaced_by_a_generated_one_as_printed(cli: Cl
     assert ran.returncode == 0, ran.stdout + ran.stderr
     value = aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"]
     assert len(value.encode()) >= 32 and value not in ran.stdout + ran.stderr
+
+
+AWS_CLI_BIN = Path(__file__).resolve().parents[3] / ".venv-deploy" / "bin"
+
+
+def current_twice(aws: Aws, name: str) -> tuple[str, str]:
+    """moto after a stage moved by hand, then a value put: AWSCURRENT on two versions (AWS never)."""
+    first = aws.client.create_secret(Name=name, SecretString="a" * 48)["VersionId"]
+    moved = aws.client.put_secret_value(SecretId=name, SecretString="b" * 48, VersionStages=["AWSPENDING"])["VersionId"]
+    aws.client.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=moved, RemoveFromVersionId=first
+    )
+    put = aws.client.put_secret_value(SecretId=name, SecretString="c" * 48)["VersionId"]
+    stages = aws.client.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert "AWSCURRENT" in stages[moved] and "AWSCURRENT" in stages[put], stages
+    return moved, put
+
+
+def test_history_flags_a_stage_on_two_versions_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
+    current_twice(aws, "ecomind/staging/jwt")
+    shown = cli("secrets", "history", "ecomind/staging/jwt", env=aws.env)
+    assert shown.returncode == 0, shown.stderr
+    assert "impossible: AWSCURRENT is on 2 versions" in shown.stderr, shown.stderr
+    listed = json.loads(cli("secrets", "history", "ecomind/staging/jwt", "--json", env=aws.env).stdout)
+    [problem] = listed["problems"]
+    assert problem["message"].startswith("AWSCURRENT is on 2 versions") and problem["fix"] in shown.stderr
+    shell = {**shell_without_region(aws), "PATH": f"{AWS_CLI_BIN}:{os.environ['PATH']}"}
+    ran = run_fix(fix_of(shown.stderr), shell, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    again = cli("secrets", "history", "ecomind/staging/jwt", env=aws.env)
+    assert "impossible" not in again.stderr, again.stderr
