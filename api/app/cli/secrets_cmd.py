@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from ..secrets.dburl import field_problems as dburl_field_problems
+from ..secrets.endpoints import on_this_machine
 from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
 from ..secrets.errors import EmulatorFailed, SecretNotFound, SecretsManagerUnreachable
 from ..secrets.regions import parse_regions, region_option
@@ -930,7 +931,7 @@ def set_(
             if not isinstance(current, dict):
                 fail(f"{name} is not a JSON object: set it without a key", ExitCode.CONFIG)
             text = json.dumps({**current, key: _as_before(key, current.get(key), text)})
-        _refuse_what_the_app_would(meta, text, _region(client))
+        _refuse_what_the_app_would(meta, text, _region(client), on_this_machine(client.meta.endpoint_url))
         version = client.put_secret_value(SecretId=name, SecretString=text)["VersionId"]
     if as_json:
         print_json({"name": Verbatim(name), "key": key, "version": Verbatim(version), "stage": "AWSCURRENT"})
@@ -938,7 +939,7 @@ def set_(
         data(f"{name}{':' + key if key else ''}: stored as version {version} (AWSCURRENT)")
 
 
-def _refuse_what_the_app_would(meta: dict[str, Any], text: str, region: str | None) -> None:
+def _refuse_what_the_app_would(meta: dict[str, Any], text: str, region: str | None, emulator: bool) -> None:
     """A secret of the model: the value must pass the check its variable gets at start."""
     from ..secrets.errors import set_key_fix
     from ..secrets.policy import CHECKS
@@ -952,7 +953,7 @@ def _refuse_what_the_app_would(meta: dict[str, Any], text: str, region: str | No
         return
     key = next((f.json_key for f in findings if f.json_key), None)
     name = meta["Name"]
-    fix = set_key_fix(name, key, region) if key else _right_value_fix(meta, spec, region)
+    fix = set_key_fix(name, key, region) if key else _right_value_fix(meta, spec, region, emulator)
     said = "; ".join(_of_the_value(f.message) for f in findings)
     fail(f"not stored: as {spec.variable} in {m.name}: {said}", ExitCode.CONFIG, fix=fix)
 
@@ -967,10 +968,11 @@ def _of_the_value(message: str) -> str:
     return f"the value {message}" if message.startswith(_PREDICATES) else message
 
 
-def _right_value_fix(meta: dict[str, Any], spec: SecretSpec, region: str | None) -> str:
+def _right_value_fix(meta: dict[str, Any], spec: SecretSpec, region: str | None, emulator: bool) -> str:
     """How to store a right value, by the kind of secret: a database secret holds the RDS
     fields (one set at a time; its password only by a rotation, which sets it in the database
-    too); a signing key is a generated one."""
+    too); a signing key is a generated one, by a rotation when it has one (driven here on an
+    emulator, whose functions do not run)."""
     name = meta["Name"]
     if spec.shape == "rds":
         fields = ", ".join(k for k in spec.json_keys if k not in ("host", "password"))
@@ -978,6 +980,11 @@ def _right_value_fix(meta: dict[str, Any], spec: SecretSpec, region: str | None)
             f"printf '%s' \"$VALUE\" | ecomind secrets set {name} host {region_option(region)}   # VALUE: the "
             f"database's host; {fields} the same way; the password only by: ecomind secrets rotate {name}"
         )
+    if meta.get("RotationEnabled") and (emulator or not meta.get("RotationLambdaARN")):
+        note = "a generated value" + (
+            "; AWS_ENDPOINT_URL is on this machine: an emulator runs no functions" if emulator else ""
+        )
+        return secrets_command(f"rotate {name} --local", region, note=note)
     if meta.get("RotationEnabled"):
         return secrets_command(f"rotate {name}", region, note="a generated value")
     generate = "python3 -c 'import secrets; print(secrets.token_urlsafe(48), end=\"\")'"

@@ -207,3 +207,20 @@ def test_history_flags_a_stage_on_two_versions_with_a_fix_that_runs(cli: Cli, aw
     assert ran.returncode == 0, ran.stdout + ran.stderr
     again = cli("secrets", "history", "ecomind/staging/jwt", env=aws.env)
     assert "impossible" not in again.stderr, again.stderr
+
+
+def test_a_short_signing_key_on_an_emulator_is_replaced_by_a_local_rotation_as_printed(cli: Cli, aws: Aws) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
+        "--rotation-driver", "local", env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    before = aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["VersionId"]
+    refused = cli("secrets", "set", "ecomind/staging/jwt", input="eight-ch\n", env=aws.env)
+    assert refused.returncode == 3 and "needs at least 32" in refused.stderr
+    fix = fix_of(refused.stderr)
+    assert fix.startswith("ecomind secrets rotate ecomind/staging/jwt --local"), fix  # AWS_ENDPOINT_URL: an emulator
+    ran = run_fix(fix, shell_without_region(aws), cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    after = aws.client.get_secret_value(SecretId="ecomind/staging/jwt", VersionStage="AWSCURRENT")
+    assert after["VersionId"] != before and len(after["SecretString"].encode()) >= 32
