@@ -36,7 +36,7 @@ from .secrets.errors import Finding, Problem, ResolutionError, SettingsError, se
 from .secrets.live import LiveSecret
 from .secrets.policy import CHECKS
 from .secrets.refs import AwsRef, Reference, is_reference
-from .secrets.regions import parse_regions
+from .secrets.regions import parse_regions, region_option
 from .secrets.sources import Collected, Origin, collect
 from .secrets.stats import Stats
 from .secrets.store import ResolvedSecret, SecretStore
@@ -208,6 +208,7 @@ def inspect_settings(
     inspection = Inspection(c, store, fields, base=base)
     resolved, errors = store.load_all(c.references.values()) if c.references else ({}, {})
     raws: dict[str, str] = {}
+    served: dict[str, str | None] = {}  # the region each value was read in, for the fixes printed
     for name in SECRET_VARIABLES:
         ref = c.references.get(name)
         if ref is None:
@@ -220,6 +221,7 @@ def inspect_settings(
         elif ref in resolved:
             inspection.resolved[name] = resolved[ref]
             raws[name] = resolved[ref].value.get_secret_value()
+            served[name] = resolved[ref].region
 
     emulator = _emulator(env)
     for name, raw in raws.items():
@@ -227,7 +229,13 @@ def inspect_settings(
         ref = c.references.get(name)
         for finding in checked.findings:
             problems.append(
-                Problem(name, c.source(name), finding.message, _fix(name, finding, ref, c, emulator), finding.severity)
+                Problem(
+                    name,
+                    c.source(name),
+                    finding.message,
+                    _fix(name, finding, ref, c, emulator, served.get(name)),
+                    finding.severity,
+                )
             )
         inspection.values[name] = checked.value
         if not checked.ok:
@@ -245,13 +253,17 @@ def _emulator(env: Mapping[str, str]) -> bool:
     return on_this_machine(_endpoint(env))
 
 
-def _fix(name: str, finding: Finding, ref: Reference | None, c: Collected, emulator: bool) -> str:
-    """The policy's fix, unless where the value lives calls for another one."""
+def _fix(name: str, finding: Finding, ref: Reference | None, c: Collected, emulator: bool, region: str | None) -> str:
+    """The policy's fix, unless where the value lives calls for another one.
+
+    ``region``: where the value was read; the printed command names it (a shell that passed
+    AWS_REGION inline to this one does not pass it to the next)."""
     if isinstance(ref, AwsRef) and (finding.is_example or name == "JWT_SECRET"):
         # The value lives in Secrets Manager: a rotation replaces it with a generated one.
-        return f"ecomind secrets rotate {ref.secret_id}" + (" --local" if emulator else "")
+        local = " --local" if emulator else ""
+        return f"ecomind secrets rotate {ref.secret_id}{local} {region_option(region)}"
     if isinstance(ref, AwsRef) and finding.json_key is not None:
-        return set_key_fix(ref.secret_id, finding.json_key)
+        return set_key_fix(ref.secret_id, finding.json_key, region)
     origin = c.origins.get(name)
     if finding.is_example and origin is not None and origin.source == "env" and not c.model.deployed:
         return f"unset {name}   # the process environment overrides .env (ecomind init writes a generated one)"

@@ -2,7 +2,8 @@
 
 The configuration verdicts are the inspection of :func:`app.settings.inspect_settings`,
 the very checks the API runs at start; the doctor adds only what they cannot know:
-AWS credentials and region, why a secret could not be read (the least-privilege
+AWS credentials (found, and taken: sts:GetCallerIdentity, which IAM never denies) and
+region, why a secret could not be read (the least-privilege
 policy for a denial, other regions and similar names for a missing secret), the
 database (DNS, TCP, login, SSL), and rotation (on, on schedule, none left unfinished).
 A check that could not run (a denied DescribeSecret, say) is reported as not checked,
@@ -27,6 +28,8 @@ import typer
 
 from ..secrets.environment import SECRET_VARIABLES
 from ..secrets.errors import (
+    BadCredentials,
+    EmulatorFailed,
     NoCredentials,
     NoRegion,
     ResolutionError,
@@ -37,6 +40,15 @@ from ..secrets.errors import (
     SettingsError,
 )
 from ..secrets.refs import AwsRef
+from ..secrets.regions import REGION_PLACEHOLDER
+from .fixes import (
+    DB_HOST_PLACEHOLDER,
+    MASTER_URL_FILE_PLACEHOLDER,
+    by_operator,
+    by_rotation_role,
+    master_url_note,
+    secrets_command,
+)
 from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, print_json, say
 
@@ -46,6 +58,9 @@ if TYPE_CHECKING:
 __all__ = ["doctor"]
 
 Status = Literal["ok", "fail", "warn", "not_checked"]
+# What the doctor checks of a secret it read, with what DescribeSecret says: reported as not
+# checked together when it cannot look.
+ROTATION_CHECKS = ("rotation", "pending version", "stages")
 
 
 @dataclass
@@ -83,13 +98,12 @@ def least_privilege_statement(arn: str, kms_key: str | None = None, *, complete:
 
 
 def _denied(exc: BaseException) -> bool:
-    import botocore.exceptions
+    """A policy refused the call (the secret layer's translator reads the codes): missing or
+    refused credentials are not a denial, and no policy would fix them."""
+    from ..secrets.aws import translate_error
 
-    if not isinstance(exc, botocore.exceptions.ClientError):
-        return False
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("AccessDeniedException", "AccessDenied", "403") or status == 403
+    error = translate_error(exc, "", "")
+    return isinstance(error, SecretAccessDenied) and not isinstance(error, NoCredentials | BadCredentials)
 
 
 def _regional_failure(exc: BaseException) -> bool:
@@ -117,6 +131,8 @@ class Doctor:
         self.emulator = on_this_machine(self.endpoint)
         # Regions found not answering (why, in a few words): asked once, not once per secret.
         self.down: dict[str | None, str] = {}
+        # Who the credentials are (sts:GetCallerIdentity), once: None until asked, or when it failed.
+        self.identity: dict[str, Any] | None = None
 
     def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
@@ -158,6 +174,8 @@ class Doctor:
             for variable, ref in aws_refs.items():
                 if variable in self.insp.resolved:
                     self.rotation(variable, ref)
+                else:
+                    self.unread(variable, ref)
         return self.checks
 
     def credentials(self) -> None:
@@ -170,14 +188,37 @@ class Doctor:
                 "export AWS_PROFILE=NAME   # locally; in ECS or EKS attach a task role or an IRSA role",
             )
         else:
-            self.add("AWS credentials", "ok", f"found ({creds.method})")
+            self.caller(creds.method)
         if self.region:
             source = "AWS_REGION" if self.insp.collected.raw.get("AWS_REGION") else "the AWS config"
             self.add("AWS region", "ok", f"{self.region} (from {source})")
         else:
-            self.add(
-                "AWS region", "fail", "no region set", "export AWS_REGION=us-east-1   # the region of your secrets"
-            )
+            fix = f"export AWS_REGION={REGION_PLACEHOLDER}   # the region of your secrets"
+            self.add("AWS region", "fail", "no region set", fix)
+
+    def caller(self, method: str) -> None:
+        """Credentials found: does AWS take them? IAM never denies sts:GetCallerIdentity, so
+        when it fails the credentials themselves are refused (or STS did not answer)."""
+        import botocore.exceptions
+
+        from ..secrets.aws import translate_error
+
+        try:
+            self.identity = dict(self.client("sts").get_caller_identity())
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            error = translate_error(exc, "sts:GetCallerIdentity", "STS")
+            if isinstance(error, BadCredentials):
+                self.add("AWS credentials", "fail", f"found ({method}), but refused: {error.message}", error.fix)
+                return
+            why = f"sts:GetCallerIdentity failed ({type(exc).__name__})"
+            references = self.insp.collected.references
+            if any(isinstance(references.get(v), AwsRef) for v in self.insp.resolved):
+                # A secret was read with them: they work, whatever STS said (it may be out of reach in a VPC).
+                self.add("AWS credentials", "ok", f"found ({method}), Secrets Manager accepted them; {why}")
+            else:
+                self.add("AWS credentials", "not_checked", f"found ({method}); whether AWS takes them: {why}")
+            return
+        self.add("AWS credentials", "ok", f"{self.identity.get('Arn', '?')} (from {method})")
 
     def readable(self, variable: str, ref: Any) -> None:
         name = f"{variable} readable"
@@ -192,14 +233,18 @@ class Doctor:
             return
         if isinstance(error, NoCredentials):
             self.add(name, "fail", f"{ref}: not read, there are no AWS credentials", "see the AWS credentials check")
+        elif isinstance(error, BadCredentials):
+            self.add(name, "fail", f"{ref}: not read, AWS refused the credentials (see AWS credentials)", error.fix)
         elif isinstance(error, NoRegion):
-            self.add(name, "fail", f"{ref}: not read, no AWS region is set", "export AWS_REGION=us-east-1")
+            self.add(name, "fail", f"{ref}: not read, no AWS region is set", f"export AWS_REGION={REGION_PLACEHOLDER}")
         elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef):
             self.denied(name, ref)
         elif isinstance(error, SecretDeleted) and isinstance(ref, AwsRef):
             self.deleted(name, ref)
         elif isinstance(error, SecretNotFound) and isinstance(ref, AwsRef):
             self.not_found(name, ref)
+        elif isinstance(error, EmulatorFailed):
+            self.add(name, "fail", error.message, error.fix)
         elif isinstance(error, SecretsManagerUnreachable):
             self.add(name, "fail", error.message, "check AWS_REGION / AWS_ENDPOINT_URL, the VPC endpoint or NAT route")
         else:
@@ -220,15 +265,14 @@ class Doctor:
             "account); add kms:Decrypt on the key if the secret uses a customer key"
         )
         if not account_known:
-            fix += " (sts:GetCallerIdentity was denied: put your account id in place of ACCOUNT_ID)"
+            fix += " (sts:GetCallerIdentity did not answer: put your account id in place of ACCOUNT_ID)"
         self.add(name, "fail", f"{ref}: access denied to this role", fix + ":\n" + statement)
 
     def arn_for(self, ref: AwsRef) -> tuple[str, bool]:
 
         region = ref.region or self.region
-        try:
-            account = str(self.client("sts").get_caller_identity()["Account"])
-        except Exception:  # noqa: BLE001 - denied, unreachable or garbled: the policy still says what to grant
+        account = (self.identity or {}).get("Account")
+        if not account:  # the credentials check could not tell: the policy still says what to grant
             return f"arn:aws:secretsmanager:{region}:ACCOUNT_ID:secret:{ref.secret_id}", False
         return f"arn:aws:secretsmanager:{region}:{account}:secret:{ref.secret_id}", True
 
@@ -243,7 +287,8 @@ class Doctor:
             when = deletion_notice(meta) or when
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
             pass
-        self.add(name, "fail", f"{ref}: {when}", f"ecomind secrets restore {ref.secret_id}")
+        restore = secrets_command(f"restore {ref.secret_id}", ref.region or self.region, note=by_operator(self.m))
+        self.add(name, "fail", f"{ref}: {when}", restore)
 
     def not_found(self, name: str, ref: AwsRef) -> None:
         secret_name = ref.secret_id.split(":secret:")[-1]
@@ -254,7 +299,8 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: the secret exists in {here} but no version of it is staged {stage} (it has no value yet)",
-                f"printf '%s' \"$VALUE\" | ecomind secrets set {ref.secret_id}",
+                "printf '%s' \"$VALUE\" | "
+                + secrets_command(f"set {ref.secret_id}", here, note="VALUE: its value; " + by_operator(self.m)),
             )
             return
         elsewhere, looked = self.search_regions(secret_name, here)
@@ -282,14 +328,15 @@ class Doctor:
             detail += "; similar names not checked: secretsmanager:ListSecrets denied"
         default = self.m.default_reference(variable)
         if default is not None and default == str(ref):
-            fix = f"ecomind secrets provision --environment {self.m.name}"
+            options = f"--environment {self.m.name}"
             database = self.m.default_reference("DATABASE_URL")
             database_missing = any(
                 str(r) == database and isinstance(self.insp.errors.get(v), SecretNotFound)
                 for v, r in self.insp.collected.references.items()
             )
             if database_missing:  # creating the database secret needs its endpoint
-                fix += " --db-host DB_HOST   # DB_HOST: the database's endpoint"
+                options += f" --db-host {DB_HOST_PLACEHOLDER}"
+            fix = secrets_command(f"provision {options}", here, note=by_operator(self.m))
         else:
             fix = f"export {variable}=aws-secretsmanager:EXISTING_NAME   # or create {secret_name}"
         self.add(name, "fail", detail, fix)
@@ -401,9 +448,14 @@ class Doctor:
             if failure.kind == "auth" and deployed:
                 # The stored password is not the role's: a rotation with the master user's help sets a
                 # new one in both (it also finishes a half-done rotation).
-                fix = (
-                    f"ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@{host}:{port}/postgres "
-                    f"ecomind secrets rotate {self.m.secret_name('database')} --local"
+                # The master user's URL goes in a file (or a prompt), never on the command line.
+                ref = self.insp.collected.references.get("DATABASE_URL")
+                secret = ref.secret_id if isinstance(ref, AwsRef) else self.m.secret_name("database")
+                fix = secrets_command(
+                    f"rotate {secret} --local --master-url-file {MASTER_URL_FILE_PLACEHOLDER}",
+                    (ref.region if isinstance(ref, AwsRef) else None) or self.region,
+                    note=f"{master_url_note(f'{host}:{port}')}; {by_rotation_role(self.m)}, where the database is "
+                    "reachable",
                 )
             elif failure.kind == "auth":
                 fix = (
@@ -457,6 +509,13 @@ class Doctor:
         try:
             meta = self.client("secretsmanager", ref.region).describe_secret(SecretId=ref.secret_id)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            from ..secrets.aws import translate_error
+
+            error = translate_error(exc, str(ref), self.endpoint or "")
+            if isinstance(error, EmulatorFailed):  # no region is down: the emulator failed
+                for check in ROTATION_CHECKS:
+                    self.add(f"{variable} {check}", "not_checked", f"{error.message} (DescribeSecret)", error.fix)
+                return
             if _regional_failure(exc):
                 self.down[home] = f"DescribeSecret: {type(exc).__name__}"
                 self.primary_down(variable, ref, home)
@@ -465,13 +524,44 @@ class Doctor:
                 self.add(name, "not_checked", f"{ref}: secretsmanager:DescribeSecret denied to this role")
             else:
                 self.add(name, "not_checked", f"{ref}: DescribeSecret failed ({type(exc).__name__})")
-            # The rotation window is in what DescribeSecret returns: the pending version cannot be judged.
+            # The rotation window and the stages are in what DescribeSecret returns: neither can be judged.
             self.add(pending, "not_checked", f"{ref}: DescribeSecret failed, see above")
+            self.add(f"{variable} stages", "not_checked", f"{ref}: DescribeSecret failed, see above")
             return
         versions, unlisted = self.versions(ref)
+        self.stages(variable, ref, meta)
         self.replication(variable, ref, meta)
         self.schedule(name, ref, meta, versions)
         self.pending(pending, variable, ref, meta, versions, unlisted)
+
+    def stages(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
+        """Each of Secrets Manager's stages on one version at most (an emulator may break that)."""
+        import botocore.exceptions
+
+        from .secrets_cmd import stage_repairs
+
+        name = f"{variable} stages"
+        try:
+            problems = stage_repairs(
+                self.client("secretsmanager", ref.region), ref.secret_id, dict(meta.get("VersionIdsToStages") or {})
+            )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            self.add(name, "not_checked", f"{ref}: {type(exc).__name__}")
+            return
+        if problems:
+            said = "; ".join(p[0] for p in problems)
+            fix = " && ".join(p[1] for p in problems) + "   # " + "; ".join(p[2] for p in problems)
+            self.add(name, "fail", f"{ref}: impossible: {said}", fix)
+            return
+        self.add(name, "ok", f"{ref}: each stage on one version")
+
+    def unread(self, variable: str, ref: AwsRef) -> None:
+        """The secret could not be read (denied, deleted, missing...): its rotation checks did
+        not run, and say so (never dropped, never passed)."""
+        error = self.insp.errors.get(variable)
+        why = "it is scheduled for deletion" if isinstance(error, SecretDeleted) else "it could not be read"
+        for check in ROTATION_CHECKS:
+            self.add(f"{variable} {check}", "not_checked", f"{ref}: {why} (see {variable} readable)")
 
     def primary_down(self, variable: str, ref: AwsRef, home: str | None) -> None:
         """The secret's primary region does not answer: what each replica region says instead.
@@ -486,7 +576,7 @@ class Doctor:
 
         why = f"{home} did not answer ({self.down[home]})"
         again = f"ecomind doctor   # again once {home} answers"
-        for check in ("rotation", "pending version"):
+        for check in ROTATION_CHECKS:
             self.add(f"{variable} {check}", "not_checked", f"{ref}: {why}; kept by the primary region", again)
         wanted, _ = parse_regions(self.insp.collected.raw.get("SECRETS_REPLICA_REGIONS"))
         if not wanted:
@@ -523,17 +613,24 @@ class Doctor:
     def schedule(self, name: str, ref: AwsRef, meta: dict[str, Any], versions: list[dict[str, Any]]) -> None:
         """Rotation on, at the environment's period, and not overdue."""
         days_policy = self.m.rotation_days or 0
-        enable = f"ecomind secrets provision --environment {self.m.name} --enable-rotation"
+        region = ref.region or self.region
+        options, note = f"--environment {self.m.name} --enable-rotation", by_operator(self.m)
         if self.emulator:
             # An endpoint on this machine is an emulator, which runs no rotation function:
             # the fix says which driver it chose and why, never silently. (AWS_ENDPOINT_URL
             # is also how VPC or FIPS endpoints are set: those keep the functions.)
-            enable += " --rotation-driver local   # AWS_ENDPOINT_URL is on this machine: an emulator runs no functions"
+            options += " --rotation-driver local"
+            note = "AWS_ENDPOINT_URL is on this machine: an emulator runs no functions; " + note
+        enable = secrets_command(f"provision {options}", region, note=note)
         if not meta.get("RotationEnabled"):
             self.add(name, "fail", f"{ref}: rotation is off", enable)
             return
+        from ..rotation.schedule import last_rotated, next_rotation
+        from ..secrets.environment import rotation_window
+
         days = int(meta.get("RotationRules", {}).get("AutomaticallyAfterDays") or days_policy)
-        last = self.last_rotated(meta, versions)
+        last = last_rotated(meta, versions)
+        due = next_rotation(meta, last, days_policy)
         if days > days_policy:
             self.add(
                 name,
@@ -542,16 +639,20 @@ class Doctor:
                 enable,
             )
             return
-        if isinstance(last, datetime) and self.as_of - last > timedelta(days=days, hours=24):
+        window, _ = rotation_window(meta.get("RotationRules", {}))
+        if isinstance(last, datetime) and due is not None and self.as_of > due + timedelta(hours=window):
             age = (self.as_of - last).days
             self.add(
                 name,
                 "fail",
                 f"{ref}: last rotated {age} days ago, schedule is {days} days (overdue)",
-                f"ecomind secrets rotate {ref.secret_id}" + (" --local" if self.emulator else ""),
+                secrets_command(f"rotate {ref.secret_id} --local", region, note=by_rotation_role(self.m))
+                if self.emulator
+                else secrets_command(f"rotate {ref.secret_id}", region, note=by_operator(self.m)),
             )
             return
         when = f", last {last:%Y-%m-%d}" if isinstance(last, datetime) else ""
+        when += f", next {due:%Y-%m-%d}" if due is not None else ""
         self.add(name, "ok", f"{ref}: every {days} days{when}")
 
     def replication(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
@@ -569,8 +670,11 @@ class Doctor:
                 name,
                 "fail",
                 f"{ref}: not replicated to {', '.join(missing)}, which SECRETS_REPLICA_REGIONS lists",
-                f"ecomind secrets provision --environment {self.m.name} "
-                + " ".join(f"--replica-region {r}" for r in missing),
+                secrets_command(
+                    f"provision --environment {self.m.name} " + " ".join(f"--replica-region {r}" for r in missing),
+                    ref.region or self.region,
+                    note=by_operator(self.m),
+                ),
             )
             return
         lagging = {r: s for r, s in status.items() if s.get("Status") != "InSync"}
@@ -580,9 +684,9 @@ class Doctor:
                 name,
                 "fail" if state.get("Status") == "Failed" else "warn",
                 f"{ref}: the replica in {region} is {state.get('Status')}: {state.get('StatusMessage', '')}",
-                f"ecomind secrets describe {ref.secret_id}   # then, if it failed: "
-                f"aws secretsmanager remove-regions-from-replication --secret-id {ref.secret_id} "
-                f"--remove-replica-regions {region}, and provision it again",
+                secrets_command(f"describe {ref.secret_id}", ref.region or self.region)
+                + "   # then, if it failed: aws secretsmanager remove-regions-from-replication "
+                f"--secret-id {ref.secret_id} --remove-replica-regions {region}, and provision it again",
             )
             return
         shown = ", ".join(f"{r} (InSync)" for r in status)
@@ -601,14 +705,6 @@ class Doctor:
         except botocore.exceptions.BotoCoreError as exc:
             return [], f"ListSecretVersionIds failed ({type(exc).__name__})"
         return list(answer.get("Versions", [])), None
-
-    def last_rotated(self, meta: dict[str, Any], versions: list[dict[str, Any]]) -> datetime | None:
-        """When AWSCURRENT was made: a rotation driven here (--local) sets no LastRotatedDate."""
-        known = [d for d in (meta.get("LastRotatedDate"), meta.get("CreatedDate")) if isinstance(d, datetime)]
-        for version in versions:
-            if "AWSCURRENT" in version.get("VersionStages", []) and isinstance(version.get("CreatedDate"), datetime):
-                known.append(version["CreatedDate"])
-        return max(known) if known else None
 
     def pending(
         self,
@@ -646,14 +742,16 @@ class Doctor:
         if age <= timedelta(hours=hours):
             self.add(name, "ok", f"{ref}: version {version} is AWSPENDING for {_span(age)}, within {window}")
             return
-        region = f" --region {ref.region}" if ref.region and ref.region != self.region else ""
-        where = "; run it as the rotation role where the database is reachable" if variable == "DATABASE_URL" else ""
+        where = by_rotation_role(self.m) + (", where the database is reachable" if variable == "DATABASE_URL" else "")
+        resume = secrets_command(
+            f"rotate {ref.secret_id} --local", ref.region or self.region, note=f"resumes version {version}; {where}"
+        )
         self.add(
             name,
             "fail",
             f"{ref}: version {version} has been AWSPENDING without AWSCURRENT for {_span(age)}, longer than "
             f"{window}: a rotation stopped before finishSecret, and Secrets Manager starts no other until it ends",
-            f"ecomind secrets rotate {ref.secret_id} --local{region}   # resumes version {version}{where}",
+            resume,
         )
 
 

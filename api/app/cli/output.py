@@ -56,7 +56,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # a bad option or argument
     CONFIG = 3  # the configuration is invalid (a value, a reference, a missing region)
     NOT_FOUND = 4  # a secret, a stage or a file does not exist (or is scheduled for deletion)
-    DENIED = 5  # AWS refused access, or there are no AWS credentials
+    DENIED = 5  # AWS refused access or the credentials, or there are no AWS credentials
     UNREACHABLE = 6  # Secrets Manager could not be reached, or throttled past the retries
     DATABASE = 7  # the database could not be reached or refused the login
     NOT_CHECKED = 8  # doctor: nothing failed, but some checks could not run

@@ -13,22 +13,31 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ..secrets.dburl import field_problems as dburl_field_problems
+from ..secrets.endpoints import on_this_machine
 from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
-from ..secrets.errors import SecretNotFound, SecretsManagerUnreachable
-from ..secrets.regions import parse_regions
+from ..secrets.errors import EmulatorFailed, SecretNotFound, SecretsManagerUnreachable
+from ..secrets.regions import parse_regions, region_option
+from .fixes import (
+    DB_HOST_PLACEHOLDER,
+    MASTER_URL_FILE_PLACEHOLDER,
+    by_rotation_role,
+    master_url_note,
+    secrets_command,
+)
 from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
 
-__all__ = ["app", "deletion_notice"]
+__all__ = ["app", "deletion_notice", "stage_repairs"]
 
 SecretName = Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.")]
 
@@ -61,7 +70,7 @@ def secrets_client(region: str | None) -> Any:
     try:
         return secretsmanager_client(region)
     except botocore.exceptions.NoRegionError:
-        fail("no AWS region to find the secrets in", ExitCode.CONFIG, fix="export AWS_REGION=us-east-1   # or --region")
+        fail("no AWS region to find the secrets in", ExitCode.CONFIG, fix=_again(None))
 
 
 @contextmanager
@@ -76,7 +85,8 @@ def aws_errors(what: str, client: Any) -> Iterator[None]:
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         error = translate_error(exc, what, str(client.meta.endpoint_url))
         replicas, _ = parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))
-        if isinstance(error, SecretsManagerUnreachable) and replicas and "--region" not in sys.argv:
+        regional = isinstance(error, SecretsManagerUnreachable) and not isinstance(error, EmulatorFailed)
+        if regional and replicas and "--region" not in sys.argv:
             # The region did not answer and the secret has replicas: the same command, asked
             # there (the arguments of these commands hold names, never a value).
             again = shlex.join(["ecomind", *sys.argv[1:], "--region", replicas[0]])
@@ -84,6 +94,25 @@ def aws_errors(what: str, client: Any) -> Iterator[None]:
                 error.message, reference=error.reference, fix=f"{again}   # a replica region (SECRETS_REPLICA_REGIONS)"
             )
         raise error from None
+
+
+def _again(region: str | None, *extra: str, placeholder: str = "", drop: str = "") -> str:
+    """This very command again, with ``extra`` options, in the region it ran in (the arguments
+    of these commands hold names, never a value): a shell that passed AWS_REGION inline to
+    it does not pass it to the next command. ``placeholder`` ends it, unquoted; ``drop`` is
+    an option (and its value) left out."""
+    args = sys.argv[1:]
+    if drop in args:
+        at = args.index(drop)
+        args = args[:at] + args[at + 2 :]
+    command = " ".join([shlex.join(["ecomind", *args, *extra]), *([placeholder] if placeholder else [])])
+    if "--region" in sys.argv:
+        return command
+    return f"{command} {region_option(region or os.environ.get('AWS_REGION'))}"
+
+
+def _region(client: Any) -> str | None:
+    return str(client.meta.region_name) if client.meta.region_name else None
 
 
 def _describe(client: Any, name: str) -> dict[str, Any] | None:
@@ -99,14 +128,49 @@ def _existing(client: Any, name: str) -> dict[str, Any]:
     meta = _describe(client, name)
     if meta is not None:
         return meta
-    env = _environment_of({"Name": name})
+    region = _region(client)
+    # Secrets Manager keeps no trace of a secret deleted without recovery: both read the same.
     fail(
-        f"secret {name} not found in {client.meta.region_name} (a force-deleted secret cannot be restored)",
+        f"secret {name} not found in {region}: it never existed there, or it was force-deleted "
+        "(Secrets Manager cannot tell which)",
         ExitCode.NOT_FOUND,
-        fix=f"ecomind secrets provision --environment {env}   # creates it"
-        if env
-        else "ecomind doctor   # looks for it in the other regions and among similar names",
+        fix=_create_fix(client, name),
     )
+
+
+def _model_secret(name: str) -> tuple[EnvironmentModel, SecretSpec] | None:
+    """The environment model and secret a name is, under SECRETS_PREFIX or a default prefix."""
+    prefixes = [os.environ.get("SECRETS_PREFIX"), None]
+    for env in DEPLOYED:
+        for prefix in prefixes:
+            try:
+                m = model(env, prefix)
+            except ValueError:  # a SECRETS_PREFIX that is not one: the default prefix still counts
+                continue
+            spec = next((s for s in m.secrets if m.secret_name(s.key) == name), None)
+            if spec is not None:
+                return m, spec
+    return None
+
+
+def _create_fix(client: Any, name: str) -> str:
+    """A command that creates a missing secret, with every option that needs (placeholders the
+    shell refuses to run without): provision for a secret of the model, else a listing."""
+    region = _region(client)
+    found = _model_secret(name)
+    if found is None:
+        return secrets_command(
+            "list", region, note="the secrets there; ecomind doctor also looks in other regions and for similar names"
+        )
+    m, spec = found
+    options = f"--environment {m.name}"
+    database = m.secret_name("database")
+    if spec.key == "database" or _describe(client, database) is None:
+        # Provision creates every missing secret of the environment; the database's needs its endpoint.
+        options += f" --db-host {DB_HOST_PLACEHOLDER}"
+    shell_prefix = (os.environ.get("SECRETS_PREFIX") or "").strip().rstrip("/") or model(m.name).prefix
+    prefix = "" if m.prefix == shell_prefix else f"SECRETS_PREFIX={shlex.quote(m.prefix)} "
+    return prefix + secrets_command(f"provision {options}", region, note=f"creates {name} with a generated value")
 
 
 def deletion_notice(meta: dict[str, Any]) -> str | None:
@@ -129,14 +193,34 @@ def _environment_of(meta: dict[str, Any]) -> str | None:
     return None
 
 
+def _secret_of(meta: dict[str, Any]) -> tuple[EnvironmentModel, SecretSpec] | None:
+    """Which environment's which secret this is: by its own tags (provision writes environment
+    and kind), whatever its name or the shell's SECRETS_PREFIX; untagged, by its name."""
+    tags = {t["Key"]: t["Value"] for t in meta.get("Tags", [])}
+    name = str(meta.get("Name", ""))
+    env = tags.get("environment")
+    if env not in DEPLOYED:
+        return _model_secret(name)
+    m = model(env)  # what a value must be depends on the environment, not on the prefix
+    kind = tags.get("kind")
+    if kind is None:
+        # Tagged with its environment only (before kinds were, or by hand): the last part of its name.
+        kind = name.rsplit("/", 1)[-1]
+    spec = next((s for s in m.secrets if s.key == kind), None)
+    return (m, spec) if spec is not None else None
+
+
 def _iso(value: Any) -> str | None:
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else None
 
 
-def _rotation(meta: dict[str, Any]) -> dict[str, Any]:
-    last = meta.get("LastRotatedDate")
+def _rotation(client: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """Rotation as the doctor judges it (app/rotation/schedule.py): one "last rotated", one "next"."""
+    from ..rotation.schedule import last_rotated, next_rotation
+
+    last = last_rotated(meta, _versions(client, meta["Name"]))
     days = meta.get("RotationRules", {}).get("AutomaticallyAfterDays")
-    nxt = meta.get("NextRotationDate") or (last + timedelta(days=days) if last and days else None)
+    nxt = next_rotation(meta, last)
     return {
         "rotation": "on" if meta.get("RotationEnabled") else "off",
         "rotation_function": meta.get("RotationLambdaARN") or None,
@@ -144,6 +228,17 @@ def _rotation(meta: dict[str, Any]) -> dict[str, Any]:
         "last_rotated": _iso(last),
         "next_rotation": _iso(nxt),
     }
+
+
+def _versions(client: Any, name: str) -> list[dict[str, Any]]:
+    """The secret's staged versions with their dates; none when they may not be listed (the
+    dates then come from DescribeSecret's alone)."""
+    import botocore.exceptions
+
+    try:
+        return list(client.list_secret_version_ids(SecretId=name).get("Versions", []))
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+        return []
 
 
 def _stages(meta: dict[str, Any]) -> dict[str, list[str]]:
@@ -270,8 +365,8 @@ def provision(
     """Create or update {prefix}/database and {prefix}/jwt; a second run changes nothing.
 
     Creates each missing secret with a value generated by Secrets Manager (the
-    database secret in the RDS rotation shape), tagged with the environment and
-    owner. For an existing secret, the options given (--db-host, --db-user,
+    database secret in the RDS rotation shape), tagged with the environment, its kind
+    (database, jwt) and owner. For an existing secret, the options given (--db-host, --db-user,
     --db-name, --db-port, --owner, --kms-key-id) are compared with it and only what
     differs is changed, with --update (without it, the differences are listed and the
     command exits 1: a copied example must not repoint a live secret); the password is
@@ -285,7 +380,7 @@ def provision(
         fail(
             "--rotation-driver is lambda or local",
             ExitCode.USAGE,
-            fix=f"ecomind secrets provision --environment {m.name} --enable-rotation --rotation-driver local",
+            fix=_again(region, "--rotation-driver", "local"),
         )
     client = secrets_client(region)
     days = rotation_days or m.rotation_days
@@ -304,9 +399,9 @@ def provision(
         meta = _describe(client, name)
         if meta is not None and deletion_notice(meta):
             entry = plan.secret(name, deletion_notice(meta) or "")
-            entry["fix"] = Verbatim(f"ecomind secrets restore {name}")
+            entry["fix"] = Verbatim(secrets_command(f"restore {name}", _region(client)))
             if not as_json:
-                data(f"  restore it first: ecomind secrets restore {name}")
+                data(f"  restore it first: {entry['fix']}")
             continue
         if meta is None:
             entry = plan.secret(name, "missing")
@@ -339,7 +434,7 @@ def provision(
     if as_json:
         print_json({"environment": m.name, "prefix": Verbatim(m.prefix), "dry_run": dry_run, "secrets": plan.secrets})
     if plan.differences:
-        again = shlex.join(["ecomind", *sys.argv[1:], "--update"])
+        again = _again(_region(client), "--update")
         fail(f"{plan.differences} difference(s) with what exists were not applied", ExitCode.FAILED, fix=again)
     if as_json:
         return
@@ -391,7 +486,10 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
                 f"the rotation function {function} does not exist",
                 ExitCode.NOT_FOUND,
                 fix="create it: docs/deployment.md, section 3 (on an emulator, which runs no functions: "
-                f"ecomind secrets provision --environment {m.name} --enable-rotation --rotation-driver local)",
+                + secrets_command(
+                    f"provision --environment {m.name} --enable-rotation --rotation-driver local", _region(client)
+                )
+                + ")",
             )
         raise
 
@@ -456,12 +554,9 @@ def _create(
         fail(
             f"{name} does not exist yet: creating it needs the database endpoint",
             ExitCode.USAGE,
-            fix=f"ecomind secrets provision --environment {m.name} --db-host YOUR-DATABASE-ENDPOINT",
+            fix=_again(_region(client), "--db-host", placeholder=DB_HOST_PLACEHOLDER),
         )
-    tags = [
-        {"Key": "environment", "Value": m.name},
-        {"Key": "owner", "Value": owner or m.parameters()["OWNER"]},
-    ]
+    tags = [{"Key": k, "Value": v} for k, v in m.tags(spec.key, owner).items()]
     kwargs: dict[str, Any] = {"Name": name, "Description": m.description(spec.key), "Tags": tags}
     if kms_key_id:
         kwargs["KmsKeyId"] = kms_key_id
@@ -475,7 +570,7 @@ def _create(
         fields = {**DATABASE_DEFAULTS, **{k: v for k, v in wanted.items() if v is not None}}
         return json.dumps({**fields, "password": generated})
 
-    shown = f"CreateSecret(Name={name}{', KmsKeyId=' + kms_key_id if kms_key_id else ''}, tags environment/owner"
+    shown = f"CreateSecret(Name={name}{', KmsKeyId=' + kms_key_id if kms_key_id else ''}, tags environment/kind/owner"
     shown += f", replicas in {', '.join(replicas)})" if replicas else ")"
     plan.call(entry, shown, lambda: client.create_secret(SecretString=value(), **kwargs))
 
@@ -500,7 +595,7 @@ def _update(
             ExitCode.CONFIG,
             fix=f"unset SECRETS_PREFIX   # or set it to the prefix of {m.name}'s secrets",
         )
-    want_tags = {"environment": m.name, **({"owner": owner} if owner else {})}
+    want_tags = {k: v for k, v in m.tags(spec.key, owner).items() if k != "owner" or owner}
     changed_tags = {k: v for k, v in want_tags.items() if tags.get(k) != v}
     if changed_tags:
         shown = "TagResource(" + ", ".join(f"{k}={v}" for k, v in changed_tags.items()) + ")"
@@ -533,7 +628,7 @@ def _update(
     if "username" in differ and plan.update and not json_mode():
         say(
             f"  note: the password now belongs to {differ['username']}; set it on that role, or rotate: "
-            f"ecomind secrets rotate {name}"
+            + secrets_command(f"rotate {name}", _region(client))
         )
 
 
@@ -574,7 +669,7 @@ def list_(
                             "stages": sorted(
                                 {s for v in (meta.get("SecretVersionsToStages") or {}).values() for s in v}
                             ),
-                            **_rotation(meta),
+                            **_rotation(client, meta),
                         }
                     )
     region_name = client.meta.region_name
@@ -624,12 +719,12 @@ def describe(
         "kms_key": Verbatim(meta.get("KmsKeyId", "aws/secretsmanager (AWS managed)")),
         "tags": {t["Key"]: Verbatim(t["Value"]) for t in meta.get("Tags", [])},
         "versions": _stages(meta),
-        **_rotation(meta),
+        **_rotation(client, meta),
         "primary_region": meta.get("PrimaryRegion") or client.meta.region_name,
         "replicas": _replicas(meta),
     }
     if deletion_notice(meta):
-        info["fix"] = Verbatim(f"ecomind secrets restore {meta['Name']}")
+        info["fix"] = Verbatim(secrets_command(f"restore {meta['Name']}", _region(client)))
     if as_json:
         print_json(info)
         return
@@ -683,8 +778,16 @@ def history(
     order = {"AWSPENDING": 0, "AWSCURRENT": 1, "AWSPREVIOUS": 2}
     versions.sort(key=lambda v: min((order.get(s, 3) for s in v["stages"]), default=3))
     versions.sort(key=lambda v: v["created"] or "", reverse=True)
+    with aws_errors(name, client):
+        problems = stage_repairs(client, name, {str(v["version"]): v["stages"] for v in versions})
     if as_json:
-        print_json({"name": Verbatim(name), "versions": versions})
+        print_json(
+            {
+                "name": Verbatim(name),
+                "versions": versions,
+                "problems": [{"message": said, "fix": Verbatim(f"{fix}   # {why}")} for said, fix, why in problems],
+            }
+        )
         return
     table(
         f"versions of {name}",
@@ -694,6 +797,38 @@ def history(
             for v in versions
         ),
     )
+    for said, fix, why in problems:
+        say(f"impossible: {said}", err=True, style="bold red")
+        data(f"  fix: {fix}   # {why}", err=True)
+
+
+def stage_repairs(client: Any, name: str, stages: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+    """Each stage on more than one version (impossible on AWS): what is wrong, the commands that
+    leave it on the version a read of that stage gets (what a reader by stage uses), and why that one."""
+    import botocore.exceptions
+
+    from ..rotation.protocol import doubled_stages
+
+    region = _region(client)
+    found = []
+    for stage, versions in sorted(doubled_stages(stages).items()):
+        try:
+            keep = str(client.get_secret_value(SecretId=name, VersionStage=stage)["VersionId"])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            keep = versions[-1]
+        said = (
+            f"{stage} is on {len(versions)} versions ({', '.join(sorted(versions))}): Secrets Manager keeps a "
+            "stage on one version, an emulator may not (a stage moved by hand, then a value put); readers "
+            "disagree on the value"
+        )
+        fix = " && ".join(
+            f"aws secretsmanager update-secret-version-stage --secret-id {name} --version-stage {stage} "
+            f"--remove-from-version-id {version} {region_option(region)}"
+            for version in sorted(versions)
+            if version != keep
+        )
+        found.append((said, fix, f"keeps {stage} on {keep}, the version a read of {stage} gets"))
+    return found
 
 
 # -- get, set, restore -------------------------------------------------------------------
@@ -742,7 +877,11 @@ def get(
                         fail(
                             f"no version of {reference.secret_id} is staged {stage}{hint}",
                             ExitCode.NOT_FOUND,
-                            fix=f"ecomind secrets history {reference.secret_id}   # the versions and their stages",
+                            fix=secrets_command(
+                                f"history {reference.secret_id}",
+                                reference.region or region or os.environ.get("AWS_REGION"),
+                                note="the versions and their stages",
+                            ),
                         )
             raise
     text = resolved.value.get_secret_value()
@@ -779,7 +918,7 @@ def set_(
         fail(
             "no value on stdin: nothing stored",
             ExitCode.USAGE,
-            fix=f"printf '%s' \"$VALUE\" | ecomind secrets set {name}",
+            fix="printf '%s' \"$VALUE\" | " + _again(region or os.environ.get("AWS_REGION")),
         )
     from ..secrets import redact
 
@@ -792,7 +931,7 @@ def set_(
             if not isinstance(current, dict):
                 fail(f"{name} is not a JSON object: set it without a key", ExitCode.CONFIG)
             text = json.dumps({**current, key: _as_before(key, current.get(key), text)})
-        _refuse_what_the_app_would(meta, text)
+        _refuse_what_the_app_would(meta, text, _region(client), on_this_machine(client.meta.endpoint_url))
         version = client.put_secret_value(SecretId=name, SecretString=text)["VersionId"]
     if as_json:
         print_json({"name": Verbatim(name), "key": key, "version": Verbatim(version), "stage": "AWSCURRENT"})
@@ -800,27 +939,56 @@ def set_(
         data(f"{name}{':' + key if key else ''}: stored as version {version} (AWSCURRENT)")
 
 
-def _refuse_what_the_app_would(meta: dict[str, Any], text: str) -> None:
+def _refuse_what_the_app_would(meta: dict[str, Any], text: str, region: str | None, emulator: bool) -> None:
     """A secret of the model: the value must pass the check its variable gets at start."""
     from ..secrets.errors import set_key_fix
     from ..secrets.policy import CHECKS
 
-    env = _environment_of(meta)
-    if env is None:
+    found = _secret_of(meta)
+    if found is None:
         return
-    m = model(env, os.environ.get("SECRETS_PREFIX"))
-    spec = next((s for s in m.secrets if m.secret_name(s.key) == meta.get("Name")), None)
-    if spec is None:
-        return
+    m, spec = found
     findings = [f for f in CHECKS[spec.variable](m, text).findings if f.severity == "error"]
-    if findings:
-        key = next((f.json_key for f in findings if f.json_key), None)
-        fix = set_key_fix(meta["Name"], key) if key else f"ecomind secrets rotate {meta['Name']}   # a generated value"
-        fail(
-            f"not stored: as {spec.variable} in {env}, the value {'; '.join(f.message for f in findings)}",
-            ExitCode.CONFIG,
-            fix=fix,
+    if not findings:
+        return
+    key = next((f.json_key for f in findings if f.json_key), None)
+    name = meta["Name"]
+    fix = set_key_fix(name, key, region) if key else _right_value_fix(meta, spec, region, emulator)
+    said = "; ".join(_of_the_value(f.message) for f in findings)
+    fail(f"not stored: as {spec.variable} in {m.name}: {said}", ExitCode.CONFIG, fix=fix)
+
+
+# A policy finding about a value is either a sentence ("the value is not a URL") or what
+# follows the variable's name ("is 8 bytes; staging needs at least 32"): the second reads
+# as said of the value.
+_PREDICATES = ("is ", "holds ", "has ", "names ")
+
+
+def _of_the_value(message: str) -> str:
+    return f"the value {message}" if message.startswith(_PREDICATES) else message
+
+
+def _right_value_fix(meta: dict[str, Any], spec: SecretSpec, region: str | None, emulator: bool) -> str:
+    """How to store a right value, by the kind of secret: a database secret holds the RDS
+    fields (one set at a time; its password only by a rotation, which sets it in the database
+    too); a signing key is a generated one, by a rotation when it has one (driven here on an
+    emulator, whose functions do not run)."""
+    name = meta["Name"]
+    if spec.shape == "rds":
+        fields = ", ".join(k for k in spec.json_keys if k not in ("host", "password"))
+        return (
+            f"printf '%s' \"$VALUE\" | ecomind secrets set {name} host {region_option(region)}   # VALUE: the "
+            f"database's host; {fields} the same way; the password only by: ecomind secrets rotate {name}"
         )
+    if meta.get("RotationEnabled") and (emulator or not meta.get("RotationLambdaARN")):
+        note = "a generated value" + (
+            "; AWS_ENDPOINT_URL is on this machine: an emulator runs no functions" if emulator else ""
+        )
+        return secrets_command(f"rotate {name} --local", region, note=note)
+    if meta.get("RotationEnabled"):
+        return secrets_command(f"rotate {name}", region, note="a generated value")
+    generate = "python3 -c 'import secrets; print(secrets.token_urlsafe(48), end=\"\")'"
+    return f"{generate} | ecomind secrets set {name} {region_option(region)}   # a generated value, never shown"
 
 
 @app.command("restore")
@@ -850,6 +1018,38 @@ def restore(
 # -- rotate ------------------------------------------------------------------------------
 
 
+def _master_url(path: Path | None, region: str | None) -> Callable[[], str | None]:
+    """Where a database rotation reads the master user's URL, asked only if it needs it: the
+    file (read now: a file that cannot be read stops the command before any step), else
+    ECOMIND_MASTER_URL, else (in a terminal) a prompt that does not echo."""
+    from ..rotation.postgres import MASTER_URL
+    from ..secrets import redact
+
+    given: str | None = None
+    if path is not None:
+        try:
+            given = path.read_text().strip()
+        except OSError as exc:
+            option = "--master-url-file"
+            again = _again(region, option, placeholder=MASTER_URL_FILE_PLACEHOLDER, drop=option)
+            fail(f"{option} {path}: {exc.strerror}", ExitCode.NOT_FOUND, fix=f"{again}   # {master_url_note()}")
+        redact.register_input(given)
+
+    def read() -> str | None:
+        url = given
+        if path is None:
+            url = os.environ.get(MASTER_URL)
+            if not url and sys.stdin.isatty():
+                import getpass
+
+                url = getpass.getpass("the master user's URL, postgresql://USER:PASSWORD@HOST:PORT/postgres: ")
+        if url:
+            redact.register_input(url)  # a driver's error may quote it: never printed
+        return url or None
+
+    return read
+
+
 @app.command("rotate")
 def rotate(
     name: SecretName,
@@ -859,6 +1059,15 @@ def rotate(
     local: Annotated[
         bool, typer.Option("--local", help="Drive the four steps here instead of calling RotateSecret.")
     ] = False,
+    master_url_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--master-url-file",
+            help="With --local, when neither stored password of a database secret logs in: a file holding the "
+            "master user's URL, postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres. Without it: "
+            "ECOMIND_MASTER_URL, else a prompt (not echoed) in a terminal.",
+        ),
+    ] = None,
     region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -869,6 +1078,9 @@ def rotate(
     run here through the same handler code (for emulators, which cannot run a
     function, and for an operator shell that reaches the database); progress is shown
     per step. A failed step exits non-zero naming it; the same command resumes.
+    A database whose role no longer takes either stored password is re-passworded by its
+    master user, whose URL is read (only then) from --master-url-file, ECOMIND_MASTER_URL
+    or a prompt: never from the command line.
 
     Example: ecomind secrets rotate ecomind/staging/database --local
     """
@@ -880,14 +1092,15 @@ def rotate(
     client = secrets_client(region)
     meta = _existing(client, name)
     if deletion_notice(meta):
-        fail(f"{name} is {deletion_notice(meta)}", ExitCode.NOT_FOUND, fix=f"ecomind secrets restore {name}")
+        restore = secrets_command(f"restore {name}", _region(client))
+        fail(f"{name} is {deletion_notice(meta)}", ExitCode.NOT_FOUND, fix=restore)
     if not meta.get("RotationEnabled"):
         env = _environment_of(meta)
         driver = " --rotation-driver local" if local else ""
         fail(
             f"rotation is not enabled on {name}",
             ExitCode.CONFIG,
-            fix=f"ecomind secrets provision --environment {env} --enable-rotation{driver}"
+            fix=secrets_command(f"provision --environment {env} --enable-rotation{driver}", _region(client))
             if env
             else "tag the secret environment=staging or environment=production, then run "
             f"ecomind secrets provision --enable-rotation{driver} for that environment",
@@ -897,25 +1110,31 @@ def rotate(
             fail(
                 f"{name} has no rotation function",
                 ExitCode.CONFIG,
-                fix=f"ecomind secrets rotate {name} --local   # or attach the function: docs/deployment.md, section 3",
+                fix=_again(_region(client), "--local") + "   # or attach the function: docs/deployment.md, section 3",
             )
         with aws_errors(name, client):
             client.rotate_secret(SecretId=name, RotateImmediately=True)
         if as_json:
             print_json({"name": Verbatim(name), "state": "started"})
         else:
-            data(f"rotation of {name} started by Secrets Manager; follow it with: ecomind secrets history {name}")
+            follow = secrets_command(f"history {name}", _region(client))
+            data(f"rotation of {name} started by Secrets Manager; follow it with: {follow}")
         return
+    master = _master_url(master_url_file, _region(client))
     try:
         with aws_errors(name, client):
-            rotator = rotator_for(client, name, strategy)
+            rotator = rotator_for(client, name, strategy, master_url=master)
             version = rotate_locally(
                 client, name, rotator, on_step=lambda step: None if as_json else data(f"  {step} ...", err=True)
             )
     except RotationError as exc:
-        fix = f"ecomind secrets rotate {name} --local   # resumes"
+        fix = _again(_region(client)) + "   # resumes"
         if "neither AWSCURRENT nor AWSPREVIOUS logs in" in str(exc):
-            fix = f"ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres {fix}"
+            m = _model_secret(name)
+            fix = _again(
+                _region(client), "--master-url-file", placeholder=MASTER_URL_FILE_PLACEHOLDER, drop="--master-url-file"
+            )
+            fix += f"   # {master_url_note()}; {by_rotation_role(m[0] if m else None)}"
         fail(f"rotation failed: {exc}", ExitCode.FAILED, fix=fix)
     if as_json:
         print_json({"name": Verbatim(name), "state": "rotated", "version": Verbatim(version)})

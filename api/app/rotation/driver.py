@@ -19,8 +19,13 @@ from .protocol import STEPS, RotationError, Rotator, pending_version
 __all__ = ["rotate_locally", "rotator_for"]
 
 
-def rotator_for(client: Any, arn: str, strategy: str | None = None) -> Rotator:
-    """PostgreSQL for an RDS-shaped secret, JWT otherwise; checks ``strategy`` against the secret."""
+def rotator_for(
+    client: Any, arn: str, strategy: str | None = None, master_url: Callable[[], str | None] | None = None
+) -> Rotator:
+    """PostgreSQL for an RDS-shaped secret, JWT otherwise; checks ``strategy`` against the secret.
+
+    ``master_url``: where a database rotation gets the master user's URL if it needs it
+    (default: ECOMIND_MASTER_URL)."""
     value = str(client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
     try:
         data = json.loads(value)
@@ -33,7 +38,7 @@ def rotator_for(client: Any, arn: str, strategy: str | None = None) -> Rotator:
                 f"{arn}: the secret is set up for {actual} rotation"
                 + ("" if actual == "alternating-users" else " (alternating users needs a masterarn key)")
             )
-        return PostgresRotator(client)
+        return PostgresRotator(client, master_url=master_url)
     if strategy:
         raise RotationError(f"{arn}: --strategy applies to database secrets only")
     return JwtRotator(client)

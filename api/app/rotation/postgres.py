@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import psycopg
@@ -34,10 +35,11 @@ from ..secrets.policy import database_ssl
 from .emf import handle
 from .protocol import RotationError, Rotator
 
-__all__ = ["PostgresRotator", "handler"]
+__all__ = ["MASTER_URL", "PostgresRotator", "handler"]
 
 CLONE_SUFFIX = "_clone"
-# For a local run (ecomind secrets rotate --local) when neither stored password logs in.
+# For a local run (ecomind secrets rotate --local) when neither stored password logs in: the
+# database's master user, from this variable unless the caller asks elsewhere (a file, a prompt).
 MASTER_URL = "ECOMIND_MASTER_URL"
 OWNER_SUFFIX = "_owner"
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
@@ -46,9 +48,17 @@ MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 class PostgresRotator(Rotator):
     secret_key: ClassVar[str] = "database"
 
-    def __init__(self, client: Any, environment: EnvironmentModel | None = None, connect_timeout: int = 5) -> None:
+    def __init__(
+        self,
+        client: Any,
+        environment: EnvironmentModel | None = None,
+        connect_timeout: int = 5,
+        master_url: Callable[[], str | None] | None = None,
+    ) -> None:
         super().__init__(client, environment)
         self.connect_timeout = connect_timeout
+        # Asked only when neither stored password logs in (a prompt then asks only when needed).
+        self.master_url = master_url or (lambda: os.environ.get(MASTER_URL))
 
     # -- secrets -----------------------------------------------------------------------
 
@@ -138,7 +148,7 @@ class PostgresRotator(Rotator):
                 previous = None
             # The previous password, at today's address: the host may have moved since.
             conn = self._connect({**current, "password": previous["password"]}) if previous else None
-        master = os.environ.get(MASTER_URL)
+        master = self.master_url() if conn is None else None
         if conn is None and master:
             # Neither password works any more (changed out of band): the database's master
             # user, given for this one run, sets the new one. Registered first: libpq's error
@@ -147,11 +157,11 @@ class PostgresRotator(Rotator):
             try:
                 conn = psycopg.connect(master, autocommit=True, connect_timeout=self.connect_timeout)
             except psycopg.Error as exc:
-                raise RotationError(f"{arn}: {MASTER_URL} does not log in: {classify(exc).summary}") from None
+                raise RotationError(f"{arn}: the master user's URL does not log in: {classify(exc).summary}") from None
         if conn is None:
             raise RotationError(
                 f"{arn}: neither AWSCURRENT nor AWSPREVIOUS logs in (the role's password was changed elsewhere); "
-                f"set {MASTER_URL} to the database's master user for this run"
+                "the database's master user must set the new one for this run"
             )
         with conn:
             set_role_password(conn, str(pending["username"]), str(pending["password"]))

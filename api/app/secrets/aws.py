@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +33,11 @@ from botocore.config import Config
 
 from ..telemetry import SM_CALLS
 from .base import Fetched, SecretBackend, SecretVersion
-from .endpoints import secretsmanager_endpoint
+from .endpoints import on_this_machine, secretsmanager_endpoint
 from .errors import (
+    EmulatorFailed,
+    ExpiredCredentials,
+    InvalidAccessKey,
     MalformedReference,
     NoCredentials,
     NoRegion,
@@ -43,9 +47,10 @@ from .errors import (
     SecretNotFound,
     SecretsManagerUnreachable,
     SecretsThrottled,
+    SignatureMismatch,
 )
 from .refs import AwsRef, parse_reference
-from .regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, RegionChain
+from .regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, REGION_PLACEHOLDER, RegionChain, region_option
 from .stats import Stats
 
 if TYPE_CHECKING:
@@ -67,7 +72,18 @@ log = logging.getLogger("app.secrets.aws")
 
 BATCH_SIZE = 20  # BatchGetSecretValue accepts at most 20 ids in SecretIdList
 _CURRENT = "AWSCURRENT"
-_DENIED_CODES = {"AccessDeniedException", "AccessDenied", "403", "UnrecognizedClientException"}
+# Denied by a policy. A bare HTTP 403 without a code says no more than that.
+_DENIED_CODES = {"AccessDeniedException", "AccessDenied", "403"}
+# Refused before any policy is read: the credentials themselves (Secrets Manager's codes, then STS's).
+_BAD_KEY_CODES = {"UnrecognizedClientException", "InvalidClientTokenId"}
+_BAD_SIGNATURE_CODES = {"InvalidSignatureException", "SignatureDoesNotMatch"}
+_EXPIRED_CODES = {"ExpiredTokenException", "ExpiredToken"}
+# Where the docs say how to rehearse on an emulator; stock moto_server with IAM enforced
+# answers 500 to every read a least-privilege policy (secret-??????) governs.
+_EMULATOR_FIX = (
+    'docs/troubleshooting.md, "An emulator answers 500": rehearse with the project\'s moto server '
+    '(docs/deployment.md, "Rehearse on an emulator"), not stock moto_server'
+)
 _THROTTLED_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
 
 
@@ -268,6 +284,15 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 out[key] = tried[0][1]
                 continue
             where = ", ".join(f"{r} ({_outcome(got)})" for r, got in tried)
+            failed = [got for _, got in tried if isinstance(got, EmulatorFailed)]
+            if len(failed) == len(tried):
+                # One emulator answers for every region: its failure, whichever region is asked.
+                out[key] = EmulatorFailed(
+                    f"{failed[0].message} (and in every region asked: {where})",
+                    reference=str(key),
+                    fix=_EMULATOR_FIX,
+                )
+                continue
             out[key] = SecretsManagerUnreachable(
                 f"Secrets Manager could not serve {key} in any region asked: {where}",
                 reference=str(key),
@@ -299,15 +324,18 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         return tagged
 
     def _deletion_date(self, key: AwsRef, err: SecretDeleted) -> SecretDeleted:
-        """The same error with the date the secret goes (one DescribeSecret, on this failure path only)."""
+        """The same error with the date the secret goes (one DescribeSecret, on this failure path only),
+        and the restore command in the secret's region."""
+        region, deleted = key.region or self._default_region, None
         try:
-            deleted = self.client(key.region).describe_secret(SecretId=key.secret_id).get("DeletedDate")
+            client = self.client(key.region)
+            region = region or client.meta.region_name
+            deleted = client.describe_secret(SecretId=key.secret_id).get("DeletedDate")
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-            return err
-        if deleted is None:
-            return err
-        when = deleted.strftime("%Y-%m-%d %H:%M %Z").strip()
-        dated = SecretDeleted(f"{key} is scheduled for deletion on {when}", reference=err.reference, fix=err.fix)
+            pass
+        fix = f"ecomind secrets restore {key.secret_id} {region_option(region)}"
+        when = f" on {deleted.strftime('%Y-%m-%d %H:%M %Z').strip()}" if deleted is not None else ""
+        dated = SecretDeleted(f"{key} is scheduled for deletion{when}", reference=err.reference, fix=fix)
         dated.__cause__ = err.__cause__
         return dated
 
@@ -391,7 +419,7 @@ def _call_result(code: str, message: str = "") -> str:
     failures agree on a cause."""
     if code in _THROTTLED_CODES:
         return "throttled"
-    if code in _DENIED_CODES:
+    if code in _DENIED_CODES or code in _BAD_KEY_CODES | _BAD_SIGNATURE_CODES | _EXPIRED_CODES:
         return "denied"
     if code == "ResourceNotFoundException" or _scheduled_for_deletion(code, message):
         return "not_found"
@@ -411,6 +439,8 @@ def _outcome(got: Fetched) -> str:
     """What a region answered, in a word or two, for a message that lists the regions asked."""
     if isinstance(got, SecretsThrottled):
         return "throttled"
+    if isinstance(got, EmulatorFailed):
+        return "emulator failed"
     if isinstance(got, SecretNotFound):
         return "no replica"
     return "unreachable"
@@ -454,7 +484,21 @@ def _code(exc: botocore.exceptions.ClientError) -> str:
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     if not code and status == 403:
         return "403"
+    if code == "403" and on_this_machine(secretsmanager_endpoint()):
+        return _emulator_error_code(str(error.get("Message", ""))) or code
     return code
+
+
+def _emulator_error_code(message: str) -> str | None:
+    """The error code inside an emulator's 403 (moto with IAM enforced; used on an emulator only).
+
+    moto answers an authorization failure of a JSON-protocol service (Secrets Manager) with
+    the XML body of the query protocol, which botocore reads as code "403" with the XML as
+    the message: the real code (AccessDenied, InvalidClientTokenId, SignatureDoesNotMatch)
+    is inside. AWS answers those in JSON, with the code where botocore looks.
+    """
+    found = re.search(r"<Code>([A-Za-z.]+)</Code>", message)
+    return found.group(1) if found else None
 
 
 def translate_error(exc: BaseException, reference: str, endpoint: str) -> ResolutionError:
@@ -462,8 +506,15 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
     if isinstance(exc, botocore.exceptions.ClientError):
         message = str(exc.response.get("Error", {}).get("Message", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if status >= 500:
-            err: ResolutionError = SecretsManagerUnreachable(
+        if status >= 500 and (on_this_machine(endpoint) or on_this_machine(secretsmanager_endpoint())):
+            err: ResolutionError = EmulatorFailed(
+                f"the emulator at {endpoint or secretsmanager_endpoint()} answered {status} "
+                f"({_code(exc) or 'no code'}) while reading {reference}: the emulator failed, not a region",
+                reference=reference,
+                fix=_EMULATOR_FIX,
+            )
+        elif status >= 500:
+            err = SecretsManagerUnreachable(
                 f"Secrets Manager at {endpoint} answered {status} ({_code(exc) or 'no code'}) "
                 f"while reading {reference}",
                 reference=reference,
@@ -472,7 +523,7 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         else:
             err = _from_code(_code(exc), message, reference, endpoint)
             operation = getattr(exc, "operation_name", "")
-            if isinstance(err, SecretAccessDenied) and operation not in ("", "GetSecretValue", "BatchGetSecretValue"):
+            if type(err) is SecretAccessDenied and operation not in ("", "GetSecretValue", "BatchGetSecretValue"):
                 # Not a read of a value: the doctor's statement would not cover it; name the action.
                 err = SecretAccessDenied(
                     f"access to {reference} denied: secretsmanager:{operation}",
@@ -489,7 +540,7 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         err = NoRegion(
             f"no AWS region to read {reference}",
             reference=reference,
-            fix="export AWS_REGION=us-east-1   # the region of the secrets (or use a full ARN)",
+            fix=f"export AWS_REGION={REGION_PLACEHOLDER}   # the region of the secrets (or use a full ARN)",
         )
     elif isinstance(
         exc,
@@ -525,6 +576,28 @@ def _name_of(reference: str) -> str:
 
 
 def _from_code(code: str, message: str, reference: str, endpoint: str) -> ResolutionError:
+    if code in _BAD_KEY_CODES:
+        return InvalidAccessKey(
+            f"AWS does not recognise the access key id of these credentials (reading {reference})",
+            reference=reference,
+            fix="aws configure list   # the access key in use and where it comes from: replace it, or unset "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to use a profile (export AWS_PROFILE=NAME)",
+        )
+    if code in _BAD_SIGNATURE_CODES:
+        return SignatureMismatch(
+            "the secret access key does not belong to the access key id: AWS computed another signature "
+            f"(reading {reference})",
+            reference=reference,
+            fix="aws configure list   # the access key in use: set the secret access key that belongs to it "
+            "(AWS_SECRET_ACCESS_KEY, or the profile's aws_secret_access_key)",
+        )
+    if code in _EXPIRED_CODES:
+        return ExpiredCredentials(
+            f"the session token of these credentials has expired (reading {reference})",
+            reference=reference,
+            fix="aws sso login   # for an SSO profile; for an assumed role, assume it again and export the new "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN",
+        )
     if code == "ResourceNotFoundException":
         return SecretNotFound(
             f"secret {reference} not found at {endpoint}",

@@ -316,6 +316,12 @@ class EnvironmentModel:
             return None
         return "aws-secretsmanager:" + self.secret_name(spec.secret_key)
 
+    def tags(self, key: str, owner: str | None = None) -> dict[str, str]:
+        """The tags a secret of this environment carries: the environment and which of the
+        model's secrets it is (its kind: what a value must be follows them, whatever the
+        secret's name or SECRETS_PREFIX), and its owner."""
+        return {"environment": self.name, "kind": self.secret(key).key, "owner": owner or f"{PROJECT}-platform"}
+
     def description(self, key: str) -> str:
         return self.secret(key).description.format(environment=self.name)
 
@@ -367,7 +373,7 @@ class EnvironmentModel:
             # The customer key carries this tag = the environment; IAM policies grant
             # kms:Decrypt on keys so tagged, so they can exist before the key does.
             "KMS_KEY_TAG": f"{PROJECT}-secrets",
-            "OWNER": f"{PROJECT}-platform",
+            "OWNER": self.tags(SECRETS[0].key)["owner"],
             "PROJECT": PROJECT,
             "K8S_DATABASE_SECRET": f"{PROJECT}-database",
             # Cluster-scoped: one per environment, so two environments can share a cluster.
@@ -385,6 +391,7 @@ class EnvironmentModel:
         for spec in SECRETS:
             up = spec.key.upper()
             params[f"{up}_SECRET_NAME"] = self.secret_name(spec.key)
+            params[f"{up}_SECRET_KIND"] = self.tags(spec.key)["kind"]
             params[f"{up}_ROTATION_FUNCTION"] = self.function_name(spec.key)
             params[f"{up}_ROTATION_HANDLER"] = spec.rotation_handler
             params[f"{up}_SECRET_LENGTH"] = str(spec.generation.length)

@@ -8,9 +8,14 @@
     │   ├── SecretNotFound            ResourceNotFoundException, missing stage/version (not_found)
     │   │   └── SecretDeleted         scheduled for deletion                        (not_found)
     │   ├── SecretAccessDenied        AccessDeniedException or a bare HTTP 403      (denied)
-    │   │   └── NoCredentials         no AWS credentials at all                     (denied)
+    │   │   ├── NoCredentials         no AWS credentials at all                     (denied)
+    │   │   └── BadCredentials        found, but AWS refuses them (not a policy)    (denied)
+    │   │       ├── InvalidAccessKey      the access key id is unknown              (denied)
+    │   │       ├── SignatureMismatch     the secret key is not the key id's        (denied)
+    │   │       └── ExpiredCredentials    the session token has expired             (denied)
     │   ├── NoRegion                  no region to look in                          (config)
     │   ├── SecretsManagerUnreachable endpoint down, DNS, TLS, timeouts             (unreachable)
+    │   │   └── EmulatorFailed        an emulator on this machine answered 5xx      (unreachable)
     │   ├── SecretsThrottled          ThrottlingException after the retries ran out (unreachable)
     │   ├── SecretFormatError         not JSON where a key is asked, missing JSON key (config)
     │   └── SecretFileError           a ``file:`` path that cannot be read          (not_found)
@@ -28,9 +33,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from .regions import region_option
+
 __all__ = [
+    "BadCredentials",
+    "EmulatorFailed",
     "ErrorKind",
+    "ExpiredCredentials",
     "Finding",
+    "InvalidAccessKey",
     "MalformedReference",
     "NoCredentials",
     "NoRegion",
@@ -45,6 +56,7 @@ __all__ = [
     "SecretsManagerUnreachable",
     "SecretsThrottled",
     "SettingsError",
+    "SignatureMismatch",
     "set_key_fix",
 ]
 
@@ -109,12 +121,35 @@ class NoCredentials(SecretAccessDenied):
     """No AWS credentials were found at all: nothing was denied, nothing was asked."""
 
 
+class BadCredentials(SecretAccessDenied):
+    """Credentials were found but AWS refused them before any policy was read: no policy
+    grants the fix. (IAM never denies ``sts:GetCallerIdentity``; when it fails, this is why.)"""
+
+
+class InvalidAccessKey(BadCredentials):
+    """The access key id is unknown to AWS: deleted, deactivated, mistyped, or another account's endpoint."""
+
+
+class SignatureMismatch(BadCredentials):
+    """The request's signature does not match: the secret access key is not the one of the key id."""
+
+
+class ExpiredCredentials(BadCredentials):
+    """Temporary credentials (SSO, an assumed role) whose session token has expired."""
+
+
 class NoRegion(ResolutionError):
     kind = "config"
 
 
 class SecretsManagerUnreachable(ResolutionError):
     kind = "unreachable"
+
+
+class EmulatorFailed(SecretsManagerUnreachable):
+    """An emulator on this machine (AWS_ENDPOINT_URL on loopback) answered a server error: said
+    as the emulator's failure, and no fix sends the operator to another region (reads still
+    try the replica regions the settings list, as they do on AWS)."""
 
 
 class SecretsThrottled(ResolutionError):
@@ -140,9 +175,10 @@ class Finding:
     json_key: str | None = None  # the key of a JSON secret that holds the problem (its fix sets that key)
 
 
-def set_key_fix(secret: str, key: str) -> str:
+def set_key_fix(secret: str, key: str, region: str | None) -> str:
     """The fix of a finding in one JSON key of a stored secret: a command that sets that key."""
-    return f"printf '%s' \"$VALUE\" | ecomind secrets set {secret} {key}   # VALUE: the right {key}"
+    command = f"ecomind secrets set {secret} {key} {region_option(region)}"
+    return f"printf '%s' \"$VALUE\" | {command}   # VALUE: the right {key}"
 
 
 @dataclass(frozen=True)

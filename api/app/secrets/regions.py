@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_COOLDOWN", "PROBE_TIMEOUTS", "RegionChain", "parse_regions"]
+__all__ = ["DEFAULT_COOLDOWN", "PROBE_TIMEOUTS", "REGION_PLACEHOLDER", "RegionChain", "parse_regions", "region_option"]
 
 # (connect, read) seconds for a region not known to answer: bounded failover.
 PROBE_TIMEOUTS = (2.0, 5.0)
@@ -33,6 +33,17 @@ DEFAULT_COOLDOWN = 30.0
 
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+# The region of a printed command when it is not known: the variable the docs' shell sets
+# (docs/deployment.md: REGION=$(P AWS_REGION)), which the shell refuses to expand while it
+# is unset. Never a real region that may be the wrong one.
+REGION_PLACEHOLDER = '"${REGION:?set REGION to the region of your secrets}"'
+
+
+def region_option(region: str | None) -> str:
+    """``--region R`` for a printed ``ecomind secrets`` command, which runs in a shell that
+    may not export AWS_REGION (the docs pass it inline): the placeholder when not known."""
+    return f"--region {region or REGION_PLACEHOLDER}"
 
 
 def parse_regions(text: str | None) -> tuple[list[str], list[str]]:

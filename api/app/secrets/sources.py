@@ -21,7 +21,7 @@ from .endpoints import secretsmanager_endpoint
 from .environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES, EnvironmentModel, model, variable
 from .errors import MalformedReference, Problem, SettingsError
 from .refs import Reference, is_reference, parse_reference
-from .regions import parse_regions
+from .regions import REGION_PLACEHOLDER, parse_regions
 from .store import SecretStore
 
 __all__ = ["Collected", "Origin", "collect"]
@@ -161,7 +161,8 @@ def collect(
                 "AWS_REGION",
                 "unset",
                 f"is required in {m.name} (region of Secrets Manager)",
-                "set AWS_REGION, e.g. us-east-1, in the task definition or manifest",
+                "set AWS_REGION to the region of the secrets in the task definition or manifest (deploy/render.py "
+                f"{m.name} --get AWS_REGION); in a shell: export AWS_REGION={REGION_PLACEHOLDER}",
             )
         )
 

@@ -17,6 +17,7 @@ import pytest
 from app.secrets.environment import RDS_KEYS
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
+from .conftest import run_fix
 
 JWT = "k" * 48
 
@@ -41,7 +42,8 @@ def test_provision_twice_changes_nothing_the_second_time(cli: Cli, aws: Aws) -> 
     database = json.loads(before[0])
     assert set(database) == set(RDS_KEYS)  # the one shape: CloudFormation writes the same keys
     meta = aws.client.describe_secret(SecretId="ecomind/staging/jwt")
-    assert {t["Key"]: t["Value"] for t in meta["Tags"]} == {"environment": "staging", "owner": "ecomind-platform"}
+    tags = {t["Key"]: t["Value"] for t in meta["Tags"]}
+    assert tags == {"environment": "staging", "kind": "jwt", "owner": "ecomind-platform"}
     for result in (first, second):
         assert_clean(result, *before, database["password"])
     # The secrets resolve through the settings (the staging default references).
@@ -71,7 +73,7 @@ def test_provision_changes_what_was_asked_and_keeps_the_password(cli: Cli, aws: 
     assert listed.returncode == 1 and "host: db.internal -> db2.internal" in listed.stdout
     assert json.loads(values_of(aws)[0]) == before
     fix = listed.stderr.split("fix: ", 1)[1].strip()
-    assert fix.endswith("--update")
+    assert fix.endswith("--update --region us-east-1")  # the region it ran in: the next shell may not have it
     moved = subprocess.run(
         ["bash", "-c", fix],
         env={**aws.env, "PATH": f"{Path(ECOMIND).parent}:{os.environ['PATH']}"},
@@ -104,7 +106,9 @@ def test_rotation_on_existing_secrets_needs_no_db_host_and_one_function_per_secr
     # Creating a missing database secret is the only thing that needs the endpoint.
     aws.client.delete_secret(SecretId="ecomind/staging/database", ForceDeleteWithoutRecovery=True)
     missing = cli("secrets", "provision", "-e", "staging", env=aws.env)
-    assert missing.returncode == 2 and "--db-host YOUR-DATABASE-ENDPOINT" in missing.stderr
+    assert missing.returncode == 2 and '--db-host "${DB_HOST:?' in missing.stderr
+    fix = missing.stderr.split("fix: ", 1)[1].strip()
+    assert run_fix(fix, {**aws.env, "DB_HOST": "db.internal"}, cli.cwd).returncode == 0  # the docs' DB_HOST
 
 
 def test_turning_rotation_on_keeps_the_value_the_operator_set(cli: Cli, aws: Aws) -> None:

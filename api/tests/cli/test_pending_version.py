@@ -69,7 +69,8 @@ def test_a_pending_version_older_than_the_window_fails_with_a_fix_that_runs(
     assert check["status"] == "fail"
     assert f"{JWT_NAME}: version {version} has been AWSPENDING without AWSCURRENT for 2 days" in check["detail"]
     assert "longer than the rotation window (24 h, Secrets Manager's default for a schedule in days)" in check["detail"]
-    assert check["fix"] == f"ecomind secrets rotate {JWT_NAME} --local   # resumes version {version}"
+    resume = f"ecomind secrets rotate {JWT_NAME} --local --region us-east-1   # resumes version {version}"
+    assert check["fix"].startswith(resume), check["fix"]
     assert [c["name"] for c in old.values() if c["status"] == "fail"] == ["JWT_SECRET pending version"]
 
     ran = run_fix(check["fix"], env, cli.cwd)

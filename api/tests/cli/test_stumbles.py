@@ -147,7 +147,7 @@ def test_5_after_a_force_delete_the_doctor_suggests_no_other_secret(cli: Cli, aw
     doctor = json.loads(cli("doctor", "--json", "--timeout", "1", env={**aws.env, "ENVIRONMENT": "staging"}).stdout)
     readable = {c["name"]: c for c in doctor["checks"]}["JWT_SECRET readable"]
     assert "ecomind/staging/database" not in readable["detail"] + readable["fix"]
-    assert readable["fix"] == "ecomind secrets provision --environment staging"
+    assert readable["fix"].startswith("ecomind secrets provision --environment staging --region us-east-1   # ")
 
 
 # -- 6. the README's migration command, and the script without a PATH --------------------

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,7 +18,7 @@ from app.rotation.postgres import PostgresRotator
 from app.rotation.protocol import STEPS, RotationError
 from app.secrets.dburl import url_password
 
-from ..conftest import CANARY, Aws, Cli, Database, assert_clean, migrate
+from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean, migrate
 
 
 @pytest.fixture(autouse=True)
@@ -211,10 +214,20 @@ def test_cli_rotate_local_shows_steps_and_names_a_failed_step(cli: Cli, aws: Aws
     database.set_password(f"{CANARY}-out-of-band")  # neither AWSCURRENT nor AWSPREVIOUS logs in now
     failed = cli("secrets", "rotate", "rot/cli", "--local", env=env)
     assert failed.returncode == 1 and "setSecret" in failed.stderr
-    # The password was changed out of band: only the database's master user can set a new one.
-    assert "fix: ECOMIND_MASTER_URL=postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres" in failed.stderr
-    repaired = cli("secrets", "rotate", "rot/cli", "--local", env={**env, "ECOMIND_MASTER_URL": database.admin_dsn})
+    # The password was changed out of band: only the database's master user can set a new one,
+    # whose URL the fix reads from a file: the command holds no password (shell history, ps).
+    fix = failed.stderr.split("fix: ", 1)[1].strip()
+    command = fix.split("   #", 1)[0]
+    assert "--master-url-file" in command and "://" not in command and "ECOMIND_MASTER_URL" not in command, fix
+    master = cli.cwd / "master-url"
+    master.write_text(database.admin_dsn + "\n")
+    master.chmod(0o600)
+    shell = {**env, "PATH": f"{Path(ECOMIND).parent}:{os.environ['PATH']}", "MASTER_URL_FILE": str(master)}
+    repaired = subprocess.run(["bash", "-c", fix], env=shell, cwd=cli.cwd, capture_output=True, text=True, timeout=120)
     assert repaired.returncode == 0, repaired.stderr
+    database.set_password(f"{CANARY}-out-of-band-again")
+    from_env = cli("secrets", "rotate", "rot/cli", "--local", env={**env, "ECOMIND_MASTER_URL": database.admin_dsn})
+    assert from_env.returncode == 0, from_env.stderr  # the environment still gives it too
     assert logs_in(stage(aws, "rot/cli", "AWSCURRENT"))
     assert_clean(repaired, database.password)
     assert_clean(failed, database.password)

@@ -12,6 +12,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -214,9 +215,13 @@ def test_doctor_shows_each_replica_and_what_answers_when_the_primary_is_down(
     replicas = checks["JWT_SECRET replicas"]
     assert replicas["status"] == "fail" and "not replicated to eu-west-1" in replicas["detail"], replicas
     fix = replicas["fix"]
-    assert fix == "ecomind secrets provision --environment staging --replica-region eu-west-1"
-    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
-    ran = subprocess.run([ECOMIND, *fix.split()[1:]], env={**base, **env}, capture_output=True, text=True, timeout=120)
+    provision = "ecomind secrets provision --environment staging --replica-region eu-west-1"
+    assert fix.startswith(f"{provision} --region {PRIMARY}   # as the operator"), fix
+    base = {k: os.environ[k] for k in ("HOME", "LANG") if k in os.environ}
+    path = f"{Path(ECOMIND).parent}:{os.environ['PATH']}"
+    ran = subprocess.run(
+        ["bash", "-c", fix], env={**base, **env, "PATH": path}, capture_output=True, text=True, timeout=120
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     _, checks, printed = doctor(env)
     assert checks["JWT_SECRET replicas"]["status"] == "ok", checks["JWT_SECRET replicas"]

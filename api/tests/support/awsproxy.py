@@ -1,8 +1,9 @@
 """A loopback HTTP proxy in front of moto's server that counts Secrets Manager calls.
 
 It can also add a fixed delay per request (to stand for the AWS round trip),
-answer ``ThrottlingException`` for chosen operations, or be stopped to play an
-outage. Tests and benchmarks use it to count what the secret layer really sends.
+answer ``ThrottlingException`` for chosen operations, answer what AWS answers and an
+emulator cannot (an expired session token, say), or be stopped to play an outage.
+Tests and benchmarks use it to count what the secret layer really sends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -29,6 +30,14 @@ def _signed_region(authorization: str) -> str:
     return scope[2] if len(scope) > 2 else ""
 
 
+def _query_action(body: bytes) -> str:
+    """The operation of a query-protocol request (STS, IAM): its form's Action."""
+    try:
+        return parse_qs(body.decode()).get("Action", ["other"])[0]
+    except UnicodeDecodeError:
+        return "other"
+
+
 class AwsProxy:
     def __init__(self, upstream: str, *, delay: float = 0.0) -> None:
         parts = urlsplit(upstream)
@@ -36,6 +45,9 @@ class AwsProxy:
         self.delay = delay
         self.counts: Counter[str] = Counter()
         self.throttle: Callable[[str], bool] = lambda op: False
+        # An answer of the proxy's own for an operation (status, content type, body), or None
+        # to pass the request on: what AWS answers and moto never does.
+        self.answer: Callable[[str], tuple[int, str, bytes] | None] = lambda op: None
         # A regional outage: requests signed for these regions are dropped without an
         # answer (mode "drop", like an unreachable endpoint), answered 503 ("5xx"), or
         # left unanswered for ``hang_seconds`` ("hang", a black hole past the TCP connect).
@@ -106,7 +118,7 @@ class AwsProxy:
                     return
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
-                op = (self.headers.get("X-Amz-Target") or "other").rsplit(".", 1)[-1]
+                op = (self.headers.get("X-Amz-Target") or _query_action(body)).rsplit(".", 1)[-1]
                 region = _signed_region(self.headers.get("Authorization", ""))
                 with proxy._lock:
                     proxy.counts[op] += 1
@@ -126,6 +138,11 @@ class AwsProxy:
                     return
                 if proxy.delay:
                     time.sleep(proxy.delay)
+                own = proxy.answer(op)
+                if own is not None:
+                    status, content_type, payload = own
+                    self._reply(status, {"Content-Type": content_type}, payload)
+                    return
                 if proxy.throttle(op) or not proxy._take(op):
                     with proxy._lock:
                         proxy.throttled[op] += 1

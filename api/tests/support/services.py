@@ -18,9 +18,11 @@ __all__ = ["MotoServer", "free_port", "port_open"]
 class MotoServer:
     """moto in server mode (``moto_server``): Secrets Manager over real HTTP."""
 
-    def __init__(self, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, port: int | None = None, env: dict[str, str] | None = None, *, stock: bool = False) -> None:
         self.port = port or free_port()
         self.env = env or {}  # e.g. INITIAL_NO_AUTH_ACTION_COUNT to enforce IAM
+        # moto's own moto_server, unpatched: what an operator gets without tests/support/moto_iam.py.
+        self.stock = stock
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -29,8 +31,13 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         # moto's own server, with IAM's ? and * matched as AWS does (tests/support/moto_iam.py).
+        server = (
+            [str(Path(sys.executable).with_name("moto_server"))]
+            if self.stock
+            else [sys.executable, "-m", "tests.support.moto_iam"]
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.moto_iam", "-H", "127.0.0.1", "-p", str(self.port)],
+            [*server, "-H", "127.0.0.1", "-p", str(self.port)],
             cwd=Path(__file__).resolve().parents[2],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

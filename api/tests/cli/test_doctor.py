@@ -1,0 +1,359 @@
+"""`ecomind doctor`: what it diagnoses and the fix it prints, run as printed (moto's server;
+IAM enforced where a role or a key is refused)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from app.localdb import LocalPostgres, ensure_role_and_database
+from app.secrets.environment import model
+
+from ..conftest import CANARY, Aws, Cli, assert_clean
+from ..support.awsproxy import AwsProxy
+from ..support.services import MotoServer, free_port
+from .conftest import admin_client, run_fix, user_with
+
+REPO = Path(__file__).resolve().parents[3]
+
+JWT = "k" * 48
+DB = "postgresql://u:Pw-1234567@127.0.0.1:1/db"
+
+
+def doctor(cli: Cli, env: dict[str, str], *args: str) -> tuple[int, dict[str, dict[str, Any]], str]:
+    result = cli("doctor", "--json", "--timeout", "1", *args, env=env)
+    assert_clean(result)
+    report = json.loads(result.stdout)
+    assert report["exit_code"] == result.returncode
+    return result.returncode, {c["name"]: c for c in report["checks"]}, result.stdout + result.stderr
+
+
+def no_denial_diagnosed(checks: dict[str, dict[str, Any]]) -> None:
+    """Nothing was denied by a policy: no check says so, no fix is a policy to attach."""
+    for check in checks.values():
+        assert "access denied" not in check["detail"], check
+        assert '"Statement"' not in check["fix"] and "attach" not in check["fix"], check
+
+
+@pytest.fixture
+def production_secrets(iam: tuple[MotoServer, dict[str, str]]) -> dict[str, str]:
+    sm = admin_client(iam)
+    for name, value in (("ecomind/prod/database", DB), ("ecomind/prod/jwt", JWT)):
+        if name not in {s["Name"] for s in sm.list_secrets()["SecretList"]}:
+            sm.create_secret(Name=name, SecretString=value)
+    return {**iam[1], "ENVIRONMENT": "production"}
+
+
+# -- credentials AWS refuses are not a denial --------------------------------------------
+
+
+def test_an_access_key_id_aws_does_not_know_is_diagnosed_as_such_not_as_a_denial(
+    cli: Cli, production_secrets: dict[str, str]
+) -> None:
+    env = {**production_secrets, "AWS_ACCESS_KEY_ID": "unknown-access-key-id", "AWS_SECRET_ACCESS_KEY": CANARY}
+    code, checks, _ = doctor(cli, env)
+    assert code == 1
+    creds = checks["AWS credentials"]
+    assert creds["status"] == "fail" and "found (env), but refused" in creds["detail"]
+    assert "does not recognise the access key id" in creds["detail"]
+    assert creds["fix"].startswith("aws configure list")
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "fail" and "AWS refused the credentials" in readable["detail"]
+    no_denial_diagnosed(checks)
+    read = cli("secrets", "get", "ecomind/prod/jwt", env=env)
+    assert read.returncode == 5 and "does not recognise the access key id" in read.stderr, read.stderr
+    assert_clean(read, JWT)
+
+
+def test_a_secret_key_that_is_not_the_key_ids_is_a_signature_mismatch(
+    cli: Cli, production_secrets: dict[str, str]
+) -> None:
+    env = {**production_secrets, "AWS_SECRET_ACCESS_KEY": CANARY}  # the administrator's key id, another secret key
+    code, checks, _ = doctor(cli, env)
+    assert code == 1
+    creds = checks["AWS credentials"]
+    assert creds["status"] == "fail" and "the secret access key does not belong to the access key id" in creds["detail"]
+    assert "set the secret access key that belongs to it" in creds["fix"]
+    no_denial_diagnosed(checks)
+
+
+def test_credentials_aws_takes_are_named_by_who_they_are(cli: Cli, production_secrets: dict[str, str]) -> None:
+    _, checks, _ = doctor(cli, production_secrets)
+    creds = checks["AWS credentials"]
+    assert creds["status"] == "ok" and creds["detail"] == "arn:aws:iam::123456789012:user/admin (from env)"
+
+
+def test_an_expired_session_token_says_to_refresh_the_session(cli: Cli, aws: Aws, proxy: AwsProxy) -> None:
+    # moto never expires a token: the proxy answers as AWS does, STS in XML, Secrets Manager in JSON.
+    expired = "The security token included in the request is expired"
+    sts = (
+        "<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code>"
+        f"<Message>{expired}</Message></Error></ErrorResponse>"
+    )
+    sm = json.dumps({"__type": "ExpiredTokenException", "message": expired})
+    proxy.answer = lambda op: (
+        (403, "text/xml", sts.encode())
+        if op == "GetCallerIdentity"
+        else (400, "application/x-amz-json-1.1", sm.encode())
+    )
+    env = {**aws.env, "AWS_SESSION_TOKEN": "a-session-token", "ENVIRONMENT": "production"}
+    code, checks, _ = doctor(cli, env)
+    assert code == 1
+    creds = checks["AWS credentials"]
+    assert creds["status"] == "fail" and "the session token of these credentials has expired" in creds["detail"]
+    assert creds["fix"].startswith("aws sso login") and "assume it again" in creds["fix"]
+    no_denial_diagnosed(checks)
+    read = cli("secrets", "get", "ecomind/prod/jwt", env=env)
+    assert read.returncode == 5 and "has expired" in read.stderr and "aws sso login" in read.stderr
+
+
+# -- every printed fix runs as printed: in its region, as the role it names ----------------
+
+ELSEWHERE = "eu-west-1"  # not the region of the tests' shell (us-east-1): a fix must carry its own
+
+
+_ROLE_USERS: dict[tuple[int, str], dict[str, str]] = {}
+
+
+def role_user(iam: tuple[MotoServer, dict[str, str]], role: str, policy: str, env: str = "staging") -> dict[str, str]:
+    """A user named as the model's role, holding exactly that role's policy of deploy/iam/ (in ELSEWHERE);
+    made once per IAM server."""
+    made = _ROLE_USERS.get((iam[0].port, role))
+    if made is not None:
+        return made
+    rendered = subprocess.run(
+        [sys.executable, str(REPO / "deploy/render.py"), env, str(REPO / policy), "--set", f"AWS_REGION={ELSEWHERE}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    made = user_with(iam, model(env).role_name(role), json.loads(rendered)["Statement"])
+    _ROLE_USERS[(iam[0].port, role)] = made
+    return made
+
+
+def shell_without_region(env: dict[str, str]) -> dict[str, str]:
+    """The shell the docs run fixes in: AWS_REGION was passed inline to the doctor, not exported."""
+    return {k: v for k, v in env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+
+
+@pytest.fixture
+def staging_elsewhere(iam: tuple[MotoServer, dict[str, str]]) -> dict[str, str]:
+    """Staging's JWT secret in ELSEWHERE; the database from the environment (it does not answer)."""
+    sm = admin_client(iam, ELSEWHERE)
+    try:
+        sm.create_secret(Name="ecomind/staging/jwt", SecretString=JWT)
+    except sm.exceptions.ResourceExistsException:
+        sm.restore_secret(SecretId="ecomind/staging/jwt")  # a test before may have left it deleted
+    return {"ENVIRONMENT": "staging", "AWS_REGION": ELSEWHERE, "DATABASE_URL": DB}
+
+
+def test_the_restore_fix_runs_in_the_secrets_region_as_the_operator_it_names(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    sm.delete_secret(SecretId="ecomind/staging/jwt", RecoveryWindowInDays=7)
+    api = role_user(iam, "api", "deploy/iam/api-task-role.policy.json")
+    _, checks, _ = doctor(cli, {**api, **staging_elsewhere})
+    readable = checks["JWT_SECRET readable"]
+    assert "scheduled for deletion on" in readable["detail"]
+    fix = readable["fix"]
+    assert f"--region {ELSEWHERE}" in fix and "us-east-1" not in fix
+    assert "as the operator" in fix and "ecomind-staging-api" in fix, fix  # the role that may not
+    as_api = run_fix(fix, shell_without_region(api), cli.cwd)
+    assert as_api.returncode == 5, as_api.stderr  # the API role may not restore: the fix said so
+    as_operator = run_fix(fix, shell_without_region(iam[1]), cli.cwd)
+    assert as_operator.returncode == 0 and "restored" in as_operator.stdout, as_operator.stderr
+    assert "DeletedDate" not in sm.describe_secret(SecretId="ecomind/staging/jwt")
+
+
+def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    sm.rotate_secret(
+        SecretId="ecomind/staging/jwt", RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False
+    )
+    pending = sm.put_secret_value(SecretId="ecomind/staging/jwt", SecretString="p" * 48, VersionStages=["AWSPENDING"])
+    api = role_user(iam, "api", "deploy/iam/api-task-role.policy.json")
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    _, checks, _ = doctor(cli, {**api, **staging_elsewhere}, "--as-of", later)
+    fix = checks["JWT_SECRET pending version"]["fix"]
+    assert f"--region {ELSEWHERE}" in fix and "as ecomind-staging-rotation" in fix, fix
+    rotation = role_user(iam, "rotation", "deploy/iam/rotation-lambda-role.policy.json")
+    ran = run_fix(fix, shell_without_region(rotation), cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    current = sm.get_secret_value(SecretId="ecomind/staging/jwt", VersionStage="AWSCURRENT")
+    assert current["VersionId"] == pending["VersionId"]
+
+
+def test_without_a_region_the_fixes_name_none_and_run_once_the_shell_has_one(cli: Cli, aws: Aws) -> None:
+    aws.create("ecomind/prod/jwt", JWT, region=ELSEWHERE)
+    shell = shell_without_region(aws.env)
+    _, checks, _ = doctor(cli, {**shell, "ENVIRONMENT": "production", "DATABASE_URL": DB})
+    fixes = [c["fix"] for c in checks.values() if "region" in c["detail"]]
+    assert fixes and all("us-east-1" not in f and "${REGION:?" in f for f in fixes), fixes
+    described = cli("secrets", "describe", "ecomind/prod/jwt", env=shell)
+    assert described.returncode == 3 and "us-east-1" not in described.stderr
+    fix = described.stderr.split("fix: ", 1)[1].strip()
+    refused = run_fix(fix, shell, cli.cwd)
+    assert refused.returncode != 0 and "set REGION to the region of your secrets" in refused.stderr
+    ran = run_fix(fix, {**shell, "REGION": ELSEWHERE}, cli.cwd)  # the docs' shell sets REGION
+    assert ran.returncode == 0 and "ecomind/prod/jwt" in ran.stdout, ran.stderr
+
+
+# -- a refused database password: the master user's URL never on the command line -------
+
+
+@pytest.fixture(scope="module")
+def ssl_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A PostgreSQL with SSL, as staging requires (sslmode=require is added to its URL)."""
+    server = LocalPostgres(tmp_path_factory.mktemp("pg-ssl"), free_port(), ssl=True).start()
+    yield server
+    server.stop()
+
+
+def test_a_refused_database_password_is_fixed_with_the_master_url_in_a_file_not_the_command(
+    cli: Cli, aws: Aws, ssl_postgres: LocalPostgres
+) -> None:
+    password = f"{CANARY}-role"
+    ensure_role_and_database(ssl_postgres.superuser_dsn(), user="app_ssl", password=password, dbname="app_ssl")
+    fields = {"engine": "postgres", "host": "127.0.0.1", "port": ssl_postgres.port, "dbname": "app_ssl"}
+    stored = json.dumps({**fields, "username": "app_ssl", "password": "Not-the-roles-password-1"})
+    sm = boto3.client("secretsmanager", region_name=ELSEWHERE, endpoint_url=aws.url)
+    sm.create_secret(Name="ecomind/staging/database", SecretString=stored)
+    sm.rotate_secret(
+        SecretId="ecomind/staging/database", RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False
+    )
+    sm.create_secret(Name="ecomind/staging/jwt", SecretString=JWT)
+    shell = shell_without_region(aws.env)
+    env = {**shell, "ENVIRONMENT": "staging", "AWS_REGION": ELSEWHERE}
+    _, checks, _ = doctor(cli, env)
+    login = checks["database login"]
+    assert login["status"] == "fail" and "password authentication failed" in login["detail"]
+    command = login["fix"].split("   #", 1)[0]
+    assert "--master-url-file" in command and f"--region {ELSEWHERE}" in command, login["fix"]
+    assert "://" not in command and "MASTER_PASSWORD" not in command and "ECOMIND_MASTER_URL" not in command
+    master = cli.cwd / "master-url"
+    master.write_text(ssl_postgres.superuser_dsn() + " sslmode=require\n")  # a conninfo string serves too
+    master.chmod(0o600)
+    ran = run_fix(login["fix"], {**shell, "ENVIRONMENT": "staging", "MASTER_URL_FILE": str(master)}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert_clean(ran, ssl_postgres.superuser_password, password)
+    _, after, _ = doctor(cli, env)
+    assert after["database reachable"]["status"] == "ok", after
+
+
+# -- a check that could not run is reported as not run --------------------------------------
+
+
+def test_the_rotation_checks_of_a_secret_that_could_not_be_read_are_not_checked_never_dropped(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    database_only = user_with(
+        iam,
+        "reads-the-database-only",
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/staging/database-??????",
+            }
+        ],
+    )
+    code, checks, _ = doctor(cli, {**database_only, **staging_elsewhere})
+    assert checks["JWT_SECRET readable"]["status"] == "fail"
+    for check in ("JWT_SECRET rotation", "JWT_SECRET pending version"):
+        assert checks[check]["status"] == "not_checked", checks
+        assert "could not be read (see JWT_SECRET readable)" in checks[check]["detail"]
+    assert code == 1
+
+    admin_client(iam, ELSEWHERE).delete_secret(SecretId="ecomind/staging/jwt", RecoveryWindowInDays=7)
+    _, checks, _ = doctor(cli, {**iam[1], **staging_elsewhere})
+    for check in ("JWT_SECRET rotation", "JWT_SECRET pending version"):
+        assert checks[check]["status"] == "not_checked" and "scheduled for deletion" in checks[check]["detail"]
+
+
+# -- rehearsing on an emulator -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stock_iam() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+    """Stock moto_server with IAM enforced (not tests/support/moto_iam.py): an administrator."""
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}, stock=True).start()
+    iam = boto3.client(
+        "iam", region_name="us-east-1", endpoint_url=server.url, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    iam.create_user(UserName="admin")
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
+    key = iam.create_access_key(UserName="admin")["AccessKey"]
+    admin = {
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        "AWS_REGION": "us-east-1",
+    }
+    yield server, admin
+    server.stop()
+
+
+def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is_suggested(
+    cli: Cli, stock_iam: tuple[MotoServer, dict[str, str]]
+) -> None:
+    admin_client(stock_iam).create_secret(Name="ecomind/prod/jwt", SecretString=JWT)
+    # The least-privilege pattern of deploy/iam/: stock moto reads its ?????? as a regex and answers 500.
+    reader = user_with(
+        stock_iam,
+        "reads-the-jwt",
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/prod/jwt-??????",
+            }
+        ],
+    )
+    env = {**reader, "ENVIRONMENT": "production", "DATABASE_URL": DB, "SECRETS_REPLICA_REGIONS": "us-west-2"}
+    _, checks, _ = doctor(cli, env)
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "fail" and "answered 500" in readable["detail"], readable
+    assert "the emulator failed, not a region" in readable["detail"]
+    assert '"Rehearse on an emulator"' in readable["fix"]
+    for check in checks.values():
+        assert "us-west-2" not in check["fix"] and "another region" not in check["fix"], check
+    described = cli("secrets", "describe", "ecomind/prod/jwt", env=env)
+    assert described.returncode == 6 and "the emulator failed" in described.stderr, described.stderr
+    assert "--region us-west-2" not in described.stderr and "Rehearse on an emulator" in described.stderr
+
+
+def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
+    name = "ecomind/staging/jwt"
+    aws.client.create_secret(Name=name, SecretString=JWT)
+    aws.client.rotate_secret(SecretId=name, RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False)
+    current = aws.client.describe_secret(SecretId=name)["VersionIdsToStages"]
+    first = next(v for v, s in current.items() if "AWSCURRENT" in s)
+    moved = aws.client.put_secret_value(SecretId=name, SecretString="m" * 48, VersionStages=["AWSPENDING"])
+    aws.client.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=moved["VersionId"], RemoveFromVersionId=first
+    )
+    aws.client.put_secret_value(SecretId=name, SecretString="p" * 48)  # moto: AWSCURRENT now on two versions
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": DB}
+    _, checks, _ = doctor(cli, env)
+    stages = checks["JWT_SECRET stages"]
+    assert stages["status"] == "fail" and "impossible: AWSCURRENT is on 2 versions" in stages["detail"], stages
+    aws_cli = REPO / ".venv-deploy" / "bin"
+    shell = {**shell_without_region(aws.env), "PATH": f"{aws_cli}:{os.environ['PATH']}"}
+    ran = run_fix(stages["fix"], shell, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    _, after, _ = doctor(cli, env)
+    assert after["JWT_SECRET stages"]["status"] == "ok", after["JWT_SECRET stages"]

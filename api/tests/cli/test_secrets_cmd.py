@@ -1,0 +1,226 @@
+"""`ecomind secrets ...`: what each command says when it cannot do what was asked, and the
+fix it prints, run as printed (moto's server, a shell that does not export AWS_REGION)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
+from .conftest import run_fix
+
+ELSEWHERE = "eu-west-1"  # not the tests' default region: a fix must carry its own
+
+
+def shell_without_region(aws: Aws) -> dict[str, str]:
+    """The shell the docs run commands in: AWS_REGION is passed inline, never exported."""
+    return {k: v for k, v in aws.env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+
+
+def fix_of(stderr: str) -> str:
+    return stderr.split("fix: ", 1)[1].strip()
+
+
+def test_rotating_a_secret_that_does_not_exist_says_what_is_known_and_how_to_create_it(cli: Cli, aws: Aws) -> None:
+    shell = shell_without_region(aws)
+    missing = cli("secrets", "rotate", "ecomind/prod/jwt", env={**shell, "AWS_REGION": ELSEWHERE})
+    assert missing.returncode == 4, missing.stderr
+    assert "it never existed there, or it was force-deleted" in missing.stderr
+    fix = fix_of(missing.stderr)
+    assert f"--region {ELSEWHERE}" in fix and "--db-host" in fix, fix  # production's database secret is missing too
+    refused = run_fix(fix, shell, cli.cwd)
+    assert refused.returncode != 0 and "set DB_HOST" in refused.stderr  # a placeholder, never run as a value
+    ran = run_fix(fix, {**shell, "DB_HOST": "db.prod.internal"}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    described = cli("secrets", "describe", "ecomind/prod/jwt", "--region", ELSEWHERE, env=shell)
+    assert described.returncode == 0 and "ecomind/prod/jwt" in described.stdout
+    assert_clean(ran)
+
+
+def test_a_missing_secret_of_another_prefix_is_created_under_that_prefix(cli: Cli, aws: Aws) -> None:
+    shell = shell_without_region(aws)
+    missing = cli(
+        "secrets",
+        "describe",
+        "team-a/staging/jwt",
+        env={**shell, "AWS_REGION": ELSEWHERE, "SECRETS_PREFIX": "team-a/staging"},
+    )
+    fix = fix_of(missing.stderr)
+    assert fix.startswith("ecomind secrets provision --environment staging"), fix
+    ran = run_fix(fix, {**shell, "SECRETS_PREFIX": "team-a/staging", "DB_HOST": "db.internal"}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert cli("secrets", "describe", "team-a/staging/jwt", "--region", ELSEWHERE, env=shell).returncode == 0
+
+
+def test_a_missing_secret_that_is_no_secret_of_the_model_gets_a_listing(cli: Cli, aws: Aws) -> None:
+    missing = cli("secrets", "rotate", "elsewhere/thing", env=aws.env)
+    assert missing.returncode == 4
+    ran = run_fix(fix_of(missing.stderr), shell_without_region(aws), cli.cwd)
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_rotate_asks_a_terminal_for_the_master_url_without_echoing_it(aws: Aws, database: Database) -> None:
+    aws.create("rot/prompt", database.rds_secret())
+    aws.client.rotate_secret(
+        SecretId="rot/prompt", RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
+    )
+    database.set_password(f"{CANARY}-changed-by-hand")  # neither stored password logs in
+    env = {**aws.env, "ENVIRONMENT": "development", "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: ecomind with a terminal of its own, as an operator's shell
+        os.execve(ECOMIND, [ECOMIND, "secrets", "rotate", "rot/prompt", "--local"], env)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"master user's URL" not in seen:
+        assert time.monotonic() < deadline, seen
+        seen += os.read(terminal, 4096)
+    os.write(terminal, database.admin_dsn.encode() + b"\n")
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(terminal)
+    text = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "rotated rot/prompt" in text
+    assert database.admin_dsn not in text and CANARY not in text  # not echoed, not printed
+
+
+def test_rotate_refuses_a_master_url_file_it_cannot_read(cli: Cli, aws: Aws, database: Database) -> None:
+    aws.create("rot/nofile", database.rds_secret())
+    aws.client.rotate_secret(
+        SecretId="rot/nofile", RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
+    )
+    database.set_password(f"{CANARY}-changed-by-hand")
+    env = {**aws.env, "ENVIRONMENT": "development"}
+    missing = cli("secrets", "rotate", "rot/nofile", "--local", "--master-url-file", "nowhere", env=env)
+    assert missing.returncode == 4 and "--master-url-file nowhere" in missing.stderr, missing.stderr
+    assert "createSecret" not in missing.stderr  # refused before any step
+    assert_clean(missing, database.password)
+
+
+def test_list_describe_and_the_doctor_agree_on_the_last_and_next_rotation(cli: Cli, aws: Aws) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
+        "--rotation-driver", "local", env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    time.sleep(1.1)  # Secrets Manager's dates have seconds: the rotation below is later than the schedule
+    before = datetime.now(UTC).replace(microsecond=0)
+    rotated = cli("secrets", "rotate", "ecomind/staging/jwt", "--local", env=aws.env)
+    assert rotated.returncode == 0, rotated.stderr
+    listed = json.loads(cli("secrets", "list", "-e", "staging", "--json", env=aws.env).stdout)["secrets"]
+    row = {r["name"]: r for r in listed}["ecomind/staging/jwt"]
+    described = json.loads(cli("secrets", "describe", "ecomind/staging/jwt", "--json", env=aws.env).stdout)
+    for shown in (row, described):
+        last = datetime.fromisoformat(shown["last_rotated"])
+        assert last >= before, shown  # the rotation driven here counts: it sets no LastRotatedDate
+        assert datetime.fromisoformat(shown["next_rotation"]) == last + timedelta(days=90), shown
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": "postgresql://u:Pw-1234567@127.0.0.1:1/db"}
+    doctor = json.loads(cli("doctor", "--json", "--timeout", "1", env=env).stdout)
+    check = {c["name"]: c for c in doctor["checks"]}["JWT_SECRET rotation"]
+    last = datetime.fromisoformat(row["last_rotated"])
+    assert check["status"] == "ok", check
+    assert f"last {last:%Y-%m-%d}, next {last + timedelta(days=90):%Y-%m-%d}" in check["detail"], check
+
+
+def test_set_checks_a_value_as_the_secrets_own_tags_say_whatever_the_shells_prefix(cli: Cli, aws: Aws) -> None:
+    team = {**aws.env, "SECRETS_PREFIX": "team-a/staging"}
+    made = cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=team)
+    assert made.returncode == 0, made.stderr
+    tags = {t["Key"]: t["Value"] for t in aws.client.describe_secret(SecretId="team-a/staging/jwt")["Tags"]}
+    assert tags == {"environment": "staging", "kind": "jwt", "owner": "ecomind-platform"}
+    before = aws.client.get_secret_value(SecretId="team-a/staging/jwt")["SecretString"]
+    short = cli("secrets", "set", "team-a/staging/jwt", input="eight-ch\n", env=aws.env)  # no SECRETS_PREFIX here
+    assert short.returncode == 3 and "needs at least 32" in short.stderr, short.stdout + short.stderr
+    assert aws.client.get_secret_value(SecretId="team-a/staging/jwt")["SecretString"] == before
+    # A name that says nothing: the tags alone decide.
+    aws.client.create_secret(
+        Name="platform/signing-key",
+        SecretString="s" * 40,
+        Tags=[{"Key": "environment", "Value": "production"}, {"Key": "kind", "Value": "jwt"}],
+    )
+    refused = cli("secrets", "set", "platform/signing-key", input="short\n", env=aws.env)
+    assert refused.returncode == 3 and "production needs at least 32" in refused.stderr, refused.stderr
+
+
+def test_a_refused_database_value_is_said_once_with_a_fix_that_fits_a_database_secret(cli: Cli, aws: Aws) -> None:
+    assert cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=aws.env).returncode == 0
+    before = json.loads(aws.client.get_secret_value(SecretId="ecomind/staging/database")["SecretString"])
+    refused = cli("secrets", "set", "ecomind/staging/database", input="not a url\n", env=aws.env)
+    assert refused.returncode == 3, refused.stderr
+    assert "as DATABASE_URL in staging: the value is not a URL" in refused.stderr, refused.stderr
+    assert "the value the value" not in refused.stderr
+    fix = fix_of(refused.stderr)
+    assert "a generated value" not in fix and "secrets rotate ecomind/staging/database" in fix, fix
+    ran = run_fix(fix, {**shell_without_region(aws), "VALUE": "db2.internal"}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    after = json.loads(aws.client.get_secret_value(SecretId="ecomind/staging/database")["SecretString"])
+    assert after == {**before, "host": "db2.internal"}  # one field changed, the RDS shape and password kept
+
+
+def test_a_refused_signing_key_is_replaced_by_a_generated_one_as_printed(cli: Cli, aws: Aws) -> None:
+    assert cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=aws.env).returncode == 0
+    refused = cli("secrets", "set", "ecomind/staging/jwt", input="eight-ch\n", env=aws.env)
+    assert refused.returncode == 3 and "as JWT_SECRET in staging: the value is 8 bytes" in refused.stderr
+    ran = run_fix(fix_of(refused.stderr), shell_without_region(aws), cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    value = aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"]
+    assert len(value.encode()) >= 32 and value not in ran.stdout + ran.stderr
+
+
+AWS_CLI_BIN = Path(__file__).resolve().parents[3] / ".venv-deploy" / "bin"
+
+
+def current_twice(aws: Aws, name: str) -> tuple[str, str]:
+    """moto after a stage moved by hand, then a value put: AWSCURRENT on two versions (AWS never)."""
+    first = aws.client.create_secret(Name=name, SecretString="a" * 48)["VersionId"]
+    moved = aws.client.put_secret_value(SecretId=name, SecretString="b" * 48, VersionStages=["AWSPENDING"])["VersionId"]
+    aws.client.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=moved, RemoveFromVersionId=first
+    )
+    put = aws.client.put_secret_value(SecretId=name, SecretString="c" * 48)["VersionId"]
+    stages = aws.client.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert "AWSCURRENT" in stages[moved] and "AWSCURRENT" in stages[put], stages
+    return moved, put
+
+
+def test_history_flags_a_stage_on_two_versions_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
+    current_twice(aws, "ecomind/staging/jwt")
+    shown = cli("secrets", "history", "ecomind/staging/jwt", env=aws.env)
+    assert shown.returncode == 0, shown.stderr
+    assert "impossible: AWSCURRENT is on 2 versions" in shown.stderr, shown.stderr
+    listed = json.loads(cli("secrets", "history", "ecomind/staging/jwt", "--json", env=aws.env).stdout)
+    [problem] = listed["problems"]
+    assert problem["message"].startswith("AWSCURRENT is on 2 versions") and problem["fix"] in shown.stderr
+    shell = {**shell_without_region(aws), "PATH": f"{AWS_CLI_BIN}:{os.environ['PATH']}"}
+    ran = run_fix(fix_of(shown.stderr), shell, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    again = cli("secrets", "history", "ecomind/staging/jwt", env=aws.env)
+    assert "impossible" not in again.stderr, again.stderr
+
+
+def test_a_short_signing_key_on_an_emulator_is_replaced_by_a_local_rotation_as_printed(cli: Cli, aws: Aws) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
+        "--rotation-driver", "local", env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    before = aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["VersionId"]
+    refused = cli("secrets", "set", "ecomind/staging/jwt", input="eight-ch\n", env=aws.env)
+    assert refused.returncode == 3 and "needs at least 32" in refused.stderr
+    fix = fix_of(refused.stderr)
+    assert fix.startswith("ecomind secrets rotate ecomind/staging/jwt --local"), fix  # AWS_ENDPOINT_URL: an emulator
+    ran = run_fix(fix, shell_without_region(aws), cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    after = aws.client.get_secret_value(SecretId="ecomind/staging/jwt", VersionStage="AWSCURRENT")
+    assert after["VersionId"] != before and len(after["SecretString"].encode()) >= 32

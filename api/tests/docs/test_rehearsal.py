@@ -1,0 +1,72 @@
+"""docs/deployment.md, "Rehearse on an emulator": the server starts from the repository root as
+written, the shell block makes the operator, and a least-privilege policy (secret-??????)
+reads its secret there, where stock moto_server answers 500."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.localdb import free_port, wait_port
+
+REPO = Path(__file__).resolve().parents[3]
+AWS_CLI = REPO / ".venv-deploy" / "bin" / "aws"
+
+
+def block(name: str) -> str:
+    found = re.search(rf"<!-- rehearsal {name} -->\n```bash\n(.*?)```", (REPO / "docs/deployment.md").read_text(), re.S)
+    assert found, f"docs/deployment.md has lost its rehearsal {name} block"
+    return found.group(1)
+
+
+# What the test adds after the guide's shell block: a reader allowed one secret by the
+# pattern deploy/iam/ uses, reading it with ecomind.
+LEAST_PRIVILEGE_READ = """
+aws secretsmanager create-secret --name ecomind/staging/jwt --secret-string "$JWT" --region eu-west-1 >/dev/null
+aws iam create-user --user-name reader --region us-east-1 >/dev/null
+aws iam put-user-policy --user-name reader --policy-name read --region us-east-1 --policy-document \\
+  '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+    "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/staging/jwt-??????"}]}'
+read -r AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY < <(aws iam create-access-key --user-name reader \\
+  --region us-east-1 --query 'AccessKey.[AccessKeyId,SecretAccessKey]' --output text)
+ecomind secrets get ecomind/staging/jwt --region eu-west-1 | wc -c
+"""
+
+
+def test_the_rehearsal_server_starts_as_written_and_least_privilege_reads_work_on_it(tmp_path: Path) -> None:
+    if not AWS_CLI.exists():
+        pytest.fail("the AWS CLI is missing from .venv-deploy: run make deploy-tools")
+    port = free_port()
+    base = {k: os.environ[k] for k in ("HOME", "LANG") if k in os.environ}
+    path = os.pathsep.join([str(Path(sys.executable).parent), str(AWS_CLI.parent), os.environ["PATH"]])
+    env = {**base, "PATH": path, "EMULATOR_PORT": str(port)}
+    server = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", block("server")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the subshell and moto stop together
+    )
+    try:
+        wait_port("127.0.0.1", port, timeout=60)
+        script = block("shell") + LEAST_PRIVILEGE_READ
+        ran = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env={**env, "JWT": "k" * 48},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert ran.stdout.split()[-1] == "49", ran.stdout  # the 48 characters and a newline, read as the reader
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
