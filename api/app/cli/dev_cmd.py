@@ -15,7 +15,7 @@ import typer
 from .db_cmd import run_alembic
 from .output import ExitCode, data, fail, say
 
-__all__ = ["dev"]
+__all__ = ["LOCAL_HOSTS", "dev"]
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 DEFAULT_PORT = 8000
