@@ -4,8 +4,12 @@ said in one line with the fix and the documented exit code."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +24,7 @@ from ..conftest import CANARY, ECOMIND, Cli, Database, assert_clean
 from ..support.services import free_port
 
 JWT = "jwt-secret-for-dev-tests-" + "d" * 32
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -188,7 +193,7 @@ def test_after_init_force_a_second_copy_stops_and_the_first_keeps_serving(cli: C
     first = _serve(cli.cwd, first_port)
     try:
         _serving(first, first_port)
-        written = cli("init", "--force", "--example", str(Path(__file__).resolve().parents[3] / ".env.example"))
+        written = cli("init", "--force", "--example", str(REPO / ".env.example"))
         assert written.returncode == 0, written.stdout + written.stderr
         second = cli("dev", "--port", str(second_port), "--data-dir", str(cli.cwd / ".data"), timeout=120)
         assert second.returncode == 7, second.stdout + second.stderr
@@ -199,3 +204,31 @@ def test_after_init_force_a_second_copy_stops_and_the_first_keeps_serving(cli: C
         assert httpx.get(f"http://127.0.0.1:{first_port}/ready", timeout=10).status_code == 200
     finally:
         terminate(first)  # type: ignore[arg-type]
+
+
+def test_the_documented_master_url_of_make_runs_postgresql_logs_in_as_its_superuser() -> None:
+    import psycopg
+
+    found = re.search(r"<!-- make run master url -->\n```bash\n(.*?)```", (REPO / "docs/secrets.md").read_text(), re.S)
+    assert found, "docs/secrets.md no longer says where make run's master URL comes from"
+    # A clone the postgres user can reach (as root, the data would otherwise move out of it).
+    clone = Path(tempfile.mkdtemp(prefix="ecomind-clone-", dir="/tmp"))
+    os.chmod(clone, 0o755)
+    home = clone / "home"
+    home.mkdir()
+    db_port, port = free_port(), free_port()
+    _env_file(clone, f"{CANARY}-dev", db_port)
+    server = _serve_logged(clone, port)
+    try:
+        _serving(server.proc, port)
+        env = {"PATH": os.environ["PATH"], "HOME": str(home), "PGPORT": str(db_port)}
+        ran = subprocess.run(["bash", "-euo", "pipefail", "-c", found.group(1)], cwd=clone, env=env, timeout=60)
+        assert ran.returncode == 0
+        master = home / ".pg-master-url"
+        assert stat.S_IMODE(master.stat().st_mode) == 0o600
+        with psycopg.connect(master.read_text().strip(), connect_timeout=5) as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (True,)
+    finally:
+        said = server.stop()
+        shutil.rmtree(clone, ignore_errors=True)
+    assert "data in" in said and CANARY not in said
