@@ -112,11 +112,15 @@ class _BoundedConnection(psycopg.Connection[Any]):
 
 
 class DatabaseConnectError(RuntimeError):
-    """The database could not be reached or refused the connection (no secret inside)."""
+    """The database could not be reached or refused the connection (no secret inside).
 
-    def __init__(self, message: str, failure: DbFailure | None = None) -> None:
+    ``host`` is the host tried, for a fix that depends on where it is (this machine or not).
+    """
+
+    def __init__(self, message: str, failure: DbFailure | None = None, host: str | None = None) -> None:
         super().__init__(message)
         self.failure = failure
+        self.host = host
 
 
 class DatabaseAuthError(DatabaseConnectError):
@@ -179,7 +183,9 @@ class RotatingCredentials:
         except psycopg.OperationalError as exc:
             failure = classify(exc)
             if failure.kind != "auth":
-                raise DatabaseConnectError(f"cannot connect to the database: {_describe(failure)}", failure) from None
+                raise DatabaseConnectError(
+                    f"cannot connect to the database: {_describe(failure)}", failure, sqlalchemy_url(url).host
+                ) from None
             self._last_refusal = failure
             return None
 

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from .pg import set_role_password
+from .pg import classify, role_exists, set_role_password
 
 __all__ = [
     "LocalPostgres",
     "LocalRedis",
+    "RoleHasAnotherPassword",
     "ensure_role_and_database",
     "free_port",
     "port_open",
@@ -179,13 +181,17 @@ class LocalPostgres:
 
     def serves_port(self) -> bool:
         """Whether this cluster is the server listening on our port (its postmaster.pid says so)."""
+        return self.running_port() == self.port
+
+    def running_port(self) -> int | None:
+        """The port this cluster's server listens on, whatever port we were given; None when it is not running."""
         try:
             lines = (self.data / "postmaster.pid").read_text().splitlines()
             pid, port = int(lines[0]), int(lines[3])
             os.kill(pid, 0)
         except (OSError, ValueError, IndexError):
-            return False
-        return port == self.port
+            return None
+        return port
 
     def _certificate(self) -> str:
         key, cert = self.data / "server.key", self.data / "server.crt"
@@ -217,12 +223,38 @@ def _postgres_reaches(folder: Path) -> bool:
     return check.returncode == 0
 
 
-def ensure_role_and_database(superuser_dsn: str, *, user: str, password: str, dbname: str) -> None:
-    """Create (or re-password) ``user`` and create ``dbname`` owned by it."""
+class RoleHasAnotherPassword(RuntimeError):
+    """The role exists and refuses the password asked for: whoever set it up (another copy of the
+    API, an earlier .env) logs in with another one."""
+
+
+def ensure_role_and_database(
+    superuser_dsn: str, *, user: str, password: str, dbname: str, reset_password: bool = True
+) -> bool:
+    """Make ``user`` log in with ``password`` and own ``dbname``, creating what is missing.
+
+    The password is tried first: a role that takes it is left as it is. A role that exists
+    with another password is given this one only with ``reset_password`` (and True is
+    returned); without, :class:`RoleHasAnotherPassword` is raised and nothing changes.
+    """
+    login = make_conninfo(superuser_dsn, user=user, password=password, dbname="postgres")
+    try:
+        psycopg.connect(login, connect_timeout=10).close()
+        logs_in = True
+    except psycopg.OperationalError as exc:
+        if classify(exc).kind != "auth":
+            raise
+        logs_in = False
+    reset = False
     with psycopg.connect(superuser_dsn, autocommit=True) as conn:
-        set_role_password(conn, user, password, create=True)
+        if not logs_in:
+            reset = role_exists(conn, user)
+            if reset and not reset_password:
+                raise RoleHasAnotherPassword(f"the role {user} exists with another password")
+            set_role_password(conn, user, password, create=True)
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(user)))
+    return reset
 
 
 class LocalRedis:

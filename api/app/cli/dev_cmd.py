@@ -15,7 +15,7 @@ import typer
 from .db_cmd import run_alembic
 from .output import ExitCode, data, fail, say
 
-__all__ = ["dev"]
+__all__ = ["LOCAL_HOSTS", "dev"]
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 DEFAULT_PORT = 8000
@@ -103,14 +103,16 @@ def dev(
 
     When DATABASE_URL points at this machine and nothing listens there, a PostgreSQL
     is started from the machine's server binaries with its data under .data/, and the
-    role and database of DATABASE_URL are created. Services started here are stopped
-    when the API stops.
+    role and database of DATABASE_URL are created when missing. A role that exists keeps
+    its password when another `make run` started the server (this command then stops,
+    saying so); on a server started here it gets the password of DATABASE_URL. Services
+    started here are stopped when the API stops.
 
     Example: ecomind dev --port 8000
     """
     import uvicorn
 
-    from ..localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open
+    from ..localdb import LocalPostgres, LocalRedis, RoleHasAnotherPassword, ensure_role_and_database, port_open
     from ..serving import UVICORN_OPTIONS
     from ..settings import load_settings
     from .init_cmd import init
@@ -125,6 +127,7 @@ def dev(
         settings.close()
         fail("`ecomind dev` is for development", ExitCode.CONFIG, fix="unset ENVIRONMENT (or ENVIRONMENT=development)")
     database_url = settings.secret("DATABASE_URL").get().value.get_secret_value()
+    source = settings.origins["DATABASE_URL"].describe()
     url = urlsplit(database_url)
     redis = settings.secret("REDIS_URL").get().value.get_secret_value() if settings.has_secret("REDIS_URL") else None
     redis_url = urlsplit(redis) if redis else None
@@ -136,7 +139,17 @@ def dev(
             pg = LocalPostgres(data_dir / "postgres", db_port)
             if pg.relocated:
                 data(f"the server runs as the postgres user, which cannot reach {pg.asked}: its data is in {pg.root}")
+            again = f"PORT={port} make run" if port != DEFAULT_PORT else "make run"
             if not port_open("127.0.0.1", db_port):
+                other = pg.running_port()
+                if other is not None:
+                    fail(
+                        f"the project's PostgreSQL (data in {pg.root}) runs on 127.0.0.1:{other} for another "
+                        f"`make run`; DATABASE_URL (from {source}) points at port {db_port}",
+                        ExitCode.DATABASE,
+                        fix=f"{again}   # once the other make run is stopped (Ctrl-C in its terminal): this one "
+                        f"then starts it on port {db_port}",
+                    )
                 data(f"starting a local PostgreSQL on 127.0.0.1:{db_port} (data in {pg.root})")
                 pg.start()
                 started.append(pg)
@@ -145,12 +158,31 @@ def dev(
             else:
                 data(f"using the PostgreSQL on 127.0.0.1:{db_port} that another `make run` started (it stops with it)")
             if pg.serves_port():
-                ensure_role_and_database(
-                    pg.superuser_dsn(),
-                    user=unquote(url.username or "ecomind"),
-                    password=unquote(url.password or ""),
-                    dbname=unquote(url.path.lstrip("/")),
-                )
+                user = unquote(url.username or "ecomind")
+                # A server another copy started serves that copy with the password it was set up with:
+                # changing it would log that copy out (503s). One started here serves no one else yet.
+                try:
+                    reset = ensure_role_and_database(
+                        pg.superuser_dsn(),
+                        user=user,
+                        password=unquote(url.password or ""),
+                        dbname=unquote(url.path.lstrip("/")),
+                        reset_password=pg in started,
+                    )
+                except RoleHasAnotherPassword:
+                    fail(
+                        f"the project's PostgreSQL on 127.0.0.1:{db_port}, which another `make run` started and "
+                        f"uses, refuses the password of DATABASE_URL (from {source}): its role {user} has the "
+                        "password of the .env that copy started with",
+                        ExitCode.DATABASE,
+                        fix=f"{again}   # once the other make run is stopped (Ctrl-C in its terminal): this one "
+                        f"then starts the PostgreSQL and gives {user} the password of DATABASE_URL",
+                    )
+                if reset:
+                    data(
+                        f"the role {user} had another password (an earlier .env's): it now has the one of "
+                        f"DATABASE_URL (from {source})"
+                    )
         if redis_url is not None and redis_url.hostname in LOCAL_HOSTS:
             redis_port = redis_url.port or 6379
             if not port_open("127.0.0.1", redis_port):

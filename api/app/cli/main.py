@@ -111,7 +111,10 @@ def _guarded(call: Callable[[], object]) -> int:
         from ..db import DatabaseConnectError
 
         if isinstance(exc, DatabaseConnectError):
-            report(str(exc), ExitCode.DATABASE, fix="ecomind doctor")
+            from .postgres_cmd import ssl_fix
+
+            ssl = exc.failure is not None and exc.failure.kind == "ssl"
+            report(str(exc), ExitCode.DATABASE, fix=ssl_fix(exc.host) if ssl else "ecomind doctor")
             return int(ExitCode.DATABASE)
         translated = _aws_error(exc)
         if translated is not None:

@@ -12,6 +12,7 @@
     ecomind migrate, users create-admin|unlock
                                        cli/db_cmd.py
     ecomind dev                        cli/dev_cmd.py
+    ecomind local-postgres             cli/postgres_cmd.py
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from . import config_cmd, db_cmd, dev_cmd, doctor_cmd, export_cmd, init_cmd, run_cmd, secrets_cmd
+from . import config_cmd, db_cmd, dev_cmd, doctor_cmd, export_cmd, init_cmd, postgres_cmd, run_cmd, secrets_cmd
 from .output import data
 
 __all__ = ["app"]
@@ -69,6 +70,7 @@ app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(db_cmd.users, name="users")
 app.command("migrate", context_settings=_PASS_THROUGH)(db_cmd.migrate)
 app.command("dev")(dev_cmd.dev)
+app.command("local-postgres")(postgres_cmd.local_postgres)
 app.command(
     "run",
     help=run_cmd.HELP,

@@ -199,6 +199,8 @@ def check_url(url: str) -> list[Finding]:
 # without ':' or '/', then ':' and a password up to the first '@'. libpq too ends the password at
 # the first '@', and the user information at a '/'. urlsplit (these checks, the doctor, `config
 # show`) ends the authority at the first '/', '?' or '#' and the user information at its last '@'.
+# Whoever wrote `u:pw@x/y@host/db` meant the password up to the last '@', which no parser reads:
+# all of them connect to 'x' and quote it. So with two '@' the user information runs to the last.
 _FIRST_AT = re.compile(r"([^:/]*(?::[^@]*)?)@")
 _NETLOC = re.compile(r"[^/?#]*")
 # Each of these, raw in a user name or password, makes those parsers read different parts
@@ -219,6 +221,8 @@ def written_userinfo(url: str) -> str:
     netloc = _NETLOC.match(rest)
     if netloc and "@" in netloc.group(0):
         readings.append(netloc.group(0).rpartition("@")[0])
+    if rest.count("@") > 1:
+        readings.append(rest.rpartition("@")[0])
     return max(readings, key=len, default="")
 
 
@@ -235,8 +239,10 @@ def userinfo_finding(url: str) -> Finding | None:
     """A finding when URL parsers and drivers would read ``url``'s user or password differently.
 
     ``postgresql://u:ab@cd@host/db``: urlsplit reads the password ``ab@cd``, SQLAlchemy and libpq
-    the password ``ab`` and the host ``cd@host``, which a driver's error then quotes. The finding
-    names the characters, never the value.
+    the password ``ab`` and the host ``cd@host``, which a driver's error then quotes. Any URL with
+    two raw ``@`` is refused, whatever ``/``, ``?`` or ``#`` stand between them: in
+    ``u:ab@cd/ef@host/db`` every parser connects to ``cd``, a piece of the password meant. The
+    finding names the characters, never the value.
     """
     if "://" not in url:
         return None
@@ -250,9 +256,11 @@ def userinfo_finding(url: str) -> Finding | None:
     named = [_NAMES.get(c, repr(c)) for c in found]
     listing = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
     encoded = ", ".join(f"{'a blank' if c == ' ' else repr(c)} as {_ENCODED[c]}" for c in found)
+    # An '@' of the query or the database name counts too: only the '@' before the host stays raw.
+    only_one = "; a URL holds one raw '@', the one before the host" if url.count("@") > 1 else ""
     return Finding(
         f"the {part} in the URL holds a raw {listing}, which URL parsers and drivers read differently",
-        f"percent-encode the {part} in the URL: {encoded} (a whole value: {_ENCODE_ONE})",
+        f"percent-encode the {part} in the URL: {encoded} (a whole value: {_ENCODE_ONE}){only_one}",
     )
 
 

@@ -15,8 +15,10 @@ __all__ = ["FileBackend"]
 class FileBackend(SecretBackend[FileRef]):
     """Reads the file on every fetch, so a rotated mount is seen at the next refresh.
 
-    A single trailing newline is dropped (``echo secret > file`` adds one; Kubernetes
-    does not). The version id is a short digest of the content, stable while the
+    The bytes are read as they are (no newline translation: a carriage return inside
+    stays one) and decoded as UTF-8; a single trailing newline, ``\n`` or ``\r\n``, is
+    dropped (``echo secret > file`` adds one, an editor on Windows the second; Kubernetes
+    adds none). The version id is a short digest of the content, stable while the
     content is, which is what JWT ``kid`` needs for a source without versions.
     """
 
@@ -26,7 +28,7 @@ class FileBackend(SecretBackend[FileRef]):
     @staticmethod
     def _read(ref: FileRef) -> Fetched:
         try:
-            raw = ref.path.read_text(encoding="utf-8")
+            raw = ref.path.read_bytes().decode("utf-8")
             modified = ref.path.stat().st_mtime
         except FileNotFoundError as exc:
             return _error(ref, "no such file", exc)

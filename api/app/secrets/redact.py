@@ -7,9 +7,10 @@ registered value replaced by ``[REDACTED]``.
 
 A URL whose password holds a raw ``@``, ``/``, ``?``... is read differently by
 urlsplit, SQLAlchemy and libpq (:func:`app.secrets.dburl.written_userinfo`), and a
-driver's message then quotes a piece of the password as a host or a database
-(``failed to resolve host 'pw06@127.0.0.1'``): each piece is registered too (a piece
-too short to scrub alone, with what a parser reads around it). ``app.pg.classify``,
+driver's message then quotes a piece of the password as a host, a port or a database
+(``failed to resolve host 'pw06@127.0.0.1'``): each piece between two of ``@ / ? # : [ ]``
+or a blank, up to the URL's last ``@``, is registered too (a piece too short to scrub
+alone, with what a parser reads around it). ``app.pg.classify``,
 where every database connection failure is translated, scrubs its summary with them.
 
 :func:`install` applies the scrubbing at record creation (``setLogRecordFactory``),
@@ -93,9 +94,11 @@ def _parts(value: str) -> Iterable[str]:
                     yield from _parts(item)
 
 
-# Where a parser may end a URL's password (app/secrets/dburl.py), and where what it reads on
-# after a piece of the password ends: a host, an authority, a path, the rest.
-_CUTS = re.compile(r"[^@/?#\[\]\s]+")
+# A character that makes parsers end a URL's password at different places (app/secrets/dburl.py);
+# where a piece of it may end once a parser reads it as a host, a port, a path or a query (a ':'
+# too: after a misplaced '@' the host ends there); and what a parser reads on after a piece.
+_MISREAD = re.compile(r"[@/?#\[\]\s]")
+_CUTS = re.compile(r"[^@/?#\[\]\s:]+")
 _READ_ON = (":/?#", "/?#", "?#", "")
 
 
@@ -103,7 +106,7 @@ def _password_pieces(value: str) -> Iterable[str]:
     """What a driver may quote of a URL's password when parsers disagree on where it ends."""
     userinfo = written_userinfo(value)
     user, colon, password = userinfo.partition(":")
-    if not colon or _CUTS.fullmatch(password):
+    if not colon or not _MISREAD.search(password):
         return  # no password, or one that every parser reads whole
     base = value.index("://") + 3
     start = base + len(user) + 1

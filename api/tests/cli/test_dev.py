@@ -4,8 +4,12 @@ said in one line with the fix and the documented exit code."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +20,11 @@ import pytest
 from app.localdb import port_open, terminate
 from app.telemetry import METRICS_PORT
 
-from ..conftest import ECOMIND, Cli, Database, assert_clean
+from ..conftest import CANARY, ECOMIND, Cli, Database, assert_clean
 from ..support.services import free_port
 
 JWT = "jwt-secret-for-dev-tests-" + "d" * 32
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -93,3 +98,137 @@ def test_a_metrics_port_in_use_stops_the_start_in_one_line_with_the_fix(project:
     assert len(said) == 1 and "cannot start" in said[0], said
     assert "fix: set ECOMIND_METRICS_PORT to a free port" in said[0]
     assert_clean(result)
+
+
+# -- the project's PostgreSQL, shared by the copies of one folder -------------------------------
+
+
+def _serving(proc: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 120
+    while not port_open("127.0.0.1", port):
+        assert proc.poll() is None, "the copy stopped"
+        assert time.monotonic() < deadline, "the copy never served"
+        time.sleep(0.2)
+    while httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "the copy never became ready"
+        time.sleep(0.2)
+
+
+class _Logged:
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc, self.log = proc, log
+
+    def stop(self) -> str:
+        terminate(self.proc)  # type: ignore[arg-type]
+        return self.log.read_text()
+
+
+def _serve_logged(cwd: Path, port: int) -> _Logged:
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    log = cwd / f"dev-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [ECOMIND, "dev", "--port", str(port), "--data-dir", str(cwd / ".data")],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return _Logged(proc, log)
+
+
+def _env_file(cwd: Path, password: str, db_port: int) -> None:
+    (cwd / ".env").write_text(
+        f"DATABASE_URL=postgresql://ecomind:{password}@127.0.0.1:{db_port}/ecomind\nJWT_SECRET={JWT}\n"
+    )
+
+
+def _logs_in(password: str, db_port: int) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(
+            host="127.0.0.1", port=db_port, user="ecomind", password=password, dbname="ecomind", connect_timeout=5
+        ).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def test_a_second_copy_with_another_password_stops_and_leaves_the_first_copys_password(cli: Cli) -> None:
+    first_password, other_password = f"{CANARY}-first", f"{CANARY}-other"
+    db_port, first_port, second_port = free_port(), free_port(), free_port()
+    _env_file(cli.cwd, first_password, db_port)
+    first = _serve(cli.cwd, first_port)
+    try:
+        _serving(first, first_port)
+        # Another .env in the same folder (edited, or written anew): its password is not the role's.
+        _env_file(cli.cwd, other_password, db_port)
+        second = cli("dev", "--port", str(second_port), "--data-dir", str(cli.cwd / ".data"), timeout=120)
+        assert second.returncode == 7, second.stdout + second.stderr
+        lines = [x for x in second.stderr.splitlines() if x.strip()]
+        assert len(lines) == 2 and "refuses the password of DATABASE_URL (from .env)" in lines[0], lines
+        assert lines[1].startswith(f"  fix: PORT={second_port} make run   # once the other make run is stopped")
+        assert_clean(second, first_password, other_password)
+        # The first copy still logs in with its password, and serves.
+        assert _logs_in(first_password, db_port) and not _logs_in(other_password, db_port)
+        assert httpx.get(f"http://127.0.0.1:{first_port}/ready", timeout=10).status_code == 200
+    finally:
+        terminate(first)  # type: ignore[arg-type]
+    # The fix, once the first copy is stopped: this copy starts the PostgreSQL and says it gave
+    # the role the password of its .env.
+    again = _serve_logged(cli.cwd, second_port)
+    try:
+        _serving(again.proc, second_port)
+        assert _logs_in(other_password, db_port)
+    finally:
+        said = again.stop()
+    assert "the role ecomind had another password (an earlier .env's)" in said, said
+    assert first_password not in said and other_password not in said
+
+
+def test_after_init_force_a_second_copy_stops_and_the_first_keeps_serving(cli: Cli) -> None:
+    first_password, db_port, first_port, second_port = f"{CANARY}-first", free_port(), free_port(), free_port()
+    _env_file(cli.cwd, first_password, db_port)
+    first = _serve(cli.cwd, first_port)
+    try:
+        _serving(first, first_port)
+        written = cli("init", "--force", "--example", str(REPO / ".env.example"))
+        assert written.returncode == 0, written.stdout + written.stderr
+        second = cli("dev", "--port", str(second_port), "--data-dir", str(cli.cwd / ".data"), timeout=120)
+        assert second.returncode == 7, second.stdout + second.stderr
+        assert "runs on 127.0.0.1:" in second.stderr or "refuses the password" in second.stderr, second.stderr
+        assert "fix: PORT=" in second.stderr
+        assert_clean(second, first_password)
+        assert _logs_in(first_password, db_port)
+        assert httpx.get(f"http://127.0.0.1:{first_port}/ready", timeout=10).status_code == 200
+    finally:
+        terminate(first)  # type: ignore[arg-type]
+
+
+def test_the_documented_master_url_of_make_runs_postgresql_logs_in_as_its_superuser() -> None:
+    import psycopg
+
+    found = re.search(r"<!-- make run master url -->\n```bash\n(.*?)```", (REPO / "docs/secrets.md").read_text(), re.S)
+    assert found, "docs/secrets.md no longer says where make run's master URL comes from"
+    # A clone the postgres user can reach (as root, the data would otherwise move out of it).
+    clone = Path(tempfile.mkdtemp(prefix="ecomind-clone-", dir="/tmp"))
+    os.chmod(clone, 0o755)
+    home = clone / "home"
+    home.mkdir()
+    db_port, port = free_port(), free_port()
+    _env_file(clone, f"{CANARY}-dev", db_port)
+    server = _serve_logged(clone, port)
+    try:
+        _serving(server.proc, port)
+        env = {"PATH": os.environ["PATH"], "HOME": str(home), "PGPORT": str(db_port)}
+        ran = subprocess.run(["bash", "-euo", "pipefail", "-c", found.group(1)], cwd=clone, env=env, timeout=60)
+        assert ran.returncode == 0
+        master = home / ".pg-master-url"
+        assert stat.S_IMODE(master.stat().st_mode) == 0o600
+        with psycopg.connect(master.read_text().strip(), connect_timeout=5) as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (True,)
+    finally:
+        said = server.stop()
+        shutil.rmtree(clone, ignore_errors=True)
+    assert "data in" in said and CANARY not in said

@@ -78,6 +78,18 @@ def test_a_value_dotenv_cannot_carry_is_refused_with_the_json_fix(cli: Cli, valu
     assert json.loads(ran.stdout) == {"JWT_SECRET": value}
 
 
+def test_a_carriage_return_in_a_mounted_secret_file_is_refused_not_turned_into_a_line_break(cli: Cli) -> None:
+    (cli.cwd / "jwt").write_bytes(b"carriage\rreturn\n")
+    env = {"JWT_SECRET": f"file:{cli.cwd / 'jwt'}"}
+    refused = cli("export", "--only", "JWT_SECRET", env=env)
+    assert refused.returncode == 2 and refused.stdout == "", refused.stdout + refused.stderr
+    assert "carriage return" in refused.stderr, refused.stderr
+    [fix] = [line.split("fix: ", 1)[1] for line in refused.stderr.splitlines() if "fix: " in line]
+    ran = run_fix(fix, env, cli.cwd)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"JWT_SECRET": "carriage\rreturn"}
+
+
 def test_the_help_says_what_the_dotenv_format_guarantees(cli: Cli) -> None:
     text = " ".join(cli("export", "--help").stdout.split())
     assert "reads back byte for byte through python-dotenv" in text

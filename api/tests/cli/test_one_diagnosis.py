@@ -20,6 +20,8 @@ JWT = "k" * 48
 # Two pieces of the canary: a URL whose password holds a raw delimiter between them. Neither may
 # appear anywhere, alone or with what a driver reads after it.
 HEAD, TAIL = CANARY[:20], CANARY[20:]
+# A piece between two raw '@' of a password: every parser reads it as the host and a driver quotes it.
+PIECE = "op-7781-piece"
 DB = "postgresql://u:Real-pw-123@127.0.0.1:1/app"
 
 CONFIGURATIONS: dict[str, dict[str, str]] = {
@@ -93,6 +95,11 @@ RAW = {
     "raw ] in password": f"postgresql://u:{HEAD}]{TAIL}@127.0.0.1:1/db",
     "blank in password": f"postgresql://u:{HEAD} {TAIL}@127.0.0.1:1/db",
     "raw % in password": f"postgresql://u:{HEAD}%zz{TAIL}@127.0.0.1:1/db",
+    # Meant: the password up to the last '@'; read by every parser: the host PIECE.
+    "raw @ then / in password": f"postgresql://ecomind:{HEAD}@{PIECE}/{TAIL}@127.0.0.1:1/ecomind",
+    "raw @ then ? in password": f"postgresql://ecomind:{HEAD}@{PIECE}?{TAIL}@127.0.0.1:1/ecomind",
+    "raw @ then # in password": f"postgresql://ecomind:{HEAD}@{PIECE}#{TAIL}@127.0.0.1:1/ecomind",
+    "raw @ then : and / in password": f"postgresql://ecomind:{HEAD}@{PIECE}:99/{TAIL}@127.0.0.1:1/ecomind",
     "mysql": f"mysql://u:{CANARY}@h/db",
     "http": f"http://u:{CANARY}@h/db",
     "libpq key=value": f"host=127.0.0.1 user=u password={CANARY} dbname=d",
@@ -116,12 +123,12 @@ def test_a_raw_database_url_never_reaches_any_output(cli: Cli, aws: Aws, shape: 
     env = {**aws.env, "DATABASE_URL": RAW[shape], "JWT_SECRET": JWT}
     for name, (args, stdin) in COMMANDS.items():
         result = cli(*args, env=env, input=stdin)
-        assert_clean(result, HEAD, TAIL)
+        assert_clean(result, HEAD, TAIL, PIECE)
         if shape not in ACCEPTED:
             assert result.returncode != 0, f"{name} accepted {shape}"
         if name in JSON_COMMANDS:
             as_json = cli(*args, "--json", env=env)
-            assert_clean(as_json, HEAD, TAIL)
+            assert_clean(as_json, HEAD, TAIL, PIECE)
             json.loads(as_json.stdout)  # JSON on every path, errors included
 
 
@@ -129,15 +136,29 @@ def test_a_raw_at_sign_in_a_dotenv_password_is_refused_by_every_command_naming_t
     (cli.cwd / ".env").write_text(f"DATABASE_URL={RAW['raw @ in password']}\nJWT_SECRET={JWT}\n")
     for name, (args, stdin) in COMMANDS.items():
         result = cli(*args, env=aws.env, input=stdin)
-        assert_clean(result, HEAD, TAIL)
+        assert_clean(result, HEAD, TAIL, PIECE)
         assert result.returncode != 0, f"{name} accepted a password with a raw @"
         if name != "doctor":  # the doctor names the configuration check and its fix: below
             assert "DATABASE_URL" in result.stdout + result.stderr, (name, result.stdout + result.stderr)
     for args in (["config", "check", "--json"], ["doctor", "--json", "--timeout", "1"]):
         result = cli(*args, env=aws.env)
-        assert_clean(result, HEAD, TAIL)
+        assert_clean(result, HEAD, TAIL, PIECE)
         text = json.dumps(json.loads(result.stdout))
         assert "DATABASE_URL" in text and ".env" in text and "%40" in text, text
+
+
+@pytest.mark.parametrize("shape", [shape for shape in RAW if shape.startswith("raw @")])
+def test_a_url_with_two_raw_at_signs_gets_the_percent_encoding_fix_whatever_stands_between(
+    cli: Cli, aws: Aws, shape: str
+) -> None:
+    env = {**aws.env, "DATABASE_URL": RAW[shape], "JWT_SECRET": JWT}
+    for args in (["config", "check", "--json"], ["doctor", "--json", "--timeout", "1"]):
+        result = cli(*args, env=env)
+        assert_clean(result, HEAD, TAIL, PIECE)
+        text = json.dumps(json.loads(result.stdout))
+        assert "DATABASE_URL" in text and "'@' as %40" in text, text
+        # Not the advice of a URL read at its first '@': no database, a fragment, a host to resolve.
+        assert "names no database" not in text and "fragment" not in text and "resolve" not in text, text
 
 
 @pytest.mark.parametrize("shape", list(RAW))
@@ -155,7 +176,7 @@ def test_a_raw_database_url_never_reaches_the_api_start_up_log(aws: Aws, shape: 
     assert ran.returncode != 0, "the API started with a database it cannot reach"
     log = ran.stdout + ran.stderr
     assert "DATABASE_URL" in log or "cannot connect to the database" in log, log
-    for secret in (CANARY, HEAD, TAIL):
+    for secret in (CANARY, HEAD, TAIL, PIECE):
         assert secret not in log, f"the API's start-up log holds a secret:\n{log}"
 
 

@@ -4,8 +4,9 @@ Blocks marked ``<!-- journey -->`` (or ``<!-- journey as=ROLE -->``; ``twice`` a
 either: the block runs a second time, which must succeed and leave the database's roles,
 databases and logins as the first run left them) run in document order, deployment.md
 first, in one copy of the repository, against moto's server
-with IAM enforced, a PostgreSQL with SSL and password auth, and the AWS CLI (v1 from
-PyPI standing in for v2, which PyPI does not carry). Every block is preceded by the
+with IAM enforced, the AWS CLI (v1 from PyPI standing in for v2, which PyPI does not
+carry), and the database the guide's rehearsal starts (its ``<!-- rehearsal database -->``
+block, a PostgreSQL with SSL and password auth), with the variables it prints exported. Every block is preceded by the
 first one (the guide's helpers). Blocks run as the operator's administrator unless
 marked with a role; a role's credentials come from AssumeRole on the role the guide
 created, holding exactly the policy of deploy/iam/ the guide put on it. (The guide's
@@ -22,7 +23,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,7 +39,7 @@ from typing import Any
 import boto3
 import pytest
 
-from app.localdb import LocalPostgres, postgres_bindir, terminate, wait_port
+from app.localdb import postgres_bindir, terminate, wait_port
 
 from ..support.services import MotoServer, free_port
 
@@ -45,6 +48,7 @@ VENV_BIN = Path(sys.executable).parent
 AWS_CLI = REPO / ".venv-deploy" / "bin" / "aws"
 DOCS = ("docs/deployment.md", "docs/secrets.md")
 BLOCK = re.compile(r"<!-- journey(?: as=(\w+))?( twice)? -->\n```bash\n(.*?)```", re.S)
+DATABASE_BLOCK = re.compile(r"<!-- rehearsal database -->\n```bash\n(.*?)```", re.S)
 ROLES = {"api": "API_ROLE", "migration": "MIGRATION_ROLE", "rotation": "ROTATION_ROLE"}
 ENV = "staging"
 
@@ -66,6 +70,54 @@ def steps(root: Path) -> list[Step]:
     return found
 
 
+@dataclass
+class RehearsalDatabase:
+    """The database of docs/deployment.md's rehearsal, started by its block as written; ``exports``
+    holds the variables it printed for the guide's shell (DB_HOST, DB_PORT, MASTER_URL...)."""
+
+    proc: subprocess.Popen[str]
+    exports: dict[str, str]
+
+    @classmethod
+    def start(cls, root: Path) -> RehearsalDatabase:
+        found = DATABASE_BLOCK.search((root / "docs/deployment.md").read_text())
+        assert found, "docs/deployment.md no longer says how to start the rehearsal's database"
+        env = {k: os.environ[k] for k in ("HOME", "LANG") if k in os.environ}
+        env["PATH"] = os.pathsep.join([str(VENV_BIN), os.environ["PATH"]])  # the guide: ecomind on the PATH
+        env["REHEARSAL_DB_PORT"] = str(free_port())
+        proc = subprocess.Popen(
+            ["bash", "-euo", "pipefail", "-c", found.group(1)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: bash and the command stop together
+        )
+        database = cls(proc, {})
+        printed = []
+        assert proc.stdout is not None
+        while "MASTER_URL_FILE" not in database.exports:
+            line = proc.stdout.readline()
+            if not line:
+                database.stop()
+                raise AssertionError("the rehearsal database did not start:\n" + "".join(printed))
+            printed.append(line)
+            if line.startswith("export "):
+                database.exports.update(word.split("=", 1) for word in shlex.split(line)[1:])
+        return database
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+    def superuser(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.exports["MASTER_URL"], passfile=self.exports["PGPASSFILE"], autocommit=True)
+
+
 class JourneyFailed(AssertionError):
     def __init__(self, step: str, detail: str) -> None:
         super().__init__(f"{step} failed:\n{detail}")
@@ -76,7 +128,7 @@ class JourneyFailed(AssertionError):
 class Journey:
     root: Path
     moto: MotoServer
-    postgres: LocalPostgres
+    database: RehearsalDatabase
     admin: dict[str, str] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     api: subprocess.Popen[bytes] | None = None
@@ -140,10 +192,7 @@ class Journey:
             "HOME": str(self.root),
             "LANG": "C.UTF-8",
             "AWS_ENDPOINT_URL": self.moto.url,
-            "DB_HOST": "127.0.0.1",
-            "DB_PORT": str(self.postgres.port),
-            "MASTER_URL": f"postgresql://postgres@127.0.0.1:{self.postgres.port}/postgres?sslmode=require",
-            "PGPASSWORD": self.postgres.superuser_password,
+            **self.database.exports,
             **creds,
         }
         if doc == "docs/secrets.md":
@@ -212,7 +261,7 @@ class Journey:
         and whether the database secret's password logs in (a password's hash has a new salt each time)."""
         import psycopg
 
-        with psycopg.connect(self.postgres.superuser_dsn(), autocommit=True) as conn:
+        with self.database.superuser() as conn:
             roles = conn.execute(
                 "SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolinherit, rolreplication,"
                 " rolbypassrls, rolconnlimit, rolvaliduntil FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1"
@@ -221,8 +270,8 @@ class Journey:
         secret = json.loads(self.secret(self.param("DATABASE_SECRET_NAME")))
         try:
             psycopg.connect(
-                host="127.0.0.1",
-                port=self.postgres.port,
+                host=self.database.exports["DB_HOST"],
+                port=self.database.exports["DB_PORT"],
                 user=secret["username"],
                 password=secret["password"],
                 dbname=secret["dbname"],
@@ -254,20 +303,22 @@ def _copy(tmp: Path, source: Path = REPO) -> Path:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[MotoServer, LocalPostgres]]:
+def stack(tmp_path: Path) -> Iterator[tuple[Path, MotoServer, RehearsalDatabase]]:
+    """A copy of the repository, moto with IAM enforced, and the rehearsal's database started in it."""
     if not AWS_CLI.exists():
         pytest.fail("the AWS CLI is missing from .venv-deploy: run make deploy-tools")
+    root = _copy(tmp_path)
     # AWS-managed policies (AWSLambdaVPCAccessExecutionRole) exist in moto only when loaded.
     moto = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3", "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}).start()
     moto.configure({"lambda": {"use_docker": False}})
-    postgres = LocalPostgres(tmp_path / "pg", free_port(), ssl=True).start()
-    yield moto, postgres
-    postgres.stop()
+    database = RehearsalDatabase.start(root)
+    yield root, moto, database
+    database.stop()
     moto.stop()
 
 
-def run_journey(root: Path, moto: MotoServer, postgres: LocalPostgres) -> Journey:
-    journey = Journey(root, moto, postgres)
+def run_journey(root: Path, moto: MotoServer, database: RehearsalDatabase) -> Journey:
+    journey = Journey(root, moto, database)
     journey.make_admin()
     found = steps(root)
     helpers = found[0].script
@@ -291,9 +342,8 @@ def run_journey(root: Path, moto: MotoServer, postgres: LocalPostgres) -> Journe
     return journey
 
 
-def test_the_journey_runs_as_written(tmp_path: Path, stack: tuple[MotoServer, LocalPostgres]) -> None:
-    moto, postgres = stack
-    root = _copy(tmp_path)
+def test_the_journey_runs_as_written(stack: tuple[Path, MotoServer, RehearsalDatabase]) -> None:
+    root, moto, database = stack
     assert len(steps(root)) >= 10, "the guides have lost their journey blocks"
     database_name = subprocess.run(
         [sys.executable, str(root / "deploy/render.py"), ENV, "--get", "DATABASE_SECRET_NAME"],
@@ -301,7 +351,7 @@ def test_the_journey_runs_as_written(tmp_path: Path, stack: tuple[MotoServer, Lo
         text=True,
         check=True,
     ).stdout.strip()
-    journey = run_journey(root, moto, postgres)
+    journey = run_journey(root, moto, database)
     try:
         assert journey.api is not None, "no migration step ran, so the API was never started"
         assert any(step.twice for step in steps(root)), "no block is checked to run twice"
@@ -325,10 +375,9 @@ def test_the_journey_runs_as_written(tmp_path: Path, stack: tuple[MotoServer, Lo
 
 
 def test_a_broken_policy_stops_the_journey_at_the_step_that_needs_it(
-    tmp_path: Path, stack: tuple[MotoServer, LocalPostgres]
+    stack: tuple[Path, MotoServer, RehearsalDatabase],
 ) -> None:
-    moto, postgres = stack
-    root = _copy(tmp_path)
+    root, moto, database = stack
     policy = root / "deploy/iam/migration-task-role.policy.json"
     text = policy.read_text()
     assert '"Action": "secretsmanager:GetSecretValue"' in text
@@ -336,6 +385,6 @@ def test_a_broken_policy_stops_the_journey_at_the_step_that_needs_it(
         text.replace('"Action": "secretsmanager:GetSecretValue"', '"Action": "secretsmanager:ListSecrets"')
     )
     with pytest.raises(JourneyFailed) as failed:
-        run_journey(root, moto, postgres)
+        run_journey(root, moto, database)
     assert "as migration" in failed.value.step
     assert "access to aws-secretsmanager:ecomind/staging/database denied" in str(failed.value)

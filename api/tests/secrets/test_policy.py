@@ -163,11 +163,37 @@ def test_a_password_the_url_parsers_read_differently_is_refused_naming_the_chara
 
 
 @pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        # Meant: the password up to the last '@'. Read by every parser: the host 'op-7781-piece'.
+        ("postgresql://ecomind:first-half@op-7781-piece/tail@127.0.0.1:18432/ecomind", "'@' and '/'"),
+        ("postgresql://ecomind:first-half@op-7781-piece?x=1@127.0.0.1:18432/ecomind", "'@' and '?'"),
+        ("postgresql://ecomind:first-half@op-7781-piece#x=1@127.0.0.1:18432/ecomind", "'@' and '#'"),
+        ("postgresql://ecomind:first-half@op-7781-piece/a?b#c@127.0.0.1:18432/ecomind", "'@', '/', '?' and '#'"),
+        ("postgresql://ecomind:first-half@op-7781-piece:99/tail@127.0.0.1/ecomind", "'@' and '/'"),
+        # The same two '@' whoever wrote it: the one of the query is encoded as well.
+        ("postgresql://ecomind:first-half@127.0.0.1:5432/db?application_name=op-7781-piece@laptop", "'@', '/'"),
+    ],
+)
+def test_a_url_with_an_at_sign_before_its_last_one_is_refused_with_the_percent_encoded_fix(
+    url: str, named: str
+) -> None:
+    [finding] = parse_database_secret(url).findings
+    assert finding.severity == "error"
+    assert named in finding.message and "password" in finding.message
+    assert "'@' as %40" in finding.fix and "percent-encode" in finding.fix
+    assert "one raw '@', the one before the host" in finding.fix
+    for fragment in ("first-half", "op-7781-piece", "tail", "x=1", "laptop"):
+        assert fragment not in finding.message + finding.fix
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "postgresql://u:ab%40cd%2Fe%3Ff%23g%25@127.0.0.1:5432/db",  # percent-encoded: all parsers agree
         "postgresql://u:a:b!$&'()*+,;=~@127.0.0.1:5432/db",
-        "postgresql://u:p@127.0.0.1:5432/db?application_name=me@laptop",
+        "postgresql://u:p@127.0.0.1:5432/db?application_name=me%40laptop",
+        "postgresql://localhost/db?application_name=me@laptop",  # one '@', and no user information
         "postgresql:///db?host=/var/run/postgresql&user=a@b",
     ],
 )

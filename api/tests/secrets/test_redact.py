@@ -120,3 +120,13 @@ def test_short_pieces_of_a_raw_password_are_scrubbed_with_what_a_driver_reads_ar
     assert redact.REDACTED in scrubbed
     assert "cd@" not in scrubbed and "zw@" not in scrubbed
     assert redact.scrub("connect to 127.0.0.1 port 5432") == "connect to 127.0.0.1 port 5432"
+
+
+@pytest.mark.parametrize("between", ["/", "?", "#", ":99/"])
+def test_each_piece_of_a_password_meant_up_to_the_last_at_sign_is_scrubbed(between: str) -> None:
+    # Every parser reads 'op-7781-piece' as the host (and '99' as the port): the driver quotes it.
+    head, tail = CANARY[:20], CANARY[20:]
+    redact.register_input(f"postgresql://ecomind:{head}@op-7781-piece{between}{tail}@127.0.0.1:1/ecomind")
+    scrubbed = redact.scrub('failed to resolve host "op-7781-piece": Name or service not known')
+    assert "op-7781-piece" not in scrubbed and redact.REDACTED in scrubbed
+    assert tail not in redact.scrub(f'database "{tail}@127.0.0.1:1/ecomind" does not exist')

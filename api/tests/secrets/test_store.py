@@ -258,3 +258,24 @@ def test_file_references_are_reread_on_refresh(tmp_path: Path) -> None:
         store.get(parse_reference(f"file:{tmp_path}/missing"))
     assert "no such file" in str(info.value)
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "value"),
+    [
+        (b"a\rb\r\nc\n", "a\rb\r\nc"),  # inside: every byte as it is, carriage returns included
+        (b"ends-with-cr\r", "ends-with-cr\r"),
+        (b"one-newline\n", "one-newline"),
+        (b"windows-newline\r\n", "windows-newline"),
+        (b"two-newlines\n\n", "two-newlines\n"),  # one is dropped, not all
+        (b"none", "none"),
+    ],
+)
+def test_a_file_reference_is_read_byte_for_byte_but_one_trailing_newline(
+    tmp_path: Path, content: bytes, value: str
+) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(content)
+    store = SecretStore()
+    assert store.get(parse_reference(f"file:{path}")).value.get_secret_value() == value
+    store.close()
