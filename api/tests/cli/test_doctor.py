@@ -357,3 +357,32 @@ def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli,
     assert ran.returncode == 0, ran.stdout + ran.stderr
     _, after, _ = doctor(cli, env)
     assert after["JWT_SECRET stages"]["status"] == "ok", after["JWT_SECRET stages"]
+
+
+def test_a_secret_outside_the_roles_policy_is_denied_when_read_in_a_batch_too(
+    cli: Cli, iam: tuple[MotoServer, dict[str, str]]
+) -> None:
+    sm = admin_client(iam)
+    existing = {s["Name"] for s in sm.list_secrets()["SecretList"]}  # the module's server, shared
+    for name, value in (("ecomind/staging/database", DB), ("team-x/staging/jwt", CANARY)):
+        if name not in existing:
+            sm.create_secret(Name=name, SecretString=value)
+    # The API role's grant, narrowed to the staging prefix: BatchGetSecretValue alone reads nothing.
+    staging_only = user_with(
+        iam,
+        "staging-api",
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/staging/*",
+            },
+            {"Effect": "Allow", "Action": "secretsmanager:BatchGetSecretValue", "Resource": "*"},
+        ],
+    )
+    env = {**staging_only, "ENVIRONMENT": "staging", "JWT_SECRET": "aws-secretsmanager:team-x/staging/jwt"}
+    _, checks, _ = doctor(cli, env)
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "fail" and "access denied" in readable["detail"], readable
+    assert "team-x/staging/jwt-??????" in readable["fix"]
+    assert checks["DATABASE_URL readable"]["status"] == "ok", checks["DATABASE_URL readable"]
