@@ -17,7 +17,6 @@ import difflib
 import json
 import re
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -355,21 +354,10 @@ class Doctor:
 
     def search_regions(self, secret_name: str, here: str | None) -> tuple[list[str], int]:
         """Regions where the name exists, and how many regions could be looked at."""
-        import botocore.exceptions
-
-        def look(region: str) -> str | None:
-            try:
-                self.client("secretsmanager", region).describe_secret(SecretId=secret_name)
-            except botocore.exceptions.ClientError as exc:
-                return "denied" if _denied(exc) else None
-            except botocore.exceptions.BotoCoreError:
-                return "denied"
-            return region
+        from ..secrets.aws import regions_holding
 
         others = [r for r in self.regions() if r != here]
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(look, others))
-        return [a for a in answers if a not in (None, "denied")], sum(a != "denied" for a in answers)
+        return regions_holding(secret_name, others, lambda region: self.client("secretsmanager", region))
 
     def similar_names(self, secret_name: str, region: str | None, variable: str) -> tuple[list[str], bool]:
         import botocore.exceptions

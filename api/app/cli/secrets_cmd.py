@@ -14,19 +14,19 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from ..secrets.dburl import field_problems as dburl_field_problems
 from ..secrets.endpoints import on_this_machine
 from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
-from ..secrets.errors import EmulatorFailed, SecretNotFound, SecretsManagerUnreachable
-from ..secrets.regions import parse_regions, region_option
+from ..secrets.errors import EmulatorFailed, InvalidRegion, SecretDeleted, SecretNotFound, SecretsManagerUnreachable
+from ..secrets.regions import REGION_PLACEHOLDER, parse_regions, region_option
 from .fixes import (
     DB_HOST_PLACEHOLDER,
     MASTER_URL_FILE_PLACEHOLDER,
@@ -74,16 +74,23 @@ def secrets_client(region: str | None) -> Any:
 
 
 @contextmanager
-def aws_errors(what: str, client: Any) -> Iterator[None]:
-    """boto3 errors become the secret layer's typed errors (the CLI maps them to exit codes)."""
+def aws_errors(what: str, client: Any, *, names_a_secret: bool = True) -> Iterator[None]:
+    """boto3 errors become the secret layer's typed errors (the CLI maps them to exit codes).
+
+    ``what`` is the secret the calls name (unless ``names_a_secret`` is false: a listing)."""
     import botocore.exceptions
 
-    from ..secrets.aws import translate_error
+    from ..secrets.aws import emulator_answer, translate_error
 
     try:
         yield
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         error = translate_error(exc, what, str(client.meta.endpoint_url))
+        if isinstance(error, EmulatorFailed):
+            # An emulator answers 500 where AWS answers "no such secret" or has no such region.
+            error = emulator_answer(error, client, what if names_a_secret else None)
+        if isinstance(error, InvalidRegion) and "--region" in sys.argv:
+            error = InvalidRegion(error.message, reference=error.reference, fix=_again_in(REGION_PLACEHOLDER))
         replicas, _ = parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))
         regional = isinstance(error, SecretsManagerUnreachable) and not isinstance(error, EmulatorFailed)
         if regional and replicas and "--region" not in sys.argv:
@@ -111,6 +118,20 @@ def _again(region: str | None, *extra: str, placeholder: str = "", drop: str = "
     return f"{command} {region_option(region or os.environ.get('AWS_REGION'))}"
 
 
+def _again_in(region: str | None) -> str:
+    """This very command again in ``region`` (the docs' $REGION when None), whatever region it
+    ran in; ``secrets set`` with its value on stdin again."""
+    args, kept = sys.argv[1:], []
+    while args:
+        arg = args.pop(0)
+        if arg == "--region":
+            args = args[1:]
+        elif not arg.startswith("--region="):
+            kept.append(arg)
+    command = f"{shlex.join(['ecomind', *kept])} {region_option(region)}"
+    return ("printf '%s' \"$VALUE\" | " if kept[:2] == ["secrets", "set"] else "") + command
+
+
 def _region(client: Any) -> str | None:
     return str(client.meta.region_name) if client.meta.region_name else None
 
@@ -128,7 +149,35 @@ def _existing(client: Any, name: str) -> dict[str, Any]:
     meta = _describe(client, name)
     if meta is not None:
         return meta
+    _missing(client, name)
+
+
+def _missing(client: Any, name: str) -> NoReturn:
+    """End the command: the secret is not in the region asked (exit 4), with the region that
+    holds it when another does, else the command that creates it."""
+    from ..secrets.aws import client_config, new_session, regions_holding
+    from ..secrets.endpoints import secretsmanager_endpoint
+
     region = _region(client)
+    session = new_session()
+    others = [r for r in sorted(session.get_available_regions("secretsmanager")) if r != region]
+    # Clients made here, one at a time: botocore's session is not made to build them in threads.
+    clients = {
+        r: session.create_client(
+            "secretsmanager", region_name=r, endpoint_url=secretsmanager_endpoint(), config=client_config(1)
+        )
+        for r in others
+    }
+    found, _ = regions_holding(name, others, clients.__getitem__)
+    if found:
+        there = found[0]
+        with suppress(Exception):  # a replica names its primary: the region writes go to
+            there = clients[there].describe_secret(SecretId=name).get("PrimaryRegion") or there
+        fail(
+            f"secret {name} not found in {region}, but it exists in {', '.join(found)}",
+            ExitCode.NOT_FOUND,
+            fix=f"{_again_in(there)}   # the region that holds it",
+        )
     # Secrets Manager keeps no trace of a secret deleted without recovery: both read the same.
     fail(
         f"secret {name} not found in {region}: it never existed there, or it was force-deleted "
@@ -655,7 +704,7 @@ def list_(
         prefix = (os.environ.get("SECRETS_PREFIX") or PROJECT).rstrip("/") + "/"
     client = secrets_client(region)
     rows = []
-    with aws_errors(f"secrets under {prefix}", client):
+    with aws_errors(f"secrets under {prefix}", client, names_a_secret=False):
         pages = client.get_paginator("list_secrets").paginate(
             Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True
         )
@@ -754,26 +803,31 @@ def history(
     """
     client = secrets_client(region)
     versions: list[dict[str, Any]] = []
-    with aws_errors(name, client):
-        pages, token = [], None
-        while True:  # botocore has no paginator for ListSecretVersionIds
-            page = client.list_secret_version_ids(
-                SecretId=name, IncludeDeprecated=True, **({"NextToken": token} if token else {})
-            )
-            pages.append(page)
-            token = page.get("NextToken")
-            if not token:
-                break
-        for page in pages:
-            for v in page.get("Versions", []):
-                versions.append(
-                    {
-                        "version": Verbatim(v["VersionId"]),
-                        "stages": sorted(v.get("VersionStages", [])),
-                        "created": _iso(v.get("CreatedDate")),
-                        "last_accessed": _iso(v.get("LastAccessedDate")),
-                    }
+    pages, token = [], None
+    try:
+        with aws_errors(name, client):
+            while True:  # botocore has no paginator for ListSecretVersionIds
+                page = client.list_secret_version_ids(
+                    SecretId=name, IncludeDeprecated=True, **({"NextToken": token} if token else {})
                 )
+                pages.append(page)
+                token = page.get("NextToken")
+                if not token:
+                    break
+    except SecretNotFound as exc:
+        if isinstance(exc, SecretDeleted):
+            raise
+        _missing(client, name)
+    for page in pages:
+        for v in page.get("Versions", []):
+            versions.append(
+                {
+                    "version": Verbatim(v["VersionId"]),
+                    "stages": sorted(v.get("VersionStages", [])),
+                    "created": _iso(v.get("CreatedDate")),
+                    "last_accessed": _iso(v.get("LastAccessedDate")),
+                }
+            )
     # Newest first; within a second (rotations are fast), the stage order of a rotation.
     order = {"AWSPENDING": 0, "AWSCURRENT": 1, "AWSPREVIOUS": 2}
     versions.sort(key=lambda v: min((order.get(s, 3) for s in v["stages"]), default=3))

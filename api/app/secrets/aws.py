@@ -35,9 +35,11 @@ from ..telemetry import SM_CALLS
 from .base import Fetched, SecretBackend, SecretVersion
 from .endpoints import on_this_machine, secretsmanager_endpoint
 from .errors import (
+    BadCredentials,
     EmulatorFailed,
     ExpiredCredentials,
     InvalidAccessKey,
+    InvalidRegion,
     MalformedReference,
     NoCredentials,
     NoRegion,
@@ -61,9 +63,11 @@ else:
 __all__ = [
     "AwsSecretsManagerBackend",
     "client_config",
+    "emulator_answer",
     "in_region",
     "new_session",
     "regional_failure",
+    "regions_holding",
     "secretsmanager_client",
     "translate_error",
 ]
@@ -449,6 +453,70 @@ def _outcome(got: Fetched) -> str:
 def regional_failure(got: Fetched) -> bool:
     """A failure of the region, not of the secret: another region may answer."""
     return isinstance(got, SecretsManagerUnreachable | SecretsThrottled)
+
+
+def known_region(region: str, session: botocore.session.Session | None = None) -> bool:
+    """Whether a partition of AWS (aws, aws-cn, aws-us-gov...) has Secrets Manager in ``region``."""
+    session = session or new_session()
+    return any(
+        region in session.get_available_regions("secretsmanager", partition)
+        for partition in session.get_available_partitions()
+    )
+
+
+def emulator_answer(error: ResolutionError, client: SecretsManagerClient, secret_id: str | None) -> ResolutionError:
+    """An emulator's 500 said as AWS would have answered (used on an emulator only).
+
+    moto answers 500 (a KeyError inside) for a region it does not have, which is no AWS
+    region either, and for a secret some of its calls do not find (ListSecretVersionIds),
+    which AWS answers with ResourceNotFoundException: one DescribeSecret tells. Anything
+    else stays the emulator's failure."""
+    if not isinstance(error, EmulatorFailed):
+        return error
+    region = str(client.meta.region_name or "")
+    fixed: ResolutionError
+    if region and not known_region(region):
+        fixed = InvalidRegion(
+            f"{region} is not an AWS region: no partition of AWS has it, and the emulator at "
+            f"{client.meta.endpoint_url} answered 500 for it",
+            reference=error.reference,
+            fix=f"export AWS_REGION={REGION_PLACEHOLDER}   # a region such as us-east-1",
+        )
+    elif secret_id:
+        try:
+            client.describe_secret(SecretId=secret_id)
+            return error
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                return error
+            fixed = _from_code(_code(exc), "", error.reference, str(client.meta.endpoint_url))
+        except botocore.exceptions.BotoCoreError:
+            return error
+    else:
+        return error
+    fixed.__cause__ = error.__cause__
+    return fixed
+
+
+def regions_holding(
+    secret_id: str, regions: Sequence[str], client_in: Callable[[str], SecretsManagerClient]
+) -> tuple[list[str], int]:
+    """The regions among ``regions`` where a secret of that name exists (DescribeSecret, 8 at a
+    time), and how many of them could be asked: a denial or no answer cannot tell."""
+
+    def look(region: str) -> str | None:
+        try:
+            client_in(region).describe_secret(SecretId=secret_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            error = translate_error(exc, secret_id, region)
+            if isinstance(error, SecretAccessDenied) and not isinstance(error, NoCredentials | BadCredentials):
+                return "unasked"
+            return "unasked" if isinstance(exc, botocore.exceptions.BotoCoreError) else None
+        return region
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(look, regions))
+    return [a for a in answers if a not in (None, "unasked")], sum(a != "unasked" for a in answers)
 
 
 def in_region(key: AwsRef, region: str | None) -> AwsRef:

@@ -14,6 +14,7 @@
     │   │       ├── SignatureMismatch     the secret key is not the key id's        (denied)
     │   │       └── ExpiredCredentials    the session token has expired             (denied)
     │   ├── NoRegion                  no region to look in                          (config)
+    │   │   └── InvalidRegion         not a region name, or none AWS has            (config)
     │   ├── SecretsManagerUnreachable endpoint down, DNS, TLS, timeouts             (unreachable)
     │   │   └── EmulatorFailed        an emulator on this machine answered 5xx      (unreachable)
     │   ├── SecretsThrottled          ThrottlingException after the retries ran out (unreachable)
@@ -42,6 +43,7 @@ __all__ = [
     "ExpiredCredentials",
     "Finding",
     "InvalidAccessKey",
+    "InvalidRegion",
     "MalformedReference",
     "NoCredentials",
     "NoRegion",
@@ -140,6 +142,10 @@ class ExpiredCredentials(BadCredentials):
 
 class NoRegion(ResolutionError):
     kind = "config"
+
+
+class InvalidRegion(NoRegion):
+    """The region given is none: not a region name (``us east 1``), or one no AWS partition has."""
 
 
 class SecretsManagerUnreachable(ResolutionError):

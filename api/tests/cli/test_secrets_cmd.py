@@ -224,3 +224,48 @@ def test_a_short_signing_key_on_an_emulator_is_replaced_by_a_local_rotation_as_p
     assert ran.returncode == 0, ran.stdout + ran.stderr
     after = aws.client.get_secret_value(SecretId="ecomind/staging/jwt", VersionStage="AWSCURRENT")
     assert after["VersionId"] != before and len(after["SecretString"].encode()) >= 32
+
+
+# -- a missing secret on an emulator is not the emulator's failure ---------------------------
+
+
+def test_the_history_of_a_missing_secret_is_not_found_with_the_command_that_creates_it(cli: Cli, aws: Aws) -> None:
+    shell = shell_without_region(aws)
+    missing = cli("secrets", "history", "ecomind/staging/jwt", env=aws.env)
+    assert missing.returncode == 4, missing.stderr
+    assert "not found in us-east-1" in missing.stderr and "emulator failed" not in missing.stderr
+    ran = run_fix(fix_of(missing.stderr), {**shell, "DB_HOST": "db.internal"}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert cli("secrets", "history", "ecomind/staging/jwt", env=aws.env).returncode == 0
+
+
+def test_the_history_asked_in_the_wrong_region_names_the_region_that_holds_the_secret(cli: Cli, aws: Aws) -> None:
+    aws.create("ecomind/staging/jwt", "k" * 48, region=ELSEWHERE)
+    shell = shell_without_region(aws)
+    for asked in (["--region", "us-west-2"], []):  # the option, or AWS_REGION's region
+        missing = cli("secrets", "history", "ecomind/staging/jwt", *asked, env=aws.env)
+        assert missing.returncode == 4, missing.stderr
+        assert f"exists in {ELSEWHERE}" in missing.stderr, missing.stderr
+        fix = fix_of(missing.stderr)
+        assert fix.startswith(f"ecomind secrets history ecomind/staging/jwt --region {ELSEWHERE}"), fix
+        ran = run_fix(fix, shell, cli.cwd)
+        assert ran.returncode == 0 and "AWSCURRENT" in ran.stdout, ran.stdout + ran.stderr
+
+
+def test_a_region_no_aws_partition_has_is_a_configuration_error_on_an_emulator(cli: Cli, aws: Aws) -> None:
+    aws.create("ecomind/staging/jwt", "k" * 48)
+    shell = shell_without_region(aws)
+    for command in ("history", "describe"):
+        unknown = cli("secrets", command, "ecomind/staging/jwt", "--region", "eu-west-99", env=aws.env)
+        assert unknown.returncode == 3, unknown.stderr
+        assert "eu-west-99 is not an AWS region" in unknown.stderr and "emulator failed" not in unknown.stderr
+        fix = fix_of(unknown.stderr)
+        assert "eu-west-99" not in fix, fix
+        ran = run_fix(fix, {**shell, "REGION": "us-east-1"}, cli.cwd)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def test_a_missing_secret_on_stock_moto_which_answers_500_is_not_found_too(cli: Cli, stock_aws: Aws) -> None:
+    missing = cli("secrets", "history", "ecomind/staging/jwt", env=stock_aws.env)
+    assert missing.returncode == 4, missing.stderr
+    assert "not found in us-east-1" in missing.stderr and "emulator failed" not in missing.stderr

@@ -1,4 +1,4 @@
-"""moto's server, authorizing Secrets Manager calls against the secret's ARN as AWS does.
+"""moto's server, answering Secrets Manager calls as AWS does where a rehearsal depends on it.
 
 Three gaps of moto's IAM enforcement would make every least-privilege policy of
 deploy/iam/ either crash, deny everything, or allow what AWS denies:
@@ -17,6 +17,10 @@ deploy/iam/ either crash, deny everything, or allow what AWS denies:
   may not read comes back in the answer's ``Errors`` as ``AccessDeniedException``, the
   others with their values. Here each secret of a batch is authorized so.
 
+And one gap of moto's Secrets Manager: ListSecretVersionIds on a secret it does not have
+raises a KeyError, which its server answers 500 (an emulator's failure, to ``ecomind``);
+AWS answers ResourceNotFoundException, and so does this server.
+
 Run as ``python -m tests.support.moto_iam -H 127.0.0.1 -p PORT`` (MotoServer does).
 """
 
@@ -32,6 +36,8 @@ from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError
 from moto.iam import access_control
+from moto.secretsmanager.exceptions import SecretNotFoundException
+from moto.secretsmanager.models import SecretsManagerBackend
 from moto.secretsmanager.responses import SecretsManagerResponse
 from moto.server import main
 
@@ -123,9 +129,19 @@ def _batch_get_secret_value(self: SecretsManagerResponse) -> str:
     return json.dumps({"SecretValues": values, "Errors": errors, "NextToken": token})
 
 
+_moto_list_secret_version_ids = SecretsManagerBackend.list_secret_version_ids
+
+
+def _list_secret_version_ids(self: SecretsManagerBackend, secret_id: str) -> str:
+    if not self._is_valid_identifier(secret_id):
+        raise SecretNotFoundException()
+    return _moto_list_secret_version_ids(self, secret_id)
+
+
 access_control.IAMPolicyStatement._match = staticmethod(_match)  # type: ignore[method-assign]
 SecretsManagerResponse._determine_resource = _secret_arn  # type: ignore[attr-defined]
 SecretsManagerResponse.batch_get_secret_value = _batch_get_secret_value  # type: ignore[method-assign]
+SecretsManagerBackend.list_secret_version_ids = _list_secret_version_ids  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
