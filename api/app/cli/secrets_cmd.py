@@ -677,7 +677,9 @@ def _update(
     if "username" in differ and plan.update and not json_mode():
         say(
             f"  note: the password now belongs to {differ['username']}; set it on that role, or rotate: "
-            + secrets_command(f"rotate {name}", _region(client))
+            + secrets_command(
+                f"rotate {name}{' --local' if on_this_machine(client.meta.endpoint_url) else ''}", _region(client)
+            )
         )
 
 
@@ -1160,6 +1162,17 @@ def rotate(
             f"ecomind secrets provision --enable-rotation{driver} for that environment",
         )
     if not local:
+        if on_this_machine(client.meta.endpoint_url):
+            # An emulator's function answers without running: RotateSecret there would stage a
+            # version with no value, report success and leave readers on AWSCURRENT with nothing.
+            found = _model_secret(name)
+            who = by_rotation_role(found[0] if found else None)
+            fail(
+                f"AWS_ENDPOINT_URL is on this machine: an emulator runs no rotation function, so "
+                f"RotateSecret would not rotate {name}",
+                ExitCode.CONFIG,
+                fix=_again(_region(client), "--local") + f"   # the four steps, here; {who}",
+            )
         if not meta.get("RotationLambdaARN"):
             fail(
                 f"{name} has no rotation function",

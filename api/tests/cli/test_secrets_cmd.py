@@ -269,3 +269,56 @@ def test_a_missing_secret_on_stock_moto_which_answers_500_is_not_found_too(cli: 
     missing = cli("secrets", "history", "ecomind/staging/jwt", env=stock_aws.env)
     assert missing.returncode == 4, missing.stderr
     assert "not found in us-east-1" in missing.stderr and "emulator failed" not in missing.stderr
+
+
+# -- rotating on an emulator --------------------------------------------------------------
+
+
+def stub_rotation_functions(aws: Aws, environment: str = "staging") -> None:
+    """The guide's rotation functions, created as on AWS: on an emulator they answer without running."""
+    import io
+    import zipfile
+
+    import boto3
+
+    from app.secrets.environment import model
+
+    m = model(environment)
+    kw = {"region_name": "us-east-1", "endpoint_url": aws.url}
+    trust = {"Version": "2012-10-17", "Statement": []}
+    role = boto3.client("iam", **kw).create_role(
+        RoleName=m.role_name("rotation"), AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as zf:
+        zf.writestr("stub.py", "def handler(event, context):\n    return None\n")
+    functions = boto3.client("lambda", **kw)
+    for spec in m.secrets:
+        functions.create_function(
+            FunctionName=m.function_name(spec.key),
+            Runtime="python3.12",
+            Role=role,
+            Handler="stub.handler",
+            Code={"ZipFile": code.getvalue()},
+        )
+
+
+def test_rotating_on_an_emulator_without_local_is_refused_with_the_local_rotation_that_runs(cli: Cli, aws: Aws) -> None:
+    stub_rotation_functions(aws)
+    made = cli(
+        "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation", env=aws.env
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    before = aws.client.get_secret_value(SecretId="ecomind/staging/jwt", VersionStage="AWSCURRENT")
+    refused = cli("secrets", "rotate", "ecomind/staging/jwt", "--region", "us-east-1", env=aws.env)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "an emulator runs no rotation function" in refused.stderr and "started" not in refused.stdout
+    fix = fix_of(refused.stderr)
+    assert fix.startswith("ecomind secrets rotate ecomind/staging/jwt --region us-east-1 --local"), fix
+    ran = run_fix(fix, shell_without_region(aws), cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    after = aws.client.get_secret_value(SecretId="ecomind/staging/jwt", VersionStage="AWSCURRENT")
+    assert after["VersionId"] != before["VersionId"] and after["SecretString"] != before["SecretString"]
+    stages = aws.client.describe_secret(SecretId="ecomind/staging/jwt")["VersionIdsToStages"]
+    assert sum("AWSCURRENT" in s for s in stages.values()) == 1, stages
+    assert_clean(ran, before["SecretString"], after["SecretString"])
