@@ -361,6 +361,12 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 log.warning("BatchGetSecretValue failed (%s); reading %d secrets one by one", code, len(chunk))
                 return {}, list(chunk)
             err = translate_error(exc, ", ".join(str(k) for k in chunk), self.endpoint(region))
+            if not (regional_failure(err) or isinstance(err, NoCredentials | BadCredentials | NoRegion)):
+                # What concerns one secret (not found, no value at its stage, not decrypted) AWS
+                # reports in the answer's Errors; a batch refused whole for it (an emulator's
+                # AWSCURRENT with no value) is read again one by one, each secret with its answer.
+                log.warning("BatchGetSecretValue failed (%s); reading %d secrets one by one", code, len(chunk))
+                return {}, list(chunk)
             return {k: err for k in chunk}, []
         except botocore.exceptions.BotoCoreError as exc:
             err = translate_error(exc, ", ".join(str(k) for k in chunk), self.endpoint(region))

@@ -258,3 +258,19 @@ def test_file_references_are_reread_on_refresh(tmp_path: Path) -> None:
         store.get(parse_reference(f"file:{tmp_path}/missing"))
     assert "no such file" in str(info.value)
     store.close()
+
+
+def test_a_batch_refused_whole_for_one_secret_blames_that_secret_only(aws: Aws, proxy: AwsProxy) -> None:
+    aws.create("whole/database", "postgresql://u:p@h/db")
+    aws.create("whole/jwt", CANARY)
+    # moto: RotateSecret without a function stages AWSCURRENT on a version with no value, and
+    # then refuses every batch that names the secret (AWS would say so in the answer's Errors).
+    aws.client.rotate_secret(SecretId="whole/jwt", RotationRules={"AutomaticallyAfterDays": 30})
+    store, _ = make_store(proxy)
+    database = parse_reference("aws-secretsmanager:whole/database")
+    jwt = parse_reference("aws-secretsmanager:whole/jwt")
+    resolved, errors = store.load_all([database, jwt])
+    assert resolved[database].value.get_secret_value() == "postgresql://u:p@h/db"
+    assert list(errors) == [jwt] and isinstance(errors[jwt], SecretNotFound), errors
+    assert "whole/database" not in errors[jwt].message
+    store.close()
