@@ -336,8 +336,8 @@ def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is
     assert "--region us-west-2" not in described.stderr and "Rehearse on an emulator" in described.stderr
 
 
-def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
-    name = "ecomind/staging/jwt"
+def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli, stock_aws: Aws) -> None:
+    aws, name = stock_aws, "ecomind/staging/jwt"
     aws.client.create_secret(Name=name, SecretString=JWT)
     aws.client.rotate_secret(SecretId=name, RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False)
     current = aws.client.describe_secret(SecretId=name)["VersionIdsToStages"]
@@ -346,7 +346,7 @@ def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli,
     aws.client.update_secret_version_stage(
         SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=moved["VersionId"], RemoveFromVersionId=first
     )
-    aws.client.put_secret_value(SecretId=name, SecretString="p" * 48)  # moto: AWSCURRENT now on two versions
+    aws.client.put_secret_value(SecretId=name, SecretString="p" * 48)  # stock moto: AWSCURRENT on two versions
     env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": DB}
     _, checks, _ = doctor(cli, env)
     stages = checks["JWT_SECRET stages"]

@@ -182,7 +182,8 @@ AWS_CLI_BIN = Path(__file__).resolve().parents[3] / ".venv-deploy" / "bin"
 
 
 def current_twice(aws: Aws, name: str) -> tuple[str, str]:
-    """moto after a stage moved by hand, then a value put: AWSCURRENT on two versions (AWS never)."""
+    """Stock moto after a stage moved by hand, then a value put: AWSCURRENT on two versions (AWS
+    never, nor the project's server)."""
     first = aws.client.create_secret(Name=name, SecretString="a" * 48)["VersionId"]
     moved = aws.client.put_secret_value(SecretId=name, SecretString="b" * 48, VersionStages=["AWSPENDING"])["VersionId"]
     aws.client.update_secret_version_stage(
@@ -194,7 +195,8 @@ def current_twice(aws: Aws, name: str) -> tuple[str, str]:
     return moved, put
 
 
-def test_history_flags_a_stage_on_two_versions_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
+def test_history_flags_a_stage_on_two_versions_with_a_fix_that_runs(cli: Cli, stock_aws: Aws) -> None:
+    aws = stock_aws
     current_twice(aws, "ecomind/staging/jwt")
     shown = cli("secrets", "history", "ecomind/staging/jwt", env=aws.env)
     assert shown.returncode == 0, shown.stderr
@@ -322,3 +324,27 @@ def test_rotating_on_an_emulator_without_local_is_refused_with_the_local_rotatio
     stages = aws.client.describe_secret(SecretId="ecomind/staging/jwt")["VersionIdsToStages"]
     assert sum("AWSCURRENT" in s for s in stages.values()) == 1, stages
     assert_clean(ran, before["SecretString"], after["SecretString"])
+
+
+def test_a_value_set_after_a_local_rotation_is_the_one_every_reader_gets(cli: Cli, aws: Aws) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
+        "--rotation-driver", "local", env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    rotated = cli("secrets", "rotate", "ecomind/staging/jwt", "--local", env=aws.env)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    new = "n" * 48
+    stored = cli("secrets", "set", "ecomind/staging/jwt", "--json", input=new, env=aws.env)
+    assert stored.returncode == 0, stored.stdout + stored.stderr
+    version = json.loads(stored.stdout)["version"]
+    got = cli("secrets", "get", "ecomind/staging/jwt", env=aws.env)
+    assert got.returncode == 0 and got.stdout == new + "\n", "secrets get reads another version than the one set"
+    listed = json.loads(cli("secrets", "history", "ecomind/staging/jwt", "--json", env=aws.env).stdout)
+    assert listed["problems"] == [], listed["problems"]
+    assert [v["version"] for v in listed["versions"] if "AWSCURRENT" in v["stages"]] == [version]
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": "postgresql://u:Pw-1234567@127.0.0.1:1/db"}
+    report = json.loads(cli("doctor", "--json", "--timeout", "1", env=env).stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["JWT_SECRET stages"]["status"] == "ok", checks["JWT_SECRET stages"]
+    assert f"version {version}" in checks["JWT_SECRET readable"]["detail"], checks["JWT_SECRET readable"]

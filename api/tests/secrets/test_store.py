@@ -113,8 +113,9 @@ def test_expired_values_are_served_while_one_background_batch_refreshes(aws: Aws
     store.close()
 
 
-def test_a_stale_batch_answer_is_replaced_by_an_explicit_awscurrent_read(aws: Aws, proxy: AwsProxy) -> None:
-    """moto's BatchGetSecretValue returns the old version after a stage move."""
+def test_a_stale_batch_answer_is_replaced_by_an_explicit_awscurrent_read(stock_aws: Aws) -> None:
+    """Stock moto's BatchGetSecretValue returns the old version after a stage move."""
+    aws, proxy = stock_aws, AwsProxy(stock_aws.url).start()
     aws.create("st/a", "old")
     aws.create("st/b", "other")
     new = aws.client.put_secret_value(SecretId="st/a", SecretString="new", VersionStages=["AWSPENDING"])
@@ -123,10 +124,14 @@ def test_a_stale_batch_answer_is_replaced_by_an_explicit_awscurrent_read(aws: Aw
     aws.client.update_secret_version_stage(
         SecretId="st/a", VersionStage="AWSCURRENT", MoveToVersionId=new["VersionId"], RemoveFromVersionId=old_id
     )
-    store, _ = make_store(proxy)
-    got = store.load([parse_reference("aws-secretsmanager:st/a"), parse_reference("aws-secretsmanager:st/b")])
-    assert sorted(v.value.get_secret_value() for v in got.values()) == ["new", "other"]
-    store.close()
+    try:
+        store, _ = make_store(proxy)
+        got = store.load([parse_reference("aws-secretsmanager:st/a"), parse_reference("aws-secretsmanager:st/b")])
+        assert sorted(v.value.get_secret_value() for v in got.values()) == ["new", "other"]
+        assert proxy.counts.get("GetSecretValue") == 1, proxy.counts  # the stale answer, asked again by stage
+        store.close()
+    finally:
+        proxy.stop()
 
 
 def test_down_after_start_keeps_serving_and_logs_without_the_value(

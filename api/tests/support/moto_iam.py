@@ -17,9 +17,16 @@ deploy/iam/ either crash, deny everything, or allow what AWS denies:
   may not read comes back in the answer's ``Errors`` as ``AccessDeniedException``, the
   others with their values. Here each secret of a batch is authorized so.
 
-And one gap of moto's Secrets Manager: ListSecretVersionIds on a secret it does not have
-raises a KeyError, which its server answers 500 (an emulator's failure, to ``ecomind``);
-AWS answers ResourceNotFoundException, and so does this server.
+And gaps of moto's Secrets Manager:
+
+* ListSecretVersionIds on a secret it does not have raises a KeyError, which its server
+  answers 500 (an emulator's failure, to ``ecomind``); AWS answers
+  ResourceNotFoundException, and so does this server.
+* moto keeps, besides the stages, a "default version": what a read without a stage (every
+  BatchGetSecretValue) returns, and the version PutSecretValue demotes to AWSPREVIOUS. Moving
+  AWSCURRENT with UpdateSecretVersionStage (as every rotation's finishSecret does) leaves it
+  behind: reads then disagree, and the next PutSecretValue leaves AWSCURRENT on two versions
+  (AWS has one AWSCURRENT, which every read without a stage gets). Here it follows AWSCURRENT.
 
 Run as ``python -m tests.support.moto_iam -H 127.0.0.1 -p PORT`` (MotoServer does).
 """
@@ -138,10 +145,32 @@ def _list_secret_version_ids(self: SecretsManagerBackend, secret_id: str) -> str
     return _moto_list_secret_version_ids(self, secret_id)
 
 
+_moto_update_secret_version_stage = SecretsManagerBackend.update_secret_version_stage
+
+
+def _update_secret_version_stage(
+    self: SecretsManagerBackend,
+    secret_id: str,
+    version_stage: str,
+    remove_from_version_id: str,
+    move_to_version_id: str,
+) -> tuple[str, str]:
+    answer = _moto_update_secret_version_stage(
+        self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+    )
+    if version_stage == "AWSCURRENT":
+        secret = self.secrets[secret_id]
+        current = [v for v, version in secret.versions.items() if "AWSCURRENT" in version["version_stages"]]
+        if current:
+            secret.default_version_id = move_to_version_id if move_to_version_id in current else current[0]
+    return answer
+
+
 access_control.IAMPolicyStatement._match = staticmethod(_match)  # type: ignore[method-assign]
 SecretsManagerResponse._determine_resource = _secret_arn  # type: ignore[attr-defined]
 SecretsManagerResponse.batch_get_secret_value = _batch_get_secret_value  # type: ignore[method-assign]
 SecretsManagerBackend.list_secret_version_ids = _list_secret_version_ids  # type: ignore[method-assign]
+SecretsManagerBackend.update_secret_version_stage = _update_secret_version_stage  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
