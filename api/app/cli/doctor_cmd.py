@@ -517,22 +517,26 @@ class Doctor:
             self.add(f"{variable} stages", "not_checked", f"{ref}: DescribeSecret failed, see above")
             return
         versions, unlisted = self.versions(ref)
-        self.stages(variable, ref, meta)
+        self.stages(variable, ref, meta, None if unlisted else versions)
         self.replication(variable, ref, meta)
         self.schedule(name, ref, meta, versions)
         self.pending(pending, variable, ref, meta, versions, unlisted)
 
-    def stages(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
-        """Each of Secrets Manager's stages on one version at most (an emulator may break that)."""
+    def stages(self, variable: str, ref: AwsRef, meta: dict[str, Any], versions: list[dict[str, Any]] | None) -> None:
+        """Each of Secrets Manager's stages on one version at most (an emulator may break that).
+        ``versions``: ListSecretVersionIds' answer (with dates), None when it may not be listed."""
         import botocore.exceptions
 
         from .secrets_cmd import stage_repairs
 
         name = f"{variable} stages"
+        if versions is None:
+            stages, created = dict(meta.get("VersionIdsToStages") or {}), {}
+        else:
+            stages = {v["VersionId"]: v.get("VersionStages", []) for v in versions}
+            created = {v["VersionId"]: v.get("CreatedDate") for v in versions}
         try:
-            problems = stage_repairs(
-                self.client("secretsmanager", ref.region), ref.secret_id, dict(meta.get("VersionIdsToStages") or {})
-            )
+            problems = stage_repairs(self.client("secretsmanager", ref.region), ref.secret_id, stages, created)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             self.add(name, "not_checked", f"{ref}: {type(exc).__name__}")
             return

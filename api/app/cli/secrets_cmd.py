@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -834,8 +834,14 @@ def history(
     order = {"AWSPENDING": 0, "AWSCURRENT": 1, "AWSPREVIOUS": 2}
     versions.sort(key=lambda v: min((order.get(s, 3) for s in v["stages"]), default=3))
     versions.sort(key=lambda v: v["created"] or "", reverse=True)
+    listed = [v for page in pages for v in page.get("Versions", [])]
     with aws_errors(name, client):
-        problems = stage_repairs(client, name, {str(v["version"]): v["stages"] for v in versions})
+        problems = stage_repairs(
+            client,
+            name,
+            {v["VersionId"]: v.get("VersionStages", []) for v in listed},
+            {v["VersionId"]: v.get("CreatedDate") for v in listed},
+        )
     if as_json:
         print_json(
             {
@@ -858,20 +864,40 @@ def history(
         data(f"  fix: {fix}   # {why}", err=True)
 
 
-def stage_repairs(client: Any, name: str, stages: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+def stage_repairs(
+    client: Any, name: str, stages: Mapping[str, Sequence[str]], created: Mapping[str, Any] | None = None
+) -> list[tuple[str, str, str]]:
     """Each stage on more than one version (impossible on AWS): what is wrong, the commands that
-    leave it on the version a read of that stage gets (what a reader by stage uses), and why that one."""
+    leave it on the version that is really current, and why that one.
+
+    ``stages`` maps each version to its stages in the order Secrets Manager lists them,
+    ``created`` each version to its creation date. The version kept is the newest of them
+    (by creation, then by that order) that holds a value: the last write that staged it, as
+    on AWS, where staging a version moves the stage from the others. Which one a read of the
+    stage gets is an emulator's accident (moto: the oldest), and a version with no value
+    serves nobody."""
     import botocore.exceptions
 
     from ..rotation.protocol import doubled_stages
 
+    listed, dates = list(stages), created or {}
+
+    def age(version: str) -> tuple[float, int]:
+        when = dates.get(version)
+        return (when.timestamp() if isinstance(when, datetime) else float("-inf"), listed.index(version))
+
+    def holds_value(version: str) -> bool:
+        try:
+            client.get_secret_value(SecretId=name, VersionId=version)
+        except botocore.exceptions.ClientError:
+            return False
+        return True
+
     region = _region(client)
     found = []
     for stage, versions in sorted(doubled_stages(stages).items()):
-        try:
-            keep = str(client.get_secret_value(SecretId=name, VersionStage=stage)["VersionId"])
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-            keep = versions[-1]
+        newest_first = sorted(versions, key=age, reverse=True)
+        keep = next((v for v in newest_first if holds_value(v)), newest_first[0])
         said = (
             f"{stage} is on {len(versions)} versions ({', '.join(sorted(versions))}): Secrets Manager keeps a "
             "stage on one version, an emulator may not (a stage moved by hand, then a value put); readers "
@@ -883,7 +909,7 @@ def stage_repairs(client: Any, name: str, stages: dict[str, list[str]]) -> list[
             for version in sorted(versions)
             if version != keep
         )
-        found.append((said, fix, f"keeps {stage} on {keep}, the version a read of {stage} gets"))
+        found.append((said, fix, f"keeps {stage} on {keep}, the newest version staged {stage} that holds a value"))
     return found
 
 

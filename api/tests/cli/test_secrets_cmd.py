@@ -348,3 +348,39 @@ def test_a_value_set_after_a_local_rotation_is_the_one_every_reader_gets(cli: Cl
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["JWT_SECRET stages"]["status"] == "ok", checks["JWT_SECRET stages"]
     assert f"version {version}" in checks["JWT_SECRET readable"]["detail"], checks["JWT_SECRET readable"]
+
+
+def test_the_stage_repair_keeps_the_newest_version_that_holds_a_value(cli: Cli, stock_aws: Aws) -> None:
+    aws, name = stock_aws, "ecomind/staging/jwt"
+    shell = {**shell_without_region(aws), "PATH": f"{AWS_CLI_BIN}:{os.environ['PATH']}"}
+    made = cli(
+        "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
+        "--rotation-driver", "local", env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert cli("secrets", "rotate", name, "--local", env=aws.env).returncode == 0
+    new = "n" * 48
+    stored = json.loads(cli("secrets", "set", name, "--json", input=new, env=aws.env).stdout)
+    # Stock moto: the rotated version keeps AWSCURRENT beside the one just set, and a read of
+    # AWSCURRENT gets the rotated one (the older).
+    shown = cli("secrets", "history", name, env=aws.env)
+    assert "impossible: AWSCURRENT is on 2 versions" in shown.stderr, shown.stderr
+    assert f"keeps AWSCURRENT on {stored['version']}" in shown.stderr, shown.stderr
+    ran = run_fix(fix_of(shown.stderr), shell, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    got = cli("secrets", "get", name, env=aws.env)
+    assert got.stdout == new + "\n", "the repair left AWSCURRENT on another version than the one set last"
+    # A rotation stub staged AWSCURRENT on a version with no value, newer than the one that has it.
+    pending = aws.client.put_secret_value(SecretId=name, SecretString="p" * 48, VersionStages=["AWSPENDING"])
+    aws.client.update_secret_version_stage(
+        SecretId=name,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=pending["VersionId"],
+        RemoveFromVersionId=stored["version"],
+    )
+    aws.client.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSPENDING", RemoveFromVersionId=pending["VersionId"]
+    )
+    aws.client.rotate_secret(SecretId=name)  # no function: moto stages AWSCURRENT on a version with no value
+    shown = cli("secrets", "history", name, env=aws.env)
+    assert f"keeps AWSCURRENT on {pending['VersionId']}" in shown.stderr, shown.stderr

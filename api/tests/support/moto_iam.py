@@ -21,7 +21,8 @@ And gaps of moto's Secrets Manager:
 
 * ListSecretVersionIds on a secret it does not have raises a KeyError, which its server
   answers 500 (an emulator's failure, to ``ecomind``); AWS answers
-  ResourceNotFoundException, and so does this server.
+  ResourceNotFoundException, and so does this server. It also dates every version now;
+  here each version has the date it was created, as in AWS.
 * moto keeps, besides the stages, a "default version": what a read without a stage (every
   BatchGetSecretValue) returns, and the version PutSecretValue demotes to AWSPREVIOUS. Moving
   AWSCURRENT with UpdateSecretVersionStage (as every rotation's finishSecret does) leaves it
@@ -145,6 +146,14 @@ def _list_secret_version_ids(self: SecretsManagerBackend, secret_id: str) -> str
     return _moto_list_secret_version_ids(self, secret_id)
 
 
+def _dated_versions(self: SecretsManagerBackend, secret_id: str) -> str:
+    answer = json.loads(_list_secret_version_ids(self, secret_id))
+    versions = self.secrets[secret_id].versions
+    for entry in answer["Versions"]:
+        entry["CreatedDate"] = versions[entry["VersionId"]]["createdate"]
+    return json.dumps(answer)
+
+
 _moto_update_secret_version_stage = SecretsManagerBackend.update_secret_version_stage
 
 
@@ -169,7 +178,7 @@ def _update_secret_version_stage(
 access_control.IAMPolicyStatement._match = staticmethod(_match)  # type: ignore[method-assign]
 SecretsManagerResponse._determine_resource = _secret_arn  # type: ignore[attr-defined]
 SecretsManagerResponse.batch_get_secret_value = _batch_get_secret_value  # type: ignore[method-assign]
-SecretsManagerBackend.list_secret_version_ids = _list_secret_version_ids  # type: ignore[method-assign]
+SecretsManagerBackend.list_secret_version_ids = _dated_versions  # type: ignore[method-assign]
 SecretsManagerBackend.update_secret_version_stage = _update_secret_version_stage  # type: ignore[method-assign]
 
 if __name__ == "__main__":
