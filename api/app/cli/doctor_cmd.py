@@ -517,10 +517,26 @@ class Doctor:
             self.add(f"{variable} stages", "not_checked", f"{ref}: DescribeSecret failed, see above")
             return
         versions, unlisted = self.versions(ref)
+        self.primary(variable, ref, meta)
         self.stages(variable, ref, meta, None if unlisted else versions)
         self.replication(variable, ref, meta)
         self.schedule(name, ref, meta, versions)
         self.pending(pending, variable, ref, meta, versions, unlisted)
+
+    def primary(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
+        """Said only when the region read holds a replica: reads work there, writes do not."""
+        primary, here = meta.get("PrimaryRegion"), ref.region or self.region
+        if not primary or primary == here:
+            return
+        source = "its ARN" if ref.region else "AWS_REGION"
+        self.add(
+            f"{variable} primary region",
+            "warn",
+            f"{ref}: {here} (from {source}) holds a replica of the secret, whose primary region is {primary}: "
+            f"reads are served here; writes (ecomind secrets set, rotate, provision) go to {primary} only",
+            f"export AWS_REGION={primary}   # the primary region; list {here} in SECRETS_REPLICA_REGIONS, where "
+            "reads fail over",
+        )
 
     def stages(self, variable: str, ref: AwsRef, meta: dict[str, Any], versions: list[dict[str, Any]] | None) -> None:
         """Each of Secrets Manager's stages on one version at most (an emulator may break that).

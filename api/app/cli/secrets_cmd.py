@@ -25,7 +25,16 @@ import typer
 from ..secrets.dburl import field_problems as dburl_field_problems
 from ..secrets.endpoints import on_this_machine
 from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
-from ..secrets.errors import EmulatorFailed, InvalidRegion, SecretDeleted, SecretNotFound, SecretsManagerUnreachable
+from ..secrets.errors import (
+    BadCredentials,
+    EmulatorFailed,
+    InvalidRegion,
+    NoCredentials,
+    SecretAccessDenied,
+    SecretDeleted,
+    SecretNotFound,
+    SecretsManagerUnreachable,
+)
 from ..secrets.regions import REGION_PLACEHOLDER, parse_regions, region_option
 from .fixes import (
     DB_HOST_PLACEHOLDER,
@@ -144,31 +153,84 @@ def _describe(client: Any, name: str) -> dict[str, Any] | None:
         return None
 
 
-def _existing(client: Any, name: str) -> dict[str, Any]:
-    """The secret's metadata; a missing secret ends the command (exit 4) with what to do."""
-    meta = _describe(client, name)
-    if meta is not None:
-        return meta
-    _missing(client, name)
+def _existing(client: Any, name: str, *, writes: bool = False) -> dict[str, Any]:
+    """The secret's metadata; a missing secret ends the command (exit 4) with what to do.
+
+    ``writes``: the command writes (set, restore, rotate), which Secrets Manager takes in the
+    secret's primary region only: a replica, or a region where the role may not even describe
+    the secret while its primary region answers, ends it (exit 3) with the command there."""
+    try:
+        meta = _describe(client, name)
+    except SecretAccessDenied as denied:
+        if not writes or isinstance(denied, NoCredentials | BadCredentials):
+            raise
+        primary = _primary_elsewhere(client, name)
+        if primary is None:
+            raise
+        fail(
+            f"{denied.message} in {_region(client)}, where Secrets Manager takes no write of it: "
+            f"its primary region is {primary}",
+            ExitCode.CONFIG,
+            fix=f"{_again_in(primary)}   # the secret's primary region: writes go there, replicas follow",
+        )
+    if meta is None:
+        _missing(client, name)
+    if writes:
+        _refuse_a_replica(client, meta)
+    return meta
+
+
+def _refuse_a_replica(client: Any, meta: dict[str, Any]) -> None:
+    """End a write asked in a region that holds a replica (DescribeSecret names its primary)."""
+    primary, region = meta.get("PrimaryRegion"), _region(client)
+    if primary and primary != region:
+        fail(
+            f"{meta['Name']} in {region} is a replica of the secret in {primary}: Secrets Manager takes "
+            "writes in the primary region only",
+            ExitCode.CONFIG,
+            fix=f"{_again_in(primary)}   # the secret's primary region: writes go there, replicas follow",
+        )
+
+
+def _other_regions(client: Any) -> dict[str, Any]:
+    """A client (one attempt) for each other region of Secrets Manager, at the same endpoint
+    override; made one at a time: botocore's session is not made to build them in threads."""
+    from ..secrets.aws import client_config, new_session
+    from ..secrets.endpoints import secretsmanager_endpoint
+
+    session = new_session()
+    return {
+        r: session.create_client(
+            "secretsmanager", region_name=r, endpoint_url=secretsmanager_endpoint(), config=client_config(1)
+        )
+        for r in sorted(session.get_available_regions("secretsmanager"))
+        if r != _region(client)
+    }
+
+
+def _primary_elsewhere(client: Any, name: str) -> str | None:
+    """The primary region of a secret this role may not describe here, if another region
+    answers: a role granted the primary region only (the rotation role) asked in a replica's."""
+    from ..secrets.aws import regions_holding
+
+    clients = _other_regions(client)
+    found, _ = regions_holding(name, list(clients), clients.__getitem__)
+    for region in found:
+        with suppress(Exception):
+            primary = clients[region].describe_secret(SecretId=name).get("PrimaryRegion") or region
+            if primary == region:
+                return str(region)
+    return None
 
 
 def _missing(client: Any, name: str) -> NoReturn:
     """End the command: the secret is not in the region asked (exit 4), with the region that
     holds it when another does, else the command that creates it."""
-    from ..secrets.aws import client_config, new_session, regions_holding
-    from ..secrets.endpoints import secretsmanager_endpoint
+    from ..secrets.aws import regions_holding
 
     region = _region(client)
-    session = new_session()
-    others = [r for r in sorted(session.get_available_regions("secretsmanager")) if r != region]
-    # Clients made here, one at a time: botocore's session is not made to build them in threads.
-    clients = {
-        r: session.create_client(
-            "secretsmanager", region_name=r, endpoint_url=secretsmanager_endpoint(), config=client_config(1)
-        )
-        for r in others
-    }
-    found, _ = regions_holding(name, others, clients.__getitem__)
+    clients = _other_regions(client)
+    found, _ = regions_holding(name, list(clients), clients.__getitem__)
     if found:
         there = found[0]
         with suppress(Exception):  # a replica names its primary: the region writes go to
@@ -446,6 +508,8 @@ def provision(
     for spec in m.secrets:
         name = m.secret_name(spec.key)
         meta = _describe(client, name)
+        if meta is not None:
+            _refuse_a_replica(client, meta)
         if meta is not None and deletion_notice(meta):
             entry = plan.secret(name, deletion_notice(meta) or "")
             entry["fix"] = Verbatim(secrets_command(f"restore {name}", _region(client)))
@@ -1007,7 +1071,7 @@ def set_(
     redact.register_input(text)
     client = secrets_client(region)
     with aws_errors(name, client):
-        meta = _existing(client, name)
+        meta = _existing(client, name, writes=True)
         if key:
             current = json.loads(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
             if not isinstance(current, dict):
@@ -1084,7 +1148,7 @@ def restore(
     Example: ecomind secrets restore ecomind/prod/jwt
     """
     client = secrets_client(region)
-    meta = _existing(client, name)
+    meta = _existing(client, name, writes=True)
     if not deletion_notice(meta):
         state = "not scheduled for deletion: nothing to do"
     else:
@@ -1172,7 +1236,7 @@ def rotate(
     if strategy not in (None, "single-user", "alternating-users"):
         fail("--strategy is single-user or alternating-users", ExitCode.USAGE)
     client = secrets_client(region)
-    meta = _existing(client, name)
+    meta = _existing(client, name, writes=True)
     if deletion_notice(meta):
         restore = secrets_command(f"restore {name}", _region(client))
         fail(f"{name} is {deletion_notice(meta)}", ExitCode.NOT_FOUND, fix=restore)

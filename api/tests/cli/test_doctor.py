@@ -386,3 +386,19 @@ def test_a_secret_outside_the_roles_policy_is_denied_when_read_in_a_batch_too(
     assert readable["status"] == "fail" and "access denied" in readable["detail"], readable
     assert "team-x/staging/jwt-??????" in readable["fix"]
     assert checks["DATABASE_URL readable"]["status"] == "ok", checks["DATABASE_URL readable"]
+
+
+def test_a_region_that_holds_replicas_is_said_to_take_no_writes(cli: Cli, aws: Aws) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "production", "--db-host", "db.internal", "--replica-region", "us-west-2",
+        env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    env = {**aws.env, "ENVIRONMENT": "production", "DATABASE_URL": DB, "AWS_REGION": "us-west-2"}
+    _, checks, _ = doctor(cli, env, "--only", "JWT_SECRET")
+    assert checks["JWT_SECRET readable"]["status"] == "ok"
+    primary = checks["JWT_SECRET primary region"]
+    assert primary["status"] == "warn" and "writes" in primary["detail"] and "go to us-east-1" in primary["detail"]
+    ran = run_fix(f"{primary['fix']}\necomind doctor --json --timeout 1 --only JWT_SECRET", env, cli.cwd)
+    after = {c["name"] for c in json.loads(ran.stdout)["checks"]}
+    assert "JWT_SECRET readable" in after and "JWT_SECRET primary region" not in after, ran.stdout + ran.stderr

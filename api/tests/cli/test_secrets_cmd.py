@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
-from .conftest import run_fix
+from ..support.services import MotoServer
+from .conftest import run_fix, user_with
 
 ELSEWHERE = "eu-west-1"  # not the tests' default region: a fix must carry its own
 
@@ -384,3 +385,64 @@ def test_the_stage_repair_keeps_the_newest_version_that_holds_a_value(cli: Cli, 
     aws.client.rotate_secret(SecretId=name)  # no function: moto stages AWSCURRENT on a version with no value
     shown = cli("secrets", "history", name, env=aws.env)
     assert f"keeps AWSCURRENT on {pending['VersionId']}" in shown.stderr, shown.stderr
+
+
+# -- writes go to the primary region ------------------------------------------------------
+
+
+def replicated_production(cli: Cli, env: dict[str, str]) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "production", "--db-host", "db.internal", "--enable-rotation",
+        "--rotation-driver", "local", "--replica-region", "us-west-2", env={**env, "AWS_REGION": "us-east-1"},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+
+
+def test_writes_asked_in_a_replica_region_go_to_the_primary_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
+    replicated_production(cli, aws.env)
+    in_replica = {**aws.env, "AWS_REGION": "us-west-2"}
+    shell = shell_without_region(aws)
+    rotated = cli("secrets", "rotate", "ecomind/prod/jwt", "--local", env=in_replica)
+    assert rotated.returncode == 3, rotated.stdout + rotated.stderr
+    assert "is a replica of the secret in us-east-1" in rotated.stderr, rotated.stderr
+    fix = fix_of(rotated.stderr)
+    assert fix.startswith("ecomind secrets rotate ecomind/prod/jwt --local --region us-east-1"), fix
+    ran = run_fix(fix, shell, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    stored = cli("secrets", "set", "ecomind/prod/jwt", "--region", "us-west-2", input="s" * 48, env=aws.env)
+    assert stored.returncode == 3 and "is a replica" in stored.stderr, stored.stdout + stored.stderr
+    fix = fix_of(stored.stderr)
+    assert fix.startswith("printf '%s' \"$VALUE\" | ecomind secrets set ecomind/prod/jwt --region us-east-1"), fix
+    ran = run_fix(fix, {**shell, "VALUE": "v" * 48}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert aws.client.get_secret_value(SecretId="ecomind/prod/jwt")["SecretString"] == "v" * 48
+
+
+def test_the_rotation_role_asked_in_a_replica_region_is_sent_to_the_primary(
+    cli: Cli, iam: tuple[MotoServer, dict[str, str]]
+) -> None:
+    replicated_production(cli, iam[1])
+    # deploy/iam/rotation-lambda-role.policy.json: the primary region only.
+    rotation = user_with(
+        iam,
+        "prod-rotation",
+        [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                ],
+                "Resource": "arn:aws:secretsmanager:us-east-1:*:secret:ecomind/prod/jwt-??????",
+            },
+            {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"},
+        ],
+    )
+    refused = cli("secrets", "rotate", "ecomind/prod/jwt", "--local", env={**rotation, "AWS_REGION": "us-west-2"})
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "its primary region is us-east-1" in refused.stderr and "grant" not in refused.stderr, refused.stderr
+    shell = {k: v for k, v in rotation.items() if k != "AWS_REGION"}
+    ran = run_fix(fix_of(refused.stderr), shell, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
