@@ -125,13 +125,27 @@ class Doctor:
         self.as_of = as_of
         self.checks: list[Check] = []
         self.session = new_session()
-        self.region = insp.collected.raw.get("AWS_REGION") or self.session.get_config_variable("region")
+        # Why the AWS configuration gives no credentials (a profile that does not exist...),
+        # found when reading it: the credentials check says so, the checks that need no AWS run.
+        self.unusable: ResolutionError | None = None
+        self.region = insp.collected.raw.get("AWS_REGION") or self.config_region()
         self.endpoint = secretsmanager_endpoint()
         self.emulator = on_this_machine(self.endpoint)
         # Regions found not answering (why, in a few words): asked once, not once per secret.
         self.down: dict[str | None, str] = {}
         # Who the credentials are (sts:GetCallerIdentity), once: None until asked, or when it failed.
         self.identity: dict[str, Any] | None = None
+
+    def config_region(self) -> str | None:
+        import botocore.exceptions
+
+        from ..secrets.aws import translate_error
+
+        try:
+            return self.session.get_config_variable("region")  # type: ignore[no-any-return]
+        except botocore.exceptions.BotoCoreError as exc:
+            self.unusable = translate_error(exc, "the secrets", "AWS")
+            return None
 
     def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
@@ -178,8 +192,19 @@ class Doctor:
         return self.checks
 
     def credentials(self) -> None:
-        creds = self.session.get_credentials()
-        if creds is None:
+        import botocore.exceptions
+
+        from ..secrets.aws import translate_error
+
+        creds = None
+        if self.unusable is None:
+            try:
+                creds = self.session.get_credentials()
+            except botocore.exceptions.BotoCoreError as exc:
+                self.unusable = translate_error(exc, "the secrets", "AWS")
+        if self.unusable is not None:
+            self.add("AWS credentials", "fail", self.unusable.message, self.unusable.fix)
+        elif creds is None:
             self.add(
                 "AWS credentials",
                 "fail",
@@ -191,6 +216,8 @@ class Doctor:
         if self.region:
             source = "AWS_REGION" if self.insp.collected.raw.get("AWS_REGION") else "the AWS config"
             self.add("AWS region", "ok", f"{self.region} (from {source})")
+        elif self.unusable is not None:
+            self.add("AWS region", "not_checked", "the AWS config could not be read (see AWS credentials)")
         else:
             fix = f"export AWS_REGION={REGION_PLACEHOLDER}   # the region of your secrets"
             self.add("AWS region", "fail", "no region set", fix)

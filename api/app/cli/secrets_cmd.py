@@ -80,6 +80,10 @@ def secrets_client(region: str | None) -> Any:
         return secretsmanager_client(region)
     except botocore.exceptions.NoRegionError:
         fail("no AWS region to find the secrets in", ExitCode.CONFIG, fix=_again(None))
+    except botocore.exceptions.BotoCoreError as exc:  # the AWS config, read to make the client
+        from ..secrets.aws import translate_error
+
+        raise translate_error(exc, "Secrets Manager", "") from None
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from .base import Fetched, SecretBackend, SecretVersion
 from .endpoints import on_this_machine, secretsmanager_endpoint
 from .errors import (
     BadCredentials,
+    CredentialsConfigError,
     EmulatorFailed,
     ExpiredCredentials,
     InvalidAccessKey,
@@ -604,6 +605,8 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
                     reference=reference,
                     fix=f"grant secretsmanager:{operation} on this secret to the role (or run this as one that has it)",
                 )
+    elif isinstance(exc, _CREDENTIALS_CONFIG_ERRORS):
+        err = _credentials_config_error(exc, reference)
     elif isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
         err = NoCredentials(
             f"no AWS credentials found to read {reference}",
@@ -638,6 +641,44 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         )
     err.__cause__ = exc
     return err
+
+
+# The AWS configuration names credentials that cannot be had: nothing was asked of AWS.
+_CREDENTIALS_CONFIG_ERRORS = (
+    botocore.exceptions.ProfileNotFound,
+    botocore.exceptions.ConfigNotFound,
+    botocore.exceptions.ConfigParseError,
+    botocore.exceptions.InvalidConfigError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.SSOError,
+    botocore.exceptions.TokenRetrievalError,
+    botocore.exceptions.RefreshWithMFAUnsupportedError,
+)
+
+
+def _credentials_config_error(exc: BaseException, reference: str) -> CredentialsConfigError:
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        profile = str(exc.kwargs.get("profile", ""))
+        variable = next((v for v in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if os.environ.get(v) == profile), None)
+        where = f" ({variable})" if variable else ""
+        unset = f"unset {variable}" if variable else "aws configure list"
+        return CredentialsConfigError(
+            f"the AWS profile {profile}{where} does not exist in the AWS config files: no credentials for {reference}",
+            reference=reference,
+            fix=f"{unset}   # the default credentials then; or export AWS_PROFILE=NAME, a profile that exists "
+            "(aws configure list-profiles lists them)",
+        )
+    if isinstance(exc, botocore.exceptions.SSOError | botocore.exceptions.TokenRetrievalError):
+        return CredentialsConfigError(
+            f"the profile's SSO session gives no credentials ({type(exc).__name__}) for {reference}",
+            reference=reference,
+            fix="aws sso login   # with the profile in use (AWS_PROFILE)",
+        )
+    return CredentialsConfigError(
+        f"the AWS configuration gives no usable credentials for {reference}: {exc}",
+        reference=reference,
+        fix="aws configure list   # where the credentials come from, and what is wrong with them",
+    )
 
 
 def _name_of(reference: str) -> str:

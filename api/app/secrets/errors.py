@@ -9,6 +9,7 @@
     │   │   └── SecretDeleted         scheduled for deletion                        (not_found)
     │   ├── SecretAccessDenied        AccessDeniedException or a bare HTTP 403      (denied)
     │   │   ├── NoCredentials         no AWS credentials at all                     (denied)
+    │   │   │   └── CredentialsConfigError  the config names some that cannot be had (denied)
     │   │   └── BadCredentials        found, but AWS refuses them (not a policy)    (denied)
     │   │       ├── InvalidAccessKey      the access key id is unknown              (denied)
     │   │       ├── SignatureMismatch     the secret key is not the key id's        (denied)
@@ -38,6 +39,7 @@ from .regions import region_option
 
 __all__ = [
     "BadCredentials",
+    "CredentialsConfigError",
     "EmulatorFailed",
     "ErrorKind",
     "ExpiredCredentials",
@@ -121,6 +123,12 @@ class SecretAccessDenied(ResolutionError):
 
 class NoCredentials(SecretAccessDenied):
     """No AWS credentials were found at all: nothing was denied, nothing was asked."""
+
+
+class CredentialsConfigError(NoCredentials):
+    """The AWS configuration names credentials that cannot be had: a profile that does not
+    exist, a config file that does not parse, an SSO session expired, a credential process
+    that failed. Nothing was asked of AWS."""
 
 
 class BadCredentials(SecretAccessDenied):

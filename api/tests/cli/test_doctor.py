@@ -402,3 +402,23 @@ def test_a_region_that_holds_replicas_is_said_to_take_no_writes(cli: Cli, aws: A
     ran = run_fix(f"{primary['fix']}\necomind doctor --json --timeout 1 --only JWT_SECRET", env, cli.cwd)
     after = {c["name"] for c in json.loads(ran.stdout)["checks"]}
     assert "JWT_SECRET readable" in after and "JWT_SECRET primary region" not in after, ran.stdout + ran.stderr
+
+
+def test_a_profile_that_does_not_exist_fails_the_credentials_check_and_the_other_checks_still_run(
+    cli: Cli, aws: Aws
+) -> None:
+    aws.create("ecomind/staging/jwt", JWT)
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": DB, "AWS_PROFILE": "nosuch"}
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = str(cli.cwd / "none")
+    code, checks, _ = doctor(cli, env)
+    assert code == 1
+    creds = checks["AWS credentials"]
+    assert creds["status"] == "fail" and "profile nosuch (AWS_PROFILE) does not exist" in creds["detail"], creds
+    assert "database reachable" in checks and "configuration" in checks  # what needs no AWS ran
+    assert "no AWS credentials" in checks["JWT_SECRET readable"]["detail"]
+    for command in (["run", "--", "true"], ["secrets", "describe", "ecomind/staging/jwt"]):
+        refused = cli(*command, env=env)
+        assert refused.returncode == 5 and "profile nosuch (AWS_PROFILE) does not exist" in refused.stderr, refused
+    ran = run_fix(f"{creds['fix']}\necomind doctor --json --timeout 1", env, cli.cwd)
+    after = {c["name"]: c for c in json.loads(ran.stdout)["checks"]}
+    assert after["AWS credentials"]["status"] == "ok" and after["JWT_SECRET readable"]["status"] == "ok", after
