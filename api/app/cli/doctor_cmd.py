@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from ..secrets.environment import SECRET_VARIABLES
+from ..secrets.environment import API_SECRET_ACTIONS, SECRET_VARIABLES
 from ..secrets.errors import (
     BadCredentials,
     EmulatorFailed,
@@ -74,15 +74,16 @@ class Check:
 
 
 def least_privilege_statement(arn: str, kms_key: str | None = None, *, complete: bool = False) -> dict[str, Any]:
-    """The IAM policy that lets a role read exactly this secret (and decrypt it).
+    """The IAM policy that lets a role read exactly this secret (and decrypt it), as the API
+    role reads it: its value, and the rotation state the doctor checks, so that once attached
+    every check of the secret runs (deploy/iam/api-task-role.policy.json, the model's
+    API_SECRET_ACTIONS).
 
     Secrets Manager appends "-" and six random characters to a secret's name in its
     ARN; unless ``arn`` is known to be complete, the statement matches them.
     """
     resource = arn if complete else f"{arn}-??????"
-    statements: list[dict[str, Any]] = [
-        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": resource}
-    ]
+    statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": list(API_SECRET_ACTIONS), "Resource": resource}]
     if kms_key:
         region = arn.split(":")[3]
         statements.append(
@@ -287,8 +288,9 @@ class Doctor:
             policy = least_privilege_statement(arn)
         statement = json.dumps(policy, indent=2)
         fix = (
-            "attach exactly this policy to the role (not SecretsManagerReadWrite, which grants every secret in the "
-            "account); add kms:Decrypt on the key if the secret uses a customer key"
+            "attach exactly this policy to the role: the API role's grant on this secret (its value, and the "
+            "rotation state the doctor checks), not SecretsManagerReadWrite, which grants every secret in the "
+            "account; add kms:Decrypt on the key if the secret uses a customer key"
         )
         if not account_known:
             fix += " (sts:GetCallerIdentity did not answer: put your account id in place of ACCOUNT_ID)"

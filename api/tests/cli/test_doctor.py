@@ -422,3 +422,29 @@ def test_a_profile_that_does_not_exist_fails_the_credentials_check_and_the_other
     ran = run_fix(f"{creds['fix']}\necomind doctor --json --timeout 1", env, cli.cwd)
     after = {c["name"]: c for c in json.loads(ran.stdout)["checks"]}
     assert after["AWS credentials"]["status"] == "ok" and after["JWT_SECRET readable"]["status"] == "ok", after
+
+
+def test_the_policy_printed_for_a_denied_read_once_attached_lets_every_check_of_the_secret_run(
+    cli: Cli, iam: tuple[MotoServer, dict[str, str]], production_secrets: dict[str, str]
+) -> None:
+    server, admin = iam
+    role = user_with(
+        iam, "api-without-a-grant", [{"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]
+    )
+    env = {**role, "ENVIRONMENT": "production", "DATABASE_URL": DB}
+    _, checks, _ = doctor(cli, env)
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "fail" and "attach exactly this policy" in readable["fix"], readable
+    policy = readable["fix"][readable["fix"].index("{") :]
+    iam_client = boto3.client(
+        "iam",
+        region_name="us-east-1",
+        endpoint_url=server.url,
+        aws_access_key_id=admin["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"],
+    )
+    iam_client.put_user_policy(UserName="api-without-a-grant", PolicyName="printed", PolicyDocument=policy)
+    _, after, _ = doctor(cli, env)
+    assert after["JWT_SECRET readable"]["status"] == "ok", after["JWT_SECRET readable"]
+    for check in ("JWT_SECRET rotation", "JWT_SECRET pending version", "JWT_SECRET stages"):
+        assert after[check]["status"] != "not_checked", after[check]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.secrets.environment import RDS_KEYS
+from app.secrets.environment import API_SECRET_ACTIONS, RDS_KEYS
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
 from .conftest import run_fix
@@ -256,7 +256,7 @@ def test_doctor_denied_secret_prints_a_valid_least_privilege_policy(
     denied = checks["DATABASE_URL readable"]
     assert denied["status"] == "fail" and "access denied" in denied["detail"]
     policy = json.loads(denied["fix"][denied["fix"].index("{") :])
-    assert policy["Statement"][0]["Action"] == "secretsmanager:GetSecretValue"
+    assert policy["Statement"][0]["Action"] == list(API_SECRET_ACTIONS)  # as deploy/iam/ grants the API role
     assert policy["Statement"][0]["Resource"].endswith(":secret:ecomind/prod/database-??????")
     assert "SecretsManagerReadWrite" not in json.dumps(policy)
     assert CANARY not in text
