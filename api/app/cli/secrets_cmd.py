@@ -42,6 +42,7 @@ from .fixes import (
     by_rotation_role,
     master_url_note,
     secrets_command,
+    who_may,
 )
 from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
@@ -104,6 +105,13 @@ def aws_errors(what: str, client: Any, *, names_a_secret: bool = True) -> Iterat
             error = emulator_answer(error, client, what if names_a_secret else None)
         if isinstance(error, InvalidRegion) and "--region" in sys.argv:
             error = InvalidRegion(error.message, reference=error.reference, fix=_again_in(REGION_PLACEHOLDER))
+        operation = getattr(exc, "operation_name", "")
+        if type(error) is SecretAccessDenied and operation not in ("GetSecretValue", "BatchGetSecretValue"):
+            # This very command, by whoever may run it (never a grant that widens a task role).
+            who = who_may(operation, _model_of(what if names_a_secret else None))
+            error = SecretAccessDenied(
+                error.message, reference=error.reference, fix=f"{_again_in(_region(client))}   # {who}"
+            )
         replicas, _ = parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))
         regional = isinstance(error, SecretsManagerUnreachable) and not isinstance(error, EmulatorFailed)
         if regional and replicas and "--region" not in sys.argv:
@@ -114,6 +122,18 @@ def aws_errors(what: str, client: Any, *, names_a_secret: bool = True) -> Iterat
                 error.message, reference=error.reference, fix=f"{again}   # a replica region (SECRETS_REPLICA_REGIONS)"
             )
         raise error from None
+
+
+def _model_of(name: str | None) -> EnvironmentModel | None:
+    """The environment a secret belongs to (by its name), else the one asked for (ENVIRONMENT)."""
+    found = _model_secret(name) if name else None
+    if found is not None:
+        return found[0]
+    try:
+        m = model(os.environ.get("ENVIRONMENT") or "", os.environ.get("SECRETS_PREFIX"))
+    except ValueError:
+        return None
+    return m if m.deployed else None
 
 
 def _again(region: str | None, *extra: str, placeholder: str = "", drop: str = "") -> str:

@@ -599,11 +599,13 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
             err = _from_code(_code(exc), message, reference, endpoint)
             operation = getattr(exc, "operation_name", "")
             if type(err) is SecretAccessDenied and operation not in ("", "GetSecretValue", "BatchGetSecretValue"):
-                # Not a read of a value: the doctor's statement would not cover it; name the action.
+                # Not a read of a value: the doctor's statement would not cover it. Name the action
+                # and who may call it, never a grant: widening a task role is not the fix.
                 err = SecretAccessDenied(
                     f"access to {reference} denied: secretsmanager:{operation}",
                     reference=reference,
-                    fix=f"grant secretsmanager:{operation} on this secret to the role (or run this as one that has it)",
+                    fix=f"run this as a role that may call secretsmanager:{operation} on this secret: the operator "
+                    "who provisioned the secrets (docs/troubleshooting.md says who may run which command)",
                 )
     elif isinstance(exc, _CREDENTIALS_CONFIG_ERRORS):
         err = _credentials_config_error(exc, reference)

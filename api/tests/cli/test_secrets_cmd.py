@@ -10,9 +10,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from app.secrets.environment import API_SECRET_ACTIONS
+
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
 from ..support.services import MotoServer
-from .conftest import run_fix, user_with
+from .conftest import admin_client, run_fix, user_with
 
 ELSEWHERE = "eu-west-1"  # not the tests' default region: a fix must carry its own
 
@@ -446,3 +448,46 @@ def test_the_rotation_role_asked_in_a_replica_region_is_sent_to_the_primary(
     shell = {k: v for k, v in rotation.items() if k != "AWS_REGION"}
     ran = run_fix(fix_of(refused.stderr), shell, cli.cwd)
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+# -- who may run a command -----------------------------------------------------------------
+
+
+def test_a_command_the_api_role_may_not_run_names_who_may_and_widens_no_role(
+    cli: Cli, iam: tuple[MotoServer, dict[str, str]]
+) -> None:
+    admin = iam[1]
+    sm = admin_client(iam)
+    existing = {s["Name"] for s in sm.list_secrets()["SecretList"]}  # the module's server, shared
+    for name in {"ecomind/staging/database", "ecomind/staging/jwt"} - existing:
+        sm.create_secret(Name=name, SecretString="k" * 48)
+    # deploy/iam/api-task-role.policy.json: reads, describes and lists versions of its secrets.
+    api = user_with(
+        iam,
+        "staging-api",
+        [
+            {
+                "Effect": "Allow",
+                "Action": list(API_SECRET_ACTIONS),
+                "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/staging/*",
+            },
+            {"Effect": "Allow", "Action": "secretsmanager:BatchGetSecretValue", "Resource": "*"},
+        ],
+    )
+    as_api = {**api, "ENVIRONMENT": "staging"}
+    operator = {k: v for k, v in admin.items() if k != "AWS_REGION"}
+    sm.delete_secret(SecretId="ecomind/staging/database", RecoveryWindowInDays=7)
+    for command, stdin in (
+        (["secrets", "restore", "ecomind/staging/database"], None),
+        (["secrets", "set", "ecomind/staging/jwt"], "v" * 48),
+        (["secrets", "list", "-e", "staging"], None),
+    ):
+        refused = cli(*command, input=stdin, env=as_api)
+        assert refused.returncode == 5, refused.stdout + refused.stderr
+        assert "grant" not in refused.stderr, refused.stderr
+        fix = fix_of(refused.stderr)
+        assert fix.endswith(
+            "as the operator who provisioned the secrets; ecomind-staging-api and the other task roles may not"
+        ), fix
+        ran = run_fix(fix, {**operator, "VALUE": "w" * 48}, cli.cwd)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
