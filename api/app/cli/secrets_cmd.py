@@ -24,7 +24,15 @@ import typer
 
 from ..secrets.dburl import field_problems as dburl_field_problems
 from ..secrets.endpoints import on_this_machine
-from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
+from ..secrets.environment import (
+    DATABASE_DEFAULTS,
+    DEPLOYED,
+    PROJECT,
+    RDS_OPTIONAL_KEYS,
+    EnvironmentModel,
+    SecretSpec,
+    model,
+)
 from ..secrets.errors import (
     BadCredentials,
     EmulatorFailed,
@@ -39,6 +47,7 @@ from ..secrets.regions import REGION_PLACEHOLDER, parse_regions, region_option
 from .fixes import (
     DB_HOST_PLACEHOLDER,
     MASTER_URL_FILE_PLACEHOLDER,
+    by_operator,
     by_rotation_role,
     master_url_note,
     secrets_command,
@@ -1094,6 +1103,7 @@ def set_(
 
     redact.register_input(text)
     client = secrets_client(region)
+    emulator = on_this_machine(client.meta.endpoint_url)
     with aws_errors(name, client):
         meta = _existing(client, name, writes=True)
         if key:
@@ -1101,12 +1111,60 @@ def set_(
             if not isinstance(current, dict):
                 fail(f"{name} is not a JSON object: set it without a key", ExitCode.CONFIG)
             text = json.dumps({**current, key: _as_before(key, current.get(key), text)})
-        _refuse_what_the_app_would(meta, text, _region(client), on_this_machine(client.meta.endpoint_url))
+        _refuse_what_the_app_would(meta, text, _region(client), emulator)
+        # A value the app would take may still break a database secret: said after what the app says.
+        _refuse_what_breaks_a_database_secret(client, meta, key, _region(client), emulator)
         version = client.put_secret_value(SecretId=name, SecretString=text)["VersionId"]
     if as_json:
         print_json({"name": Verbatim(name), "key": key, "version": Verbatim(version), "stage": "AWSCURRENT"})
     else:
         data(f"{name}{':' + key if key else ''}: stored as version {version} (AWSCURRENT)")
+
+
+def _refuse_what_breaks_a_database_secret(
+    client: Any, meta: dict[str, Any], key: str | None, region: str | None, emulator: bool
+) -> None:
+    """A database secret of the model (RDS shape) changes one known field at a time, and its
+    password only by a rotation, which sets it in the database too: a password set here is
+    not the database's (every new connection of the API would be refused), an unknown key is
+    read by nothing, and a whole value would replace every field, the password with them."""
+    import botocore.exceptions
+
+    found = _secret_of(meta)
+    if found is None or found[1].shape != "rds":
+        return
+    m, spec = found
+    name = meta["Name"]
+    settable = [k for k in (*spec.json_keys, *RDS_OPTIONAL_KEYS) if k != "password"]
+    if key == "password":
+        # Driven here on an emulator (its functions do not run) or when no function is attached.
+        local = emulator or not meta.get("RotationLambdaARN")
+        rotate = f"rotate {name}{' --local' if local else ''}"
+        fail(
+            f"not stored: the password of {name} changes only by a rotation, which sets it in the database too "
+            "(a password set here would not be the database's: every new connection would be refused)",
+            ExitCode.USAGE,
+            fix=secrets_command(rotate, region, note=by_rotation_role(m) if local else by_operator(m)),
+        )
+    if key is not None and key not in settable:
+        fail(
+            f"not stored: {name} (a database secret, RDS shape) has no key {key}: its keys are "
+            f"{', '.join(settable)}, and its password changes only by a rotation",
+            ExitCode.USAGE,
+            fix=_right_value_fix(meta, spec, region, emulator),
+        )
+    if key is None:
+        try:
+            current = json.loads(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
+        except (botocore.exceptions.ClientError, ValueError, KeyError):
+            return  # no value yet, or not JSON (a URL written before the RDS shape): a whole value fits
+        if isinstance(current, dict) and current.get("host") and current.get("username"):
+            fail(
+                f"not stored: {name} holds the RDS fields ({', '.join(k for k in current if k != 'password')}, "
+                "password): a whole value would replace them all, the password with them",
+                ExitCode.CONFIG,
+                fix=_right_value_fix(meta, spec, region, emulator),
+            )
 
 
 def _refuse_what_the_app_would(meta: dict[str, Any], text: str, region: str | None, emulator: bool) -> None:
@@ -1145,10 +1203,11 @@ def _right_value_fix(meta: dict[str, Any], spec: SecretSpec, region: str | None,
     emulator, whose functions do not run)."""
     name = meta["Name"]
     if spec.shape == "rds":
-        fields = ", ".join(k for k in spec.json_keys if k not in ("host", "password"))
+        fields = ", ".join(k for k in (*spec.json_keys, *RDS_OPTIONAL_KEYS) if k not in ("host", "password"))
+        rotate = f"ecomind secrets rotate {name}{' --local' if emulator else ''} {region_option(region)}"
         return (
             f"printf '%s' \"$VALUE\" | ecomind secrets set {name} host {region_option(region)}   # VALUE: the "
-            f"database's host; {fields} the same way; the password only by: ecomind secrets rotate {name}"
+            f"database's host; {fields} the same way; the password only by: {rotate}"
         )
     if meta.get("RotationEnabled") and (emulator or not meta.get("RotationLambdaARN")):
         note = "a generated value" + (

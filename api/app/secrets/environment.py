@@ -46,6 +46,7 @@ __all__ = [
     "LOCAL_GENERATION",
     "PROJECT",
     "RDS_KEYS",
+    "RDS_OPTIONAL_KEYS",
     "SECRETS",
     "SECRET_VARIABLES",
     "SSL_MODES",
@@ -146,6 +147,8 @@ _SIGNING_KEY = Generation(64, exclude_punctuation=True)  # about 380 bits
 
 # The fields AWS's RDS rotation writes; rotation changes `password` only.
 RDS_KEYS: tuple[str, ...] = ("engine", "host", "port", "dbname", "username", "password")
+# Keys the RDS shape may add: masterarn, the master user's secret, for alternating-users rotation.
+RDS_OPTIONAL_KEYS: tuple[str, ...] = ("masterarn",)
 # What a new database secret holds when provision or CloudFormation is not told otherwise.
 DATABASE_DEFAULTS: dict[str, str | int] = {
     "engine": "postgres",

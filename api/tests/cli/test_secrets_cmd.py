@@ -491,3 +491,41 @@ def test_a_command_the_api_role_may_not_run_names_who_may_and_widens_no_role(
         ), fix
         ran = run_fix(fix, {**operator, "VALUE": "w" * 48}, cli.cwd)
         assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def test_a_database_secret_refuses_its_password_an_unknown_key_and_a_whole_url_with_fixes_that_run(
+    cli: Cli, aws: Aws, database: Database
+) -> None:
+    name = "ecomind/staging/database"
+    aws.client.create_secret(
+        Name=name,
+        SecretString=database.rds_secret(),
+        Tags=[{"Key": "environment", "Value": "staging"}, {"Key": "kind", "Value": "database"}],
+    )
+    made = cli("secrets", "provision", "-e", "staging", "--enable-rotation", "--rotation-driver", "local", env=aws.env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    before = json.loads(aws.client.get_secret_value(SecretId=name)["SecretString"])
+    shell = shell_without_region(aws)
+
+    password = cli("secrets", "set", name, "password", input=f"{CANARY}-typed", env=aws.env)
+    assert password.returncode == 2 and "changes only by a rotation" in password.stderr, password.stderr
+    fix = fix_of(password.stderr)
+    assert fix.startswith(f"ecomind secrets rotate {name} --local --region us-east-1"), fix
+    # The tests' PostgreSQL has no SSL: the rotation connects by development's rules.
+    ran = run_fix(fix, {**shell, "ENVIRONMENT": "development"}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    rotated = json.loads(aws.client.get_secret_value(SecretId=name)["SecretString"])
+    assert rotated["password"] not in (before["password"], f"{CANARY}-typed")
+
+    unknown = cli("secrets", "set", name, "nosuchkey", input="x", env=aws.env)
+    assert unknown.returncode == 2, unknown.stderr
+    assert "has no key nosuchkey: its keys are engine, host, port, dbname, username, masterarn" in unknown.stderr
+
+    url = cli("secrets", "set", name, input=database.url(), env=aws.env)
+    assert url.returncode == 3 and "a whole value would replace them all" in url.stderr, url.stderr
+    ran = run_fix(fix_of(url.stderr), {**shell, "VALUE": "127.0.0.1"}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    after = json.loads(aws.client.get_secret_value(SecretId=name)["SecretString"])
+    assert after == rotated  # nothing refused was stored; the fix set the host it already had
+    for result in (password, unknown, url, ran):
+        assert_clean(result, before["password"], rotated["password"], database.password)
