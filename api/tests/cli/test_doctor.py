@@ -448,3 +448,14 @@ def test_the_policy_printed_for_a_denied_read_once_attached_lets_every_check_of_
     assert after["JWT_SECRET readable"]["status"] == "ok", after["JWT_SECRET readable"]
     for check in ("JWT_SECRET rotation", "JWT_SECRET pending version", "JWT_SECRET stages"):
         assert after[check]["status"] != "not_checked", after[check]
+
+
+def test_a_check_left_out_by_only_is_not_a_check_that_could_not_run(cli: Cli, aws: Aws) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
+        "--rotation-driver", "local", env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    code, checks, _ = doctor(cli, {**aws.env, "ENVIRONMENT": "staging"}, "--only", "JWT_SECRET")
+    assert code == 0, {n: c for n, c in checks.items() if c["status"] != "ok"}
+    assert "JWT_SECRET rotation" in checks and not any(name.startswith("database") for name in checks)
