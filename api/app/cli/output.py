@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..secrets import redact
 from ..secrets.dburl import userinfo_finding
 from ..secrets.environment import SECRET_VARIABLES
-from ..secrets.errors import ErrorKind
+from ..secrets.errors import ErrorKind, Problem
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,6 +41,7 @@ __all__ = [
     "json_mode",
     "mask",
     "print_json",
+    "problem_count",
     "report",
     "say",
     "set_json_mode",
@@ -194,6 +195,13 @@ def _scrubbed(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_scrubbed(v) for v in value]
     return value
+
+
+def problem_count(problems: Iterable[Problem]) -> str:
+    """``2 error(s)``, or ``1 error(s), 1 warning(s)``: errors and warnings counted apart."""
+    severities = [p.severity for p in problems]
+    errors, warnings = severities.count("error"), severities.count("warning")
+    return f"{errors} error(s)" + (f", {warnings} warning(s)" if warnings else "")
 
 
 def print_json(document: Any) -> None:

@@ -217,3 +217,17 @@ def test_the_exit_code_table_of_the_docs_is_the_code() -> None:
     text = (REPO / "docs/troubleshooting.md").read_text()
     rows = re.findall(r"^\| (\d+) \| (\w+) \|", text, re.M)
     assert {(int(code), name) for code, name in rows} == {(int(c), c.name.lower()) for c in ExitCode}
+
+
+@pytest.mark.parametrize("command", [["run", "--", "true"], ["export"], ["migrate"]])
+def test_errors_and_warnings_are_counted_apart(cli: Cli, command: list[str]) -> None:
+    (cli.cwd / ".env").write_text(f"JWT_SECRET={CANARY}\n")  # read in development only: a warning in staging
+    example = "postgresql://u:changeme@db:5432/app"  # an example value: an error in staging
+    env = {"ENVIRONMENT": "staging", "DATABASE_URL": example, "JWT_SECRET": JWT}
+    refused = cli(*command, env=env)
+    assert refused.returncode == 3, refused.stderr
+    assert "configuration invalid: 1 error(s), 1 warning(s)" in refused.stderr, refused.stderr
+    bullets = sorted(line for line in refused.stderr.splitlines() if line.startswith("- "))
+    assert len(bullets) == 2 and bullets[0].startswith("- error DATABASE_URL"), bullets
+    assert bullets[1].startswith("- warning .env"), bullets
+    assert_clean(refused, "changeme")
