@@ -29,6 +29,7 @@ from ..secrets.environment import API_SECRET_ACTIONS, SECRET_VARIABLES
 from ..secrets.errors import (
     BadCredentials,
     EmulatorFailed,
+    InvalidRegion,
     NoCredentials,
     NoRegion,
     ResolutionError,
@@ -221,7 +222,10 @@ class Doctor:
             )
         else:
             self.caller(creds.method)
-        if self.region:
+        invalid = self.invalid_region()
+        if invalid is not None:
+            self.add("AWS region", "fail", invalid.message, invalid.fix)
+        elif self.region:
             source = "AWS_REGION" if self.insp.collected.raw.get("AWS_REGION") else "the AWS config"
             self.add("AWS region", "ok", f"{self.region} (from {source})")
         elif self.unusable is not None:
@@ -229,6 +233,19 @@ class Doctor:
         else:
             fix = f"export AWS_REGION={REGION_PLACEHOLDER}   # the region of your secrets"
             self.add("AWS region", "fail", "no region set", fix)
+
+    def invalid_region(self) -> ResolutionError | None:
+        """The region botocore would refuse to make a client for (``eu-west-1 `` with a blank), said."""
+        import botocore.exceptions
+        import botocore.utils
+
+        from ..secrets.aws import translate_error
+
+        try:
+            botocore.utils.validate_region_name(self.region)
+        except botocore.exceptions.InvalidRegionError as exc:
+            return translate_error(exc, "the secrets", "AWS")
+        return None
 
     def caller(self, method: str) -> None:
         """Credentials found: does AWS take them? IAM never denies sts:GetCallerIdentity, so
@@ -269,6 +286,8 @@ class Doctor:
             self.add(name, "fail", f"{ref}: not read, there are no AWS credentials", "see the AWS credentials check")
         elif isinstance(error, BadCredentials):
             self.add(name, "fail", f"{ref}: not read, AWS refused the credentials (see AWS credentials)", error.fix)
+        elif isinstance(error, InvalidRegion):
+            self.add(name, "fail", f"{ref}: not read, the AWS region is no region name (see AWS region)", error.fix)
         elif isinstance(error, NoRegion):
             self.add(name, "fail", f"{ref}: not read, no AWS region is set", f"export AWS_REGION={REGION_PLACEHOLDER}")
         elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef):

@@ -93,7 +93,11 @@ def secrets_client(region: str | None) -> Any:
     except botocore.exceptions.BotoCoreError as exc:  # the AWS config, read to make the client
         from ..secrets.aws import translate_error
 
-        raise translate_error(exc, "Secrets Manager", "") from None
+        error = translate_error(exc, "Secrets Manager", "")
+        if isinstance(error, InvalidRegion) and region is not None:
+            # The option: this very command, in a region (the docs' $REGION).
+            fail(f"--region {region!r} is not a region name", ExitCode.CONFIG, fix=_again_in(REGION_PLACEHOLDER))
+        raise error from None
 
 
 @contextmanager

@@ -607,6 +607,8 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
                     fix=f"run this as a role that may call secretsmanager:{operation} on this secret: the operator "
                     "who provisioned the secrets (docs/troubleshooting.md says who may run which command)",
                 )
+    elif isinstance(exc, botocore.exceptions.InvalidRegionError):
+        err = _invalid_region(str(exc.kwargs.get("region_name", "")), reference)
     elif isinstance(exc, _CREDENTIALS_CONFIG_ERRORS):
         err = _credentials_config_error(exc, reference)
     elif isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
@@ -643,6 +645,23 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         )
     err.__cause__ = exc
     return err
+
+
+def _invalid_region(region: str, reference: str) -> InvalidRegion:
+    """A region botocore refuses to make a client for (a blank in it, say): the variable or
+    option it came from, and the fix; the region stripped of blanks when that is one."""
+    variable = "AWS_REGION" if os.environ.get("AWS_REGION") == region else "the region given (--region)"
+    stripped = region.strip()
+    if stripped != region and re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", stripped):
+        fix = f"export AWS_REGION={stripped}   # without the blanks"
+    else:
+        fix = f"export AWS_REGION={REGION_PLACEHOLDER}   # a region such as us-east-1"
+    return InvalidRegion(
+        f"{region!r} ({variable}) is not a region name: letters, digits and dashes, such as us-east-1 "
+        f"(reading {reference})",
+        reference=reference,
+        fix=fix,
+    )
 
 
 # The AWS configuration names credentials that cannot be had: nothing was asked of AWS.

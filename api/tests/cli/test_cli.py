@@ -11,6 +11,7 @@ import pytest
 
 from ..conftest import CANARY, REGION, Aws, Cli, assert_clean
 from ..support.services import MotoServer, free_port
+from .conftest import run_fix
 
 REPO = Path(__file__).resolve().parents[3]
 JWT = "k" * 48
@@ -231,3 +232,20 @@ def test_errors_and_warnings_are_counted_apart(cli: Cli, command: list[str]) -> 
     assert len(bullets) == 2 and bullets[0].startswith("- error DATABASE_URL"), bullets
     assert bullets[1].startswith("- warning .env"), bullets
     assert_clean(refused, "changeme")
+
+
+def test_a_region_that_is_no_region_name_is_a_configuration_error_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
+    aws.create("ecomind/staging/jwt", JWT)
+    shell = {k: v for k, v in aws.env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    option = cli("secrets", "describe", "ecomind/staging/jwt", "--region", "us east 1", env=aws.env)
+    assert option.returncode == 3 and "--region 'us east 1' is not a region name" in option.stderr, option.stderr
+    fix = option.stderr.split("fix: ", 1)[1].strip()
+    ran = run_fix(fix, {**shell, "REGION": REGION}, cli.cwd)
+    assert ran.returncode == 0 and "ecomind/staging/jwt" in ran.stdout, ran.stdout + ran.stderr
+    blank = {**aws.env, "AWS_REGION": f"{REGION} ", "ENVIRONMENT": "staging", "DATABASE_URL": GOOD_URL}
+    for command in (["secrets", "describe", "ecomind/staging/jwt"], ["config", "check"], ["run", "--", "true"]):
+        refused = cli(*command, env=blank)
+        assert refused.returncode == 3 and "is not a region name" in refused.stderr, refused.stdout + refused.stderr
+        assert f"fix: export AWS_REGION={REGION}   # without the blanks" in refused.stdout + refused.stderr
+        ran = run_fix(f"export AWS_REGION={REGION}\necomind {' '.join(command)}", blank, cli.cwd)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
