@@ -58,7 +58,14 @@ from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, 
 
 __all__ = ["app", "deletion_notice", "stage_repairs"]
 
-SecretName = Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.")]
+
+def _a_name(value: str) -> str:
+    if not value.strip():
+        raise typer.BadParameter("a secret name or ARN, e.g. ecomind/prod/database; not an empty string")
+    return value
+
+
+SecretName = Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.", callback=_a_name)]
 
 app = typer.Typer(
     rich_markup_mode=None,

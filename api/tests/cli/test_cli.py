@@ -249,3 +249,10 @@ def test_a_region_that_is_no_region_name_is_a_configuration_error_with_a_fix_tha
         assert f"fix: export AWS_REGION={REGION}   # without the blanks" in refused.stdout + refused.stderr
         ran = run_fix(f"export AWS_REGION={REGION}\necomind {' '.join(command)}", blank, cli.cwd)
         assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+@pytest.mark.parametrize("command", ["describe", "history", "restore", "rotate", "set"])
+def test_an_empty_secret_name_is_a_usage_error(cli: Cli, aws: Aws, command: str) -> None:
+    refused = cli("secrets", command, "", input="v" * 48, env=aws.env)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "not an empty string" in refused.stderr and f"fix: ecomind secrets {command} --help" in refused.stderr
