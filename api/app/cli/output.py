@@ -55,7 +55,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # a check failed (doctor), or an error of no other kind
     USAGE = 2  # a bad option or argument
-    CONFIG = 3  # the configuration is invalid (a value, a reference, a missing region or no region name)
+    CONFIG = 3  # the configuration is invalid (a value, a reference, the region, the endpoint)
     NOT_FOUND = 4  # a secret, a stage or a file does not exist (or is scheduled for deletion)
     DENIED = 5  # AWS refused access or the credentials, or there are no AWS credentials
     UNREACHABLE = 6  # Secrets Manager could not be reached, or throttled past the retries

@@ -40,6 +40,7 @@ from .errors import (
     EmulatorFailed,
     ExpiredCredentials,
     InvalidAccessKey,
+    InvalidEndpoint,
     InvalidRegion,
     MalformedReference,
     NoCredentials,
@@ -97,10 +98,32 @@ def secretsmanager_client(region: str | None = None, endpoint_url: str | None = 
     client = new_session().create_client(
         "secretsmanager",
         region_name=region or os.environ.get("AWS_REGION"),
-        endpoint_url=endpoint_url or secretsmanager_endpoint(),
+        endpoint_url=checked_endpoint(endpoint_url or secretsmanager_endpoint()),
         config=client_config(),
     )
     return cast("SecretsManagerClient", client)
+
+
+def checked_endpoint(endpoint: str | None) -> str | None:
+    """``endpoint``, when botocore takes it; else the configuration error it is, naming the
+    variable that holds it (botocore would raise a bare ValueError making the client)."""
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    if not endpoint or is_valid_endpoint_url(endpoint) or is_valid_ipv6_endpoint_url(endpoint):
+        return endpoint
+    variable = next(
+        (name for name in ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL") if os.environ.get(name) == endpoint),
+        None,
+    )
+    said = f"{endpoint!r} is not a URL: an endpoint override is http(s)://HOST[:PORT]"
+    if variable is None:
+        raise InvalidEndpoint(f"the endpoint override {said}", fix="ecomind doctor")
+    raise InvalidEndpoint(
+        said,
+        fix=f"unset {variable}   # Secrets Manager's own endpoint; for an emulator on this machine: "
+        f"export {variable}=http://127.0.0.1:PORT",
+        variable=variable,
+    )
 
 
 def new_session() -> botocore.session.Session:
@@ -179,8 +202,9 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 session = self._session
                 config = PATIENCE[patience]()
                 kwargs: dict[str, Any] = {"region_name": region, "config": config}
+                endpoint = checked_endpoint(self._endpoint_url or secretsmanager_endpoint())
                 if self._endpoint_url:
-                    kwargs["endpoint_url"] = self._endpoint_url
+                    kwargs["endpoint_url"] = endpoint
                 client = session.create_client("secretsmanager", **kwargs)
                 where = str(region or client.meta.region_name)
                 client.meta.events.register("after-call.secrets-manager", functools.partial(self._counted, where))

@@ -4,6 +4,7 @@
 
     SecretsError                      base: never carries a secret value
     ├── MalformedReference            a reference string is malformed              (config)
+    ├── InvalidEndpoint               AWS_ENDPOINT_URL (or its service's) is no URL (config)
     ├── ResolutionError               a well-formed reference could not be resolved (failed)
     │   ├── SecretNotFound            ResourceNotFoundException, missing stage/version (not_found)
     │   │   └── SecretDeleted         scheduled for deletion                        (not_found)
@@ -45,6 +46,7 @@ __all__ = [
     "ExpiredCredentials",
     "Finding",
     "InvalidAccessKey",
+    "InvalidEndpoint",
     "InvalidRegion",
     "MalformedReference",
     "NoCredentials",
@@ -90,6 +92,13 @@ class SecretsError(Exception):
 
 class MalformedReference(SecretsError):
     """A reference string does not follow the grammar of docs/secrets.md."""
+
+    kind = "config"
+
+
+class InvalidEndpoint(SecretsError):
+    """The endpoint override (AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL) is not a URL
+    botocore takes: no client can be made, so nothing is asked of anyone."""
 
     kind = "config"
 

@@ -256,3 +256,24 @@ def test_an_empty_secret_name_is_a_usage_error(cli: Cli, aws: Aws, command: str)
     refused = cli("secrets", command, "", input="v" * 48, env=aws.env)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "not an empty string" in refused.stderr and f"fix: ecomind secrets {command} --help" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["secrets", "describe", "ecomind/staging/jwt"], ["config", "check"], ["doctor"], ["run", "--", "true"]],
+)
+def test_an_endpoint_that_is_no_url_is_a_configuration_error_naming_the_variable(
+    cli: Cli, aws: Aws, command: list[str]
+) -> None:
+    aws.create("ecomind/staging/jwt", JWT)
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": GOOD_URL, "AWS_ENDPOINT_URL": "notaurl"}
+    refused = cli(*command, env=env)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "AWS_ENDPOINT_URL: 'notaurl' is not a URL" in refused.stderr, refused.stderr
+    fix = refused.stderr.split("fix: ", 1)[1].splitlines()[0]
+    assert fix.startswith("unset AWS_ENDPOINT_URL"), fix
+    # The fix, then the endpoint the tests use (an emulator on this machine), as its comment says.
+    ran = run_fix(
+        f"{fix}\nexport AWS_ENDPOINT_URL={aws.url}\necomind secrets describe ecomind/staging/jwt", env, cli.cwd
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
