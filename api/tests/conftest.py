@@ -91,6 +91,23 @@ def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Aws:
     return Aws(client, env, moto.url)
 
 
+@pytest.fixture(scope="session")
+def stock_moto() -> Iterator[MotoServer]:
+    """moto's own moto_server, unpatched (no IAM enforced): an emulator other than the project's."""
+    server = MotoServer(stock=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stock_aws(stock_moto: MotoServer, aws: Aws) -> Aws:
+    """As ``aws``, on stock moto_server: what moto does where the project's server answers as AWS."""
+    stock_moto.reset()
+    env = {**aws.env, "AWS_ENDPOINT_URL": stock_moto.url}
+    client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=stock_moto.url)
+    return Aws(client, env, stock_moto.url)
+
+
 @pytest.fixture
 def proxy(moto: MotoServer, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsProxy]:
     """A counting proxy; AWS_ENDPOINT_URL points at it for the test."""

@@ -11,7 +11,7 @@ from ..secrets import redact
 from ..secrets.environment import VARIABLES
 from ..secrets.errors import Problem, SettingsError
 from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
-from .output import ExitCode, Verbatim, data, exit_code, mask, print_json, say, table
+from .output import ExitCode, Verbatim, data, exit_code, mask, print_json, problem_count, say, table
 
 if TYPE_CHECKING:
     from ..settings import Inspection
@@ -126,8 +126,7 @@ def check(environment: EnvironmentOpt = None, as_json: JsonOpt = False, env_file
             if insp.ok:
                 say("configuration valid", style="green")
             else:
-                errors = sum(p.severity == "error" for p in insp.problems)
-                say(f"configuration invalid: {errors} error(s)", err=True)
+                say(f"configuration invalid: {problem_count(insp.problems)}", err=True)
         _exit(insp)
     finally:
         insp.store.close()

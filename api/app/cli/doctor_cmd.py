@@ -17,7 +17,6 @@ import difflib
 import json
 import re
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,10 +25,11 @@ from urllib.parse import urlsplit
 
 import typer
 
-from ..secrets.environment import SECRET_VARIABLES
+from ..secrets.environment import API_SECRET_ACTIONS, SECRET_VARIABLES
 from ..secrets.errors import (
     BadCredentials,
     EmulatorFailed,
+    InvalidRegion,
     NoCredentials,
     NoRegion,
     ResolutionError,
@@ -75,15 +75,16 @@ class Check:
 
 
 def least_privilege_statement(arn: str, kms_key: str | None = None, *, complete: bool = False) -> dict[str, Any]:
-    """The IAM policy that lets a role read exactly this secret (and decrypt it).
+    """The IAM policy that lets a role read exactly this secret (and decrypt it), as the API
+    role reads it: its value, and the rotation state the doctor checks, so that once attached
+    every check of the secret runs (deploy/iam/api-task-role.policy.json, the model's
+    API_SECRET_ACTIONS).
 
     Secrets Manager appends "-" and six random characters to a secret's name in its
     ARN; unless ``arn`` is known to be complete, the statement matches them.
     """
     resource = arn if complete else f"{arn}-??????"
-    statements: list[dict[str, Any]] = [
-        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": resource}
-    ]
+    statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": list(API_SECRET_ACTIONS), "Resource": resource}]
     if kms_key:
         region = arn.split(":")[3]
         statements.append(
@@ -115,24 +116,43 @@ def _regional_failure(exc: BaseException) -> bool:
 
 
 class Doctor:
-    def __init__(self, insp: Inspection, *, timeout: float, as_of: datetime) -> None:
+    def __init__(
+        self, insp: Inspection, *, timeout: float, as_of: datetime, secrets: tuple[str, ...] = SECRET_VARIABLES
+    ) -> None:
 
         from ..secrets.aws import new_session
         from ..secrets.endpoints import on_this_machine, secretsmanager_endpoint
 
         self.insp = insp
+        # The secret variables asked for (--only): the checks of the others are not run at all,
+        # which is no "could not run".
+        self.secrets = secrets
         self.m = insp.model
         self.timeout = timeout
         self.as_of = as_of
         self.checks: list[Check] = []
         self.session = new_session()
-        self.region = insp.collected.raw.get("AWS_REGION") or self.session.get_config_variable("region")
+        # Why the AWS configuration gives no credentials (a profile that does not exist...),
+        # found when reading it: the credentials check says so, the checks that need no AWS run.
+        self.unusable: ResolutionError | None = None
+        self.region = insp.collected.raw.get("AWS_REGION") or self.config_region()
         self.endpoint = secretsmanager_endpoint()
         self.emulator = on_this_machine(self.endpoint)
         # Regions found not answering (why, in a few words): asked once, not once per secret.
         self.down: dict[str | None, str] = {}
         # Who the credentials are (sts:GetCallerIdentity), once: None until asked, or when it failed.
         self.identity: dict[str, Any] | None = None
+
+    def config_region(self) -> str | None:
+        import botocore.exceptions
+
+        from ..secrets.aws import translate_error
+
+        try:
+            return self.session.get_config_variable("region")  # type: ignore[no-any-return]
+        except botocore.exceptions.BotoCoreError as exc:
+            self.unusable = translate_error(exc, "the secrets", "AWS")
+            return None
 
     def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
@@ -168,8 +188,10 @@ class Doctor:
             self.credentials()
         for variable, ref in c.references.items():
             self.readable(variable, ref)
-        self.database()
-        self.redis()
+        if "DATABASE_URL" in self.secrets:
+            self.database()
+        if "REDIS_URL" in self.secrets:
+            self.redis()
         if aws_refs and self.m.deployed:
             for variable, ref in aws_refs.items():
                 if variable in self.insp.resolved:
@@ -179,8 +201,19 @@ class Doctor:
         return self.checks
 
     def credentials(self) -> None:
-        creds = self.session.get_credentials()
-        if creds is None:
+        import botocore.exceptions
+
+        from ..secrets.aws import translate_error
+
+        creds = None
+        if self.unusable is None:
+            try:
+                creds = self.session.get_credentials()
+            except botocore.exceptions.BotoCoreError as exc:
+                self.unusable = translate_error(exc, "the secrets", "AWS")
+        if self.unusable is not None:
+            self.add("AWS credentials", "fail", self.unusable.message, self.unusable.fix)
+        elif creds is None:
             self.add(
                 "AWS credentials",
                 "fail",
@@ -189,12 +222,30 @@ class Doctor:
             )
         else:
             self.caller(creds.method)
-        if self.region:
+        invalid = self.invalid_region()
+        if invalid is not None:
+            self.add("AWS region", "fail", invalid.message, invalid.fix)
+        elif self.region:
             source = "AWS_REGION" if self.insp.collected.raw.get("AWS_REGION") else "the AWS config"
             self.add("AWS region", "ok", f"{self.region} (from {source})")
+        elif self.unusable is not None:
+            self.add("AWS region", "not_checked", "the AWS config could not be read (see AWS credentials)")
         else:
             fix = f"export AWS_REGION={REGION_PLACEHOLDER}   # the region of your secrets"
             self.add("AWS region", "fail", "no region set", fix)
+
+    def invalid_region(self) -> ResolutionError | None:
+        """The region botocore would refuse to make a client for (``eu-west-1 `` with a blank), said."""
+        import botocore.exceptions
+        import botocore.utils
+
+        from ..secrets.aws import translate_error
+
+        try:
+            botocore.utils.validate_region_name(self.region)
+        except botocore.exceptions.InvalidRegionError as exc:
+            return translate_error(exc, "the secrets", "AWS")
+        return None
 
     def caller(self, method: str) -> None:
         """Credentials found: does AWS take them? IAM never denies sts:GetCallerIdentity, so
@@ -235,6 +286,8 @@ class Doctor:
             self.add(name, "fail", f"{ref}: not read, there are no AWS credentials", "see the AWS credentials check")
         elif isinstance(error, BadCredentials):
             self.add(name, "fail", f"{ref}: not read, AWS refused the credentials (see AWS credentials)", error.fix)
+        elif isinstance(error, InvalidRegion):
+            self.add(name, "fail", f"{ref}: not read, the AWS region is no region name (see AWS region)", error.fix)
         elif isinstance(error, NoRegion):
             self.add(name, "fail", f"{ref}: not read, no AWS region is set", f"export AWS_REGION={REGION_PLACEHOLDER}")
         elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef):
@@ -261,8 +314,9 @@ class Doctor:
             policy = least_privilege_statement(arn)
         statement = json.dumps(policy, indent=2)
         fix = (
-            "attach exactly this policy to the role (not SecretsManagerReadWrite, which grants every secret in the "
-            "account); add kms:Decrypt on the key if the secret uses a customer key"
+            "attach exactly this policy to the role: the API role's grant on this secret (its value, and the "
+            "rotation state the doctor checks), not SecretsManagerReadWrite, which grants every secret in the "
+            "account; add kms:Decrypt on the key if the secret uses a customer key"
         )
         if not account_known:
             fix += " (sts:GetCallerIdentity did not answer: put your account id in place of ACCOUNT_ID)"
@@ -355,21 +409,10 @@ class Doctor:
 
     def search_regions(self, secret_name: str, here: str | None) -> tuple[list[str], int]:
         """Regions where the name exists, and how many regions could be looked at."""
-        import botocore.exceptions
-
-        def look(region: str) -> str | None:
-            try:
-                self.client("secretsmanager", region).describe_secret(SecretId=secret_name)
-            except botocore.exceptions.ClientError as exc:
-                return "denied" if _denied(exc) else None
-            except botocore.exceptions.BotoCoreError:
-                return "denied"
-            return region
+        from ..secrets.aws import regions_holding
 
         others = [r for r in self.regions() if r != here]
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(look, others))
-        return [a for a in answers if a not in (None, "denied")], sum(a != "denied" for a in answers)
+        return regions_holding(secret_name, others, lambda region: self.client("secretsmanager", region))
 
     def similar_names(self, secret_name: str, region: str | None, variable: str) -> tuple[list[str], bool]:
         import botocore.exceptions
@@ -529,22 +572,42 @@ class Doctor:
             self.add(f"{variable} stages", "not_checked", f"{ref}: DescribeSecret failed, see above")
             return
         versions, unlisted = self.versions(ref)
-        self.stages(variable, ref, meta)
+        self.primary(variable, ref, meta)
+        self.stages(variable, ref, meta, None if unlisted else versions)
         self.replication(variable, ref, meta)
         self.schedule(name, ref, meta, versions)
         self.pending(pending, variable, ref, meta, versions, unlisted)
 
-    def stages(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
-        """Each of Secrets Manager's stages on one version at most (an emulator may break that)."""
+    def primary(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
+        """Said only when the region read holds a replica: reads work there, writes do not."""
+        primary, here = meta.get("PrimaryRegion"), ref.region or self.region
+        if not primary or primary == here:
+            return
+        source = "its ARN" if ref.region else "AWS_REGION"
+        self.add(
+            f"{variable} primary region",
+            "warn",
+            f"{ref}: {here} (from {source}) holds a replica of the secret, whose primary region is {primary}: "
+            f"reads are served here; writes (ecomind secrets set, rotate, provision) go to {primary} only",
+            f"export AWS_REGION={primary}   # the primary region; list {here} in SECRETS_REPLICA_REGIONS, where "
+            "reads fail over",
+        )
+
+    def stages(self, variable: str, ref: AwsRef, meta: dict[str, Any], versions: list[dict[str, Any]] | None) -> None:
+        """Each of Secrets Manager's stages on one version at most (an emulator may break that).
+        ``versions``: ListSecretVersionIds' answer (with dates), None when it may not be listed."""
         import botocore.exceptions
 
         from .secrets_cmd import stage_repairs
 
         name = f"{variable} stages"
+        if versions is None:
+            stages, created = dict(meta.get("VersionIdsToStages") or {}), {}
+        else:
+            stages = {v["VersionId"]: v.get("VersionStages", []) for v in versions}
+            created = {v["VersionId"]: v.get("CreatedDate") for v in versions}
         try:
-            problems = stage_repairs(
-                self.client("secretsmanager", ref.region), ref.secret_id, dict(meta.get("VersionIdsToStages") or {})
-            )
+            problems = stage_repairs(self.client("secretsmanager", ref.region), ref.secret_id, stages, created)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             self.add(name, "not_checked", f"{ref}: {type(exc).__name__}")
             return
@@ -815,7 +878,7 @@ def doctor(
     else:
         when = (as_of.replace(tzinfo=as_of.tzinfo or UTC)) if as_of else datetime.now(UTC)
         try:
-            checks = Doctor(insp, timeout=timeout, as_of=when).run()
+            checks = Doctor(insp, timeout=timeout, as_of=when, secrets=secrets).run()
         finally:
             insp.store.close()
     failed = sum(c.status == "fail" for c in checks)

@@ -23,6 +23,7 @@ __all__ = [
     "by_rotation_role",
     "master_url_note",
     "secrets_command",
+    "who_may",
 ]
 
 # The database endpoint of a printed provision when it is not known: the docs' DB_HOST
@@ -42,6 +43,15 @@ def by_operator(m: EnvironmentModel | None) -> str:
     """Who runs a command no role of the environment may: the operator."""
     roles = f"; {m.role_name('api')} and the other task roles may not" if m else ""
     return f"as the operator who provisioned the secrets{roles}"
+
+
+def who_may(action: str, m: EnvironmentModel | None) -> str:
+    """Who runs a command whose Secrets Manager ``action`` the role was denied: the API role
+    describes its secrets and lists their versions; anything else that is no read of a value
+    (PutSecretValue, RestoreSecret, ListSecrets, RotateSecret...) is the operator's."""
+    if action in ("DescribeSecret", "ListSecretVersionIds"):
+        return f"as {m.role_name('api')} or the operator" if m else "as the API role or the operator"
+    return by_operator(m)
 
 
 def by_rotation_role(m: EnvironmentModel | None) -> str:

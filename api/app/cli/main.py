@@ -21,7 +21,7 @@ from ..secrets.environment import SECRET_VARIABLES
 from ..secrets.errors import SecretsError, SettingsError
 from ..secrets.refs import is_reference
 from . import run_cmd
-from .output import CommandExit, ExitCode, data, exit_code, json_mode, report, say, set_json_mode
+from .output import CommandExit, ExitCode, data, exit_code, json_mode, problem_count, report, say, set_json_mode
 
 __all__ = ["main"]
 
@@ -32,11 +32,10 @@ def _settings_error(exc: SettingsError) -> int:
         {"variable": p.variable, "source": p.source, "severity": p.severity, "message": p.message, "fix": p.fix}
         for p in exc.problems
     ]
-    errors = sum(p.severity == "error" for p in exc.problems)
-    report(f"configuration invalid: {errors} error(s)", code, problems=problems)
+    report(f"configuration invalid: {problem_count(exc.problems)}", code, problems=problems)
     if not json_mode():
         for p in exc.problems:
-            data(f"- {p.variable} (from {p.source}): {redact.scrub(p.message)}", err=True)
+            data(f"- {p.severity} {p.variable} (from {p.source}): {redact.scrub(p.message)}", err=True)
             data(f"    fix: {p.fix}", err=True)
     return int(code)
 

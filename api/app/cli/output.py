@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..secrets import redact
 from ..secrets.dburl import userinfo_finding
 from ..secrets.environment import SECRET_VARIABLES
-from ..secrets.errors import ErrorKind
+from ..secrets.errors import ErrorKind, Problem
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,6 +41,7 @@ __all__ = [
     "json_mode",
     "mask",
     "print_json",
+    "problem_count",
     "report",
     "say",
     "set_json_mode",
@@ -54,7 +55,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # a check failed (doctor), or an error of no other kind
     USAGE = 2  # a bad option or argument
-    CONFIG = 3  # the configuration is invalid (a value, a reference, a missing region)
+    CONFIG = 3  # the configuration is invalid (a value, a reference, the region, the endpoint)
     NOT_FOUND = 4  # a secret, a stage or a file does not exist (or is scheduled for deletion)
     DENIED = 5  # AWS refused access or the credentials, or there are no AWS credentials
     UNREACHABLE = 6  # Secrets Manager could not be reached, or throttled past the retries
@@ -194,6 +195,13 @@ def _scrubbed(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_scrubbed(v) for v in value]
     return value
+
+
+def problem_count(problems: Iterable[Problem]) -> str:
+    """``2 error(s)``, or ``1 error(s), 1 warning(s)``: errors and warnings counted apart."""
+    severities = [p.severity for p in problems]
+    errors, warnings = severities.count("error"), severities.count("warning")
+    return f"{errors} error(s)" + (f", {warnings} warning(s)" if warnings else "")
 
 
 def print_json(document: Any) -> None:

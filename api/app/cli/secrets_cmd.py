@@ -13,33 +13,59 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from ..secrets.dburl import field_problems as dburl_field_problems
 from ..secrets.endpoints import on_this_machine
-from ..secrets.environment import DATABASE_DEFAULTS, DEPLOYED, PROJECT, EnvironmentModel, SecretSpec, model
-from ..secrets.errors import EmulatorFailed, SecretNotFound, SecretsManagerUnreachable
-from ..secrets.regions import parse_regions, region_option
+from ..secrets.environment import (
+    DATABASE_DEFAULTS,
+    DEPLOYED,
+    PROJECT,
+    RDS_OPTIONAL_KEYS,
+    EnvironmentModel,
+    SecretSpec,
+    model,
+)
+from ..secrets.errors import (
+    BadCredentials,
+    EmulatorFailed,
+    InvalidRegion,
+    NoCredentials,
+    SecretAccessDenied,
+    SecretDeleted,
+    SecretNotFound,
+    SecretsManagerUnreachable,
+)
+from ..secrets.regions import REGION_PLACEHOLDER, parse_regions, region_option
 from .fixes import (
     DB_HOST_PLACEHOLDER,
     MASTER_URL_FILE_PLACEHOLDER,
+    by_operator,
     by_rotation_role,
     master_url_note,
     secrets_command,
+    who_may,
 )
 from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
 
 __all__ = ["app", "deletion_notice", "stage_repairs"]
 
-SecretName = Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.")]
+
+def _a_name(value: str) -> str:
+    if not value.strip():
+        raise typer.BadParameter("a secret name or ARN, e.g. ecomind/prod/database; not an empty string")
+    return value
+
+
+SecretName = Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomind/prod/database.", callback=_a_name)]
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -71,19 +97,41 @@ def secrets_client(region: str | None) -> Any:
         return secretsmanager_client(region)
     except botocore.exceptions.NoRegionError:
         fail("no AWS region to find the secrets in", ExitCode.CONFIG, fix=_again(None))
+    except botocore.exceptions.BotoCoreError as exc:  # the AWS config, read to make the client
+        from ..secrets.aws import translate_error
+
+        error = translate_error(exc, "Secrets Manager", "")
+        if isinstance(error, InvalidRegion) and region is not None:
+            # The option: this very command, in a region (the docs' $REGION).
+            fail(f"--region {region!r} is not a region name", ExitCode.CONFIG, fix=_again_in(REGION_PLACEHOLDER))
+        raise error from None
 
 
 @contextmanager
-def aws_errors(what: str, client: Any) -> Iterator[None]:
-    """boto3 errors become the secret layer's typed errors (the CLI maps them to exit codes)."""
+def aws_errors(what: str, client: Any, *, names_a_secret: bool = True) -> Iterator[None]:
+    """boto3 errors become the secret layer's typed errors (the CLI maps them to exit codes).
+
+    ``what`` is the secret the calls name (unless ``names_a_secret`` is false: a listing)."""
     import botocore.exceptions
 
-    from ..secrets.aws import translate_error
+    from ..secrets.aws import emulator_answer, translate_error
 
     try:
         yield
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         error = translate_error(exc, what, str(client.meta.endpoint_url))
+        if isinstance(error, EmulatorFailed):
+            # An emulator answers 500 where AWS answers "no such secret" or has no such region.
+            error = emulator_answer(error, client, what if names_a_secret else None)
+        if isinstance(error, InvalidRegion) and "--region" in sys.argv:
+            error = InvalidRegion(error.message, reference=error.reference, fix=_again_in(REGION_PLACEHOLDER))
+        operation = getattr(exc, "operation_name", "")
+        if type(error) is SecretAccessDenied and operation not in ("GetSecretValue", "BatchGetSecretValue"):
+            # This very command, by whoever may run it (never a grant that widens a task role).
+            who = who_may(operation, _model_of(what if names_a_secret else None))
+            error = SecretAccessDenied(
+                error.message, reference=error.reference, fix=f"{_again_in(_region(client))}   # {who}"
+            )
         replicas, _ = parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))
         regional = isinstance(error, SecretsManagerUnreachable) and not isinstance(error, EmulatorFailed)
         if regional and replicas and "--region" not in sys.argv:
@@ -94,6 +142,18 @@ def aws_errors(what: str, client: Any) -> Iterator[None]:
                 error.message, reference=error.reference, fix=f"{again}   # a replica region (SECRETS_REPLICA_REGIONS)"
             )
         raise error from None
+
+
+def _model_of(name: str | None) -> EnvironmentModel | None:
+    """The environment a secret belongs to (by its name), else the one asked for (ENVIRONMENT)."""
+    found = _model_secret(name) if name else None
+    if found is not None:
+        return found[0]
+    try:
+        m = model(os.environ.get("ENVIRONMENT") or "", os.environ.get("SECRETS_PREFIX"))
+    except ValueError:
+        return None
+    return m if m.deployed else None
 
 
 def _again(region: str | None, *extra: str, placeholder: str = "", drop: str = "") -> str:
@@ -111,6 +171,20 @@ def _again(region: str | None, *extra: str, placeholder: str = "", drop: str = "
     return f"{command} {region_option(region or os.environ.get('AWS_REGION'))}"
 
 
+def _again_in(region: str | None) -> str:
+    """This very command again in ``region`` (the docs' $REGION when None), whatever region it
+    ran in; ``secrets set`` with its value on stdin again."""
+    args, kept = sys.argv[1:], []
+    while args:
+        arg = args.pop(0)
+        if arg == "--region":
+            args = args[1:]
+        elif not arg.startswith("--region="):
+            kept.append(arg)
+    command = f"{shlex.join(['ecomind', *kept])} {region_option(region)}"
+    return ("printf '%s' \"$VALUE\" | " if kept[:2] == ["secrets", "set"] else "") + command
+
+
 def _region(client: Any) -> str | None:
     return str(client.meta.region_name) if client.meta.region_name else None
 
@@ -123,12 +197,93 @@ def _describe(client: Any, name: str) -> dict[str, Any] | None:
         return None
 
 
-def _existing(client: Any, name: str) -> dict[str, Any]:
-    """The secret's metadata; a missing secret ends the command (exit 4) with what to do."""
-    meta = _describe(client, name)
-    if meta is not None:
-        return meta
+def _existing(client: Any, name: str, *, writes: bool = False) -> dict[str, Any]:
+    """The secret's metadata; a missing secret ends the command (exit 4) with what to do.
+
+    ``writes``: the command writes (set, restore, rotate), which Secrets Manager takes in the
+    secret's primary region only: a replica, or a region where the role may not even describe
+    the secret while its primary region answers, ends it (exit 3) with the command there."""
+    try:
+        meta = _describe(client, name)
+    except SecretAccessDenied as denied:
+        if not writes or isinstance(denied, NoCredentials | BadCredentials):
+            raise
+        primary = _primary_elsewhere(client, name)
+        if primary is None:
+            raise
+        fail(
+            f"{denied.message} in {_region(client)}, where Secrets Manager takes no write of it: "
+            f"its primary region is {primary}",
+            ExitCode.CONFIG,
+            fix=f"{_again_in(primary)}   # the secret's primary region: writes go there, replicas follow",
+        )
+    if meta is None:
+        _missing(client, name)
+    if writes:
+        _refuse_a_replica(client, meta)
+    return meta
+
+
+def _refuse_a_replica(client: Any, meta: dict[str, Any]) -> None:
+    """End a write asked in a region that holds a replica (DescribeSecret names its primary)."""
+    primary, region = meta.get("PrimaryRegion"), _region(client)
+    if primary and primary != region:
+        fail(
+            f"{meta['Name']} in {region} is a replica of the secret in {primary}: Secrets Manager takes "
+            "writes in the primary region only",
+            ExitCode.CONFIG,
+            fix=f"{_again_in(primary)}   # the secret's primary region: writes go there, replicas follow",
+        )
+
+
+def _other_regions(client: Any) -> dict[str, Any]:
+    """A client (one attempt) for each other region of Secrets Manager, at the same endpoint
+    override; made one at a time: botocore's session is not made to build them in threads."""
+    from ..secrets.aws import client_config, new_session
+    from ..secrets.endpoints import secretsmanager_endpoint
+
+    session = new_session()
+    return {
+        r: session.create_client(
+            "secretsmanager", region_name=r, endpoint_url=secretsmanager_endpoint(), config=client_config(1)
+        )
+        for r in sorted(session.get_available_regions("secretsmanager"))
+        if r != _region(client)
+    }
+
+
+def _primary_elsewhere(client: Any, name: str) -> str | None:
+    """The primary region of a secret this role may not describe here, if another region
+    answers: a role granted the primary region only (the rotation role) asked in a replica's."""
+    from ..secrets.aws import regions_holding
+
+    clients = _other_regions(client)
+    found, _ = regions_holding(name, list(clients), clients.__getitem__)
+    for region in found:
+        with suppress(Exception):
+            primary = clients[region].describe_secret(SecretId=name).get("PrimaryRegion") or region
+            if primary == region:
+                return str(region)
+    return None
+
+
+def _missing(client: Any, name: str) -> NoReturn:
+    """End the command: the secret is not in the region asked (exit 4), with the region that
+    holds it when another does, else the command that creates it."""
+    from ..secrets.aws import regions_holding
+
     region = _region(client)
+    clients = _other_regions(client)
+    found, _ = regions_holding(name, list(clients), clients.__getitem__)
+    if found:
+        there = found[0]
+        with suppress(Exception):  # a replica names its primary: the region writes go to
+            there = clients[there].describe_secret(SecretId=name).get("PrimaryRegion") or there
+        fail(
+            f"secret {name} not found in {region}, but it exists in {', '.join(found)}",
+            ExitCode.NOT_FOUND,
+            fix=f"{_again_in(there)}   # the region that holds it",
+        )
     # Secrets Manager keeps no trace of a secret deleted without recovery: both read the same.
     fail(
         f"secret {name} not found in {region}: it never existed there, or it was force-deleted "
@@ -397,6 +552,8 @@ def provision(
     for spec in m.secrets:
         name = m.secret_name(spec.key)
         meta = _describe(client, name)
+        if meta is not None:
+            _refuse_a_replica(client, meta)
         if meta is not None and deletion_notice(meta):
             entry = plan.secret(name, deletion_notice(meta) or "")
             entry["fix"] = Verbatim(secrets_command(f"restore {name}", _region(client)))
@@ -628,7 +785,9 @@ def _update(
     if "username" in differ and plan.update and not json_mode():
         say(
             f"  note: the password now belongs to {differ['username']}; set it on that role, or rotate: "
-            + secrets_command(f"rotate {name}", _region(client))
+            + secrets_command(
+                f"rotate {name}{' --local' if on_this_machine(client.meta.endpoint_url) else ''}", _region(client)
+            )
         )
 
 
@@ -655,7 +814,7 @@ def list_(
         prefix = (os.environ.get("SECRETS_PREFIX") or PROJECT).rstrip("/") + "/"
     client = secrets_client(region)
     rows = []
-    with aws_errors(f"secrets under {prefix}", client):
+    with aws_errors(f"secrets under {prefix}", client, names_a_secret=False):
         pages = client.get_paginator("list_secrets").paginate(
             Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True
         )
@@ -754,32 +913,43 @@ def history(
     """
     client = secrets_client(region)
     versions: list[dict[str, Any]] = []
-    with aws_errors(name, client):
-        pages, token = [], None
-        while True:  # botocore has no paginator for ListSecretVersionIds
-            page = client.list_secret_version_ids(
-                SecretId=name, IncludeDeprecated=True, **({"NextToken": token} if token else {})
-            )
-            pages.append(page)
-            token = page.get("NextToken")
-            if not token:
-                break
-        for page in pages:
-            for v in page.get("Versions", []):
-                versions.append(
-                    {
-                        "version": Verbatim(v["VersionId"]),
-                        "stages": sorted(v.get("VersionStages", [])),
-                        "created": _iso(v.get("CreatedDate")),
-                        "last_accessed": _iso(v.get("LastAccessedDate")),
-                    }
+    pages, token = [], None
+    try:
+        with aws_errors(name, client):
+            while True:  # botocore has no paginator for ListSecretVersionIds
+                page = client.list_secret_version_ids(
+                    SecretId=name, IncludeDeprecated=True, **({"NextToken": token} if token else {})
                 )
+                pages.append(page)
+                token = page.get("NextToken")
+                if not token:
+                    break
+    except SecretNotFound as exc:
+        if isinstance(exc, SecretDeleted):
+            raise
+        _missing(client, name)
+    for page in pages:
+        for v in page.get("Versions", []):
+            versions.append(
+                {
+                    "version": Verbatim(v["VersionId"]),
+                    "stages": sorted(v.get("VersionStages", [])),
+                    "created": _iso(v.get("CreatedDate")),
+                    "last_accessed": _iso(v.get("LastAccessedDate")),
+                }
+            )
     # Newest first; within a second (rotations are fast), the stage order of a rotation.
     order = {"AWSPENDING": 0, "AWSCURRENT": 1, "AWSPREVIOUS": 2}
     versions.sort(key=lambda v: min((order.get(s, 3) for s in v["stages"]), default=3))
     versions.sort(key=lambda v: v["created"] or "", reverse=True)
+    listed = [v for page in pages for v in page.get("Versions", [])]
     with aws_errors(name, client):
-        problems = stage_repairs(client, name, {str(v["version"]): v["stages"] for v in versions})
+        problems = stage_repairs(
+            client,
+            name,
+            {v["VersionId"]: v.get("VersionStages", []) for v in listed},
+            {v["VersionId"]: v.get("CreatedDate") for v in listed},
+        )
     if as_json:
         print_json(
             {
@@ -802,20 +972,40 @@ def history(
         data(f"  fix: {fix}   # {why}", err=True)
 
 
-def stage_repairs(client: Any, name: str, stages: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+def stage_repairs(
+    client: Any, name: str, stages: Mapping[str, Sequence[str]], created: Mapping[str, Any] | None = None
+) -> list[tuple[str, str, str]]:
     """Each stage on more than one version (impossible on AWS): what is wrong, the commands that
-    leave it on the version a read of that stage gets (what a reader by stage uses), and why that one."""
+    leave it on the version that is really current, and why that one.
+
+    ``stages`` maps each version to its stages in the order Secrets Manager lists them,
+    ``created`` each version to its creation date. The version kept is the newest of them
+    (by creation, then by that order) that holds a value: the last write that staged it, as
+    on AWS, where staging a version moves the stage from the others. Which one a read of the
+    stage gets is an emulator's accident (moto: the oldest), and a version with no value
+    serves nobody."""
     import botocore.exceptions
 
     from ..rotation.protocol import doubled_stages
 
+    listed, dates = list(stages), created or {}
+
+    def age(version: str) -> tuple[float, int]:
+        when = dates.get(version)
+        return (when.timestamp() if isinstance(when, datetime) else float("-inf"), listed.index(version))
+
+    def holds_value(version: str) -> bool:
+        try:
+            client.get_secret_value(SecretId=name, VersionId=version)
+        except botocore.exceptions.ClientError:
+            return False
+        return True
+
     region = _region(client)
     found = []
     for stage, versions in sorted(doubled_stages(stages).items()):
-        try:
-            keep = str(client.get_secret_value(SecretId=name, VersionStage=stage)["VersionId"])
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-            keep = versions[-1]
+        newest_first = sorted(versions, key=age, reverse=True)
+        keep = next((v for v in newest_first if holds_value(v)), newest_first[0])
         said = (
             f"{stage} is on {len(versions)} versions ({', '.join(sorted(versions))}): Secrets Manager keeps a "
             "stage on one version, an emulator may not (a stage moved by hand, then a value put); readers "
@@ -827,7 +1017,7 @@ def stage_repairs(client: Any, name: str, stages: dict[str, list[str]]) -> list[
             for version in sorted(versions)
             if version != keep
         )
-        found.append((said, fix, f"keeps {stage} on {keep}, the version a read of {stage} gets"))
+        found.append((said, fix, f"keeps {stage} on {keep}, the newest version staged {stage} that holds a value"))
     return found
 
 
@@ -924,19 +1114,68 @@ def set_(
 
     redact.register_input(text)
     client = secrets_client(region)
+    emulator = on_this_machine(client.meta.endpoint_url)
     with aws_errors(name, client):
-        meta = _existing(client, name)
+        meta = _existing(client, name, writes=True)
         if key:
             current = json.loads(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
             if not isinstance(current, dict):
                 fail(f"{name} is not a JSON object: set it without a key", ExitCode.CONFIG)
             text = json.dumps({**current, key: _as_before(key, current.get(key), text)})
-        _refuse_what_the_app_would(meta, text, _region(client), on_this_machine(client.meta.endpoint_url))
+        _refuse_what_the_app_would(meta, text, _region(client), emulator)
+        # A value the app would take may still break a database secret: said after what the app says.
+        _refuse_what_breaks_a_database_secret(client, meta, key, _region(client), emulator)
         version = client.put_secret_value(SecretId=name, SecretString=text)["VersionId"]
     if as_json:
         print_json({"name": Verbatim(name), "key": key, "version": Verbatim(version), "stage": "AWSCURRENT"})
     else:
         data(f"{name}{':' + key if key else ''}: stored as version {version} (AWSCURRENT)")
+
+
+def _refuse_what_breaks_a_database_secret(
+    client: Any, meta: dict[str, Any], key: str | None, region: str | None, emulator: bool
+) -> None:
+    """A database secret of the model (RDS shape) changes one known field at a time, and its
+    password only by a rotation, which sets it in the database too: a password set here is
+    not the database's (every new connection of the API would be refused), an unknown key is
+    read by nothing, and a whole value would replace every field, the password with them."""
+    import botocore.exceptions
+
+    found = _secret_of(meta)
+    if found is None or found[1].shape != "rds":
+        return
+    m, spec = found
+    name = meta["Name"]
+    settable = [k for k in (*spec.json_keys, *RDS_OPTIONAL_KEYS) if k != "password"]
+    if key == "password":
+        # Driven here on an emulator (its functions do not run) or when no function is attached.
+        local = emulator or not meta.get("RotationLambdaARN")
+        rotate = f"rotate {name}{' --local' if local else ''}"
+        fail(
+            f"not stored: the password of {name} changes only by a rotation, which sets it in the database too "
+            "(a password set here would not be the database's: every new connection would be refused)",
+            ExitCode.USAGE,
+            fix=secrets_command(rotate, region, note=by_rotation_role(m) if local else by_operator(m)),
+        )
+    if key is not None and key not in settable:
+        fail(
+            f"not stored: {name} (a database secret, RDS shape) has no key {key}: its keys are "
+            f"{', '.join(settable)}, and its password changes only by a rotation",
+            ExitCode.USAGE,
+            fix=_right_value_fix(meta, spec, region, emulator),
+        )
+    if key is None:
+        try:
+            current = json.loads(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
+        except (botocore.exceptions.ClientError, ValueError, KeyError):
+            return  # no value yet, or not JSON (a URL written before the RDS shape): a whole value fits
+        if isinstance(current, dict) and current.get("host") and current.get("username"):
+            fail(
+                f"not stored: {name} holds the RDS fields ({', '.join(k for k in current if k != 'password')}, "
+                "password): a whole value would replace them all, the password with them",
+                ExitCode.CONFIG,
+                fix=_right_value_fix(meta, spec, region, emulator),
+            )
 
 
 def _refuse_what_the_app_would(meta: dict[str, Any], text: str, region: str | None, emulator: bool) -> None:
@@ -975,10 +1214,11 @@ def _right_value_fix(meta: dict[str, Any], spec: SecretSpec, region: str | None,
     emulator, whose functions do not run)."""
     name = meta["Name"]
     if spec.shape == "rds":
-        fields = ", ".join(k for k in spec.json_keys if k not in ("host", "password"))
+        fields = ", ".join(k for k in (*spec.json_keys, *RDS_OPTIONAL_KEYS) if k not in ("host", "password"))
+        rotate = f"ecomind secrets rotate {name}{' --local' if emulator else ''} {region_option(region)}"
         return (
             f"printf '%s' \"$VALUE\" | ecomind secrets set {name} host {region_option(region)}   # VALUE: the "
-            f"database's host; {fields} the same way; the password only by: ecomind secrets rotate {name}"
+            f"database's host; {fields} the same way; the password only by: {rotate}"
         )
     if meta.get("RotationEnabled") and (emulator or not meta.get("RotationLambdaARN")):
         note = "a generated value" + (
@@ -1002,7 +1242,7 @@ def restore(
     Example: ecomind secrets restore ecomind/prod/jwt
     """
     client = secrets_client(region)
-    meta = _existing(client, name)
+    meta = _existing(client, name, writes=True)
     if not deletion_notice(meta):
         state = "not scheduled for deletion: nothing to do"
     else:
@@ -1090,7 +1330,7 @@ def rotate(
     if strategy not in (None, "single-user", "alternating-users"):
         fail("--strategy is single-user or alternating-users", ExitCode.USAGE)
     client = secrets_client(region)
-    meta = _existing(client, name)
+    meta = _existing(client, name, writes=True)
     if deletion_notice(meta):
         restore = secrets_command(f"restore {name}", _region(client))
         fail(f"{name} is {deletion_notice(meta)}", ExitCode.NOT_FOUND, fix=restore)
@@ -1106,6 +1346,17 @@ def rotate(
             f"ecomind secrets provision --enable-rotation{driver} for that environment",
         )
     if not local:
+        if on_this_machine(client.meta.endpoint_url):
+            # An emulator's function answers without running: RotateSecret there would stage a
+            # version with no value, report success and leave readers on AWSCURRENT with nothing.
+            found = _model_secret(name)
+            who = by_rotation_role(found[0] if found else None)
+            fail(
+                f"AWS_ENDPOINT_URL is on this machine: an emulator runs no rotation function, so "
+                f"RotateSecret would not rotate {name}",
+                ExitCode.CONFIG,
+                fix=_again(_region(client), "--local") + f"   # the four steps, here; {who}",
+            )
         if not meta.get("RotationLambdaARN"):
             fail(
                 f"{name} has no rotation function",

@@ -35,9 +35,13 @@ from ..telemetry import SM_CALLS
 from .base import Fetched, SecretBackend, SecretVersion
 from .endpoints import on_this_machine, secretsmanager_endpoint
 from .errors import (
+    BadCredentials,
+    CredentialsConfigError,
     EmulatorFailed,
     ExpiredCredentials,
     InvalidAccessKey,
+    InvalidEndpoint,
+    InvalidRegion,
     MalformedReference,
     NoCredentials,
     NoRegion,
@@ -61,9 +65,11 @@ else:
 __all__ = [
     "AwsSecretsManagerBackend",
     "client_config",
+    "emulator_answer",
     "in_region",
     "new_session",
     "regional_failure",
+    "regions_holding",
     "secretsmanager_client",
     "translate_error",
 ]
@@ -92,10 +98,32 @@ def secretsmanager_client(region: str | None = None, endpoint_url: str | None = 
     client = new_session().create_client(
         "secretsmanager",
         region_name=region or os.environ.get("AWS_REGION"),
-        endpoint_url=endpoint_url or secretsmanager_endpoint(),
+        endpoint_url=checked_endpoint(endpoint_url or secretsmanager_endpoint()),
         config=client_config(),
     )
     return cast("SecretsManagerClient", client)
+
+
+def checked_endpoint(endpoint: str | None) -> str | None:
+    """``endpoint``, when botocore takes it; else the configuration error it is, naming the
+    variable that holds it (botocore would raise a bare ValueError making the client)."""
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    if not endpoint or is_valid_endpoint_url(endpoint) or is_valid_ipv6_endpoint_url(endpoint):
+        return endpoint
+    variable = next(
+        (name for name in ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL") if os.environ.get(name) == endpoint),
+        None,
+    )
+    said = f"{endpoint!r} is not a URL: an endpoint override is http(s)://HOST[:PORT]"
+    if variable is None:
+        raise InvalidEndpoint(f"the endpoint override {said}", fix="ecomind doctor")
+    raise InvalidEndpoint(
+        said,
+        fix=f"unset {variable}   # Secrets Manager's own endpoint; for an emulator on this machine: "
+        f"export {variable}=http://127.0.0.1:PORT",
+        variable=variable,
+    )
 
 
 def new_session() -> botocore.session.Session:
@@ -174,8 +202,9 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 session = self._session
                 config = PATIENCE[patience]()
                 kwargs: dict[str, Any] = {"region_name": region, "config": config}
+                endpoint = checked_endpoint(self._endpoint_url or secretsmanager_endpoint())
                 if self._endpoint_url:
-                    kwargs["endpoint_url"] = self._endpoint_url
+                    kwargs["endpoint_url"] = endpoint
                 client = session.create_client("secretsmanager", **kwargs)
                 where = str(region or client.meta.region_name)
                 client.meta.events.register("after-call.secrets-manager", functools.partial(self._counted, where))
@@ -357,6 +386,12 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 log.warning("BatchGetSecretValue failed (%s); reading %d secrets one by one", code, len(chunk))
                 return {}, list(chunk)
             err = translate_error(exc, ", ".join(str(k) for k in chunk), self.endpoint(region))
+            if not (regional_failure(err) or isinstance(err, NoCredentials | BadCredentials | NoRegion)):
+                # What concerns one secret (not found, no value at its stage, not decrypted) AWS
+                # reports in the answer's Errors; a batch refused whole for it (an emulator's
+                # AWSCURRENT with no value) is read again one by one, each secret with its answer.
+                log.warning("BatchGetSecretValue failed (%s); reading %d secrets one by one", code, len(chunk))
+                return {}, list(chunk)
             return {k: err for k in chunk}, []
         except botocore.exceptions.BotoCoreError as exc:
             err = translate_error(exc, ", ".join(str(k) for k in chunk), self.endpoint(region))
@@ -451,6 +486,70 @@ def regional_failure(got: Fetched) -> bool:
     return isinstance(got, SecretsManagerUnreachable | SecretsThrottled)
 
 
+def known_region(region: str, session: botocore.session.Session | None = None) -> bool:
+    """Whether a partition of AWS (aws, aws-cn, aws-us-gov...) has Secrets Manager in ``region``."""
+    session = session or new_session()
+    return any(
+        region in session.get_available_regions("secretsmanager", partition)
+        for partition in session.get_available_partitions()
+    )
+
+
+def emulator_answer(error: ResolutionError, client: SecretsManagerClient, secret_id: str | None) -> ResolutionError:
+    """An emulator's 500 said as AWS would have answered (used on an emulator only).
+
+    moto answers 500 (a KeyError inside) for a region it does not have, which is no AWS
+    region either, and for a secret some of its calls do not find (ListSecretVersionIds),
+    which AWS answers with ResourceNotFoundException: one DescribeSecret tells. Anything
+    else stays the emulator's failure."""
+    if not isinstance(error, EmulatorFailed):
+        return error
+    region = str(client.meta.region_name or "")
+    fixed: ResolutionError
+    if region and not known_region(region):
+        fixed = InvalidRegion(
+            f"{region} is not an AWS region: no partition of AWS has it, and the emulator at "
+            f"{client.meta.endpoint_url} answered 500 for it",
+            reference=error.reference,
+            fix=f"export AWS_REGION={REGION_PLACEHOLDER}   # a region such as us-east-1",
+        )
+    elif secret_id:
+        try:
+            client.describe_secret(SecretId=secret_id)
+            return error
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                return error
+            fixed = _from_code(_code(exc), "", error.reference, str(client.meta.endpoint_url))
+        except botocore.exceptions.BotoCoreError:
+            return error
+    else:
+        return error
+    fixed.__cause__ = error.__cause__
+    return fixed
+
+
+def regions_holding(
+    secret_id: str, regions: Sequence[str], client_in: Callable[[str], SecretsManagerClient]
+) -> tuple[list[str], int]:
+    """The regions among ``regions`` where a secret of that name exists (DescribeSecret, 8 at a
+    time), and how many of them could be asked: a denial or no answer cannot tell."""
+
+    def look(region: str) -> str | None:
+        try:
+            client_in(region).describe_secret(SecretId=secret_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            error = translate_error(exc, secret_id, region)
+            if isinstance(error, SecretAccessDenied) and not isinstance(error, NoCredentials | BadCredentials):
+                return "unasked"
+            return "unasked" if isinstance(exc, botocore.exceptions.BotoCoreError) else None
+        return region
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(look, regions))
+    return [a for a in answers if a not in (None, "unasked")], sum(a != "unasked" for a in answers)
+
+
 def in_region(key: AwsRef, region: str | None) -> AwsRef:
     """``key`` as read in ``region``: a replica has the primary's name, and its ARN differs by region only."""
     if region is None or key.region in (None, region):
@@ -524,12 +623,18 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
             err = _from_code(_code(exc), message, reference, endpoint)
             operation = getattr(exc, "operation_name", "")
             if type(err) is SecretAccessDenied and operation not in ("", "GetSecretValue", "BatchGetSecretValue"):
-                # Not a read of a value: the doctor's statement would not cover it; name the action.
+                # Not a read of a value: the doctor's statement would not cover it. Name the action
+                # and who may call it, never a grant: widening a task role is not the fix.
                 err = SecretAccessDenied(
                     f"access to {reference} denied: secretsmanager:{operation}",
                     reference=reference,
-                    fix=f"grant secretsmanager:{operation} on this secret to the role (or run this as one that has it)",
+                    fix=f"run this as a role that may call secretsmanager:{operation} on this secret: the operator "
+                    "who provisioned the secrets (docs/troubleshooting.md says who may run which command)",
                 )
+    elif isinstance(exc, botocore.exceptions.InvalidRegionError):
+        err = _invalid_region(str(exc.kwargs.get("region_name", "")), reference)
+    elif isinstance(exc, _CREDENTIALS_CONFIG_ERRORS):
+        err = _credentials_config_error(exc, reference)
     elif isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
         err = NoCredentials(
             f"no AWS credentials found to read {reference}",
@@ -564,6 +669,61 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
         )
     err.__cause__ = exc
     return err
+
+
+def _invalid_region(region: str, reference: str) -> InvalidRegion:
+    """A region botocore refuses to make a client for (a blank in it, say): the variable or
+    option it came from, and the fix; the region stripped of blanks when that is one."""
+    variable = "AWS_REGION" if os.environ.get("AWS_REGION") == region else "the region given (--region)"
+    stripped = region.strip()
+    if stripped != region and re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", stripped):
+        fix = f"export AWS_REGION={stripped}   # without the blanks"
+    else:
+        fix = f"export AWS_REGION={REGION_PLACEHOLDER}   # a region such as us-east-1"
+    return InvalidRegion(
+        f"{region!r} ({variable}) is not a region name: letters, digits and dashes, such as us-east-1 "
+        f"(reading {reference})",
+        reference=reference,
+        fix=fix,
+    )
+
+
+# The AWS configuration names credentials that cannot be had: nothing was asked of AWS.
+_CREDENTIALS_CONFIG_ERRORS = (
+    botocore.exceptions.ProfileNotFound,
+    botocore.exceptions.ConfigNotFound,
+    botocore.exceptions.ConfigParseError,
+    botocore.exceptions.InvalidConfigError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.SSOError,
+    botocore.exceptions.TokenRetrievalError,
+    botocore.exceptions.RefreshWithMFAUnsupportedError,
+)
+
+
+def _credentials_config_error(exc: BaseException, reference: str) -> CredentialsConfigError:
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        profile = str(exc.kwargs.get("profile", ""))
+        variable = next((v for v in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if os.environ.get(v) == profile), None)
+        where = f" ({variable})" if variable else ""
+        unset = f"unset {variable}" if variable else "aws configure list"
+        return CredentialsConfigError(
+            f"the AWS profile {profile}{where} does not exist in the AWS config files: no credentials for {reference}",
+            reference=reference,
+            fix=f"{unset}   # the default credentials then; or export AWS_PROFILE=NAME, a profile that exists "
+            "(aws configure list-profiles lists them)",
+        )
+    if isinstance(exc, botocore.exceptions.SSOError | botocore.exceptions.TokenRetrievalError):
+        return CredentialsConfigError(
+            f"the profile's SSO session gives no credentials ({type(exc).__name__}) for {reference}",
+            reference=reference,
+            fix="aws sso login   # with the profile in use (AWS_PROFILE)",
+        )
+    return CredentialsConfigError(
+        f"the AWS configuration gives no usable credentials for {reference}: {exc}",
+        reference=reference,
+        fix="aws configure list   # where the credentials come from, and what is wrong with them",
+    )
 
 
 def _name_of(reference: str) -> str:

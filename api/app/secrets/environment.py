@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "API_SECRET_ACTIONS",
     "DATABASE_DEFAULTS",
     "DEPLOYED",
     "ENVIRONMENTS",
@@ -45,6 +46,7 @@ __all__ = [
     "LOCAL_GENERATION",
     "PROJECT",
     "RDS_KEYS",
+    "RDS_OPTIONAL_KEYS",
     "SECRETS",
     "SECRET_VARIABLES",
     "SSL_MODES",
@@ -72,6 +74,17 @@ _ROTATION_DAYS: dict[Environment, int] = {"staging": 90, "production": 30}
 # hours. Secrets Manager User Guide, "Rotation schedules" (rotate-secrets_schedule.html);
 # API reference, RotationRulesType.Duration.
 _DEFAULT_WINDOW_HOURS: dict[str, int] = {"hours": 1, "days": 24}
+
+
+# What the API role may do on each of its secrets, in every region of them
+# (deploy/iam/api-task-role.policy.json): read the value at any stage, and read the rotation
+# state the doctor checks (DescribeSecret, ListSecretVersionIds). The doctor prints it for a
+# secret the role may not read.
+API_SECRET_ACTIONS: tuple[str, ...] = (
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:ListSecretVersionIds",
+)
 
 
 # -- variables: the public contract ------------------------------------------------------
@@ -134,6 +147,8 @@ _SIGNING_KEY = Generation(64, exclude_punctuation=True)  # about 380 bits
 
 # The fields AWS's RDS rotation writes; rotation changes `password` only.
 RDS_KEYS: tuple[str, ...] = ("engine", "host", "port", "dbname", "username", "password")
+# Keys the RDS shape may add: masterarn, the master user's secret, for alternating-users rotation.
+RDS_OPTIONAL_KEYS: tuple[str, ...] = ("masterarn",)
 # What a new database secret holds when provision or CloudFormation is not told otherwise.
 DATABASE_DEFAULTS: dict[str, str | int] = {
     "engine": "postgres",
@@ -373,6 +388,7 @@ class EnvironmentModel:
             # The customer key carries this tag = the environment; IAM policies grant
             # kms:Decrypt on keys so tagged, so they can exist before the key does.
             "KMS_KEY_TAG": f"{PROJECT}-secrets",
+            "API_SECRET_ACTIONS": json.dumps(list(API_SECRET_ACTIONS)),
             "OWNER": self.tags(SECRETS[0].key)["owner"],
             "PROJECT": PROJECT,
             "K8S_DATABASE_SECRET": f"{PROJECT}-database",

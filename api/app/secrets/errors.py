@@ -4,16 +4,19 @@
 
     SecretsError                      base: never carries a secret value
     ├── MalformedReference            a reference string is malformed              (config)
+    ├── InvalidEndpoint               AWS_ENDPOINT_URL (or its service's) is no URL (config)
     ├── ResolutionError               a well-formed reference could not be resolved (failed)
     │   ├── SecretNotFound            ResourceNotFoundException, missing stage/version (not_found)
     │   │   └── SecretDeleted         scheduled for deletion                        (not_found)
     │   ├── SecretAccessDenied        AccessDeniedException or a bare HTTP 403      (denied)
     │   │   ├── NoCredentials         no AWS credentials at all                     (denied)
+    │   │   │   └── CredentialsConfigError  the config names some that cannot be had (denied)
     │   │   └── BadCredentials        found, but AWS refuses them (not a policy)    (denied)
     │   │       ├── InvalidAccessKey      the access key id is unknown              (denied)
     │   │       ├── SignatureMismatch     the secret key is not the key id's        (denied)
     │   │       └── ExpiredCredentials    the session token has expired             (denied)
     │   ├── NoRegion                  no region to look in                          (config)
+    │   │   └── InvalidRegion         not a region name, or none AWS has            (config)
     │   ├── SecretsManagerUnreachable endpoint down, DNS, TLS, timeouts             (unreachable)
     │   │   └── EmulatorFailed        an emulator on this machine answered 5xx      (unreachable)
     │   ├── SecretsThrottled          ThrottlingException after the retries ran out (unreachable)
@@ -37,11 +40,14 @@ from .regions import region_option
 
 __all__ = [
     "BadCredentials",
+    "CredentialsConfigError",
     "EmulatorFailed",
     "ErrorKind",
     "ExpiredCredentials",
     "Finding",
     "InvalidAccessKey",
+    "InvalidEndpoint",
+    "InvalidRegion",
     "MalformedReference",
     "NoCredentials",
     "NoRegion",
@@ -90,6 +96,13 @@ class MalformedReference(SecretsError):
     kind = "config"
 
 
+class InvalidEndpoint(SecretsError):
+    """The endpoint override (AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL) is not a URL
+    botocore takes: no client can be made, so nothing is asked of anyone."""
+
+    kind = "config"
+
+
 class ResolutionError(SecretsError):
     """A reference is well formed but its value could not be obtained."""
 
@@ -121,6 +134,12 @@ class NoCredentials(SecretAccessDenied):
     """No AWS credentials were found at all: nothing was denied, nothing was asked."""
 
 
+class CredentialsConfigError(NoCredentials):
+    """The AWS configuration names credentials that cannot be had: a profile that does not
+    exist, a config file that does not parse, an SSO session expired, a credential process
+    that failed. Nothing was asked of AWS."""
+
+
 class BadCredentials(SecretAccessDenied):
     """Credentials were found but AWS refused them before any policy was read: no policy
     grants the fix. (IAM never denies ``sts:GetCallerIdentity``; when it fails, this is why.)"""
@@ -140,6 +159,10 @@ class ExpiredCredentials(BadCredentials):
 
 class NoRegion(ResolutionError):
     kind = "config"
+
+
+class InvalidRegion(NoRegion):
+    """The region given is none: not a region name (``us east 1``), or one no AWS partition has."""
 
 
 class SecretsManagerUnreachable(ResolutionError):

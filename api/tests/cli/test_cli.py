@@ -11,6 +11,7 @@ import pytest
 
 from ..conftest import CANARY, REGION, Aws, Cli, assert_clean
 from ..support.services import MotoServer, free_port
+from .conftest import run_fix
 
 REPO = Path(__file__).resolve().parents[3]
 JWT = "k" * 48
@@ -217,3 +218,62 @@ def test_the_exit_code_table_of_the_docs_is_the_code() -> None:
     text = (REPO / "docs/troubleshooting.md").read_text()
     rows = re.findall(r"^\| (\d+) \| (\w+) \|", text, re.M)
     assert {(int(code), name) for code, name in rows} == {(int(c), c.name.lower()) for c in ExitCode}
+
+
+@pytest.mark.parametrize("command", [["run", "--", "true"], ["export"], ["migrate"]])
+def test_errors_and_warnings_are_counted_apart(cli: Cli, command: list[str]) -> None:
+    (cli.cwd / ".env").write_text(f"JWT_SECRET={CANARY}\n")  # read in development only: a warning in staging
+    example = "postgresql://u:changeme@db:5432/app"  # an example value: an error in staging
+    env = {"ENVIRONMENT": "staging", "DATABASE_URL": example, "JWT_SECRET": JWT}
+    refused = cli(*command, env=env)
+    assert refused.returncode == 3, refused.stderr
+    assert "configuration invalid: 1 error(s), 1 warning(s)" in refused.stderr, refused.stderr
+    bullets = sorted(line for line in refused.stderr.splitlines() if line.startswith("- "))
+    assert len(bullets) == 2 and bullets[0].startswith("- error DATABASE_URL"), bullets
+    assert bullets[1].startswith("- warning .env"), bullets
+    assert_clean(refused, "changeme")
+
+
+def test_a_region_that_is_no_region_name_is_a_configuration_error_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
+    aws.create("ecomind/staging/jwt", JWT)
+    shell = {k: v for k, v in aws.env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    option = cli("secrets", "describe", "ecomind/staging/jwt", "--region", "us east 1", env=aws.env)
+    assert option.returncode == 3 and "--region 'us east 1' is not a region name" in option.stderr, option.stderr
+    fix = option.stderr.split("fix: ", 1)[1].strip()
+    ran = run_fix(fix, {**shell, "REGION": REGION}, cli.cwd)
+    assert ran.returncode == 0 and "ecomind/staging/jwt" in ran.stdout, ran.stdout + ran.stderr
+    blank = {**aws.env, "AWS_REGION": f"{REGION} ", "ENVIRONMENT": "staging", "DATABASE_URL": GOOD_URL}
+    for command in (["secrets", "describe", "ecomind/staging/jwt"], ["config", "check"], ["run", "--", "true"]):
+        refused = cli(*command, env=blank)
+        assert refused.returncode == 3 and "is not a region name" in refused.stderr, refused.stdout + refused.stderr
+        assert f"fix: export AWS_REGION={REGION}   # without the blanks" in refused.stdout + refused.stderr
+        ran = run_fix(f"export AWS_REGION={REGION}\necomind {' '.join(command)}", blank, cli.cwd)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+@pytest.mark.parametrize("command", ["describe", "history", "restore", "rotate", "set"])
+def test_an_empty_secret_name_is_a_usage_error(cli: Cli, aws: Aws, command: str) -> None:
+    refused = cli("secrets", command, "", input="v" * 48, env=aws.env)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "not an empty string" in refused.stderr and f"fix: ecomind secrets {command} --help" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["secrets", "describe", "ecomind/staging/jwt"], ["config", "check"], ["doctor"], ["run", "--", "true"]],
+)
+def test_an_endpoint_that_is_no_url_is_a_configuration_error_naming_the_variable(
+    cli: Cli, aws: Aws, command: list[str]
+) -> None:
+    aws.create("ecomind/staging/jwt", JWT)
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": GOOD_URL, "AWS_ENDPOINT_URL": "notaurl"}
+    refused = cli(*command, env=env)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "AWS_ENDPOINT_URL: 'notaurl' is not a URL" in refused.stderr, refused.stderr
+    fix = refused.stderr.split("fix: ", 1)[1].splitlines()[0]
+    assert fix.startswith("unset AWS_ENDPOINT_URL"), fix
+    # The fix, then the endpoint the tests use (an emulator on this machine), as its comment says.
+    ran = run_fix(
+        f"{fix}\nexport AWS_ENDPOINT_URL={aws.url}\necomind secrets describe ecomind/staging/jwt", env, cli.cwd
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr

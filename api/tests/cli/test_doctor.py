@@ -336,8 +336,8 @@ def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is
     assert "--region us-west-2" not in described.stderr and "Rehearse on an emulator" in described.stderr
 
 
-def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
-    name = "ecomind/staging/jwt"
+def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli, stock_aws: Aws) -> None:
+    aws, name = stock_aws, "ecomind/staging/jwt"
     aws.client.create_secret(Name=name, SecretString=JWT)
     aws.client.rotate_secret(SecretId=name, RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False)
     current = aws.client.describe_secret(SecretId=name)["VersionIdsToStages"]
@@ -346,7 +346,7 @@ def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli,
     aws.client.update_secret_version_stage(
         SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=moved["VersionId"], RemoveFromVersionId=first
     )
-    aws.client.put_secret_value(SecretId=name, SecretString="p" * 48)  # moto: AWSCURRENT now on two versions
+    aws.client.put_secret_value(SecretId=name, SecretString="p" * 48)  # stock moto: AWSCURRENT on two versions
     env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": DB}
     _, checks, _ = doctor(cli, env)
     stages = checks["JWT_SECRET stages"]
@@ -357,3 +357,105 @@ def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli,
     assert ran.returncode == 0, ran.stdout + ran.stderr
     _, after, _ = doctor(cli, env)
     assert after["JWT_SECRET stages"]["status"] == "ok", after["JWT_SECRET stages"]
+
+
+def test_a_secret_outside_the_roles_policy_is_denied_when_read_in_a_batch_too(
+    cli: Cli, iam: tuple[MotoServer, dict[str, str]]
+) -> None:
+    sm = admin_client(iam)
+    existing = {s["Name"] for s in sm.list_secrets()["SecretList"]}  # the module's server, shared
+    for name, value in (("ecomind/staging/database", DB), ("team-x/staging/jwt", CANARY)):
+        if name not in existing:
+            sm.create_secret(Name=name, SecretString=value)
+    # The API role's grant, narrowed to the staging prefix: BatchGetSecretValue alone reads nothing.
+    staging_only = user_with(
+        iam,
+        "staging-api",
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": "arn:aws:secretsmanager:*:*:secret:ecomind/staging/*",
+            },
+            {"Effect": "Allow", "Action": "secretsmanager:BatchGetSecretValue", "Resource": "*"},
+        ],
+    )
+    env = {**staging_only, "ENVIRONMENT": "staging", "JWT_SECRET": "aws-secretsmanager:team-x/staging/jwt"}
+    _, checks, _ = doctor(cli, env)
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "fail" and "access denied" in readable["detail"], readable
+    assert "team-x/staging/jwt-??????" in readable["fix"]
+    assert checks["DATABASE_URL readable"]["status"] == "ok", checks["DATABASE_URL readable"]
+
+
+def test_a_region_that_holds_replicas_is_said_to_take_no_writes(cli: Cli, aws: Aws) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "production", "--db-host", "db.internal", "--replica-region", "us-west-2",
+        env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    env = {**aws.env, "ENVIRONMENT": "production", "DATABASE_URL": DB, "AWS_REGION": "us-west-2"}
+    _, checks, _ = doctor(cli, env, "--only", "JWT_SECRET")
+    assert checks["JWT_SECRET readable"]["status"] == "ok"
+    primary = checks["JWT_SECRET primary region"]
+    assert primary["status"] == "warn" and "writes" in primary["detail"] and "go to us-east-1" in primary["detail"]
+    ran = run_fix(f"{primary['fix']}\necomind doctor --json --timeout 1 --only JWT_SECRET", env, cli.cwd)
+    after = {c["name"] for c in json.loads(ran.stdout)["checks"]}
+    assert "JWT_SECRET readable" in after and "JWT_SECRET primary region" not in after, ran.stdout + ran.stderr
+
+
+def test_a_profile_that_does_not_exist_fails_the_credentials_check_and_the_other_checks_still_run(
+    cli: Cli, aws: Aws
+) -> None:
+    aws.create("ecomind/staging/jwt", JWT)
+    env = {**aws.env, "ENVIRONMENT": "staging", "DATABASE_URL": DB, "AWS_PROFILE": "nosuch"}
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = str(cli.cwd / "none")
+    code, checks, _ = doctor(cli, env)
+    assert code == 1
+    creds = checks["AWS credentials"]
+    assert creds["status"] == "fail" and "profile nosuch (AWS_PROFILE) does not exist" in creds["detail"], creds
+    assert "database reachable" in checks and "configuration" in checks  # what needs no AWS ran
+    assert "no AWS credentials" in checks["JWT_SECRET readable"]["detail"]
+    for command in (["run", "--", "true"], ["secrets", "describe", "ecomind/staging/jwt"]):
+        refused = cli(*command, env=env)
+        assert refused.returncode == 5 and "profile nosuch (AWS_PROFILE) does not exist" in refused.stderr, refused
+    ran = run_fix(f"{creds['fix']}\necomind doctor --json --timeout 1", env, cli.cwd)
+    after = {c["name"]: c for c in json.loads(ran.stdout)["checks"]}
+    assert after["AWS credentials"]["status"] == "ok" and after["JWT_SECRET readable"]["status"] == "ok", after
+
+
+def test_the_policy_printed_for_a_denied_read_once_attached_lets_every_check_of_the_secret_run(
+    cli: Cli, iam: tuple[MotoServer, dict[str, str]], production_secrets: dict[str, str]
+) -> None:
+    server, admin = iam
+    role = user_with(
+        iam, "api-without-a-grant", [{"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]
+    )
+    env = {**role, "ENVIRONMENT": "production", "DATABASE_URL": DB}
+    _, checks, _ = doctor(cli, env)
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "fail" and "attach exactly this policy" in readable["fix"], readable
+    policy = readable["fix"][readable["fix"].index("{") :]
+    iam_client = boto3.client(
+        "iam",
+        region_name="us-east-1",
+        endpoint_url=server.url,
+        aws_access_key_id=admin["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"],
+    )
+    iam_client.put_user_policy(UserName="api-without-a-grant", PolicyName="printed", PolicyDocument=policy)
+    _, after, _ = doctor(cli, env)
+    assert after["JWT_SECRET readable"]["status"] == "ok", after["JWT_SECRET readable"]
+    for check in ("JWT_SECRET rotation", "JWT_SECRET pending version", "JWT_SECRET stages"):
+        assert after[check]["status"] != "not_checked", after[check]
+
+
+def test_a_check_left_out_by_only_is_not_a_check_that_could_not_run(cli: Cli, aws: Aws) -> None:
+    made = cli(
+        "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
+        "--rotation-driver", "local", env=aws.env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    code, checks, _ = doctor(cli, {**aws.env, "ENVIRONMENT": "staging"}, "--only", "JWT_SECRET")
+    assert code == 0, {n: c for n, c in checks.items() if c["status"] != "ok"}
+    assert "JWT_SECRET rotation" in checks and not any(name.startswith("database") for name in checks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,10 +15,12 @@ from typing import Any
 
 import pytest
 
-from app.secrets.environment import RDS_KEYS
+from app.secrets.environment import API_SECRET_ACTIONS, RDS_KEYS
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
 from .conftest import run_fix
+
+REPO = Path(__file__).resolve().parents[3]
 
 JWT = "k" * 48
 
@@ -256,7 +259,7 @@ def test_doctor_denied_secret_prints_a_valid_least_privilege_policy(
     denied = checks["DATABASE_URL readable"]
     assert denied["status"] == "fail" and "access denied" in denied["detail"]
     policy = json.loads(denied["fix"][denied["fix"].index("{") :])
-    assert policy["Statement"][0]["Action"] == "secretsmanager:GetSecretValue"
+    assert policy["Statement"][0]["Action"] == list(API_SECRET_ACTIONS)  # as deploy/iam/ grants the API role
     assert policy["Statement"][0]["Resource"].endswith(":secret:ecomind/prod/database-??????")
     assert "SecretsManagerReadWrite" not in json.dumps(policy)
     assert CANARY not in text
@@ -377,3 +380,18 @@ def test_provision_says_it_creates_the_replicas(cli: Cli, aws: Aws) -> None:
     assert made.stdout.count("replicas in us-west-2)") == 2, made.stdout  # the database secret and the JWT's
     status = aws.client.describe_secret(SecretId="ecomind/staging/jwt")["ReplicationStatus"]
     assert [r["Region"] for r in status] == ["us-west-2"]
+
+
+def test_provision_changes_an_existing_secret_as_the_docs_say(cli: Cli, aws: Aws) -> None:
+    docs = (REPO / "docs" / "secrets.md").read_text()
+    blocks = re.findall(r"<!-- runnable -->\n```bash\n(.*?)```", docs, re.S)
+    documented = [b for b in blocks if "--db-port" in b and b.count("ecomind secrets provision") == 2]
+    assert documented, "docs/secrets.md shows no re-run of provision that changes an existing secret"
+    first, again = documented[0].strip().splitlines()
+    shell = {**aws.env, "PATH": f"{Path(ECOMIND).parent}:{os.environ['PATH']}"}
+    assert subprocess.run(["bash", "-c", first], env=shell, cwd=cli.cwd).returncode == 0
+    before = json.loads(aws.client.get_secret_value(SecretId="ecomind/prod/database")["SecretString"])
+    ran = subprocess.run(["bash", "-c", again], env=shell, cwd=cli.cwd, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    after = json.loads(aws.client.get_secret_value(SecretId="ecomind/prod/database")["SecretString"])
+    assert after == {**before, "port": 6432}  # just that: the password kept

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.secrets.aws import AwsSecretsManagerBackend
 from app.secrets.errors import (
     BadCredentials,
+    CredentialsConfigError,
     InvalidAccessKey,
     SecretAccessDenied,
     SignatureMismatch,
@@ -49,3 +52,13 @@ def test_a_policy_that_grants_nothing_is_a_denial_of_good_credentials(
     got = read_with(iam_moto, monkeypatch)  # ecomind-api: a known key, no policy
     assert isinstance(got, SecretAccessDenied) and not isinstance(got, BadCredentials)
     assert "ecomind doctor" in got.fix
+
+
+def test_a_profile_that_does_not_exist_is_a_credentials_error_not_a_failure(
+    iam_moto: tuple[MotoServer, dict[str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    got = read_with(iam_moto, monkeypatch, AWS_PROFILE="nosuch")
+    assert isinstance(got, CredentialsConfigError) and got.kind == "denied", got
+    assert "profile nosuch (AWS_PROFILE) does not exist" in got.message
+    assert got.fix.startswith("unset AWS_PROFILE") and "aws configure list-profiles" in got.fix

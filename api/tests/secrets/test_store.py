@@ -113,8 +113,9 @@ def test_expired_values_are_served_while_one_background_batch_refreshes(aws: Aws
     store.close()
 
 
-def test_a_stale_batch_answer_is_replaced_by_an_explicit_awscurrent_read(aws: Aws, proxy: AwsProxy) -> None:
-    """moto's BatchGetSecretValue returns the old version after a stage move."""
+def test_a_stale_batch_answer_is_replaced_by_an_explicit_awscurrent_read(stock_aws: Aws) -> None:
+    """Stock moto's BatchGetSecretValue returns the old version after a stage move."""
+    aws, proxy = stock_aws, AwsProxy(stock_aws.url).start()
     aws.create("st/a", "old")
     aws.create("st/b", "other")
     new = aws.client.put_secret_value(SecretId="st/a", SecretString="new", VersionStages=["AWSPENDING"])
@@ -123,10 +124,14 @@ def test_a_stale_batch_answer_is_replaced_by_an_explicit_awscurrent_read(aws: Aw
     aws.client.update_secret_version_stage(
         SecretId="st/a", VersionStage="AWSCURRENT", MoveToVersionId=new["VersionId"], RemoveFromVersionId=old_id
     )
-    store, _ = make_store(proxy)
-    got = store.load([parse_reference("aws-secretsmanager:st/a"), parse_reference("aws-secretsmanager:st/b")])
-    assert sorted(v.value.get_secret_value() for v in got.values()) == ["new", "other"]
-    store.close()
+    try:
+        store, _ = make_store(proxy)
+        got = store.load([parse_reference("aws-secretsmanager:st/a"), parse_reference("aws-secretsmanager:st/b")])
+        assert sorted(v.value.get_secret_value() for v in got.values()) == ["new", "other"]
+        assert proxy.counts.get("GetSecretValue") == 1, proxy.counts  # the stale answer, asked again by stage
+        store.close()
+    finally:
+        proxy.stop()
 
 
 def test_down_after_start_keeps_serving_and_logs_without_the_value(
@@ -278,4 +283,19 @@ def test_a_file_reference_is_read_byte_for_byte_but_one_trailing_newline(
     path.write_bytes(content)
     store = SecretStore()
     assert store.get(parse_reference(f"file:{path}")).value.get_secret_value() == value
+
+
+def test_a_batch_refused_whole_for_one_secret_blames_that_secret_only(aws: Aws, proxy: AwsProxy) -> None:
+    aws.create("whole/database", "postgresql://u:p@h/db")
+    aws.create("whole/jwt", CANARY)
+    # moto: RotateSecret without a function stages AWSCURRENT on a version with no value, and
+    # then refuses every batch that names the secret (AWS would say so in the answer's Errors).
+    aws.client.rotate_secret(SecretId="whole/jwt", RotationRules={"AutomaticallyAfterDays": 30})
+    store, _ = make_store(proxy)
+    database = parse_reference("aws-secretsmanager:whole/database")
+    jwt = parse_reference("aws-secretsmanager:whole/jwt")
+    resolved, errors = store.load_all([database, jwt])
+    assert resolved[database].value.get_secret_value() == "postgresql://u:p@h/db"
+    assert list(errors) == [jwt] and isinstance(errors[jwt], SecretNotFound), errors
+    assert "whole/database" not in errors[jwt].message
     store.close()
