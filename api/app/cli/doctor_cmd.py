@@ -51,6 +51,7 @@ from .fixes import (
 )
 from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
 from .output import ExitCode, Verbatim, data, fail, print_json, say
+from .postgres_cmd import ssl_fix
 
 if TYPE_CHECKING:
     from ..settings import Inspection
@@ -506,7 +507,7 @@ class Doctor:
                     f"listens on {port}, point .env at a free port and run make run again"
                 )
             elif failure.kind == "ssl":
-                fix = f"ecomind config show   # DATABASE_URL must reach a server with SSL ({self.m.name}); RDS has it"
+                fix = ssl_fix(host, self.m.name)
             elif failure.kind == "no_database":
                 fix = f"create it: CREATE DATABASE {parts.path.lstrip('/') or 'NAME'} OWNER {parts.username or 'USER'};"
             else:

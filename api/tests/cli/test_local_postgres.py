@@ -3,6 +3,7 @@ fix that names it when a database on this machine refuses the SSL staging requir
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -151,3 +152,15 @@ def test_a_remote_database_without_ssl_keeps_the_fix_of_rds() -> None:
 
     assert "RDS has it" in ssl_fix("db.example.internal", "staging")
     assert "ecomind local-postgres" in ssl_fix("127.0.0.1") and "ecomind local-postgres" in ssl_fix("localhost")
+
+
+def test_the_doctor_gives_a_database_on_this_machine_without_ssl_the_fix_that_starts_one(
+    cli: Cli, database: Database
+) -> None:
+    env = {"ENVIRONMENT": "staging", "DATABASE_URL": database.url(), "JWT_SECRET": "k" * 48}
+    result = cli("doctor", "--json", "--only", "DATABASE_URL", env=env)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    login = next(c for name, c in checks.items() if name.startswith("database") and c["status"] == "fail")
+    assert "SSL" in login["detail"], login
+    assert login["fix"].startswith("ecomind local-postgres --port "), login
+    assert_clean(result, CANARY)
