@@ -55,9 +55,9 @@ system-deps: ## PostgreSQL server binaries and redis-server (apt-get when missin
 run: setup system-deps ## the API on :8000, with .env, a local PostgreSQL and Redis when none runs
 	$(BIN)/ecomind dev --port $${PORT:-8000}
 
-lint: setup ## ruff on api/, bench/, deploy/ and scripts/; mypy --strict on the secret layer, settings, db, security, rotation
+lint: setup ## ruff on api/, bench/, deploy/ and scripts/; mypy --strict on the secret layer, configuration, the engine, tokens and hashing, rotation
 	cd api && $(BIN)/ruff check . ../bench ../deploy ../scripts && $(BIN)/ruff format --check . ../bench ../deploy ../scripts
-	cd api && $(BIN)/mypy --strict app/secrets app/settings.py app/db.py app/security.py app/pg.py app/rotation
+	cd api && $(BIN)/mypy --strict app/secrets app/settings/loading.py app/data/engine.py app/data/failures.py app/data/roles.py app/auth/tokens.py app/auth/hashing.py app/rotation
 
 pytest: setup system-deps deploy-tools ## the test suite (starts its own services); no test collected is a failure
 	cd api && { $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; } || rc=$$?; \

@@ -40,7 +40,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "api"))
 
-from app.localdb import (  # noqa: E402
+from app.data.local import (  # noqa: E402
     LocalPostgres,
     ensure_role_and_database,
     free_port,

@@ -1,8 +1,9 @@
 """The EcoMind API. ``app = create_app()`` serves ``uvicorn app.main:app``.
 
-Nothing is built at import: settings, the engine and the Redis client are made in
-the lifespan, so importing this module touches no network and reads no secret. The
-abuse limits (``ECOMIND_*``, see app/tuning.py and docs/security.md) are read when
+Importing this module builds the application object (the last line) and nothing it
+serves with: settings, the engine and the Redis client are made in the lifespan, so
+importing it touches no network and reads no secret. The
+abuse limits (``ECOMIND_*``, see app/settings/knobs.py and docs/security.md) are read when
 the app is created, since the request body limit is part of the ASGI stack.
 """
 
@@ -21,21 +22,22 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
-from .accounts import ActiveUsers
-from .api.deps import Services
-from .api.errors import install_handlers, responses
-from .api.routes import auth, events, health, users
-from .cli.output import ExitCode, exit_code
-from .db import DatabaseConnectError, Timeouts, make_engine
-from .logs import RequestIdMiddleware, use_json_logs
-from .metrics import EmfReporter, MetricsServer, registry
-from .revocation import Revocations
-from .secrets import redact
-from .secrets.errors import SettingsError
-from .security import PasswordHashing, TokenService
-from .settings import Settings, load_settings
-from .throttle import LoginThrottle
-from .tuning import KNOBS, Tuning, TuningError
+from app.api.deps import Services
+from app.api.errors import install_handlers, responses
+from app.api.routes import auth, events, health, users
+from app.auth.hashing import PasswordHashing
+from app.auth.limits import LoginThrottle
+from app.auth.revocations import Revocations
+from app.auth.tokens import TokenService
+from app.auth.users import ActiveUsers
+from app.cli.output import ExitCode, exit_code
+from app.data.engine import DatabaseConnectError, Timeouts, make_engine
+from app.observe.logs import RequestIdMiddleware, use_json_logs
+from app.observe.metrics import EmfReporter, MetricsServer, registry
+from app.secrets import redact
+from app.secrets.errors import SettingsError
+from app.settings.knobs import KNOBS, Tuning, TuningError
+from app.settings.loading import Settings, load_settings
 
 __all__ = ["StartupError", "app", "create_app", "served_tuning"]
 
@@ -217,7 +219,7 @@ def served_tuning() -> Tuning:
         raise SystemExit(3) from None
     if tuning.log_format == "json":
         use_json_logs()
-    from .serving import bounds
+    from app.api.serving import bounds
 
     bounds()  # the open-files limit raised for the connection cap now, not at the first client
     return tuning

@@ -177,7 +177,7 @@ def assert_clean(result: subprocess.CompletedProcess[str], *secrets: str) -> Non
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
     """A real PostgreSQL with scram-sha-256 password auth on a free loopback port."""
-    from app.localdb import LocalPostgres
+    from app.data.local import LocalPostgres
 
     root = Path(tempfile.mkdtemp(prefix="ecomind-pg-"))
     server = LocalPostgres(root, free_port()).start()
@@ -188,7 +188,7 @@ def postgres() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Any]:
-    from app.localdb import LocalRedis
+    from app.data.local import LocalRedis
 
     server = LocalRedis(free_port()).start()
     yield server
@@ -225,7 +225,7 @@ class Database:
 @pytest.fixture
 def database(postgres: Any) -> Database:
     """A fresh database and login role; the password embeds the canary."""
-    from app.localdb import ensure_role_and_database
+    from app.data.local import ensure_role_and_database
 
     suffix = secrets.token_hex(4)
     db = Database(f"db_{suffix}", f"app_{suffix}", f"{CANARY}-{suffix}", postgres.port, postgres.superuser_dsn())

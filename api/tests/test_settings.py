@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.secrets.errors import SettingsError
-from app.settings import Settings, load_settings
+from app.settings.loading import Settings, load_settings
 
 from .conftest import CANARY, Aws, opened
 from .support.awsproxy import AwsProxy

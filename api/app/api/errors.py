@@ -19,9 +19,9 @@ from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
-from ..db import DatabaseConnectError
-from ..security import HashingBusy
-from ..telemetry import DB_UNAVAILABLE
+from app.auth.hashing import HashingBusy
+from app.data.engine import DatabaseConnectError
+from app.telemetry import DB_UNAVAILABLE
 
 __all__ = ["install_handlers", "responses"]
 

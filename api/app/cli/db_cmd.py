@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from ..secrets.errors import SecretsError
-from .options import EnvFileOpt, EnvironmentOpt, value_of
-from .output import ExitCode, data, fail
+from app.cli.options import EnvFileOpt, EnvironmentOpt, value_of
+from app.cli.output import ExitCode, data, fail
+from app.secrets.errors import SecretsError
 
 __all__ = ["migrate", "run_alembic", "users"]
 
@@ -25,7 +25,7 @@ def run_alembic(args: list[str], env_file: Path, environment: str | None = None)
     """Alembic's exit code; the settings' and database's errors propagate, typed."""
     from alembic.config import main as alembic_main
 
-    from ..db import DatabaseConnectError
+    from app.data.engine import DatabaseConnectError
 
     os.environ.setdefault("ECOMIND_ENV_FILE", str(env_file.resolve()))
     if environment:
@@ -83,18 +83,18 @@ def create_admin(
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from ..db import make_engine
-    from ..emails import email_problem, normalized_email
-    from ..models import AuditEvent, Org, Role, User
-    from ..passwords import password_problem
-    from ..security import hash_password, shared_salt
+    from app.auth.emails import email_problem, normalized_email
+    from app.auth.hashing import hash_password, shared_salt
+    from app.auth.passwords import password_problem
+    from app.data.engine import make_engine
+    from app.data.tables import AuditEvent, Org, Role, User
 
     if problem := email_problem(email):
         fail(f"--email: {problem}", ExitCode.USAGE)
     password = _read_password()
     if problem := password_problem(password, [email, org]):
         fail(problem, ExitCode.USAGE)
-    from ..settings import load_settings
+    from app.settings.loading import load_settings
 
     settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=("DATABASE_URL",))
     engine = make_engine(settings)
@@ -146,9 +146,9 @@ def unlock(
     """
     import redis
 
-    from ..emails import email_problem, normalized_email
-    from ..settings import load_settings
-    from ..throttle import unlock_account
+    from app.auth.emails import email_problem, normalized_email
+    from app.auth.limits import unlock_account
+    from app.settings.loading import load_settings
 
     if problem := email_problem(email):
         fail(f"--email: {problem}", ExitCode.USAGE)

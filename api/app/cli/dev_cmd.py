@@ -12,8 +12,8 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from .db_cmd import run_alembic
-from .output import ExitCode, data, fail, say
+from app.cli.db_cmd import run_alembic
+from app.cli.output import ExitCode, data, fail, say
 
 __all__ = ["LOCAL_HOSTS", "dev"]
 
@@ -25,8 +25,8 @@ def _check_foreign_server(database_url: str, port: int) -> None:
     """Something that is not this project's PostgreSQL listens on the port of .env: does it let us in?"""
     import psycopg
 
-    from ..db import connect_args
-    from ..pg import classify
+    from app.data.engine import connect_args
+    from app.data.failures import classify
 
     try:
         psycopg.connect(**connect_args(database_url), connect_timeout=3).close()
@@ -73,8 +73,8 @@ def _metrics_port(port: int) -> None:
     """Beside another copy on another port, a copy's metrics need another port too: unless
     ECOMIND_METRICS_PORT says otherwise, the metrics port moves with the API's (9464 for 8000,
     9465 for 8001...)."""
-    from ..telemetry import METRICS_PORT
-    from ..tuning import KNOBS
+    from app.settings.knobs import KNOBS
+    from app.telemetry import METRICS_PORT
 
     name = KNOBS["metrics_port"]
     if os.environ.get(name, "").strip():
@@ -112,10 +112,10 @@ def dev(
     """
     import uvicorn
 
-    from ..localdb import LocalPostgres, LocalRedis, RoleHasAnotherPassword, ensure_role_and_database, port_open
-    from ..serving import UVICORN_OPTIONS
-    from ..settings import load_settings
-    from .init_cmd import init
+    from app.api.serving import UVICORN_OPTIONS
+    from app.cli.init_cmd import init
+    from app.data.local import LocalPostgres, LocalRedis, RoleHasAnotherPassword, ensure_role_and_database, port_open
+    from app.settings.loading import load_settings
 
     _check_port(host, port)
     _metrics_port(port)

@@ -1,6 +1,6 @@
 """``ecomind doctor``: the checks ``load_settings`` runs, then what needs AWS or the network.
 
-The configuration verdicts are the inspection of :func:`app.settings.inspect_settings`,
+The configuration verdicts are the inspection of :func:`app.settings.loading.inspect_settings`,
 the very checks the API runs at start; the doctor adds only what they cannot know:
 AWS credentials (found, and taken: sts:GetCallerIdentity, which IAM never denies) and
 region, why a secret could not be read (the least-privilege
@@ -25,8 +25,19 @@ from urllib.parse import urlsplit
 
 import typer
 
-from ..secrets.environment import API_SECRET_ACTIONS, SECRET_VARIABLES
-from ..secrets.errors import (
+from app.cli.fixes import (
+    DB_HOST_PLACEHOLDER,
+    MASTER_URL_FILE_PLACEHOLDER,
+    by_operator,
+    by_rotation_role,
+    master_url_note,
+    secrets_command,
+)
+from app.cli.options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
+from app.cli.output import ExitCode, Verbatim, data, fail, print_json, say
+from app.cli.postgres_cmd import ssl_fix
+from app.secrets.environment import API_SECRET_ACTIONS, SECRET_VARIABLES
+from app.secrets.errors import (
     BadCredentials,
     EmulatorFailed,
     InvalidRegion,
@@ -39,22 +50,11 @@ from ..secrets.errors import (
     SecretsManagerUnreachable,
     SettingsError,
 )
-from ..secrets.refs import AwsRef
-from ..secrets.regions import REGION_PLACEHOLDER
-from .fixes import (
-    DB_HOST_PLACEHOLDER,
-    MASTER_URL_FILE_PLACEHOLDER,
-    by_operator,
-    by_rotation_role,
-    master_url_note,
-    secrets_command,
-)
-from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
-from .output import ExitCode, Verbatim, data, fail, print_json, say
-from .postgres_cmd import ssl_fix
+from app.secrets.refs import AwsRef
+from app.secrets.regions import REGION_PLACEHOLDER
 
 if TYPE_CHECKING:
-    from ..settings import Inspection
+    from app.settings.loading import Inspection
 
 __all__ = ["doctor"]
 
@@ -102,7 +102,7 @@ def least_privilege_statement(arn: str, kms_key: str | None = None, *, complete:
 def _denied(exc: BaseException) -> bool:
     """A policy refused the call (the secret layer's translator reads the codes): missing or
     refused credentials are not a denial, and no policy would fix them."""
-    from ..secrets.aws import translate_error
+    from app.secrets.aws import translate_error
 
     error = translate_error(exc, "", "")
     return isinstance(error, SecretAccessDenied) and not isinstance(error, NoCredentials | BadCredentials)
@@ -111,7 +111,7 @@ def _denied(exc: BaseException) -> bool:
 def _regional_failure(exc: BaseException) -> bool:
     """The region did not answer (connection, timeout, 5xx, throttled): not a fact about the
     secret. The secret layer's rule, on the error it would raise for ``exc``."""
-    from ..secrets.aws import regional_failure, translate_error
+    from app.secrets.aws import regional_failure, translate_error
 
     return regional_failure(translate_error(exc, "", ""))
 
@@ -121,8 +121,8 @@ class Doctor:
         self, insp: Inspection, *, timeout: float, as_of: datetime, secrets: tuple[str, ...] = SECRET_VARIABLES
     ) -> None:
 
-        from ..secrets.aws import new_session
-        from ..secrets.endpoints import on_this_machine, secretsmanager_endpoint
+        from app.secrets.aws import new_session
+        from app.secrets.endpoints import on_this_machine, secretsmanager_endpoint
 
         self.insp = insp
         # The secret variables asked for (--only): the checks of the others are not run at all,
@@ -147,7 +147,7 @@ class Doctor:
     def config_region(self) -> str | None:
         import botocore.exceptions
 
-        from ..secrets.aws import translate_error
+        from app.secrets.aws import translate_error
 
         try:
             return self.session.get_config_variable("region")  # type: ignore[no-any-return]
@@ -159,7 +159,7 @@ class Doctor:
         self.checks.append(Check(name, status, detail, fix))
 
     def client(self, service: str, region: str | None = None) -> Any:
-        from ..secrets.aws import client_config
+        from app.secrets.aws import client_config
 
         endpoint = self.endpoint if service == "secretsmanager" else None
         return self.session.create_client(
@@ -204,7 +204,7 @@ class Doctor:
     def credentials(self) -> None:
         import botocore.exceptions
 
-        from ..secrets.aws import translate_error
+        from app.secrets.aws import translate_error
 
         creds = None
         if self.unusable is None:
@@ -240,7 +240,7 @@ class Doctor:
         import botocore.exceptions
         import botocore.utils
 
-        from ..secrets.aws import translate_error
+        from app.secrets.aws import translate_error
 
         try:
             botocore.utils.validate_region_name(self.region)
@@ -253,7 +253,7 @@ class Doctor:
         when it fails the credentials themselves are refused (or STS did not answer)."""
         import botocore.exceptions
 
-        from ..secrets.aws import translate_error
+        from app.secrets.aws import translate_error
 
         try:
             self.identity = dict(self.client("sts").get_caller_identity())
@@ -334,7 +334,7 @@ class Doctor:
     def deleted(self, name: str, ref: AwsRef) -> None:
         import botocore.exceptions
 
-        from .secrets_cmd import deletion_notice
+        from app.cli.secrets_cmd import deletion_notice
 
         when = "scheduled for deletion"
         try:
@@ -410,7 +410,7 @@ class Doctor:
 
     def search_regions(self, secret_name: str, here: str | None) -> tuple[list[str], int]:
         """Regions where the name exists, and how many regions could be looked at."""
-        from ..secrets.aws import regions_holding
+        from app.secrets.aws import regions_holding
 
         others = [r for r in self.regions() if r != here]
         return regions_holding(secret_name, others, lambda region: self.client("secretsmanager", region))
@@ -430,7 +430,7 @@ class Doctor:
         return difflib.get_close_matches(secret_name, candidates, n=3, cutoff=0.8), True
 
     def database(self) -> None:
-        from ..pg import classify
+        from app.data.failures import classify
 
         url = self.insp.values.get("DATABASE_URL")
         if url is None or "DATABASE_URL" in self.insp.invalid:
@@ -482,7 +482,7 @@ class Doctor:
             return
         import psycopg
 
-        from ..db import connect_args
+        from app.data.engine import connect_args
 
         try:
             psycopg.connect(**connect_args(url), connect_timeout=int(max(1, self.timeout))).close()
@@ -553,7 +553,7 @@ class Doctor:
         try:
             meta = self.client("secretsmanager", ref.region).describe_secret(SecretId=ref.secret_id)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            from ..secrets.aws import translate_error
+            from app.secrets.aws import translate_error
 
             error = translate_error(exc, str(ref), self.endpoint or "")
             if isinstance(error, EmulatorFailed):  # no region is down: the emulator failed
@@ -599,7 +599,7 @@ class Doctor:
         ``versions``: ListSecretVersionIds' answer (with dates), None when it may not be listed."""
         import botocore.exceptions
 
-        from .secrets_cmd import stage_repairs
+        from app.cli.secrets_cmd import stage_repairs
 
         name = f"{variable} stages"
         if versions is None:
@@ -635,8 +635,8 @@ class Doctor:
         holds a replica (DescribeSecret there), which is what reads fail over to."""
         import botocore.exceptions
 
-        from ..secrets.aws import in_region
-        from ..secrets.regions import parse_regions
+        from app.secrets.aws import in_region
+        from app.secrets.regions import parse_regions
 
         why = f"{home} did not answer ({self.down[home]})"
         again = f"ecomind doctor   # again once {home} answers"
@@ -689,8 +689,8 @@ class Doctor:
         if not meta.get("RotationEnabled"):
             self.add(name, "fail", f"{ref}: rotation is off", enable)
             return
-        from ..rotation.schedule import last_rotated, next_rotation
-        from ..secrets.environment import rotation_window
+        from app.rotation.schedule import last_rotated, next_rotation
+        from app.secrets.environment import rotation_window
 
         days = int(meta.get("RotationRules", {}).get("AutomaticallyAfterDays") or days_policy)
         last = last_rotated(meta, versions)
@@ -721,7 +721,7 @@ class Doctor:
 
     def replication(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
         """Each replica region the settings read from (SECRETS_REPLICA_REGIONS), and its state."""
-        from ..secrets.regions import parse_regions
+        from app.secrets.regions import parse_regions
 
         wanted, _ = parse_regions(self.insp.collected.raw.get("SECRETS_REPLICA_REGIONS"))
         status = {r.get("Region"): r for r in meta.get("ReplicationStatus", [])}
@@ -786,8 +786,8 @@ class Doctor:
         the fix resumes it: the local driver reuses the pending version, or discards it when it
         no longer matches AWSCURRENT, and runs the remaining steps.
         """
-        from ..rotation.protocol import pending_version
-        from ..secrets.environment import rotation_window
+        from app.rotation.protocol import pending_version
+        from app.secrets.environment import rotation_window
 
         if unlisted is not None:
             self.add(name, "not_checked", f"{ref}: {unlisted}")
@@ -870,7 +870,7 @@ def doctor(
         if unknown:
             fail(f"--only: not a secret variable: {', '.join(unknown)}", ExitCode.USAGE)
         secrets = tuple(v for v in SECRET_VARIABLES if v in only)
-    from ..settings import inspect_settings  # pydantic, boto3: only when the doctor runs
+    from app.settings.loading import inspect_settings  # pydantic, boto3: only when the doctor runs
 
     try:
         insp = inspect_settings(environment=value_of(environment), env_file=env_file, secrets=secrets)

@@ -13,8 +13,8 @@ through Secrets Manager (RotateSecret) is the operator's, who provisioned them.
 
 from __future__ import annotations
 
-from ..secrets.environment import EnvironmentModel
-from ..secrets.regions import region_option
+from app.secrets.environment import EnvironmentModel
+from app.secrets.regions import region_option
 
 __all__ = [
     "DB_HOST_PLACEHOLDER",

@@ -21,8 +21,8 @@ from urllib.parse import quote
 
 import typer
 
-from .dev_cmd import LOCAL_HOSTS
-from .output import ExitCode, data, fail
+from app.cli.dev_cmd import LOCAL_HOSTS
+from app.cli.output import ExitCode, data, fail
 
 __all__ = ["local_postgres", "ssl_fix"]
 
@@ -76,7 +76,7 @@ def local_postgres(
 
     Example: ecomind local-postgres --port 15432
     """
-    from ..localdb import LocalPostgres, free_port, port_open
+    from app.data.local import LocalPostgres, free_port, port_open
 
     if data_dir.resolve() == MAKE_RUN_DATA_DIR.resolve():
         fail(

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..secrets.environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES
-from .output import ExitCode, fail
+from app.cli.output import ExitCode, fail
+from app.secrets.environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from app.settings.loading import Settings
 
 __all__ = ["HELP", "child_environment", "main", "only_secrets"]
 
@@ -88,11 +88,11 @@ def main(argv: list[str]) -> int:
     if args.env_file != Path(".env") and not args.env_file.is_file():
         fail(f"--env-file: {args.env_file} is not a file", ExitCode.USAGE)
     secrets = only_secrets(args.only)
-    from .. import prefetch
+    from app import prefetch
 
     # A child fetches the secrets (botocore) while this process imports the settings (pydantic).
     pending = prefetch.start(args.env_file, environment=args.environment, secrets=secrets)
-    from ..settings import load_settings
+    from app.settings.loading import load_settings
 
     settings = load_settings(
         environment=args.environment,

@@ -22,9 +22,19 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from ..secrets.dburl import field_problems as dburl_field_problems
-from ..secrets.endpoints import on_this_machine
-from ..secrets.environment import (
+from app.cli.fixes import (
+    DB_HOST_PLACEHOLDER,
+    MASTER_URL_FILE_PLACEHOLDER,
+    by_operator,
+    by_rotation_role,
+    master_url_note,
+    secrets_command,
+    who_may,
+)
+from app.cli.options import DeployedOpt, JsonOpt, RegionOpt, value_of
+from app.cli.output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
+from app.secrets.endpoints import on_this_machine
+from app.secrets.environment import (
     DATABASE_DEFAULTS,
     DEPLOYED,
     PROJECT,
@@ -33,7 +43,7 @@ from ..secrets.environment import (
     SecretSpec,
     model,
 )
-from ..secrets.errors import (
+from app.secrets.errors import (
     BadCredentials,
     EmulatorFailed,
     InvalidRegion,
@@ -43,18 +53,8 @@ from ..secrets.errors import (
     SecretNotFound,
     SecretsManagerUnreachable,
 )
-from ..secrets.regions import REGION_PLACEHOLDER, parse_regions, region_option
-from .fixes import (
-    DB_HOST_PLACEHOLDER,
-    MASTER_URL_FILE_PLACEHOLDER,
-    by_operator,
-    by_rotation_role,
-    master_url_note,
-    secrets_command,
-    who_may,
-)
-from .options import DeployedOpt, JsonOpt, RegionOpt, value_of
-from .output import ExitCode, Verbatim, data, fail, json_mode, print_json, say, table
+from app.secrets.regions import REGION_PLACEHOLDER, parse_regions, region_option
+from app.secrets.urls import field_problems as dburl_field_problems
 
 __all__ = ["app", "deletion_notice", "stage_repairs"]
 
@@ -91,14 +91,14 @@ def environment_model(environment: str | None) -> EnvironmentModel:
 def secrets_client(region: str | None) -> Any:
     import botocore.exceptions
 
-    from ..secrets.aws import secretsmanager_client
+    from app.secrets.aws import secretsmanager_client
 
     try:
         return secretsmanager_client(region)
     except botocore.exceptions.NoRegionError:
         fail("no AWS region to find the secrets in", ExitCode.CONFIG, fix=_again(None))
     except botocore.exceptions.BotoCoreError as exc:  # the AWS config, read to make the client
-        from ..secrets.aws import translate_error
+        from app.secrets.aws import translate_error
 
         error = translate_error(exc, "Secrets Manager", "")
         if isinstance(error, InvalidRegion) and region is not None:
@@ -114,7 +114,7 @@ def aws_errors(what: str, client: Any, *, names_a_secret: bool = True) -> Iterat
     ``what`` is the secret the calls name (unless ``names_a_secret`` is false: a listing)."""
     import botocore.exceptions
 
-    from ..secrets.aws import emulator_answer, translate_error
+    from app.secrets.aws import emulator_answer, translate_error
 
     try:
         yield
@@ -239,8 +239,8 @@ def _refuse_a_replica(client: Any, meta: dict[str, Any]) -> None:
 def _other_regions(client: Any) -> dict[str, Any]:
     """A client (one attempt) for each other region of Secrets Manager, at the same endpoint
     override; made one at a time: botocore's session is not made to build them in threads."""
-    from ..secrets.aws import client_config, new_session
-    from ..secrets.endpoints import secretsmanager_endpoint
+    from app.secrets.aws import client_config, new_session
+    from app.secrets.endpoints import secretsmanager_endpoint
 
     session = new_session()
     return {
@@ -255,7 +255,7 @@ def _other_regions(client: Any) -> dict[str, Any]:
 def _primary_elsewhere(client: Any, name: str) -> str | None:
     """The primary region of a secret this role may not describe here, if another region
     answers: a role granted the primary region only (the rotation role) asked in a replica's."""
-    from ..secrets.aws import regions_holding
+    from app.secrets.aws import regions_holding
 
     clients = _other_regions(client)
     found, _ = regions_holding(name, list(clients), clients.__getitem__)
@@ -270,7 +270,7 @@ def _primary_elsewhere(client: Any, name: str) -> str | None:
 def _missing(client: Any, name: str) -> NoReturn:
     """End the command: the secret is not in the region asked (exit 4), with the region that
     holds it when another does, else the command that creates it."""
-    from ..secrets.aws import regions_holding
+    from app.secrets.aws import regions_holding
 
     region = _region(client)
     clients = _other_regions(client)
@@ -371,7 +371,7 @@ def _iso(value: Any) -> str | None:
 
 def _rotation(client: Any, meta: dict[str, Any]) -> dict[str, Any]:
     """Rotation as the doctor judges it (app/rotation/schedule.py): one "last rotated", one "next"."""
-    from ..rotation.schedule import last_rotated, next_rotation
+    from app.rotation.schedule import last_rotated, next_rotation
 
     last = last_rotated(meta, _versions(client, meta["Name"]))
     days = meta.get("RotationRules", {}).get("AutomaticallyAfterDays")
@@ -459,11 +459,11 @@ def _account(region: str | None) -> str:
     import botocore.exceptions
 
     try:
-        from ..secrets.aws import new_session
+        from app.secrets.aws import new_session
 
         return str(new_session().create_client("sts", region_name=region).get_caller_identity()["Account"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        from ..secrets.aws import translate_error
+        from app.secrets.aws import translate_error
 
         raise translate_error(exc, "sts:GetCallerIdentity", "STS") from None
 
@@ -986,7 +986,7 @@ def stage_repairs(
     serves nobody."""
     import botocore.exceptions
 
-    from ..rotation.protocol import doubled_stages
+    from app.rotation.protocol import doubled_stages
 
     listed, dates = list(stages), created or {}
 
@@ -1042,14 +1042,14 @@ def get(
 
     Example: ecomind secrets get aws-secretsmanager:ecomind/staging/database:password
     """
-    from ..secrets.endpoints import secretsmanager_endpoint
-    from ..secrets.refs import AwsRef, is_reference, parse_reference
-    from ..secrets.store import SecretStore
+    from app.secrets.endpoints import secretsmanager_endpoint
+    from app.secrets.refs import AwsRef, is_reference, parse_reference
+    from app.secrets.store import SecretStore
 
     reference = parse_reference(ref if is_reference(ref) else f"aws-secretsmanager:{ref}")
     if stage and not isinstance(reference, AwsRef):
         fail("--stage applies to Secrets Manager references only", ExitCode.USAGE)
-    from ..secrets.regions import parse_regions
+    from app.secrets.regions import parse_regions
 
     replicas = [] if region else parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))[0]
     with SecretStore(
@@ -1110,7 +1110,7 @@ def set_(
             ExitCode.USAGE,
             fix="printf '%s' \"$VALUE\" | " + _again(region or os.environ.get("AWS_REGION")),
         )
-    from ..secrets import redact
+    from app.secrets import redact
 
     redact.register_input(text)
     client = secrets_client(region)
@@ -1180,8 +1180,8 @@ def _refuse_what_breaks_a_database_secret(
 
 def _refuse_what_the_app_would(meta: dict[str, Any], text: str, region: str | None, emulator: bool) -> None:
     """A secret of the model: the value must pass the check its variable gets at start."""
-    from ..secrets.errors import set_key_fix
-    from ..secrets.policy import CHECKS
+    from app.secrets.errors import set_key_fix
+    from app.secrets.policy import CHECKS
 
     found = _secret_of(meta)
     if found is None:
@@ -1262,8 +1262,8 @@ def _master_url(path: Path | None, region: str | None) -> Callable[[], str | Non
     """Where a database rotation reads the master user's URL, asked only if it needs it: the
     file (read now: a file that cannot be read stops the command before any step), else
     ECOMIND_MASTER_URL, else (in a terminal) a prompt that does not echo."""
-    from ..rotation.postgres import MASTER_URL
-    from ..secrets import redact
+    from app.rotation.postgres import MASTER_URL
+    from app.secrets import redact
 
     given: str | None = None
     if path is not None:
@@ -1324,8 +1324,8 @@ def rotate(
 
     Example: ecomind secrets rotate ecomind/staging/database --local
     """
-    from ..rotation.driver import rotate_locally, rotator_for
-    from ..rotation.protocol import RotationError
+    from app.rotation.driver import rotate_locally, rotator_for
+    from app.rotation.protocol import RotationError
 
     if strategy not in (None, "single-user", "alternating-users"):
         fail("--strategy is single-user or alternating-users", ExitCode.USAGE)

@@ -21,8 +21,8 @@ from typing import Annotated
 
 import typer
 
-from . import config_cmd, db_cmd, dev_cmd, doctor_cmd, export_cmd, init_cmd, postgres_cmd, run_cmd, secrets_cmd
-from .output import data
+from app.cli import config_cmd, db_cmd, dev_cmd, doctor_cmd, export_cmd, init_cmd, postgres_cmd, run_cmd, secrets_cmd
+from app.cli.output import data
 
 __all__ = ["app"]
 

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from ..secrets.environment import EnvironmentModel, Generation, model
+from app.secrets.environment import EnvironmentModel, Generation, model
 
 __all__ = ["STEPS", "RotationError", "Rotator", "doubled_stages", "function_environment", "pending_version"]
 

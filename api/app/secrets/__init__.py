@@ -1,6 +1,6 @@
 """The secret layer: references, backends, cache, policy, redaction and errors.
 
-Nothing here imports FastAPI or SQLAlchemy; :mod:`app.settings` builds on it. Import
+Nothing here imports FastAPI or SQLAlchemy; :mod:`app.settings.loading` builds on it. Import
 the modules themselves (``app.secrets.store``, ``app.secrets.environment``...): this
 package re-exports nothing, so importing one module costs only what it needs.
 
@@ -12,9 +12,11 @@ package re-exports nothing, so importing one module costs only what it needs.
     store.py        the cache; base.py, aws.py, files.py its backends
     live.py         LiveSecret, the handle that follows rotation
     policy.py       the policy applied, one check per variable
-    dburl.py        database secret shapes and URLs
+    urls.py         database secret shapes and URLs
     redact.py       scrubbing of logs and output
     errors.py       the error tree
+
+May import: the signal catalog (``app.telemetry``) only.
 """
 
 __all__: list[str] = []

@@ -31,10 +31,9 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
-from ..telemetry import SM_CALLS
-from .base import Fetched, SecretBackend, SecretVersion
-from .endpoints import on_this_machine, secretsmanager_endpoint
-from .errors import (
+from app.secrets.base import Fetched, SecretBackend, SecretVersion
+from app.secrets.endpoints import on_this_machine, secretsmanager_endpoint
+from app.secrets.errors import (
     BadCredentials,
     CredentialsConfigError,
     EmulatorFailed,
@@ -53,9 +52,10 @@ from .errors import (
     SecretsThrottled,
     SignatureMismatch,
 )
-from .refs import AwsRef, parse_reference
-from .regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, REGION_PLACEHOLDER, RegionChain, region_option
-from .stats import Stats
+from app.secrets.refs import AwsRef, parse_reference
+from app.secrets.regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, REGION_PLACEHOLDER, RegionChain, region_option
+from app.secrets.stats import Stats
+from app.telemetry import SM_CALLS
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from .regions import region_option
+from app.secrets.regions import region_option
 
 __all__ = [
     "BadCredentials",

@@ -16,13 +16,13 @@ from typing import Literal
 
 from dotenv import dotenv_values
 
-from . import redact
-from .endpoints import secretsmanager_endpoint
-from .environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES, EnvironmentModel, model, variable
-from .errors import MalformedReference, Problem, SettingsError
-from .refs import Reference, is_reference, parse_reference
-from .regions import REGION_PLACEHOLDER, parse_regions
-from .store import SecretStore
+from app.secrets import redact
+from app.secrets.endpoints import secretsmanager_endpoint
+from app.secrets.environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES, EnvironmentModel, model, variable
+from app.secrets.errors import MalformedReference, Problem, SettingsError
+from app.secrets.refs import Reference, is_reference, parse_reference
+from app.secrets.regions import REGION_PLACEHOLDER, parse_regions
+from app.secrets.store import SecretStore
 
 __all__ = ["Collected", "Origin", "collect"]
 

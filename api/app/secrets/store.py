@@ -30,15 +30,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import redact
-from .base import Fetched, SecretValue, SecretVersion
-from .errors import ResolutionError, SecretFormatError
-from .files import FileBackend
-from .refs import AwsRef, FileRef, Reference
-from .stats import Stats, cause_of
+from app.secrets import redact
+from app.secrets.base import Fetched, SecretValue, SecretVersion
+from app.secrets.errors import ResolutionError, SecretFormatError
+from app.secrets.files import FileBackend
+from app.secrets.refs import AwsRef, FileRef, Reference
+from app.secrets.stats import Stats, cause_of
 
 if TYPE_CHECKING:
-    from .aws import AwsSecretsManagerBackend
+    from app.secrets.aws import AwsSecretsManagerBackend
 
 __all__ = ["Health", "ResolvedSecret", "SecretStore"]
 
@@ -164,7 +164,7 @@ class SecretStore:
         if self._aws is None:
             with self._lock:
                 if self._aws is None:
-                    from .aws import AwsSecretsManagerBackend  # botocore: only once AWS is asked
+                    from app.secrets.aws import AwsSecretsManagerBackend  # botocore: only once AWS is asked
 
                     region, endpoint, replicas = self._aws_args
                     self._aws = AwsSecretsManagerBackend(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from app.localdb import LocalRedis, port_open, terminate
+from app.data.local import LocalRedis, port_open, terminate
 
 from ..conftest import CANARY, Database, migrate
 from ..support.services import free_port

@@ -13,8 +13,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.settings import load_settings
-from app.tuning import Tuning
+from app.settings.knobs import Tuning
+from app.settings.loading import load_settings
 
 from ..conftest import ECOMIND
 

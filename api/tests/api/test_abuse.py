@@ -31,9 +31,9 @@ import psycopg
 import pytest
 from argon2 import PasswordHasher
 
-from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
-from app.security import HashingBusy, PasswordHashing
-from app.tuning import Tuning
+from app.auth.hashing import HashingBusy, PasswordHashing
+from app.data.local import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
+from app.settings.knobs import Tuning
 
 from ..conftest import CANARY, ECOMIND, Database, migrate
 from ..support.services import free_port

@@ -37,11 +37,11 @@ import pytest
 import redis
 from argon2 import PasswordHasher
 
-from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
-from app.security import InvalidToken, TokenService
-from app.settings import load_settings
-from app.throttle import Attempt, Keys, LoginThrottle, Refusal
-from app.tuning import Tuning
+from app.auth.limits import Attempt, Keys, LoginThrottle, Refusal
+from app.auth.tokens import InvalidToken, TokenService
+from app.data.local import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
+from app.settings.knobs import Tuning
+from app.settings.loading import load_settings
 
 from ..conftest import CANARY, ECOMIND, REGION, Aws, Cli, Database, assert_clean, migrate, opened
 from ..support.awsproxy import AwsProxy

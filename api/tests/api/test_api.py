@@ -9,7 +9,7 @@ from pathlib import Path
 import jwt as pyjwt
 import pytest
 
-from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database
+from app.data.local import LocalPostgres, LocalRedis, ensure_role_and_database
 from app.main import StartupError
 
 from ..conftest import CANARY, Aws, Database

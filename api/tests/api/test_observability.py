@@ -26,11 +26,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.pool import NullPool
 
 from app import telemetry
-from app.logs import REQUEST_ID_HEADER
 from app.main import create_app
-from app.metrics import EmfReporter
-from app.settings import load_settings
-from app.tuning import Tuning
+from app.observe.logs import REQUEST_ID_HEADER
+from app.observe.metrics import EmfReporter
+from app.settings.knobs import Tuning
+from app.settings.loading import load_settings
 
 from ..conftest import CANARY, REGION, Aws, Database, opened
 from ..support.awsproxy import AwsProxy
@@ -434,7 +434,7 @@ def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrat
 
 
 def test_knobs_that_cannot_be_used_are_named() -> None:
-    from app.tuning import TuningError
+    from app.settings.knobs import TuningError
 
     with pytest.raises(TuningError) as info:
         Tuning.from_env(
@@ -466,7 +466,7 @@ def test_the_served_api_starts_from_what_its_prefetch_fetched(
         "import sys\n"
         "from pathlib import Path\n"
         "from app import prefetch\n"
-        "from app.settings import load_settings\n"
+        "from app.settings.loading import load_settings\n"
         "pending = prefetch.start(Path('.env'))\n"
         "versions = pending.versions()\n"
         "settings = load_settings(env_file=Path('.env'), prefetched=versions)\n"

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.localdb import port_open, terminate
+from app.data.local import port_open, terminate
 from app.telemetry import METRICS_PORT
 
 from ..conftest import CANARY, ECOMIND, Cli, Database, assert_clean

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from app.localdb import LocalPostgres, ensure_role_and_database
+from app.data.local import LocalPostgres, ensure_role_and_database
 from app.secrets.environment import model
 
 from ..conftest import CANARY, Aws, Cli, assert_clean

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.localdb import port_open
+from app.data.local import port_open
 
 from ..conftest import CANARY, ECOMIND, Cli, Database, assert_clean
 from ..support.services import free_port

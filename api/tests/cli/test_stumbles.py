@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from app.localdb import LocalPostgres, port_open
+from app.data.local import LocalPostgres, port_open
 
 from ..conftest import CANARY, ECOMIND, REGION, Aws, Cli, Database, assert_clean
 from ..support.services import MotoServer, free_port
@@ -359,7 +359,7 @@ def test_14b_a_private_folder_as_root_puts_the_data_where_postgres_reaches(tmp_p
 def test_15_create_admin_refuses_what_the_api_refuses(cli: Cli, email: str) -> None:
     from pydantic import TypeAdapter, ValidationError
 
-    from app.emails import Email  # the type of the API's email fields (login, users)
+    from app.auth.emails import Email  # the type of the API's email fields (login, users)
 
     with pytest.raises(ValidationError):
         TypeAdapter(Email).validate_python(email)

@@ -1,4 +1,4 @@
-"""Every server of the API runs uvicorn with app.serving's flags: the image's CMD, and the ECS
+"""Every server of the API runs uvicorn with app.api.serving's flags: the image's CMD, and the ECS
 task definition and the Kubernetes Deployment, which run that CMD as it is. (`ecomind dev`
 passes the same options: tests/api/test_abuse.py starts it and sees a half-open connection closed.)
 """
@@ -10,8 +10,8 @@ import json
 import pytest
 import yaml
 
+from app.api.serving import UVICORN_FLAGS
 from app.secrets.environment import DEPLOYED
-from app.serving import UVICORN_FLAGS
 
 from .rendering import REPO, render
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.localdb import free_port, wait_port
+from app.data.local import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[3]
 AWS_CLI = REPO / ".venv-deploy" / "bin" / "aws"

@@ -39,7 +39,7 @@ from typing import Any
 import boto3
 import pytest
 
-from app.localdb import postgres_bindir, terminate, wait_port
+from app.data.local import postgres_bindir, terminate, wait_port
 
 from ..support.services import MotoServer, free_port
 

@@ -91,4 +91,4 @@ def test_the_handlers_import_from_what_the_build_packages(tmp_path: Path) -> Non
     assert str(repo / "build/lambda/app") in imported.stdout and str(REPO) not in imported.stdout
     with zipfile.ZipFile(repo / "build/rotation-lambda.zip") as zf:
         names = set(zf.namelist())
-    assert {"app/rotation/emf.py", "app/telemetry.py", "app/pg.py", "app/rotation/postgres.py"} <= names
+    assert {"app/rotation/emf.py", "app/telemetry.py", "app/data/failures.py", "app/rotation/postgres.py"} <= names

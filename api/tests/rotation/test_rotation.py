@@ -11,12 +11,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from app.pg import classify
+from app.data.failures import classify
 from app.rotation.driver import rotate_locally, rotator_for
 from app.rotation.jwt import JwtRotator
 from app.rotation.postgres import PostgresRotator
 from app.rotation.protocol import STEPS, RotationError
-from app.secrets.dburl import url_password
+from app.secrets.urls import url_password
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean, migrate
 

@@ -19,7 +19,7 @@ import pytest
 from app.secrets.errors import SecretNotFound, SettingsError
 from app.secrets.refs import parse_reference
 from app.secrets.store import SecretStore
-from app.settings import load_settings
+from app.settings.loading import load_settings
 
 from ..conftest import CANARY, ECOMIND, Aws, Database, assert_clean, opened
 from ..support.awsproxy import AwsProxy
@@ -146,7 +146,7 @@ def test_a_refused_password_asks_every_region_for_current_and_pending(
 ) -> None:
     from sqlalchemy import text
 
-    from app.db import make_engine
+    from app.data.engine import make_engine
 
     os.environ["ENVIRONMENT"] = "development"  # the test server has no SSL
     try:
@@ -262,7 +262,7 @@ def test_a_hung_secrets_manager_costs_a_waiting_request_seconds_and_one_read(
     Secrets Manager hangs: a few seconds, shared by every request that needs it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from app.security import InvalidToken, TokenService
+    from app.auth.tokens import InvalidToken, TokenService
 
     env = {**replicated, "SECRETS_REPLICA_REGIONS": ""}
     settings = opened(load_settings(env, env_file=None))

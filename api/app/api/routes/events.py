@@ -12,10 +12,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 from sqlalchemy import func, select
 
-from ...models import Role, UsageEvent
-from ...text import SafeText
-from ..deps import Caller, CallerDep, SessionDep, require_roles
-from ..errors import responses
+from app.api.deps import Caller, CallerDep, SessionDep, require_roles
+from app.api.errors import responses
+from app.data.tables import Role, UsageEvent
+from app.data.text import SafeText
 
 __all__ = ["router"]
 

@@ -16,14 +16,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from ...emails import Email
-from ...models import AuditEvent, Org, Role, User
-from ...passwords import password_problem
-from ...security import shared_salt
-from ...text import SafeText
-from ...tuning import Tuning
-from ..deps import Caller, ServicesDep, SessionDep, require_roles
-from ..errors import responses
+from app.api.deps import Caller, ServicesDep, SessionDep, require_roles
+from app.api.errors import responses
+from app.auth.emails import Email
+from app.auth.hashing import shared_salt
+from app.auth.passwords import password_problem
+from app.data.tables import AuditEvent, Org, Role, User
+from app.data.text import SafeText
+from app.settings.knobs import Tuning
 
 AdminCaller = Annotated[Caller, require_roles(Role.OWNER.value, Role.ADMIN.value)]
 

@@ -23,7 +23,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from .pg import classify, role_exists, set_role_password
+from app.data.failures import classify
+from app.data.roles import role_exists, set_role_password
 
 __all__ = [
     "LocalPostgres",

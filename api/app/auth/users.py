@@ -18,7 +18,7 @@ from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import User
+from app.data.tables import User
 
 __all__ = ["ActiveUsers"]
 

@@ -29,11 +29,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import RevokedToken
+from app.data.tables import RevokedToken
 
 __all__ = ["Revocations"]
 
-log = logging.getLogger("app.revocation")
+log = logging.getLogger("app.auth.revocations")
 
 # After Redis failed, skip it for this long rather than wait on a dead socket per request.
 REDIS_RETRY_SECONDS = 5.0

@@ -6,7 +6,7 @@ that last worked, then ``settings.secret("DATABASE_URL").get()`` (cached, no net
 So a rotated password is used without a restart, and connections already open keep
 working through a rotation.
 
-When PostgreSQL refuses the password (:func:`app.pg.classify` says ``auth``), the hook:
+When PostgreSQL refuses the password (:func:`app.data.failures.classify` says ``auth``), the hook:
 
 1. refreshes ``AWSCURRENT`` and tries again (the secret rotated since we cached it);
 2. tries ``AWSPENDING`` (single-user rotation sets the new password in the database
@@ -38,15 +38,15 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from .pg import DbFailure, classify
-from .secrets.errors import ResolutionError
-from .secrets.store import ResolvedSecret
-from .settings import Settings
-from .telemetry import DB_RECOVERIES, DB_REFUSALS
+from app.data.failures import DbFailure, classify
+from app.secrets.errors import ResolutionError
+from app.secrets.store import ResolvedSecret
+from app.settings.loading import Settings
+from app.telemetry import DB_RECOVERIES, DB_REFUSALS
 
 __all__ = ["DatabaseConnectError", "Timeouts", "connect_args", "make_engine", "sqlalchemy_url"]
 
-log = logging.getLogger("app.db")
+log = logging.getLogger("app.data.engine")
 RV = TypeVar("RV")
 # libpq's keepalives: a peer silent this long is probed, and dropped after the probes fail.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}

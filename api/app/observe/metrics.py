@@ -30,17 +30,17 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import telemetry as t
-from .secrets.environment import SECRET_VARIABLES
+from app import telemetry as t
+from app.secrets.environment import SECRET_VARIABLES
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from .settings import Settings
+    from app.settings.loading import Settings
 
 __all__ = ["EmfReporter", "MetricsServer", "freshness", "registry"]
 
-log = logging.getLogger("app.metrics")
+log = logging.getLogger("app.observe.metrics")
 
 
 @dataclass(frozen=True)

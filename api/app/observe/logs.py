@@ -94,7 +94,7 @@ def _raised_by(exc: BaseException, origin: BaseException) -> bool:
 
 def _count(scope: dict[str, Any], status: int) -> None:
     """``ecomind_http_responses_total``, once the app has started (its counters live on its settings)."""
-    from .telemetry import HTTP_RESPONSES
+    from app.telemetry import HTTP_RESPONSES
 
     app = scope.get("app")
     services = getattr(getattr(app, "state", None), "services", None)

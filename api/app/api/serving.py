@@ -5,7 +5,7 @@ uvicorn bounds a connection only once a response was sent (``--timeout-keep-aliv
 connection. A client that opens connections and never finishes a request's headers therefore
 kept each one, and its file descriptor, for ever: about 20,000 of them exhausted the process's
 descriptors, and ``/health`` stopped answering. :class:`BoundedH11Protocol` (uvicorn's h11
-protocol, chosen with ``--http``) adds two bounds, read from the knobs of app/tuning.py:
+protocol, chosen with ``--http``) adds two bounds, read from the knobs of app/settings/knobs.py:
 
 - ``ECOMIND_HEADER_TIMEOUT``: a request's headers must be complete this many seconds after the
   connection opened, or after the first byte of a later request on a kept-alive connection;
@@ -38,13 +38,13 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from .tuning import KNOBS, Tuning
+from app.settings.knobs import KNOBS, Tuning
 
 __all__ = ["UVICORN_FLAGS", "UVICORN_OPTIONS", "BoundedH11Protocol", "bounds"]
 
-log = logging.getLogger("app.serving")
+log = logging.getLogger("app.api.serving")
 
-PROTOCOL = "app.serving:BoundedH11Protocol"
+PROTOCOL = "app.api.serving:BoundedH11Protocol"
 # The one definition: uvicorn.run()'s keyword arguments, and the same as command-line flags.
 # An idle kept-alive connection lives longer than the load balancer's own idle timeout (the ALB's
 # and ingress-nginx's upstream default is 60 s): a server that closes first races the balancer's

@@ -16,9 +16,9 @@ from dataclasses import dataclass, fields
 
 from limits import RateLimitItem, parse, parse_many
 
-from .telemetry import METRICS_PORT, STALE_AFTER_TTLS
+from app.telemetry import METRICS_PORT, STALE_AFTER_TTLS
 
-__all__ = ["KNOBS", "Tuning", "TuningError", "memory_budget_mib"]
+__all__ = ["KNOBS", "Tuning", "TuningError"]
 
 
 # The server's request threads (anyio's default thread limiter, which FastAPI's sync routes
@@ -41,7 +41,7 @@ class TuningError(ValueError):
 class Tuning:
     # Requests: every route, with or without a token.
     max_body_bytes: int = 1024 * 1024
-    # Connections (app/serving.py): a request's headers must arrive within this many seconds, and
+    # Connections (app/api/serving.py): a request's headers must arrive within this many seconds, and
     # at most this many connections are open at once (the oldest waiting for headers makes room).
     header_timeout: float = 10.0
     max_connections: int = 1000
@@ -130,8 +130,8 @@ class Tuning:
             )
         if self.hash_workers > MAX_HASH_WORKERS:
             found.append(
-                f"{KNOBS['hash_workers']}={self.hash_workers} would need a memory budget of "
-                f"{memory_budget_mib(self)} MiB; at most {MAX_HASH_WORKERS} (more workers than cores buy nothing)"
+                f"{KNOBS['hash_workers']}={self.hash_workers}: at most {MAX_HASH_WORKERS} (each worker holds "
+                "an argon2 block of its own, and more workers than cores buy nothing)"
             )
         if self.hash_workers + self.hash_queue > REQUEST_THREADS - SPARE_THREADS:
             found.append(
@@ -199,19 +199,3 @@ class Tuning:
 
 
 KNOBS: dict[str, str] = {f.name: "ECOMIND_" + f.name.upper() for f in fields(Tuning)}
-
-
-# What one idle API process holds resident (Python, FastAPI, SQLAlchemy, boto3, zxcvbn's
-# word lists, pools), measured by bench/login_abuse.py, rounded up with headroom.
-IDLE_PROCESS_MIB = 160
-
-
-def memory_budget_mib(tuning: Tuning) -> int:
-    """The resident memory one API process stays under, however many logins arrive at once.
-
-    Idle process, plus each hashing worker's argon2 block (19 MiB) counted twice: glibc
-    may keep a freed block cached in the worker's arena while the next one is allocated.
-    """
-    from .security import ARGON2_MEMORY_KIB
-
-    return IDLE_PROCESS_MIB + tuning.hash_workers * 2 * (ARGON2_MEMORY_KIB // 1024)

@@ -1,11 +1,8 @@
-"""PostgreSQL facts shared by the API, the rotation handlers and the tools.
+"""The one reading of a failed PostgreSQL connection, shared by the API, the rotation handlers and the tools.
 
-* :func:`classify` is the one reading of a failed connection: refused password,
-  no such database, SSL refused, DNS, unreachable. ``app.db`` uses it to decide
-  whether to try other credentials, the rotation handlers to decide whether a
-  password works, ``ecomind doctor`` to name the fix.
-* :func:`set_role_password` and :func:`role_exists` are the one place where a
-  role's password is written.
+:func:`classify` says what failed: refused password, no such database, SSL refused, DNS,
+unreachable. ``app.data.engine`` uses it to decide whether to try other credentials, the
+rotation handlers to decide whether a password works, ``ecomind doctor`` to name the fix.
 
 libpq reports a failed start-up (a refused password included) as a connection
 failure whose SQLSTATE psycopg leaves empty, so the server's message is read as
@@ -15,13 +12,11 @@ well as the SQLSTATE; tests check this against a real server.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from psycopg import sql
+from app.secrets import redact
 
-from .secrets import redact
-
-__all__ = ["DbFailure", "classify", "role_exists", "set_role_password"]
+__all__ = ["DbFailure", "classify"]
 
 FailureKind = Literal["auth", "no_database", "ssl", "dns", "unreachable", "other"]
 
@@ -64,24 +59,3 @@ def classify(exc: BaseException) -> DbFailure:
         if any(marker in lowered for marker in markers):
             return DbFailure(kind, summary)
     return DbFailure("other", summary)
-
-
-def role_exists(conn: Any, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is not None
-
-
-def set_role_password(conn: Any, user: str, password: str, *, create: bool = False) -> None:
-    """Give ``user`` a new password.
-
-    ``create=False``: ``ALTER ROLE ... PASSWORD``, which a role may run on itself
-    (single-user rotation). ``create=True``: create the login role, or make an
-    existing one a login role with this password (needs CREATEROLE).
-    """
-    if not create:
-        verb, attributes = "ALTER", "PASSWORD"
-    else:
-        verb = "ALTER" if role_exists(conn, user) else "CREATE"
-        attributes = "LOGIN PASSWORD"
-    conn.execute(
-        sql.SQL(f"{verb} ROLE {{}} WITH {attributes} {{}}").format(sql.Identifier(user), sql.Literal(password))
-    )

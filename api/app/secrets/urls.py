@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from .environment import SSL_MODES
-from .errors import Finding
+from app.secrets.environment import SSL_MODES
+from app.secrets.errors import Finding
 
 __all__ = [
     "OVERRIDES",

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from zxcvbn import zxcvbn  # type: ignore[import-untyped]
 
-from .text import text_problem
-from .tuning import Tuning
+from app.data.text import text_problem
+from app.settings.knobs import Tuning
 
 __all__ = ["password_problem"]
 

@@ -50,11 +50,11 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 
-from .tuning import Tuning
+from app.settings.knobs import Tuning
 
 __all__ = ["Attempt", "Keys", "LoginThrottle", "Refusal", "unlock_account"]
 
-log = logging.getLogger("app.throttle")
+log = logging.getLogger("app.auth.limits")
 
 REDIS_RETRY_SECONDS = 5.0
 # An attempt in flight holds its slot at most this long (a process that died mid-login).

@@ -28,18 +28,18 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .secrets import redact
-from .secrets.base import SecretValue, SecretVersion
-from .secrets.endpoints import on_this_machine, secretsmanager_endpoint
-from .secrets.environment import SECRET_VARIABLES, Environment, EnvironmentModel
-from .secrets.errors import Finding, Problem, ResolutionError, SettingsError, set_key_fix
-from .secrets.live import LiveSecret
-from .secrets.policy import CHECKS
-from .secrets.refs import AwsRef, Reference, is_reference
-from .secrets.regions import parse_regions, region_option
-from .secrets.sources import Collected, Origin, collect
-from .secrets.stats import Stats
-from .secrets.store import ResolvedSecret, SecretStore
+from app.secrets import redact
+from app.secrets.base import SecretValue, SecretVersion
+from app.secrets.endpoints import on_this_machine, secretsmanager_endpoint
+from app.secrets.environment import SECRET_VARIABLES, Environment, EnvironmentModel
+from app.secrets.errors import Finding, Problem, ResolutionError, SettingsError, set_key_fix
+from app.secrets.live import LiveSecret
+from app.secrets.policy import CHECKS
+from app.secrets.refs import AwsRef, Reference, is_reference
+from app.secrets.regions import parse_regions, region_option
+from app.secrets.sources import Collected, Origin, collect
+from app.secrets.stats import Stats
+from app.secrets.store import ResolvedSecret, SecretStore
 
 __all__ = ["Inspection", "Settings", "inspect_settings", "load_settings"]
 
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
 
     @property
     def stats(self) -> Stats:
-        """The counters of this process's secret layer (app/metrics.py exports them)."""
+        """The counters of this process's secret layer (app/observe/metrics.py exports them)."""
         assert self._store is not None, "build Settings with load_settings()"
         return self._store.stats
 
