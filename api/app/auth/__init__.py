@@ -7,3 +7,5 @@ of users who still exist (``users``).
 
 May import: data, observability, configuration, the secret layer, the signal catalog.
 """
+
+__all__: list[str] = []

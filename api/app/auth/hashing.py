@@ -26,13 +26,10 @@ __all__ = [
     "ARGON2_MEMORY_KIB",
     "HashingBusy",
     "PasswordHashing",
-    "check_passwords",
     "hash_password",
     "memory_budget_mib",
-    "needs_rehash",
     "salt_of",
     "shared_salt",
-    "verify_password",
 ]
 
 # OWASP Password Storage Cheat Sheet, argon2id, first option: m=19 MiB, t=2, p=1.

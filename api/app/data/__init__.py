@@ -7,3 +7,5 @@ the local PostgreSQL and Redis servers of a developer's machine (``local``).
 
 May import: the secret layer, configuration and the signal catalog.
 """
+
+__all__: list[str] = []

@@ -6,3 +6,5 @@ ground floor every layer may import; this package publishes them.
 
 May import: configuration, the secret layer, the signal catalog.
 """
+
+__all__: list[str] = []

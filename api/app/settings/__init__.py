@@ -6,3 +6,5 @@ the operational knobs (``ECOMIND_*``: pool sizes, timeouts, limits) in ``knobs``
 
 May import: the secret layer (``app.secrets``) and the signal catalog (``app.telemetry``).
 """
+
+__all__: list[str] = []
