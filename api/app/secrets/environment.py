@@ -44,6 +44,7 @@ __all__ = [
     "EXAMPLE_VALUES",
     "JWT_MIN_BYTES",
     "LOCAL_GENERATION",
+    "POSTGRES_PORT",
     "PROJECT",
     "RDS_KEYS",
     "RDS_OPTIONAL_KEYS",
@@ -149,10 +150,12 @@ _SIGNING_KEY = Generation(64, exclude_punctuation=True)  # about 380 bits
 RDS_KEYS: tuple[str, ...] = ("engine", "host", "port", "dbname", "username", "password")
 # Keys the RDS shape may add: masterarn, the master user's secret, for alternating-users rotation.
 RDS_OPTIONAL_KEYS: tuple[str, ...] = ("masterarn",)
+# PostgreSQL's port where a URL or a database secret gives none (libpq's default).
+POSTGRES_PORT = 5432
 # What a new database secret holds when provision or CloudFormation is not told otherwise.
 DATABASE_DEFAULTS: dict[str, str | int] = {
     "engine": "postgres",
-    "port": 5432,
+    "port": POSTGRES_PORT,
     "dbname": PROJECT,
     "username": f"{PROJECT}_app",
 }
