@@ -99,8 +99,9 @@ class Keys:
 
     @staticmethod
     def account(email: str) -> str:
+        """``email`` as app.auth.emails normalises it (the login's model, ``users unlock``)."""
         # Keys name no email: Redis is not where a list of our users should leak from.
-        return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+        return hashlib.sha256(email.encode()).hexdigest()[:32]
 
     @staticmethod
     def client(address: str) -> str:
