@@ -38,6 +38,7 @@ from typing import Literal
 __all__ = [
     "API_SECRET_ACTIONS",
     "DATABASE_DEFAULTS",
+    "DEFAULT_CACHE_TTL",
     "DEPLOYED",
     "ENVIRONMENTS",
     "EXAMPLE_MARKERS",
@@ -120,6 +121,12 @@ def variable(name: str) -> Variable:
         if v.name == name:
             return v
     raise KeyError(name)
+
+
+# Seconds a resolved secret is served before it is fetched again, unless SECRETS_CACHE_TTL says
+# otherwise: the store, the settings, the stale threshold (app.settings.knobs) and the alarms
+# (deploy/render.py) read it here.
+DEFAULT_CACHE_TTL: float = float(variable("SECRETS_CACHE_TTL").default or 0)
 
 
 # -- secrets -------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from app.secrets import redact
 from app.secrets.base import Fetched, SecretValue, SecretVersion
+from app.secrets.environment import DEFAULT_CACHE_TTL
 from app.secrets.errors import ResolutionError, SecretFormatError
 from app.secrets.files import FileBackend
 from app.secrets.refs import AwsRef, FileRef, Reference
@@ -130,7 +131,7 @@ class SecretStore:
     def __init__(
         self,
         *,
-        ttl: float = 300.0,
+        ttl: float = DEFAULT_CACHE_TTL,
         aws: AwsSecretsManagerBackend | None = None,
         files: FileBackend | None = None,
         region: str | None = None,
