@@ -188,8 +188,8 @@ class Tuning(BaseSettings):
         return parse(self.login_failures_per_account)
 
 
-PREFIX: str = Tuning.model_config["env_prefix"]
-KNOBS: dict[str, str] = {name: PREFIX + name.upper() for name in Tuning.model_fields}
+_PREFIX: str = Tuning.model_config["env_prefix"]
+KNOBS: dict[str, str] = {name: _PREFIX + name.upper() for name in Tuning.model_fields}
 
 
 class _Environ(EnvSettingsSource):
