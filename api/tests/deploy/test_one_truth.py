@@ -352,11 +352,13 @@ def ttl_statements(root: Path) -> dict[str, int]:
     knob = re.search(
         r"^\| `ECOMIND_SECRETS_STALE_AFTER` \| `0` \|.*\(`0`: (\d+) x `SECRETS_CACHE_TTL`\) \|$", operations, re.M
     )
-    assert table and stale and knob, "a statement of the TTL's default moved out of reach of this test"
+    ready = re.search(r'"stale_after_seconds": (\d+)\.0\}', operations)
+    assert table and stale and knob and ready, "a statement of the TTL's default moved out of reach of this test"
     return {
         "secrets.md: the TTL's default": int(table.group(1)),
         "operations.md: the TTL's default": int(stale.group(3)),
         "operations.md: the stale threshold": int(stale.group(2)),
+        "operations.md: /ready's stale threshold": int(ready.group(1)),
         "operations.md: TTLs before stale": int(stale.group(1)),
         "operations.md: TTLs before stale (knob)": int(knob.group(1)),
     }
@@ -370,6 +372,7 @@ def ttl_truth(model_module: Any) -> dict[str, int]:
         "secrets.md: the TTL's default": ttl,
         "operations.md: the TTL's default": ttl,
         "operations.md: the stale threshold": STALE_AFTER_TTLS * ttl,
+        "operations.md: /ready's stale threshold": STALE_AFTER_TTLS * ttl,
         "operations.md: TTLs before stale": STALE_AFTER_TTLS,
         "operations.md: TTLs before stale (knob)": STALE_AFTER_TTLS,
     }
@@ -432,6 +435,7 @@ def test_moving_the_cache_ttl_default_moves_settings_ready_the_alarms_and_the_do
         "secrets.md: the TTL's default",
         "operations.md: the TTL's default",
         "operations.md: the stale threshold",
+        "operations.md: /ready's stale threshold",
     }
 
 
