@@ -36,6 +36,7 @@ email, never the email.
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import ipaddress
@@ -45,8 +46,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple, Protocol, TypeVar, get_type_hints
 
 import redis
 
@@ -99,8 +100,9 @@ class Keys:
 
     @staticmethod
     def account(email: str) -> str:
+        """``email`` as app.auth.emails normalises it (the login's model, ``users unlock``)."""
         # Keys name no email: Redis is not where a list of our users should leak from.
-        return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+        return hashlib.sha256(email.encode()).hexdigest()[:32]
 
     @staticmethod
     def client(address: str) -> str:
@@ -134,16 +136,8 @@ class Keys:
         )
 
     def all(self) -> list[str]:
-        """The order every script takes them in."""
-        return [
-            self.address,
-            self.pending,
-            self.failures,
-            self.lock,
-            self.level,
-            self.account_refused,
-            self.address_refused,
-        ]
+        """The order every script takes them in (its KEYS): the order of the fields."""
+        return [getattr(self, f.name) for f in fields(self)]
 
     def of_account(self) -> list[str]:
         return [self.pending, self.failures, self.lock, self.level, self.account_refused]
@@ -185,76 +179,140 @@ def _seconds(ms: float) -> int:
     return max(1, math.ceil(ms / 1000))
 
 
-# Each result is a list [kind, ms, extra]: [0] admitted/ok, [1, ms, first] locked,
-# [2, ms, level] lockout started (reported, and marks the period), [3, ms, first] address limited, [4, 0, first] account
-# window full of attempts in flight. "first": 1 when no refusal of this kind was reported in
-# its period yet (a marker key that lives as long as the refusal holds); a busy account is
-# marked only by the last poll of a wait (ARGV[9] = 1).
-_RESERVE = """
-local now, pending_ms = tonumber(ARGV[1]), tonumber(ARGV[6])
+class Verdict(enum.IntEnum):
+    """The first item of what a script returns, ``[verdict, ms, extra]``; the Lua scripts and
+    their in-memory twin both answer with these. ``extra`` is "first" (1 when no refusal of
+    this kind was reported in its period yet: a marker key that lives as long as the refusal
+    holds) or a lockout's level."""
+
+    OK = 0  # admitted, or nothing to refuse
+    LOCKED = 1  # ms: the lock's time left; from a reservation, extra: first
+    LOCKOUT_STARTED = 2  # ms: the lockout; extra: its level (reported, and marks the period)
+    ADDRESS_LIMITED = 3  # ms: until the address's oldest entry leaves its window; extra: first
+    # The account's window is full of attempts in flight; extra: first, marked only by the
+    # last poll of a wait (ReserveArgs.final).
+    BUSY = 4
+
+
+class ReserveArgs(NamedTuple):
+    now_ms: int
+    address_window_ms: int
+    address_limit: int
+    account_limit: int
+    pending_ms: int
+    attempt: str
+    busy_retry_ms: int
+    final: int  # 1: the last poll of a wait, which may mark the period's refusal
+
+
+class FailArgs(NamedTuple):
+    now_ms: int
+    address_window_ms: int
+    account_window_ms: int
+    account_limit: int
+    lockout_seconds: int
+    lockout_max_seconds: int
+    lockout_memory_seconds: int
+    pending_ms: int
+    attempt: str
+
+
+class AttemptArgs(NamedTuple):
+    """A success or a release: the attempt only."""
+
+    attempt: str
+
+
+def _script(args: type[tuple[Any, ...]], body: str) -> str:
+    """A Lua script whose KEYS, ARGV and verdicts have their Python names: ``key.lock``
+    (:class:`Keys`), ``args.now_ms`` (the NamedTuple ``args``: numbers as numbers), ``verdict.locked``."""
+    hints = get_type_hints(args)
+    keys = ", ".join(f"{f.name} = KEYS[{i}]" for i, f in enumerate(fields(Keys), 1))
+    argv = ", ".join(
+        f"{name} = tonumber(ARGV[{i}])" if hints[name] is int else f"{name} = ARGV[{i}]"
+        for i, name in enumerate(hints, 1)
+    )
+    verdicts = ", ".join(f"{v.name.lower()} = {v.value}" for v in Verdict)
+    return f"local key = {{{keys}}}\nlocal args = {{{argv}}}\nlocal verdict = {{{verdicts}}}\n{body}"
+
+
+_RESERVE = _script(
+    ReserveArgs,
+    """
+local now, pending_ms = args.now_ms, args.pending_ms
 local function first(marker, ms)
   if redis.call('SET', marker, '1', 'NX', 'PX', math.max(1, ms)) then return 1 end
   return 0
 end
-local lock = redis.call('PTTL', KEYS[4])
-if lock ~= -2 then return {1, lock, first(KEYS[6], lock)} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local lock = redis.call('PTTL', key.lock)
+if lock ~= -2 then return {verdict.locked, lock, first(key.account_refused, lock)} end
+redis.call('ZREMRANGEBYSCORE', key.address, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', key.pending, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', key.failures, '-inf', now)
+if redis.call('ZCARD', key.address) >= args.address_limit then
+  local oldest = redis.call('ZRANGE', key.address, 0, 0, 'WITHSCORES')
   local ms = tonumber(oldest[2]) - now
-  return {3, ms, first(KEYS[7], ms)}
+  return {verdict.address_limited, ms, first(key.address_refused, ms)}
 end
-if redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then
-  if ARGV[9] ~= '1' then return {4, 0, 0} end
-  return {4, 0, first(KEYS[6], tonumber(ARGV[8]))}
+if redis.call('ZCARD', key.pending) + redis.call('ZCARD', key.failures) >= args.account_limit then
+  if args.final ~= 1 then return {verdict.busy, 0, 0} end
+  return {verdict.busy, 0, first(key.account_refused, args.busy_retry_ms)}
 end
-redis.call('ZADD', KEYS[1], now + pending_ms, 'p:' .. ARGV[7])
-redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[2]), pending_ms))
-redis.call('ZADD', KEYS[2], now + pending_ms, ARGV[7])
-redis.call('PEXPIRE', KEYS[2], pending_ms)
-return {0}
-"""
+redis.call('ZADD', key.address, now + pending_ms, 'p:' .. args.attempt)
+redis.call('PEXPIRE', key.address, math.max(args.address_window_ms, pending_ms))
+redis.call('ZADD', key.pending, now + pending_ms, args.attempt)
+redis.call('PEXPIRE', key.pending, pending_ms)
+return {verdict.ok}
+""",
+)
 
-_FAIL = """
-local now, pending_ms = tonumber(ARGV[1]), tonumber(ARGV[8])
-redis.call('ZREM', KEYS[1], 'p:' .. ARGV[9])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), 'f:' .. ARGV[9])
-redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[2]), pending_ms))
-redis.call('ZREM', KEYS[2], ARGV[9])
-local lock = redis.call('PTTL', KEYS[4])
-if lock ~= -2 then return {1, lock} end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[9])
-redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[3]))
-if redis.call('ZCARD', KEYS[3]) < tonumber(ARGV[4]) then return {0} end
-local level = redis.call('INCR', KEYS[5])
-if level == 1 then redis.call('EXPIRE', KEYS[5], ARGV[7]) end
-local seconds = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ (level - 1), tonumber(ARGV[6])))
-redis.call('SET', KEYS[4], '1', 'EX', seconds)
-redis.call('SET', KEYS[6], '1', 'EX', seconds)
-redis.call('DEL', KEYS[3])
-return {2, seconds * 1000, level}
-"""
+_FAIL = _script(
+    FailArgs,
+    """
+local now, pending_ms = args.now_ms, args.pending_ms
+redis.call('ZREM', key.address, 'p:' .. args.attempt)
+redis.call('ZADD', key.address, now + args.address_window_ms, 'f:' .. args.attempt)
+redis.call('PEXPIRE', key.address, math.max(args.address_window_ms, pending_ms))
+redis.call('ZREM', key.pending, args.attempt)
+local lock = redis.call('PTTL', key.lock)
+if lock ~= -2 then return {verdict.locked, lock} end
+redis.call('ZREMRANGEBYSCORE', key.failures, '-inf', now)
+redis.call('ZADD', key.failures, now + args.account_window_ms, args.attempt)
+redis.call('PEXPIRE', key.failures, args.account_window_ms)
+if redis.call('ZCARD', key.failures) < args.account_limit then return {verdict.ok} end
+local level = redis.call('INCR', key.level)
+if level == 1 then redis.call('EXPIRE', key.level, args.lockout_memory_seconds) end
+local seconds = math.floor(math.min(args.lockout_seconds * 2 ^ (level - 1), args.lockout_max_seconds))
+redis.call('SET', key.lock, '1', 'EX', seconds)
+redis.call('SET', key.account_refused, '1', 'EX', seconds)
+redis.call('DEL', key.failures)
+return {verdict.lockout_started, seconds * 1000, level}
+""",
+)
 
-_SUCCEED = """
-redis.call('ZREM', KEYS[1], 'p:' .. ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-local lock = redis.call('PTTL', KEYS[4])
-if lock ~= -2 then return {1, lock} end
-return {0}
-"""
+_SUCCEED = _script(
+    AttemptArgs,
+    """
+redis.call('ZREM', key.address, 'p:' .. args.attempt)
+redis.call('ZREM', key.pending, args.attempt)
+local lock = redis.call('PTTL', key.lock)
+if lock ~= -2 then return {verdict.locked, lock} end
+return {verdict.ok}
+""",
+)
 
-_RELEASE = """
-redis.call('ZREM', KEYS[1], 'p:' .. ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return {0}
-"""
+_RELEASE = _script(
+    AttemptArgs,
+    """
+redis.call('ZREM', key.address, 'p:' .. args.attempt)
+redis.call('ZREM', key.pending, args.attempt)
+return {verdict.ok}
+""",
+)
 
 
 class _Backend(Protocol):
-    def run(self, script: str, keys: list[str], args: list[Any]) -> list[int]: ...
+    def run(self, script: str, keys: list[str], args: tuple[Any, ...]) -> list[int]: ...
     def delete(self, keys: list[str]) -> int: ...
 
 
@@ -263,8 +321,8 @@ class _RedisBackend:
         self.client = client
         self.scripts = {s: client.register_script(s) for s in (_RESERVE, _FAIL, _SUCCEED, _RELEASE)}
 
-    def run(self, script: str, keys: list[str], args: list[Any]) -> list[int]:
-        return [int(x) for x in self.scripts[script](keys=keys, args=args)]
+    def run(self, script: str, keys: list[str], args: tuple[Any, ...]) -> list[int]:
+        return [int(x) for x in self.scripts[script](keys=keys, args=list(args))]
 
     def delete(self, keys: list[str]) -> int:
         return int(self.client.delete(*keys))
@@ -301,20 +359,17 @@ class _MemoryBackend:
         for key in list(self._values):
             self._value(key, now)
 
-    def run(self, script: str, keys: list[str], args: list[Any]) -> list[int]:
+    def run(self, script: str, keys: list[str], args: tuple[Any, ...]) -> list[int]:
         now = time.time() * 1000
         with self._lock:
             self._ops += 1
             if self._ops % self.SWEEP_EVERY == 0:
                 self._sweep(now)
-            return self._run(script, keys, [str(a) for a in args], now)
+            return self._run(script, Keys(*keys), args, now)
 
-    def _run(self, script: str, keys: list[str], args: list[str], now: float) -> list[int]:
-        address, pending, failures, lock_key, level_key, account_refused, address_refused = (
-            self._set(keys[0], now),
-            *keys[1:],
-        )
-        lock = self._value(lock_key, now)
+    def _run(self, script: str, key: Keys, args: Any, now: float) -> list[int]:
+        address = self._set(key.address, now)
+        lock = self._value(key.lock, now)
 
         def first(marker: str, ms: float) -> int:
             if self._value(marker, now) is not None:
@@ -324,38 +379,38 @@ class _MemoryBackend:
 
         if script is _RESERVE:
             if lock is not None:
-                return [1, int(lock[1] - now), first(account_refused, lock[1] - now)]
-            if len(address) >= int(args[2]):
+                return [Verdict.LOCKED, int(lock[1] - now), first(key.account_refused, lock[1] - now)]
+            if len(address) >= args.address_limit:
                 ms = min(address.values()) - now
-                return [3, int(ms), first(address_refused, ms)]
-            if len(self._set(pending, now)) + len(self._set(failures, now)) >= int(args[4]):
-                return [4, 0, first(account_refused, int(args[7])) if args[8] == "1" else 0]
-            address["p:" + args[6]] = now + int(args[5])
-            self._set(pending, now)[args[6]] = now + int(args[5])
-            return [0]
-        member = args[-1] if script is not _SUCCEED else args[0]
+                return [Verdict.ADDRESS_LIMITED, int(ms), first(key.address_refused, ms)]
+            if len(self._set(key.pending, now)) + len(self._set(key.failures, now)) >= args.account_limit:
+                return [Verdict.BUSY, 0, first(key.account_refused, args.busy_retry_ms) if args.final == 1 else 0]
+            address["p:" + args.attempt] = now + args.pending_ms
+            self._set(key.pending, now)[args.attempt] = now + args.pending_ms
+            return [Verdict.OK]
+        member = args.attempt
         address.pop("p:" + member, None)
-        self._set(pending, now).pop(member, None)
+        self._set(key.pending, now).pop(member, None)
         if script is _RELEASE:
-            return [0]
+            return [Verdict.OK]
         if script is _FAIL:
-            address["f:" + member] = now + int(args[1])
+            address["f:" + member] = now + args.address_window_ms
         if lock is not None:
-            return [1, int(lock[1] - now)]
+            return [Verdict.LOCKED, int(lock[1] - now)]
         if script is _SUCCEED:
-            return [0]
-        counted = self._set(failures, now)
-        counted[member] = now + int(args[2])
-        if len(counted) < int(args[3]):
-            return [0]
-        held = self._value(level_key, now)
+            return [Verdict.OK]
+        counted = self._set(key.failures, now)
+        counted[member] = now + args.account_window_ms
+        if len(counted) < args.account_limit:
+            return [Verdict.OK]
+        held = self._value(key.level, now)
         level = (held[0] if held else 0) + 1
-        self._values[level_key] = (level, held[1] if held else now + int(args[6]) * 1000)
-        seconds = int(min(int(args[4]) * 2.0 ** (level - 1), int(args[5])))
-        self._values[lock_key] = (1, now + seconds * 1000)
-        self._values[account_refused] = (1, now + seconds * 1000)  # this refusal is the one reported
-        del self._sets[failures]
-        return [2, seconds * 1000, level]
+        self._values[key.level] = (level, held[1] if held else now + args.lockout_memory_seconds * 1000)
+        seconds = int(min(args.lockout_seconds * 2.0 ** (level - 1), args.lockout_max_seconds))
+        self._values[key.lock] = (1, now + seconds * 1000)
+        self._values[key.account_refused] = (1, now + seconds * 1000)  # this refusal is the one reported
+        del self._sets[key.failures]
+        return [Verdict.LOCKOUT_STARTED, seconds * 1000, level]
 
     def delete(self, keys: list[str]) -> int:
         with self._lock:
@@ -363,23 +418,21 @@ class _MemoryBackend:
         return len(found)
 
 
-_BUSY = 4
-
-
 def _refusal(result: list[int]) -> Refusal | None:
     kind, ms, extra = (*result, 0, 0)[:3]
-    if kind == 0:
+    verdict = Verdict(kind)
+    if verdict is Verdict.OK:
         return None
-    if kind == 1:  # from the reservation, extra says whether it is the first; else always reported
+    if verdict is Verdict.LOCKED:  # from the reservation, extra says whether it is the first; else always reported
         return Refusal("account_locked", _seconds(ms), audit=len(result) < 3 or extra == 1)
-    if kind == 2:
+    if verdict is Verdict.LOCKOUT_STARTED:
         return Refusal("account_locked", _seconds(ms), lockout_started=True, lockout_level=extra)
-    if kind == 3:
+    if verdict is Verdict.ADDRESS_LIMITED:
         return Refusal("address_limited", _seconds(ms), audit=extra == 1)
-    return Refusal("account_locked", BUSY_RETRY_SECONDS, audit=extra == 1)  # _BUSY
+    return Refusal("account_locked", BUSY_RETRY_SECONDS, audit=extra == 1)  # Verdict.BUSY
 
 
-def _reserve(backend: _Backend, keys: list[str], args: list[Any]) -> list[int]:
+def _reserve(backend: _Backend, keys: list[str], args: ReserveArgs) -> list[int]:
     return backend.run(_RESERVE, keys, args)
 
 
@@ -403,7 +456,7 @@ class LoginThrottle:
                 self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
         return op(self.memory)
 
-    def _run(self, script: str, keys: Keys, args: list[Any]) -> Refusal | None:
+    def _run(self, script: str, keys: Keys, args: tuple[Any, ...]) -> Refusal | None:
         return _refusal(self._on(lambda backend: backend.run(script, keys.all(), args)))
 
     @property
@@ -422,19 +475,18 @@ class LoginThrottle:
         while True:
             # Only the answer it ends with may mark the period's refusal as reported.
             final = time.monotonic() >= deadline
-            args: list[Any] = [
-                int(time.time() * 1000),
-                lim.address_window_ms,
-                lim.address_limit,
-                lim.account_window_ms,
-                lim.account_limit,
-                PENDING_SECONDS * 1000,
-                attempt.id,
-                BUSY_RETRY_SECONDS * 1000,
-                1 if final else 0,
-            ]
+            args = ReserveArgs(
+                now_ms=int(time.time() * 1000),
+                address_window_ms=lim.address_window_ms,
+                address_limit=lim.address_limit,
+                account_limit=lim.account_limit,
+                pending_ms=PENDING_SECONDS * 1000,
+                attempt=attempt.id,
+                busy_retry_ms=BUSY_RETRY_SECONDS * 1000,
+                final=1 if final else 0,
+            )
             result = self._on(functools.partial(_reserve, keys=attempt.keys.all(), args=args))
-            if result[0] != _BUSY or final:
+            if result[0] != Verdict.BUSY or final:
                 break
             time.sleep(BUSY_POLL_SECONDS)
         refusal = _refusal(result)
@@ -446,17 +498,17 @@ class LoginThrottle:
         return self._run(
             _FAIL,
             attempt.keys,
-            [
-                int(time.time() * 1000),
-                lim.address_window_ms,
-                lim.account_window_ms,
-                lim.account_limit,
-                lim.lockout_seconds,
-                lim.lockout_max_seconds,
-                lim.lockout_memory_seconds,
-                PENDING_SECONDS * 1000,
-                attempt.id,
-            ],
+            FailArgs(
+                now_ms=int(time.time() * 1000),
+                address_window_ms=lim.address_window_ms,
+                account_window_ms=lim.account_window_ms,
+                account_limit=lim.account_limit,
+                lockout_seconds=lim.lockout_seconds,
+                lockout_max_seconds=lim.lockout_max_seconds,
+                lockout_memory_seconds=lim.lockout_memory_seconds,
+                pending_ms=PENDING_SECONDS * 1000,
+                attempt=attempt.id,
+            ),
         )
 
     def succeeded(self, attempt: Attempt) -> Refusal | None:
@@ -470,11 +522,11 @@ class LoginThrottle:
         has one membership (the other choice), an admin would learn from the next failure
         whether the email is a member elsewhere. Forgetting by time alone depends on nothing
         the caller cannot see, and no admin can reset anyone's guesses."""
-        return self._run(_SUCCEED, attempt.keys, [attempt.id])
+        return self._run(_SUCCEED, attempt.keys, AttemptArgs(attempt.id))
 
     def release(self, attempt: Attempt) -> None:
         """The attempt ended without a verdict (503, an error): its slot is free again."""
-        self._run(_RELEASE, attempt.keys, [attempt.id])
+        self._run(_RELEASE, attempt.keys, AttemptArgs(attempt.id))
 
     def unlock(self, email: str) -> int:
         """Clear the account's lock, failures and doubling where this process counts; keys deleted."""

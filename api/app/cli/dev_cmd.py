@@ -14,6 +14,7 @@ import typer
 
 from app.cli.db_cmd import run_alembic
 from app.cli.output import ExitCode, data, fail, say
+from app.secrets.environment import POSTGRES_PORT
 
 __all__ = ["LOCAL_HOSTS", "dev"]
 
@@ -135,7 +136,7 @@ def dev(
     started: list[LocalPostgres | LocalRedis] = []
     try:
         if url.hostname in LOCAL_HOSTS:
-            db_port = url.port or 5432
+            db_port = url.port or POSTGRES_PORT
             pg = LocalPostgres(data_dir / "postgres", db_port)
             if pg.relocated:
                 data(f"the server runs as the postgres user, which cannot reach {pg.asked}: its data is in {pg.root}")

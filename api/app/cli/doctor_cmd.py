@@ -36,7 +36,7 @@ from app.cli.fixes import (
 from app.cli.options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
 from app.cli.output import ExitCode, Verbatim, data, fail, print_json, say
 from app.cli.postgres_cmd import ssl_fix
-from app.secrets.environment import API_SECRET_ACTIONS, SECRET_VARIABLES
+from app.secrets.environment import API_SECRET_ACTIONS, POSTGRES_PORT, SECRET_VARIABLES
 from app.secrets.errors import (
     BadCredentials,
     EmulatorFailed,
@@ -440,7 +440,7 @@ class Doctor:
         source = self.insp.collected.source("DATABASE_URL")
         try:
             parts = urlsplit(url)
-            host, port = parts.hostname or "localhost", parts.port or 5432
+            host, port = parts.hostname or "localhost", parts.port or POSTGRES_PORT
         except ValueError:
             self.add("database", "not_checked", "DATABASE_URL does not parse (see above)")
             return

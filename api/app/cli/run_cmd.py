@@ -31,14 +31,7 @@ Example: ecomind run --environment staging --only DATABASE_URL -- ecomind migrat
 def child_environment(settings: Settings, only: list[str] | None, base: dict[str, str]) -> dict[str, str]:
     """``base`` with each variable (or the ``only`` ones) set to its value as of now."""
     env = dict(base)
-    plain = {
-        "ENVIRONMENT": settings.environment,
-        "AWS_REGION": settings.aws_region,
-        "SECRETS_PREFIX": settings.secrets_prefix,
-        "SECRETS_REPLICA_REGIONS": settings.secrets_replica_regions or None,
-        "SECRETS_CACHE_TTL": f"{settings.secrets_cache_ttl:g}",
-        "ACCESS_TOKEN_EXPIRE_MINUTES": str(settings.access_token_expire_minutes),
-    }
+    plain = settings.plain()
     for name in only or VARIABLE_NAMES:
         if name in SECRET_VARIABLES:
             value = settings.secret(name).get().value.get_secret_value() if settings.has_secret(name) else None

@@ -32,7 +32,7 @@ from app.data.roles import role_exists, set_role_password
 from app.rotation.emf import handle
 from app.rotation.protocol import RotationError, Rotator
 from app.secrets import redact
-from app.secrets.environment import EnvironmentModel
+from app.secrets.environment import POSTGRES_PORT, EnvironmentModel
 from app.secrets.policy import database_ssl
 from app.secrets.urls import rds_fields, set_query, url_from_fields
 
@@ -105,7 +105,7 @@ class PostgresRotator(Rotator):
             if failure.kind == "auth":
                 return None
             raise RotationError(
-                f"cannot connect to the database at {data['host']}:{data.get('port', 5432)}: {failure.summary}"
+                f"cannot connect to the database at {data['host']}:{data.get('port', POSTGRES_PORT)}: {failure.summary}"
             ) from None
 
     # -- steps ---------------------------------------------------------------------------

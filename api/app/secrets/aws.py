@@ -252,8 +252,9 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         """Every key's whole secret; from ``region`` only when given, else along the region chain.
 
         ``fast``: for a read a request waits on (a rejected value read again): every region
-        is asked once with short timeouts (regions.PROBE_TIMEOUTS), so a Secrets Manager
-        that hangs costs the request seconds, not botocore's three 10-second attempts."""
+        is asked with ``PATIENCE["fast"]``, two attempts (a throttled call gets its retry)
+        with short timeouts, so a Secrets Manager that hangs costs the request seconds, not
+        botocore's three 10-second attempts."""
         by_home: dict[str | None, list[AwsRef]] = defaultdict(list)
         for key in dict.fromkeys(keys):
             by_home[key.region or self._default_region].append(key)

@@ -38,12 +38,14 @@ from typing import Literal
 __all__ = [
     "API_SECRET_ACTIONS",
     "DATABASE_DEFAULTS",
+    "DEFAULT_CACHE_TTL",
     "DEPLOYED",
     "ENVIRONMENTS",
     "EXAMPLE_MARKERS",
     "EXAMPLE_VALUES",
     "JWT_MIN_BYTES",
     "LOCAL_GENERATION",
+    "POSTGRES_PORT",
     "PROJECT",
     "RDS_KEYS",
     "RDS_OPTIONAL_KEYS",
@@ -121,6 +123,12 @@ def variable(name: str) -> Variable:
     raise KeyError(name)
 
 
+# Seconds a resolved secret is served before it is fetched again, unless SECRETS_CACHE_TTL says
+# otherwise: the store, the settings, the stale threshold (app.settings.knobs) and the alarms
+# (deploy/render.py) read it here.
+DEFAULT_CACHE_TTL: float = float(variable("SECRETS_CACHE_TTL").default or 0)
+
+
 # -- secrets -------------------------------------------------------------------------------
 
 
@@ -149,10 +157,12 @@ _SIGNING_KEY = Generation(64, exclude_punctuation=True)  # about 380 bits
 RDS_KEYS: tuple[str, ...] = ("engine", "host", "port", "dbname", "username", "password")
 # Keys the RDS shape may add: masterarn, the master user's secret, for alternating-users rotation.
 RDS_OPTIONAL_KEYS: tuple[str, ...] = ("masterarn",)
+# PostgreSQL's port where a URL or a database secret gives none (libpq's default).
+POSTGRES_PORT = 5432
 # What a new database secret holds when provision or CloudFormation is not told otherwise.
 DATABASE_DEFAULTS: dict[str, str | int] = {
     "engine": "postgres",
-    "port": 5432,
+    "port": POSTGRES_PORT,
     "dbname": PROJECT,
     "username": f"{PROJECT}_app",
 }

@@ -18,7 +18,15 @@ from dotenv import dotenv_values
 
 from app.secrets import redact
 from app.secrets.endpoints import secretsmanager_endpoint
-from app.secrets.environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES, EnvironmentModel, model, variable
+from app.secrets.environment import (
+    DEFAULT_CACHE_TTL,
+    ENVIRONMENTS,
+    SECRET_VARIABLES,
+    VARIABLE_NAMES,
+    EnvironmentModel,
+    model,
+    variable,
+)
 from app.secrets.errors import MalformedReference, Problem, SettingsError
 from app.secrets.refs import Reference, is_reference, parse_reference
 from app.secrets.regions import REGION_PLACEHOLDER, parse_regions
@@ -62,7 +70,7 @@ class Collected:
         origin = self.origins.get(variable)
         return origin.describe() if origin else "unset"
 
-    def store(self, environ: Mapping[str, str], ttl: float = 300.0) -> SecretStore:
+    def store(self, environ: Mapping[str, str], ttl: float = DEFAULT_CACHE_TTL) -> SecretStore:
         """The store these references are read from: the region, endpoint and replicas they name."""
         return SecretStore(
             ttl=ttl,

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from app.secrets import redact
 from app.secrets.base import Fetched, SecretValue, SecretVersion
+from app.secrets.environment import DEFAULT_CACHE_TTL
 from app.secrets.errors import ResolutionError, SecretFormatError
 from app.secrets.files import FileBackend
 from app.secrets.refs import AwsRef, FileRef, Reference
@@ -130,7 +131,7 @@ class SecretStore:
     def __init__(
         self,
         *,
-        ttl: float = 300.0,
+        ttl: float = DEFAULT_CACHE_TTL,
         aws: AwsSecretsManagerBackend | None = None,
         files: FileBackend | None = None,
         region: str | None = None,
@@ -198,8 +199,8 @@ class SecretStore:
         """Resolve ``refs`` now, in as few round trips as the backends allow.
 
         Raises the first :class:`ResolutionError` only after every reference was tried;
-        :meth:`load_all` returns every error instead. ``fast``: short timeouts and no
-        retry, for a read a request waits on (see :meth:`refresh`).
+        :meth:`load_all` returns every error instead. ``fast``: short timeouts and one
+        retry at most, for a read a request waits on (see :meth:`refresh`).
         """
         resolved, errors = self.load_all(refs, fast=fast)
         if errors:
@@ -252,8 +253,9 @@ class SecretStore:
         Concurrent callers share fetches: a caller waits for the fetch under way and
         reuses its result if that fetch started after the caller asked (one that
         started earlier may predate the rotation the caller just saw); so ten callers
-        make at most two calls. A caller is a request waiting on the answer, so the fetch
-        asks each region once with short timeouts (``fast``), never botocore's retries.
+        make at most two fetches. A caller is a request waiting on the answer, so the fetch
+        asks each region with the backend's ``fast`` patience: two attempts (a throttled call
+        gets its retry) with short timeouts, never botocore's three 10-second ones.
         """
         if stage is not None and isinstance(ref, AwsRef):
             ref = ref.with_stage(stage)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from app.secrets.environment import SSL_MODES
+from app.secrets.environment import POSTGRES_PORT, SSL_MODES
 from app.secrets.errors import Finding
 
 __all__ = [
@@ -138,7 +138,7 @@ def rds_fields(data: Mapping[str, object]) -> dict[str, str] | None:
         "username": str(data["username"]),
         "password": str(data["password"]),
         "host": str(data["host"]),
-        "port": str(data.get("port") or 5432),
+        "port": str(data.get("port") or POSTGRES_PORT),
         "dbname": str(dbname),
     }
 
@@ -146,7 +146,7 @@ def rds_fields(data: Mapping[str, object]) -> dict[str, str] | None:
 def url_from_fields(fields: Mapping[str, str]) -> str:
     """The one builder of a PostgreSQL URL from RDS fields (see :func:`rds_fields`)."""
     netloc = f"{quote(fields['username'], safe='')}:{quote(fields['password'], safe='')}@{fields['host']}"
-    netloc += f":{fields.get('port') or 5432}"
+    netloc += f":{fields.get('port') or POSTGRES_PORT}"
     return urlunsplit(("postgresql", netloc, "/" + quote(fields["dbname"], safe=""), "", ""))
 
 
@@ -293,8 +293,8 @@ def url_password(url: str) -> str | None:
 def _differences(a: str, b: str) -> list[str]:
     try:
         pa, pb = urlsplit(a), urlsplit(b)
-        left = (pa.username, url_password(a), pa.hostname, pa.port or 5432, pa.path.strip("/"))
-        right = (pb.username, url_password(b), pb.hostname, pb.port or 5432, pb.path.strip("/"))
+        left = (pa.username, url_password(a), pa.hostname, pa.port or POSTGRES_PORT, pa.path.strip("/"))
+        right = (pb.username, url_password(b), pb.hostname, pb.port or POSTGRES_PORT, pb.path.strip("/"))
     except ValueError:
         return ["unparseable"]
     names = ("username", "password", "host", "port", "dbname")

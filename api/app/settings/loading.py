@@ -24,14 +24,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, PrivateAttr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from app.secrets import redact
 from app.secrets.base import SecretValue, SecretVersion
 from app.secrets.endpoints import on_this_machine, secretsmanager_endpoint
-from app.secrets.environment import SECRET_VARIABLES, Environment, EnvironmentModel
+from app.secrets.environment import (
+    DEFAULT_CACHE_TTL,
+    SECRET_VARIABLES,
+    VARIABLE_NAMES,
+    Environment,
+    EnvironmentModel,
+    variable,
+)
 from app.secrets.errors import Finding, Problem, ResolutionError, SettingsError, set_key_fix
 from app.secrets.live import LiveSecret
 from app.secrets.policy import CHECKS
@@ -44,17 +51,35 @@ from app.secrets.store import ResolvedSecret, SecretStore
 __all__ = ["Inspection", "Settings", "inspect_settings", "load_settings"]
 
 
-class Settings(BaseSettings):
-    """The resolved configuration. Build it with :func:`load_settings`."""
+def _default(name: str) -> Any:
+    """The default of a variable, as the model of an environment says (None: none)."""
+    return variable(name).default
 
-    model_config = SettingsConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    environment: Environment = Field("development", alias="ENVIRONMENT")
-    aws_region: str | None = Field(None, alias="AWS_REGION")
-    secrets_prefix: str = Field(alias="SECRETS_PREFIX")
-    secrets_cache_ttl: float = Field(300.0, gt=0, alias="SECRETS_CACHE_TTL")
-    secrets_replica_regions: str = Field("", alias="SECRETS_REPLICA_REGIONS")
-    access_token_expire_minutes: int = Field(60, gt=0, alias="ACCESS_TOKEN_EXPIRE_MINUTES")
+class Settings(BaseModel):
+    """The resolved configuration. Build it with :func:`load_settings`.
+
+    A plain pydantic model, not a ``BaseSettings``: the secret layer is the reader.
+    :func:`app.secrets.sources.collect` reads the process environment and ``.env`` itself,
+    because it must know where each value came from and resolve references before anything
+    is validated; a second reader of the environment here would only be switched off.
+
+    Its fields are the non-secret variables of the model (app/secrets/environment.py), named
+    by it (a field is its variable in lower case) and defaulting as it says; a variable the
+    model adds or drops without a field here fails at import. The secret variables are read
+    through :meth:`secret`.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, validate_default=True, alias_generator=str.upper
+    )
+
+    environment: Environment = _default("ENVIRONMENT")
+    aws_region: str | None = _default("AWS_REGION")
+    secrets_prefix: str  # the model's, always given: the default depends on the environment
+    secrets_replica_regions: str | None = _default("SECRETS_REPLICA_REGIONS")
+    secrets_cache_ttl: float = Field(_default("SECRETS_CACHE_TTL"), gt=0)
+    access_token_expire_minutes: int = Field(_default("ACCESS_TOKEN_EXPIRE_MINUTES"), gt=0)
 
     _origins: dict[str, Origin] = PrivateAttr(default_factory=dict)
     _warnings: list[Problem] = PrivateAttr(default_factory=list)
@@ -62,18 +87,12 @@ class Settings(BaseSettings):
     _store: SecretStore | None = PrivateAttr(None)
     _model: EnvironmentModel | None = PrivateAttr(None)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # collect() reads env and .env itself (it must know each value's source and
-        # resolve references before validation), so the model takes init values only.
-        return (init_settings,)
+    def plain(self) -> dict[str, str | None]:
+        """The non-secret variables as a process reads them (``ecomind run``): None when unset."""
+        return {
+            name: None if value in (None, "") else f"{value:g}" if isinstance(value, float) else str(value)
+            for name, value in self.model_dump(by_alias=True).items()
+        }
 
     @property
     def model(self) -> EnvironmentModel:
@@ -113,6 +132,11 @@ class Settings(BaseSettings):
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+_PLAIN = tuple(name for name in VARIABLE_NAMES if name not in SECRET_VARIABLES)
+if tuple(field.alias for field in Settings.model_fields.values()) != _PLAIN:
+    raise TypeError(f"Settings' fields must be the model's non-secret variables, in its order: {', '.join(_PLAIN)}")
 
 
 @dataclass
@@ -184,7 +208,7 @@ def inspect_settings(
     fields.update(ENVIRONMENT=c.model.name, SECRETS_PREFIX=c.model.prefix)
     base: Settings | None = None
     try:
-        base = Settings(**fields)  # type: ignore[arg-type]  # aliases are not visible to mypy
+        base = Settings.model_validate(fields)
     except ValidationError as exc:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "settings"
@@ -202,7 +226,7 @@ def inspect_settings(
             )
         )
     if store is None:
-        store = c.store(env, ttl=base.secrets_cache_ttl if base else 300.0)
+        store = c.store(env, ttl=base.secrets_cache_ttl if base else DEFAULT_CACHE_TTL)
     if prefetched:
         store.seed(dict(prefetched))
     inspection = Inspection(c, store, fields, base=base)

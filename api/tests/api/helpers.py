@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -28,7 +27,7 @@ def client(env: Mapping[str, str], tuning: Tuning | None = None) -> TestClient:
     with the metrics listener on a free port (``app.state.metrics_port``)."""
     chosen = tuning or Tuning()
     if chosen.metrics_port == Tuning().metrics_port:
-        chosen = dataclasses.replace(chosen, metrics_port=0)
+        chosen = chosen.model_copy(update={"metrics_port": 0})
     app = create_app(load=lambda: load_settings(dict(env), env_file=None), tuning=chosen)
     return TestClient(app)
 

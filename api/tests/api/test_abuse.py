@@ -620,13 +620,13 @@ def test_tokens_of_deleted_or_disabled_users_are_401(migrated: Database, redis_u
 
 def test_a_user_found_enabled_is_cached_briefly(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
-    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=600)) as api:
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=300)) as api:
         token = login(api, "owner@acme.io")
         assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 200
         sql(migrated, "UPDATE users SET disabled_at = now()")
         # Within the cache time the request path asks PostgreSQL nothing about the user.
         assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 200
-    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=600)) as fresh:
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=300)) as fresh:
         assert fresh.get("/v1/events/summary", headers=bearer(token)).status_code == 401
 
 

@@ -6,7 +6,6 @@ Real PostgreSQL, Redis and moto (through the counting proxy when Secrets Manager
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import os
 import re
@@ -442,7 +441,7 @@ def test_knobs_that_cannot_be_used_are_named() -> None:
         )
     for name in ("ECOMIND_READY_ON_STALE", "ECOMIND_LOG_FORMAT", "ECOMIND_METRICS_PORT"):
         assert name in str(info.value)
-    assert dataclasses.replace(Tuning(), secrets_stale_after=0).stale_after(300) == 3 * 300
+    assert Tuning(secrets_stale_after=0).stale_after(300) == 3 * 300
 
 
 # -- a prefetched start (app/asgi.py) --------------------------------------------------------------

@@ -92,7 +92,7 @@ def _refuse(
 
 @router.post("/login", response_model=TokenOut, responses=responses(401, 429, 503))
 def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) -> TokenOut:
-    email = body.email.lower()
+    email = body.email  # normalised by its type
     address = _address(request)
     query = select(User).where(User.email == email)
     if body.org_id is not None:

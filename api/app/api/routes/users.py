@@ -75,7 +75,7 @@ def create_user(body: NewUser, session: SessionDep, svc: ServicesDep, who: Admin
     problem = password_problem(body.password, [body.email, org_name], svc.tuning)
     if problem:
         raise RequestValidationError([{"loc": ("body", "password"), "msg": problem, "type": "password_policy"}])
-    email = body.email.lower()
+    email = body.email  # normalised by its type
     # The salt of the email's other memberships (any organisation): one argon2 computation
     # checks them all at login. Nothing of them reaches the caller.
     others = select(User.password_hash).where(User.email == email).order_by(User.created_at, User.id)
