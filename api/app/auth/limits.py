@@ -53,7 +53,21 @@ import redis
 
 from app.settings.knobs import Tuning
 
-__all__ = ["Attempt", "Keys", "LoginThrottle", "Refusal", "unlock_account"]
+__all__ = [
+    "FAIL_SCRIPT",
+    "RELEASE_SCRIPT",
+    "RESERVE_SCRIPT",
+    "SUCCEED_SCRIPT",
+    "Attempt",
+    "AttemptArgs",
+    "FailArgs",
+    "Keys",
+    "LoginThrottle",
+    "Refusal",
+    "ReserveArgs",
+    "Verdict",
+    "unlock_account",
+]
 
 log = logging.getLogger("app.auth.limits")
 
@@ -236,7 +250,7 @@ def _script(args: type[tuple[Any, ...]], body: str) -> str:
     return f"local key = {{{keys}}}\nlocal args = {{{argv}}}\nlocal verdict = {{{verdicts}}}\n{body}"
 
 
-_RESERVE = _script(
+RESERVE_SCRIPT = _script(
     ReserveArgs,
     """
 local now, pending_ms = args.now_ms, args.pending_ms
@@ -266,7 +280,7 @@ return {verdict.ok}
 """,
 )
 
-_FAIL = _script(
+FAIL_SCRIPT = _script(
     FailArgs,
     """
 local now, pending_ms = args.now_ms, args.pending_ms
@@ -290,7 +304,7 @@ return {verdict.lockout_started, seconds * 1000, level}
 """,
 )
 
-_SUCCEED = _script(
+SUCCEED_SCRIPT = _script(
     AttemptArgs,
     """
 redis.call('ZREM', key.address, 'p:' .. args.attempt)
@@ -301,7 +315,7 @@ return {verdict.ok}
 """,
 )
 
-_RELEASE = _script(
+RELEASE_SCRIPT = _script(
     AttemptArgs,
     """
 redis.call('ZREM', key.address, 'p:' .. args.attempt)
@@ -319,7 +333,9 @@ class _Backend(Protocol):
 class _RedisBackend:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self.scripts = {s: client.register_script(s) for s in (_RESERVE, _FAIL, _SUCCEED, _RELEASE)}
+        self.scripts = {
+            s: client.register_script(s) for s in (RESERVE_SCRIPT, FAIL_SCRIPT, SUCCEED_SCRIPT, RELEASE_SCRIPT)
+        }
 
     def run(self, script: str, keys: list[str], args: tuple[Any, ...]) -> list[int]:
         return [int(x) for x in self.scripts[script](keys=keys, args=list(args))]
@@ -377,7 +393,7 @@ class _MemoryBackend:
             self._values[marker] = (1, now + max(1, ms))
             return 1
 
-        if script is _RESERVE:
+        if script is RESERVE_SCRIPT:
             if lock is not None:
                 return [Verdict.LOCKED, int(lock[1] - now), first(key.account_refused, lock[1] - now)]
             if len(address) >= args.address_limit:
@@ -391,13 +407,13 @@ class _MemoryBackend:
         member = args.attempt
         address.pop("p:" + member, None)
         self._set(key.pending, now).pop(member, None)
-        if script is _RELEASE:
+        if script is RELEASE_SCRIPT:
             return [Verdict.OK]
-        if script is _FAIL:
+        if script is FAIL_SCRIPT:
             address["f:" + member] = now + args.address_window_ms
         if lock is not None:
             return [Verdict.LOCKED, int(lock[1] - now)]
-        if script is _SUCCEED:
+        if script is SUCCEED_SCRIPT:
             return [Verdict.OK]
         counted = self._set(key.failures, now)
         counted[member] = now + args.account_window_ms
@@ -433,7 +449,7 @@ def _refusal(result: list[int]) -> Refusal | None:
 
 
 def _reserve(backend: _Backend, keys: list[str], args: ReserveArgs) -> list[int]:
-    return backend.run(_RESERVE, keys, args)
+    return backend.run(RESERVE_SCRIPT, keys, args)
 
 
 class LoginThrottle:
@@ -496,7 +512,7 @@ class LoginThrottle:
         """After a wrong password; a refusal when the account is (or just got) locked."""
         lim = self.limits
         return self._run(
-            _FAIL,
+            FAIL_SCRIPT,
             attempt.keys,
             FailArgs(
                 now_ms=int(time.time() * 1000),
@@ -522,11 +538,11 @@ class LoginThrottle:
         has one membership (the other choice), an admin would learn from the next failure
         whether the email is a member elsewhere. Forgetting by time alone depends on nothing
         the caller cannot see, and no admin can reset anyone's guesses."""
-        return self._run(_SUCCEED, attempt.keys, AttemptArgs(attempt.id))
+        return self._run(SUCCEED_SCRIPT, attempt.keys, AttemptArgs(attempt.id))
 
     def release(self, attempt: Attempt) -> None:
         """The attempt ended without a verdict (503, an error): its slot is free again."""
-        self._run(_RELEASE, attempt.keys, AttemptArgs(attempt.id))
+        self._run(RELEASE_SCRIPT, attempt.keys, AttemptArgs(attempt.id))
 
     def unlock(self, email: str) -> int:
         """Clear the account's lock, failures and doubling where this process counts; keys deleted."""

@@ -12,10 +12,10 @@ from app.auth import limits
 @pytest.mark.parametrize(
     ("script", "args"),
     [
-        (limits._RESERVE, limits.ReserveArgs),
-        (limits._FAIL, limits.FailArgs),
-        (limits._SUCCEED, limits.AttemptArgs),
-        (limits._RELEASE, limits.AttemptArgs),
+        (limits.RESERVE_SCRIPT, limits.ReserveArgs),
+        (limits.FAIL_SCRIPT, limits.FailArgs),
+        (limits.SUCCEED_SCRIPT, limits.AttemptArgs),
+        (limits.RELEASE_SCRIPT, limits.AttemptArgs),
     ],
 )
 def test_each_script_reads_its_keys_arguments_and_verdicts_by_name(script: str, args: type) -> None:
