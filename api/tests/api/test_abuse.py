@@ -338,6 +338,85 @@ def test_connections_that_never_finish_their_headers_are_closed_and_health_still
     assert api.output().count("ECOMIND_MAX_CONNECTIONS") == 1, api.output()[-3000:]
 
 
+def _slow_body(port: int, path: str = "/v1/auth/login") -> socket.socket:
+    """A connection that sends a request's whole headers, announces a body of 1,000,000 bytes and
+    sends one byte of it."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000000\r\n\r\n{".encode()
+    )
+    return sock
+
+
+def _answer_or_close(sock: socket.socket, by: float) -> bytes:
+    """What the server sends until it closes the connection (or ``by``, a monotonic time, passes)."""
+    answer = b""
+    try:
+        while True:
+            sock.settimeout(max(0.1, by - time.monotonic()))
+            data = sock.recv(65536)
+            if not data:
+                return answer
+            answer += data
+    except ConnectionResetError:
+        return answer
+    except TimeoutError:
+        return answer + b"<still open>"
+
+
+def test_a_request_whose_body_stalls_is_answered_408_and_closed(migrated: Database, live_api: Any) -> None:
+    timeout = 2
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_BODY_TIMEOUT": str(timeout)}
+    api = live_api(env, shipped_flags())
+    with _slow_body(api.port) as silent, _slow_body(api.port) as trickling:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout + 1:  # a byte now and then does not extend the deadline
+            try:
+                trickling.sendall(b" ")
+            except OSError:
+                break
+            time.sleep(0.5)
+        for sock in (silent, trickling):
+            answer = _answer_or_close(sock, started + timeout + 3)
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer[:200]
+            assert answer.endswith(b"did not arrive in time\n"), answer[-200:]
+        assert time.monotonic() - started < timeout + 3
+    with api.client() as http:
+        assert http.get("/health").status_code == 200
+    output = api.output()
+    assert output.count('" 408') == 2, output[-3000:]
+    for alarm in ("ERROR", "Traceback", " 500"):
+        assert alarm not in output, output[-3000:]
+
+
+def test_at_the_cap_the_connection_stalled_longest_makes_room_for_a_new_one(migrated: Database, live_api: Any) -> None:
+    cap, opened = 20, 40
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_MAX_CONNECTIONS": str(cap)}
+    api = live_api(env, shipped_flags())
+    slow = []
+    try:
+        for _ in range(opened):  # whole headers, then a body that never comes: each is busy in the app
+            slow.append(_slow_body(api.port, "/v1/events"))
+            time.sleep(0.01)  # in order: the first opened is the one stalled longest
+        with httpx.Client(base_url=api.url, timeout=5) as http:
+            asked = time.monotonic()
+            assert http.get("/health").status_code == 200
+            assert time.monotonic() - asked < 1
+        # The first ones opened made room (each answered 408), the last ones are still open.
+        first = _answer_or_close(slow[0], time.monotonic() + 3)
+        assert first.startswith(b"HTTP/1.1 408"), first[:200]
+        last = _answer_or_close(slow[-1], time.monotonic() + 0.5)
+        assert last == b"<still open>", last[:200]
+    finally:
+        for sock in slow:
+            sock.close()
+    output = api.output()
+    lines = [line for line in output.splitlines() if "ECOMIND_MAX_CONNECTIONS" in line]
+    assert len(lines) == 1, output[-3000:]  # a flood is no log flood
+    assert "closed the connection stalled longest" in lines[0] and "request's body" in lines[0], lines
+
+
 def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\n")
     port = free_port()
