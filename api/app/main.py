@@ -8,6 +8,7 @@ the app is created, since the request body limit is part of the ASGI stack.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -33,6 +34,7 @@ from .revocation import Revocations
 from .secrets import redact
 from .secrets.errors import SettingsError
 from .security import PasswordHashing, TokenService
+from .serving import quiet_accept_errors
 from .settings import Settings, load_settings
 from .throttle import LoginThrottle
 from .tuning import KNOBS, Tuning, TuningError
@@ -98,6 +100,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redact.install()
+        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: a line a minute, not a flood
         with ExitStack() as stack:  # what is built is released in reverse, on a failed start too
             if limits.log_format == "json":
                 stack.callback(use_json_logs())
@@ -191,7 +194,13 @@ def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> M
     if limits.metrics == "off":
         return None
     try:
-        server = MetricsServer(registry(settings, stale_after), limits.metrics_host, limits.metrics_port)
+        server = MetricsServer(
+            registry(settings, stale_after),
+            limits.metrics_host,
+            limits.metrics_port,
+            limits.metrics_timeout,
+            limits.metrics_max_connections,
+        )
     except OSError as exc:
         raise StartupError(
             f"cannot serve metrics on {limits.metrics_host}:{limits.metrics_port} ({exc.strerror}); "

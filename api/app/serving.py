@@ -30,9 +30,11 @@ checks each of them.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import resource
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -46,7 +48,15 @@ from uvicorn.server import ServerState
 
 from .tuning import KNOBS, Tuning
 
-__all__ = ["UVICORN_FLAGS", "UVICORN_OPTIONS", "BoundedH11Protocol", "bounds"]
+__all__ = [
+    "RESOURCE_ERRNOS",
+    "UVICORN_FLAGS",
+    "UVICORN_OPTIONS",
+    "BoundedH11Protocol",
+    "CountedLine",
+    "bounds",
+    "quiet_accept_errors",
+]
 
 log = logging.getLogger("app.serving")
 
@@ -65,6 +75,60 @@ RESERVED_DESCRIPTORS = 128
 # At most one line per this many seconds says the cap is reached: a flood must not flood the logs.
 WARN_EVERY_SECONDS = 60.0
 TIMEOUT_BODY = b"Request Timeout: the request's body did not arrive in time\n"
+
+
+# accept() failing for want of descriptors or memory: the listener is out of system resources.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# asyncio's message for it (selector_events), once per refused accept: up to uvicorn's backlog
+# (2048) lines, each with a traceback, every second while the process is out of descriptors.
+ACCEPT_ERROR = "socket.accept() out of system resource"
+
+
+class CountedLine:
+    """A log line written at most once per ``every`` seconds, saying how often its event happened
+    since the last one: a flood of one event is one line a minute, not one line an event."""
+
+    def __init__(self, logger: logging.Logger, level: int, every: float = WARN_EVERY_SECONDS) -> None:
+        self._logger = logger
+        self._level = level
+        self._every = every
+        self._lock = threading.Lock()
+        self._count = 0
+        self._written_at = float("-inf")
+
+    def note(self, message: str, *args: object) -> None:
+        """One more of the event; ``message`` (with ``args``) is written when the interval allows,
+        followed by the count since the last line."""
+        with self._lock:
+            self._count += 1
+            now = time.monotonic()
+            if now - self._written_at < self._every:
+                return
+            count, self._count, self._written_at = self._count, 0, now
+        self._logger.log(self._level, message + " (%d since the last such line)", *args, count)
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Have ``loop`` say that its listeners are out of descriptors once a minute, with a count,
+    instead of once per refused connection; every other error goes where it went before."""
+    previous = loop.get_exception_handler()
+    line = CountedLine(log, logging.ERROR)
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if context.get("message") == ACCEPT_ERROR and isinstance(exc, OSError):
+            line.note(
+                "the server cannot accept connections: %s; it tries again every second. Fix: raise the "
+                "open-files limit (ulimit -n) or lower %s",
+                exc.strerror or type(exc).__name__,
+                KNOBS["max_connections"],
+            )
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 @dataclass(frozen=True)

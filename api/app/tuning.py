@@ -77,6 +77,9 @@ class Tuning:
     metrics: str = "on"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = METRICS_PORT
+    # Its connections: each closed this many seconds after it opened, and at most this many at once.
+    metrics_timeout: float = 10.0
+    metrics_max_connections: int = 16
     # Seconds between Embedded Metric Format lines on stdout (CloudWatch alarms); 0: none.
     emf_interval: float = 0.0
     # A secret is stale when not refreshed for this long; 0: STALE_AFTER_TTLS x SECRETS_CACHE_TTL.
@@ -157,6 +160,8 @@ class Tuning:
             "hash_workers",
             "revocation_resync_seconds",
             "unavailable_retry_after",
+            "metrics_timeout",
+            "metrics_max_connections",
         )
         for attr in positive:
             if getattr(self, attr) <= 0:

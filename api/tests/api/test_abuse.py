@@ -18,6 +18,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -415,6 +416,48 @@ def test_at_the_cap_the_connection_stalled_longest_makes_room_for_a_new_one(migr
     lines = [line for line in output.splitlines() if "ECOMIND_MAX_CONNECTIONS" in line]
     assert len(lines) == 1, output[-3000:]  # a flood is no log flood
     assert "closed the connection stalled longest" in lines[0] and "request's body" in lines[0], lines
+
+
+# A server on the API's event loop setup whose process may open 40 files; it accepts and keeps
+# every connection, so clients run it out of descriptors.
+_OUT_OF_DESCRIPTORS = """
+import asyncio, logging, resource, sys
+from app.serving import quiet_accept_errors
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+kept = []
+async def main():
+    quiet_accept_errors(asyncio.get_running_loop())
+    server = await asyncio.start_server(lambda r, w: kept.append(w), "127.0.0.1", 0, backlog=512)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+def test_a_server_out_of_descriptors_says_so_once_with_a_count_not_once_per_connection() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _OUT_OF_DESCRIPTORS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    clients: list[socket.socket] = []
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        for _ in range(200):  # the kernel queues them; the server accepts until it is out of descriptors
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(3)  # asyncio tries again every second, each time for every queued connection
+    finally:
+        for sock in clients:
+            sock.close()
+        proc.kill()
+    stderr = proc.communicate(timeout=10)[1].decode()
+    said = [line for line in stderr.splitlines() if "cannot accept connections" in line]
+    assert len(said) == 1, stderr[-3000:]
+    assert "Too many open files" in said[0] and "(1 since the last such line)" in said[0], said
+    assert "Traceback" not in stderr and "out of system resource" not in stderr, stderr[-3000:]
 
 
 def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
