@@ -22,6 +22,9 @@ app/tuning.py:
   a request's headers (half-open, or idle between requests) or for its body (answered 408).
   Only when every connection is busy with a whole request is the new one closed instead.
 
+WebSockets are off (``--ws none``): the API has none, and a request asking to upgrade is
+answered as plain HTTP, never switched, and logged like any other request.
+
 :data:`UVICORN_FLAGS` is what every server of the API passes to uvicorn: the image's CMD (and so
 ECS and Kubernetes, which run it), and ``ecomind dev`` through :data:`UVICORN_OPTIONS`. A test
 checks each of them.
@@ -65,7 +68,9 @@ PROTOCOL = "app.serving:BoundedH11Protocol"
 # An idle kept-alive connection lives longer than the load balancer's own idle timeout (the ALB's
 # and ingress-nginx's upstream default is 60 s): a server that closes first races the balancer's
 # next request on it, which the balancer answers 502 (AWS's advice for ALB targets).
-UVICORN_OPTIONS: dict[str, str | int] = {"http": PROTOCOL, "timeout_keep_alive": 75}
+# The API has no WebSocket route: "none" keeps uvicorn from switching a connection to a WebSocket
+# library that happens to be installed (uvicorn[standard] brings one), a protocol nobody bounds here.
+UVICORN_OPTIONS: dict[str, str | int] = {"http": PROTOCOL, "timeout_keep_alive": 75, "ws": "none"}
 UVICORN_FLAGS: tuple[str, ...] = tuple(
     f for k, v in UVICORN_OPTIONS.items() for f in ("--" + k.replace("_", "-"), str(v))
 )
@@ -255,6 +260,11 @@ class BoundedH11Protocol(H11Protocol):
                 self._wait_for("body")
         else:  # the request is whole: the app has it
             self._forget()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn warns twice per request asking for an Upgrade, and advises installing a WebSocket
+        # library: WebSockets are off on purpose, and the request is answered as plain HTTP.
+        pass
 
     def _wait_for(self, what: str) -> None:
         self._forget()

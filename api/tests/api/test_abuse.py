@@ -418,6 +418,22 @@ def test_at_the_cap_the_connection_stalled_longest_makes_room_for_a_new_one(migr
     assert "closed the connection stalled longest" in lines[0] and "request's body" in lines[0], lines
 
 
+def test_a_request_to_upgrade_to_a_websocket_is_answered_as_plain_http(migrated: Database, live_api: Any) -> None:
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, shipped_flags())
+    upgrade = (
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    for _ in range(20):
+        answer, _ = _raw(api.port, upgrade)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]  # not 101 Switching Protocols
+        assert b"upgrade" not in answer.lower(), answer[:400]
+    output = api.output()
+    assert output.count('"GET /health HTTP/1.1" 200') == 20, output[-3000:]
+    for said in ("Unsupported upgrade", "WebSocket", "pip install"):  # no line per request, no advice to install
+        assert said not in output, output[-3000:]
+
+
 # A server on the API's event loop setup whose process may open 40 files; it accepts and keeps
 # every connection, so clients run it out of descriptors.
 _OUT_OF_DESCRIPTORS = """
