@@ -151,11 +151,14 @@ def create_app(
             if limits.emf_interval > 0:
                 stack.callback(EmfReporter(settings, stale_after, limits.emf_interval).close)
             app.state.redis = redis_client
+            revocations = Revocations(sessions, redis_client, limits.revocation_resync_seconds)
+            if redis_url is not None:
+                revocations.check_eviction(redis_url)
             app.state.services = Services(
                 settings=settings,
                 sessions=sessions,
                 tokens=TokenService(settings),
-                revocations=Revocations(sessions, redis_client, limits.revocation_resync_seconds),
+                revocations=revocations,
                 tuning=limits,
                 stale_after=stale_after,
                 hashing=hashing,

@@ -30,6 +30,7 @@ import httpx
 import jwt as pyjwt
 import psycopg
 import pytest
+import redis
 from argon2 import PasswordHasher
 
 from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
@@ -432,6 +433,21 @@ def test_a_request_to_upgrade_to_a_websocket_is_answered_as_plain_http(migrated:
     assert output.count('"GET /health HTTP/1.1" 200') == 20, output[-3000:]
     for said in ("Unsupported upgrade", "WebSocket", "pip install"):  # no line per request, no advice to install
         assert said not in output, output[-3000:]
+
+
+def test_an_api_whose_redis_may_evict_revocations_says_so_at_start_with_the_fix(
+    migrated: Database, private_redis: LocalRedis, live_api: Any
+) -> None:
+    with redis.Redis(port=private_redis.port) as admin:
+        admin.config_set("maxmemory-policy", "allkeys-lru")
+    url = f"redis://127.0.0.1:{private_redis.port}/0"
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": url})
+    deadline = time.monotonic() + 10
+    while "maxmemory-policy" not in api.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [line] = [x for x in api.output().splitlines() if "maxmemory-policy" in x]
+    assert "maxmemory-policy allkeys-lru" in line and "logged-out token works again" in line, line
+    assert f"fix: redis-cli -h 127.0.0.1 -p {private_redis.port} CONFIG SET maxmemory-policy noeviction" in line
 
 
 # A server on the API's event loop setup whose process may open 40 files; it accepts and keeps
