@@ -218,6 +218,11 @@ class _BoundedServer(ThreadingHTTPServer):
                 return
         self._slots.release()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr for any connection that failed: a client that
+        # left, or one shut down at its deadline, is no error of the API's.
+        log.debug("a metrics connection failed", exc_info=True)
+
     def service_actions(self) -> None:
         # serve_forever calls this at least every poll interval (0.5 s): close what is past its deadline.
         now = time.monotonic()
