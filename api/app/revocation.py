@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .models import RevokedToken
 
-__all__ = ["EvictionCheck", "Revocations", "eviction_check"]
+__all__ = ["Revocations", "eviction_check"]
 
 log = logging.getLogger("app.revocation")
 
