@@ -8,6 +8,7 @@ the app is created, since the request body limit is part of the ASGI stack.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -33,6 +34,7 @@ from .revocation import Revocations
 from .secrets import redact
 from .secrets.errors import SettingsError
 from .security import PasswordHashing, TokenService
+from .serving import quiet_accept_errors
 from .settings import Settings, load_settings
 from .throttle import LoginThrottle
 from .tuning import KNOBS, Tuning, TuningError
@@ -98,6 +100,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redact.install()
+        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: a line a minute, not a flood
         with ExitStack() as stack:  # what is built is released in reverse, on a failed start too
             if limits.log_format == "json":
                 stack.callback(use_json_logs())
@@ -148,11 +151,14 @@ def create_app(
             if limits.emf_interval > 0:
                 stack.callback(EmfReporter(settings, stale_after, limits.emf_interval).close)
             app.state.redis = redis_client
+            revocations = Revocations(sessions, redis_client, limits.revocation_resync_seconds)
+            if redis_url is not None:
+                revocations.check_eviction(redis_url)
             app.state.services = Services(
                 settings=settings,
                 sessions=sessions,
                 tokens=TokenService(settings),
-                revocations=Revocations(sessions, redis_client, limits.revocation_resync_seconds),
+                revocations=revocations,
                 tuning=limits,
                 stale_after=stale_after,
                 hashing=hashing,
@@ -191,7 +197,13 @@ def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> M
     if limits.metrics == "off":
         return None
     try:
-        server = MetricsServer(registry(settings, stale_after), limits.metrics_host, limits.metrics_port)
+        server = MetricsServer(
+            registry(settings, stale_after),
+            limits.metrics_host,
+            limits.metrics_port,
+            limits.metrics_timeout,
+            limits.metrics_max_connections,
+        )
     except OSError as exc:
         raise StartupError(
             f"cannot serve metrics on {limits.metrics_host}:{limits.metrics_port} ({exc.strerror}); "

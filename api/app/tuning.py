@@ -41,9 +41,11 @@ class TuningError(ValueError):
 class Tuning:
     # Requests: every route, with or without a token.
     max_body_bytes: int = 1024 * 1024
-    # Connections (app/serving.py): a request's headers must arrive within this many seconds, and
-    # at most this many connections are open at once (the oldest waiting for headers makes room).
+    # Connections (app/serving.py): a request's headers must arrive within this many seconds, its
+    # body within this many more (then 408), and at most this many connections are open at once
+    # (the one stalled longest, waiting for headers or a body, makes room).
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
     max_connections: int = 1000
     # Logins: failures per client address and per account, then a lockout that doubles.
     login_failures_per_address: str = "30/10 minutes"
@@ -75,6 +77,9 @@ class Tuning:
     metrics: str = "on"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = METRICS_PORT
+    # Its connections: each closed this many seconds after it opened, and at most this many at once.
+    metrics_timeout: float = 10.0
+    metrics_max_connections: int = 16
     # Seconds between Embedded Metric Format lines on stdout (CloudWatch alarms); 0: none.
     emf_interval: float = 0.0
     # A secret is stale when not refreshed for this long; 0: STALE_AFTER_TTLS x SECRETS_CACHE_TTL.
@@ -147,6 +152,7 @@ class Tuning:
         positive = (
             "max_body_bytes",
             "header_timeout",
+            "body_timeout",
             "max_connections",
             "lockout_seconds",
             "lockout_max_seconds",
@@ -154,6 +160,8 @@ class Tuning:
             "hash_workers",
             "revocation_resync_seconds",
             "unavailable_retry_after",
+            "metrics_timeout",
+            "metrics_max_connections",
         )
         for attr in positive:
             if getattr(self, attr) <= 0:
