@@ -27,6 +27,7 @@ __all__ = [
     "CW_ROTATION_FAILURES",
     "CW_ROTATION_SECONDS",
     "CW_SINCE_REFRESH",
+    "DB_POOL_EXHAUSTED",
     "DB_RECOVERIES",
     "DB_REFUSALS",
     "DB_UNAVAILABLE",
@@ -182,6 +183,13 @@ DB_UNAVAILABLE = Metric(
     (),
     "Requests answered 503 because PostgreSQL could not be reached, refused every password or did not answer in time.",
 )
+DB_POOL_EXHAUSTED = Metric(
+    "ecomind_database_pool_exhausted_total",
+    "counter",
+    (),
+    "Requests answered 503 as overloaded: every pooled database connection stayed busy for "
+    "ECOMIND_DB_POOL_TIMEOUT. PostgreSQL is not down.",
+)
 
 METRICS: tuple[Metric, ...] = (
     VALUE_AGE,
@@ -200,6 +208,7 @@ METRICS: tuple[Metric, ...] = (
     LOGIN_LOCKOUTS,
     HTTP_RESPONSES,
     DB_UNAVAILABLE,
+    DB_POOL_EXHAUSTED,
 )
 
 # A secret is stale when its last successful refresh is older than this many TTLs:

@@ -21,12 +21,12 @@ from ...security import salt_of, shared_salt
 from ...telemetry import LOGIN_FAILURES, LOGIN_LOCKOUTS, LOGIN_THROTTLED
 from ...text import SafeText
 from ...throttle import Refusal
-from ..deps import CallerDep, Services, ServicesDep, SessionDep, expires_at
+from ..deps import CallerDep, Services, ServicesDep, SessionDep, UnitOfWorkRoute, expires_at
 from ..errors import responses
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/v1/auth", tags=["auth"], route_class=UnitOfWorkRoute)
 
 # One email may have a user in several organisations; a login checks at most this many.
 MAX_MEMBERSHIPS = 10

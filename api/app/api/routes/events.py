@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 
 from ...models import Role, UsageEvent
 from ...text import SafeText
-from ..deps import Caller, CallerDep, SessionDep, require_roles
+from ..deps import Caller, CallerDep, SessionDep, UnitOfWorkRoute, require_roles
 from ..errors import responses
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=UnitOfWorkRoute)
 
 WRITERS = (Role.OWNER.value, Role.ADMIN.value, Role.ANALYST.value)
 WriterCaller = Annotated[Caller, require_roles(*WRITERS)]

@@ -22,14 +22,14 @@ from ...passwords import password_problem
 from ...security import shared_salt
 from ...text import SafeText
 from ...tuning import Tuning
-from ..deps import Caller, ServicesDep, SessionDep, require_roles
+from ..deps import Caller, ServicesDep, SessionDep, UnitOfWorkRoute, require_roles
 from ..errors import responses
 
 AdminCaller = Annotated[Caller, require_roles(Role.OWNER.value, Role.ADMIN.value)]
 
 __all__ = ["publish_password_policy", "router"]
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/v1/users", tags=["users"], route_class=UnitOfWorkRoute)
 
 
 class NewUser(BaseModel):

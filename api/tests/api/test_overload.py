@@ -1,0 +1,80 @@
+"""The API under a flood of requests: database connections, request threads and what answers 503.
+
+Real uvicorn (or the app in-process), real PostgreSQL with password auth, real Redis, loopback
+only; every flood is bounded in count and time, and nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from app.tuning import Tuning
+
+from ..conftest import Database
+from .helpers import JWT, bearer, client, create_owner, login
+from .test_observability import sample, scrape
+
+UNAVAILABLE = "the database is unavailable; try again shortly"
+
+
+def test_a_flood_of_authenticated_reads_never_waits_for_a_connection_and_ready_still_answers(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    # A pool wait of 50 ms would time out at once were any request thread ever to wait for a
+    # connection: every request thread must find one free, however many requests arrive.
+    api = live_api(
+        {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url, "ECOMIND_DB_POOL_TIMEOUT": "0.05"}
+    )
+    with api.client() as http:
+        token = login(http, "owner@acme.io")  # type: ignore[arg-type]
+    start = threading.Barrier(81)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+    def read(i: int) -> httpx.Response:
+        with api.client(limits=limits) as own:
+            start.wait(60)
+            path = "/v1/events/summary" if i % 2 else "/v1/auth/me"
+            return own.get(path, headers=bearer(token))
+
+    def ready() -> list[int]:
+        with api.client() as own:
+            start.wait(60)
+            return [own.get("/ready").status_code for _ in range(5)]
+
+    with ThreadPoolExecutor(81) as pool:
+        probes = pool.submit(ready)
+        answers = list(pool.map(read, range(80)))
+    codes = [r.status_code for r in answers]
+    assert not [r.text for r in answers if r.status_code == 503], "503 while PostgreSQL is healthy"
+    assert codes == [200] * 80
+    assert probes.result() == [200] * 5
+
+
+def test_a_pool_that_stays_busy_is_answered_as_overload_not_as_a_database_outage(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}
+    tuning = dataclasses.replace(Tuning(), db_pool_timeout=0.2, user_cache_seconds=0, metrics_port=0)
+    app_client = client(env, tuning)
+    with app_client as api:
+        token = login(api, "owner@acme.io")
+        engine = api.app.state.services.sessions.kw["bind"]  # type: ignore[attr-defined]
+        # Every connection the pool may open, held here: the request's wait for one times out.
+        held = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow)]
+        try:
+            busy = api.get("/v1/events/summary", headers=bearer(token))
+        finally:
+            for connection in held:
+                connection.close()
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["detail"] != UNAVAILABLE and "overloaded" in busy.json()["detail"]
+        assert busy.headers["Retry-After"] == "1"
+        text = scrape(api)
+        assert sample(text, "ecomind_database_pool_exhausted_total") == 1
+        assert sample(text, "ecomind_database_unavailable_total") == 0
+        assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 200
