@@ -42,7 +42,8 @@ _DESCRIPTIONS = {
     403: "The caller's role does not allow this.",
     409: "A user with this email already exists in this organisation.",
     413: "The request body is larger than ECOMIND_MAX_BODY_BYTES (default 1 MiB).",
-    429: "Too many failed logins for this address or account; retry after Retry-After seconds.",
+    429: "Too many failed logins for this address or account, or too many logins of this account being "
+    "checked at once; retry after Retry-After seconds.",
     503: "PostgreSQL is unavailable, or the API is overloaded (every database connection busy, or the "
     "password-hashing queue full); retry after Retry-After seconds.",
 }

@@ -12,11 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+from argon2 import PasswordHasher
 
 from app.tuning import Tuning
 
 from ..conftest import Database
-from .helpers import JWT, bearer, client, create_owner, login
+from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
+from .test_abuse import sql
 from .test_observability import sample, scrape
 
 UNAVAILABLE = "the database is unavailable; try again shortly"
@@ -78,3 +80,51 @@ def test_a_pool_that_stays_busy_is_answered_as_overload_not_as_a_database_outage
         assert sample(text, "ecomind_database_pool_exhausted_total") == 1
         assert sample(text, "ecomind_database_unavailable_total") == 0
         assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 200
+
+
+def test_a_flood_of_correct_logins_of_one_account_is_answered_at_once_and_never_locks_it(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    # A stored hash that takes about a second to check: the logins admitted stay in flight
+    # while the others arrive. Logged in once, it is rehashed with the current parameters.
+    slow = PasswordHasher(time_cost=60, memory_cost=19456, parallelism=1).hash(OWNER_PASSWORD)
+    sql(migrated, "UPDATE users SET password_hash = %s", slow)
+    api = live_api(
+        {
+            "DATABASE_URL": migrated.url(),
+            "JWT_SECRET": JWT,
+            "REDIS_URL": redis_url,
+            "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "5/15 minutes",
+            "ECOMIND_HASH_WORKERS": "1",
+        }
+    )
+    right = {"email": "owner@acme.io", "password": OWNER_PASSWORD}
+    start = threading.Barrier(12)
+    finished: list[int] = []  # status codes in the order the answers came
+
+    def log_in(_: int) -> httpx.Response:
+        with api.client() as own:
+            start.wait(60)
+            response = own.post("/v1/auth/login", json=right)
+            finished.append(response.status_code)
+            return response
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(log_in, range(12)))
+    codes = [r.status_code for r in answers]
+    assert set(codes) <= {200, 429} and 200 in codes, codes
+    for refused in (r for r in answers if r.status_code == 429):
+        # Logins still being checked fill the account's window: a limit on checks in flight,
+        # never a lockout.
+        assert refused.headers["Retry-After"] == "1"
+        assert "locked" not in refused.json()["detail"], refused.text
+    # Answered at once, not after waiting in a request thread for a slot: every refusal came
+    # before the first login whose password was checked.
+    assert finished == sorted(finished, reverse=True), finished
+    lockouts = "SELECT count(*) FROM audit_events WHERE action IN ('auth.lockout', 'auth.login_failed')"
+    assert sql(migrated, lockouts) == [(0,)]
+    refused_rows = sql(migrated, "SELECT detail->>'reason' FROM audit_events WHERE action = 'auth.login_refused'")
+    assert ("account_locked",) not in refused_rows
+    with api.client() as http:  # not locked: the right password logs in
+        assert http.post("/v1/auth/login", json=right).status_code == 200

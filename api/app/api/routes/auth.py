@@ -62,6 +62,14 @@ def _audit(session: Session, action: str, org_id: uuid.UUID | None, detail: dict
     session.add(AuditEvent(org_id=org_id, actor_id=None, action=action, detail=detail))
 
 
+_REFUSALS = {
+    "account_locked": "too many failed logins for this account: it is locked for a while",
+    "address_limited": "too many failed logins from this address",
+    # No password was wrong: logins of this account already being checked fill its window.
+    "account_busy": "too many logins of this account are being checked at once; retry in a moment",
+}
+
+
 def _refuse(
     svc: Services, session: Session, refusal: Refusal, org_id: uuid.UUID | None, detail: dict[str, Any]
 ) -> HTTPException:
@@ -82,11 +90,7 @@ def _refuse(
             {**detail, "reason": refusal.reason, "retry_after": refusal.retry_after},
         )
     session.commit()
-    message = (
-        "too many failed logins for this account: it is locked for a while"
-        if refusal.reason == "account_locked"
-        else "too many failed logins from this address"
-    )
+    message = _REFUSALS[refusal.reason]
     return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, message, {"Retry-After": str(refusal.retry_after)})
 
 
