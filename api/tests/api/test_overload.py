@@ -128,3 +128,31 @@ def test_a_flood_of_correct_logins_of_one_account_is_answered_at_once_and_never_
     assert ("account_locked",) not in refused_rows
     with api.client() as http:  # not locked: the right password logs in
         assert http.post("/v1/auth/login", json=right).status_code == 200
+
+
+def test_creating_a_user_whose_email_exists_in_the_organisation_is_409_without_hashing_its_password(
+    migrated: Database,
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    tuning = dataclasses.replace(Tuning(), hash_workers=1, hash_queue=0, metrics_port=0)
+    body = {"email": "taken@acme.io", "password": "a-good-pass-phrase-7", "role": "VIEWER"}
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, tuning) as api:
+        token = login(api, "owner@acme.io")
+        assert api.post("/v1/users", json=body, headers=bearer(token)).status_code == 201
+        # The one hashing worker is taken, and no caller may wait: any hash would be a 503.
+        hashing = api.app.state.services.hashing  # type: ignore[attr-defined]
+        release, running = threading.Event(), threading.Event()
+        holder = threading.Thread(target=hashing._run, args=(lambda: (running.set(), release.wait(30)),))
+        holder.start()
+        try:
+            assert running.wait(30)
+            again = api.post("/v1/users", json={**body, "email": "Taken@acme.io"}, headers=bearer(token))
+            new = api.post("/v1/users", json={**body, "email": "new@acme.io"}, headers=bearer(token))
+        finally:
+            release.set()
+            holder.join(30)
+        assert again.status_code == 409, again.text  # answered before any argon2 computation
+        assert new.status_code == 503  # a new email's password is hashed: the worker was needed
+        assert api.post("/v1/users", json={**body, "email": "new@acme.io"}, headers=bearer(token)).status_code == 201
+    users = "SELECT count(*) FROM users WHERE email IN ('taken@acme.io', 'new@acme.io')"
+    assert sql(migrated, users) == [(2,)]
