@@ -66,6 +66,9 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 _UNREADABLE = {
     UnicodeDecodeError: "the body is not valid UTF-8",
     RecursionError: "the body nests arrays or objects too deeply",
+    # Python's JSON parser refuses to read an integer of more than 4300 digits (a guard against
+    # quadratic conversion); JSONDecodeError, the other ValueError it raises, is FastAPI's 422.
+    ValueError: "the body holds an integer with too many digits to read",
 }
 
 
@@ -78,9 +81,9 @@ def install_handlers(app: FastAPI, retry_after: int) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        # FastAPI answers 400 when a JSON body is not UTF-8 or nests deeper than Python's
-        # parser recurses, but 422 when it is not JSON; all are a body we cannot read, so
-        # all are 422 here, like NUL and lone surrogates.
+        # FastAPI answers 400 when a JSON body is not UTF-8, nests deeper than Python's parser
+        # recurses or holds an integer too long for it, but 422 when it is not JSON; all are a
+        # body we cannot read, so all are 422 here, like NUL and lone surrogates.
         unreadable = _UNREADABLE.get(type(exc.__cause__)) if exc.status_code == 400 else None
         if unreadable is not None:
             error = {"loc": ["body"], "msg": unreadable, "type": "json_invalid"}

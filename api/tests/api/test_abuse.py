@@ -423,6 +423,35 @@ def test_a_body_not_utf8_or_nested_too_deep_is_422_like_one_that_is_not_json(mig
                 assert response.json()["detail"][0]["type"] == "json_invalid"
 
 
+def test_a_number_too_large_to_read_or_to_hold_is_422_like_any_invalid_body(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        json_headers = {"content-type": "application/json", **bearer(login(api, "owner@acme.io"))}
+        huge = b"9" * 5000  # more digits than Python's JSON parser converts
+        for number in (huge, b"1e400", b"-" + huge):
+            raw = b'{"kind": "inference", "energy_wh": ' + number + b', "co2e_g": "1"}'
+            for path in ("/v1/events", "/v1/users", "/v1/auth/login"):
+                response = api.post(path, content=raw, headers=json_headers)
+                assert response.status_code == 422, (path, number[:8], response.text)
+                assert "9999" not in response.text  # the input is not echoed
+        response = api.post("/v1/events", content=b'{"kind": "x", "energy_wh": ' + huge + b"}", headers=json_headers)
+        assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize("when", [0, "1970-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "9999-01-01T00:00:00Z"])
+def test_an_event_outside_the_sane_window_is_422_naming_occurred_at(migrated: Database, when: Any) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        auth = bearer(login(api, "owner@acme.io"))
+        response = api.post("/v1/events", json={**EVENT, "occurred_at": when}, headers=auth)
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "occurred_at"] and "2000-01-01" in error["msg"]
+        for fine in ("2000-01-01T00:00:00Z", "2024-06-01T12:00:00+02:00", "2024-06-01T12:00:00"):
+            assert api.post("/v1/events", json={**EVENT, "occurred_at": fine}, headers=auth).status_code == 201
+        assert api.get("/v1/events/summary", headers=auth).json()["events"] == 3
+
+
 # -- 4. concurrent creation of one email -----------------------------------------------
 
 
