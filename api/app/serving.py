@@ -12,6 +12,8 @@ protocol, chosen with ``--http``) adds two bounds, read from the knobs of app/tu
   otherwise the connection is closed. Bytes that trickle in do not extend it. An idle kept-alive
   connection is uvicorn's to close (``--timeout-keep-alive``, 75 s: longer than a load
   balancer's idle timeout, see below).
+- A request's line and headers may take 16 KiB together (``MAX_HEAD_BYTES``), however they
+  arrive; beyond it, 431 and the connection is closed.
 - ``ECOMIND_MAX_CONNECTIONS``: at most this many connections are open at once. A new one beyond
   it closes the oldest connection still waiting for a request's headers (half-open, or idle
   between requests), so a flood of them cannot keep a real client out; when every connection is
@@ -56,6 +58,12 @@ UVICORN_FLAGS: tuple[str, ...] = tuple(
 # Descriptors the process needs beside its clients' connections: the listeners, the database
 # pool (20), Redis, the metrics listener, logs, the hashing pool, Python's own.
 RESERVED_DESCRIPTORS = 128
+# The most a request's line and headers may take together, blank line included: h11's own limit,
+# enforced whether the head arrives in pieces or whole; beyond it, 431.
+MAX_HEAD_BYTES = 16 * 1024
+HEAD_TOO_LARGE = b"Request line and headers larger than 16 KiB."
+# How long the rest of a refused head is read and dropped before the connection is closed.
+LINGER_SECONDS = 2.0
 # At most one line per this many seconds says the cap is reached: a flood must not flood the logs.
 WARN_EVERY_SECONDS = 60.0
 
@@ -122,6 +130,7 @@ class BoundedH11Protocol(H11Protocol):
         self.bounds = bounds()
         self.waiting = _waiting_of(server_state)
         self.header_deadline: asyncio.TimerHandle | None = None
+        self.refused = False  # answered 431: what the client still sends is dropped
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -145,6 +154,9 @@ class BoundedH11Protocol(H11Protocol):
         (oldest or self)._close()
 
     def handle_events(self) -> None:
+        if self.conn.their_state is h11.IDLE and self._head_too_large():
+            self._refuse_head()
+            return
         super().handle_events()
         if self.transport.is_closing() or self not in self.connections:  # closed, or upgraded
             self._forget()
@@ -155,6 +167,30 @@ class BoundedH11Protocol(H11Protocol):
             # Part of the next request is here: its headers have the deadline a new connection has.
             if self.header_deadline is None and self.conn.trailing_data[0]:
                 self.header_deadline = self.loop.call_later(self.bounds.header_timeout, self._headers_too_late)
+
+    def _head_too_large(self) -> bool:
+        # h11 refuses a head over its limit only while it waits for the rest: one that arrives
+        # whole in a read, however large, it parses. Here the size is the size, however it arrives.
+        received, _ = self.conn.trailing_data
+        return len(received) >= MAX_HEAD_BYTES and received.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES) == -1
+
+    def _refuse_head(self) -> None:
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+        self.transport.write(self.conn.send(h11.Response(status_code=431, headers=headers)) or b"")
+        self.transport.write(self.conn.send(h11.Data(data=HEAD_TOO_LARGE)) or b"")
+        self.transport.write(self.conn.send(h11.EndOfMessage()) or b"")
+        # Closed at once with the client's bytes unread, the socket would reset the connection,
+        # and the client could lose the answer: it gets our end of the stream, and what it still
+        # sends is read and dropped for a moment, then the connection is closed.
+        self.refused = True
+        self._forget()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self._close)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.refused:
+            super().data_received(data)
 
     def _headers_too_late(self) -> None:
         self.header_deadline = None

@@ -338,6 +338,44 @@ def test_connections_that_never_finish_their_headers_are_closed_and_health_still
     assert api.output().count("ECOMIND_MAX_CONNECTIONS") == 1, api.output()[-3000:]
 
 
+def _answer(port: int, head: bytes, pieces: int) -> bytes:
+    """Send ``head`` in ``pieces`` writes (one: it arrives whole) and read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        size = -(-len(head) // pieces)
+        try:
+            for start in range(0, len(head), size):
+                sock.sendall(head[start : start + size])
+                if pieces > 1:
+                    time.sleep(0.05)  # each piece its own read on the server
+        except OSError:  # refused before the rest was sent: the answer is there to read
+            pass
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # the status line and headers of the answer
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+        return answer
+
+
+def test_request_headers_over_16_kib_are_refused_with_431_however_they_arrive(
+    migrated: Database, live_api: Any
+) -> None:
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, shipped_flags())
+
+    def head(size: int) -> bytes:
+        start = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: "
+        return start + b"f" * (size - len(start) - 4) + b"\r\n\r\n"
+
+    for pieces in (1, 8):
+        fits = _answer(api.port, head(16 * 1024), pieces)  # the request line and headers: 16 KiB
+        assert fits.startswith(b"HTTP/1.1 200"), (pieces, fits[:200])
+        over = _answer(api.port, head(16 * 1024 + 1), pieces)
+        assert over.startswith(b"HTTP/1.1 431"), (pieces, over[:200])
+        assert _answer(api.port, head(64 * 1024), pieces).startswith(b"HTTP/1.1 431")
+    assert "Traceback" not in api.output()
+
+
 def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\n")
     port = free_port()
