@@ -77,7 +77,7 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "cause": CAUSES,
     "result": ("ok", "throttled", "denied", "not_found", "unreachable", "error"),
     "stage": ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"),
-    "reason": ("address_limited", "account_locked", "account_busy"),
+    "reason": ("address_limited", "account_locked", "account_busy", "address_busy"),
     "status_class": ("1xx", "2xx", "3xx", "4xx", "5xx"),
 }
 
@@ -164,7 +164,7 @@ LOGIN_THROTTLED = Metric(
     "counter",
     ("reason",),
     "Logins answered 429 by the login limits: too many failures from an address, a locked account, or an "
-    "account whose window is full of logins still being checked.",
+    "account or address whose window is full of logins still being checked.",
 )
 LOGIN_LOCKOUTS = Metric(
     "ecomind_login_lockouts_total",

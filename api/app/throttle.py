@@ -17,17 +17,18 @@ A login takes its slot before its password is checked: :meth:`LoginThrottle.admi
 reserves one attempt for the address and one for the account in a single atomic
 step, and refuses when failures plus attempts in flight already fill either window.
 So parallel logins cannot check more passwords than the limit, whatever their number.
-A login refused only because attempts still in flight fill the account's window is
-refused at once (``account_busy``, ``Retry-After: 1``), never after a wait in its
-request thread: it is no failure and no lockout, and its retry finds the slots given
-back by the attempts that succeeded.
+A login refused only because attempts still in flight fill the account's window, or the
+address's, is refused at once (``account_busy``, ``address_busy``, ``Retry-After: 1``),
+never after a wait in its request thread: it is no failure and no lockout, and its retry
+finds the slots given back by the attempts that succeeded.
 The attempt then becomes a failure (:meth:`~LoginThrottle.failed`) or is given back
 (:meth:`~LoginThrottle.succeeded`, :meth:`~LoginThrottle.release`); a success is
 refused when the account got locked while its password was being checked. An
 attempt whose process died is forgotten after ``PENDING_SECONDS``.
 
 Only failures stay counted, so users behind one address (an office, a NAT) who type
-their password right are never limited. Unknown emails are counted and locked
+their password right never add to its count; they are refused while others' failures
+fill it, and, for a moment, while logins in flight fill a window. Unknown emails are counted and locked
 exactly like known ones, so a lockout tells nothing about whether an account exists.
 
 When Redis is unreachable the same rules run in process memory: logins keep
@@ -73,7 +74,7 @@ T = TypeVar("T")
 class Refusal:
     """Why a login is refused, and for how long (``Retry-After``)."""
 
-    reason: str  # "address_limited" | "account_locked" | "account_busy"
+    reason: str  # "address_limited" | "account_locked" | "account_busy" | "address_busy"
     retry_after: int
     lockout_started: bool = False
     lockout_level: int = 0
@@ -186,7 +187,8 @@ def _seconds(ms: float) -> int:
 
 # Each result is a list [kind, ms, extra]: [0] admitted/ok, [1, ms, first] locked,
 # [2, ms, level] lockout started (reported, and marks the period), [3, ms, first] address limited, [4] account
-# window full of attempts in flight (not reported: no failure, no lockout). "first": 1 when no
+# window full of attempts in flight (not reported: no failure, no lockout), [5] the address's
+# window full, not of failures alone (the same). "first": 1 when no
 # refusal of this kind was reported in its period yet (a marker key that lives as long as the
 # refusal holds).
 _RESERVE = """
@@ -201,8 +203,16 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  local ms = tonumber(oldest[2]) - now
+  local failed, oldest = 0, nil
+  local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #members, 2 do
+    if string.sub(members[i], 1, 2) == 'f:' then
+      failed = failed + 1
+      if oldest == nil then oldest = tonumber(members[i + 1]) end
+    end
+  end
+  if failed < tonumber(ARGV[3]) then return {5} end
+  local ms = oldest - now
   return {3, ms, first(KEYS[7], ms)}
 end
 if redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then
@@ -324,7 +334,10 @@ class _MemoryBackend:
             if lock is not None:
                 return [1, int(lock[1] - now), first(account_refused, lock[1] - now)]
             if len(address) >= int(args[2]):
-                ms = min(address.values()) - now
+                failed = sorted(expiry for member, expiry in address.items() if member.startswith("f:"))
+                if len(failed) < int(args[2]):
+                    return [5]
+                ms = failed[0] - now
                 return [3, int(ms), first(address_refused, ms)]
             if len(self._set(pending, now)) + len(self._set(failures, now)) >= int(args[4]):
                 return [4]
@@ -371,7 +384,9 @@ def _refusal(result: list[int]) -> Refusal | None:
         return Refusal("account_locked", _seconds(ms), lockout_started=True, lockout_level=extra)
     if kind == 3:
         return Refusal("address_limited", _seconds(ms), audit=extra == 1)
-    return Refusal("account_busy", BUSY_RETRY_SECONDS, audit=False)  # 4: attempts in flight
+    if kind == 4:  # the account's window: failures and attempts in flight, not failures alone
+        return Refusal("account_busy", BUSY_RETRY_SECONDS, audit=False)
+    return Refusal("address_busy", BUSY_RETRY_SECONDS, audit=False)  # 5: the same, for the address
 
 
 class LoginThrottle:

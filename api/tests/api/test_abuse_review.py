@@ -223,12 +223,18 @@ def test_the_throttle_reserves_slots_alike_in_redis_and_in_memory(storage: str, 
         assert locked == Refusal("account_locked", 60, lockout_started=True, lockout_level=1)
         late = throttle.admit("10.0.0.2", "a@acme.io")
         assert isinstance(late, Refusal) and late.reason == "account_locked" and 59 <= late.retry_after <= 60
-        # The address has failed three times; two more attempts fill its window.
+        # The address has failed three times; two more attempts in flight fill its window, for
+        # a moment: busy, not limited.
         others = [throttle.admit("10.0.0.1", f"{n}@acme.io") for n in range(2)]
-        limited = throttle.admit("10.0.0.1", "b@acme.io")
-        assert isinstance(limited, Refusal) and limited.reason == "address_limited"
+        assert throttle.admit("10.0.0.1", "b@acme.io") == Refusal("address_busy", 1, audit=False)
         assert throttle.succeeded(others[0]) is None  # type: ignore[arg-type]
-        assert isinstance(throttle.admit("10.0.0.1", "b@acme.io"), Attempt)  # a success gave its slot back
+        fifth = throttle.admit("10.0.0.1", "b@acme.io")
+        assert isinstance(fifth, Attempt)  # a success gave its slot back
+        # Five failures fill it: limited until the oldest leaves the window.
+        assert throttle.failed(others[1]) is None and throttle.failed(fifth) is None  # type: ignore[arg-type]
+        limited = throttle.admit("10.0.0.1", "c@acme.io")
+        assert isinstance(limited, Refusal) and limited.reason == "address_limited"
+        assert 1 <= limited.retry_after <= 60
         assert throttle.unlock("a@acme.io")  # the lock, and the doubling with it
         again = throttle.admit("10.0.0.3", "a@acme.io")
         assert isinstance(again, Attempt) and throttle.failed(again) is None

@@ -156,3 +156,45 @@ def test_creating_a_user_whose_email_exists_in_the_organisation_is_409_without_h
         assert api.post("/v1/users", json={**body, "email": "new@acme.io"}, headers=bearer(token)).status_code == 201
     users = "SELECT count(*) FROM users WHERE email IN ('taken@acme.io', 'new@acme.io')"
     assert sql(migrated, users) == [(2,)]
+
+
+def test_right_passwords_from_one_address_never_limit_it_and_others_failures_do(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    slow = PasswordHasher(time_cost=60, memory_cost=19456, parallelism=1).hash(OWNER_PASSWORD)
+    sql(migrated, "UPDATE users SET password_hash = %s", slow)  # logins stay in flight a while
+    api = live_api(
+        {
+            "DATABASE_URL": migrated.url(),
+            "JWT_SECRET": JWT,
+            "REDIS_URL": redis_url,
+            "ECOMIND_LOGIN_FAILURES_PER_ADDRESS": "3/10 minutes",
+            "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "1000/minute",
+            "ECOMIND_HASH_WORKERS": "1",
+        }
+    )
+    right = {"email": "owner@acme.io", "password": OWNER_PASSWORD}
+    start = threading.Barrier(8)
+
+    def log_in(_: int) -> httpx.Response:
+        with api.client() as own:
+            start.wait(60)
+            return own.post("/v1/auth/login", json=right)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(log_in, range(8)))
+    assert {r.status_code for r in answers} <= {200, 429} and 200 in {r.status_code for r in answers}
+    for refused in (r for r in answers if r.status_code == 429):
+        # Three logins in flight fill the address's window: the others are asked to retry in a
+        # second; the address is not limited, nothing is written.
+        assert refused.headers["Retry-After"] == "1" and "from this address" in refused.text, refused.text
+        assert "failed" not in refused.text
+    assert sql(migrated, "SELECT count(*) FROM audit_events WHERE action = 'auth.login_refused'") == [(0,)]
+    with api.client() as http:
+        assert http.post("/v1/auth/login", json=right).status_code == 200  # eight right: no count
+        for n in range(3):  # someone else behind the address fails three times...
+            assert http.post("/v1/auth/login", json={**right, "email": f"x{n}@acme.io"}).status_code == 401
+        limited = http.post("/v1/auth/login", json=right)  # ...and the right password waits its window
+        assert limited.status_code == 429 and "failed logins from this address" in limited.text
+        assert int(limited.headers["Retry-After"]) > 500

@@ -67,6 +67,7 @@ _REFUSALS = {
     "address_limited": "too many failed logins from this address",
     # No password was wrong: logins of this account already being checked fill its window.
     "account_busy": "too many logins of this account are being checked at once; retry in a moment",
+    "address_busy": "too many logins from this address are being checked at once; retry in a moment",
 }
 
 
