@@ -198,3 +198,35 @@ def test_right_passwords_from_one_address_never_limit_it_and_others_failures_do(
         limited = http.post("/v1/auth/login", json=right)  # ...and the right password waits its window
         assert limited.status_code == 429 and "failed logins from this address" in limited.text
         assert int(limited.headers["Retry-After"]) > 500
+
+
+def test_ready_answers_while_every_request_thread_waits_on_the_database(
+    migrated: Database, redis_url: str, live_api: Any
+) -> None:
+    import psycopg
+
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}
+    api = live_api({**env, "ECOMIND_REQUEST_THREADS": "10", "ECOMIND_HASH_WORKERS": "1", "ECOMIND_HASH_QUEUE": "1"})
+    with api.client() as http:
+        token = login(http, "owner@acme.io")  # type: ignore[arg-type]
+    blocked = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND usename = %s"
+    with psycopg.connect(migrated.url()) as holder, ThreadPoolExecutor(20) as pool:
+        holder.execute("LOCK TABLE usage_events IN ACCESS EXCLUSIVE MODE")  # every summary waits for it
+
+        def summary(_: int) -> int:
+            with api.client() as own:
+                return own.get("/v1/events/summary", headers=bearer(token)).status_code
+
+        answers = pool.map(summary, range(20))
+        for _ in range(600):  # every request thread holds a summary waiting on the lock
+            with psycopg.connect(migrated.url()) as watcher:
+                if watcher.execute(blocked, (migrated.user,)).fetchone()[0] >= 10:  # type: ignore[index]
+                    break
+            threading.Event().wait(0.05)
+        else:
+            raise AssertionError("the request threads never all waited on the lock")
+        ready = httpx.get(f"{api.url}/ready", timeout=10)  # the threads are all taken: /ready needs none
+        assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok", ready.text
+        holder.rollback()
+        assert list(answers) == [200] * 20
