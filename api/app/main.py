@@ -17,6 +17,8 @@ from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import redis
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -37,7 +39,7 @@ from .security import PasswordHashing, TokenService
 from .serving import quiet_accept_errors
 from .settings import Settings, load_settings
 from .throttle import LoginThrottle
-from .tuning import KNOBS, Tuning, TuningError
+from .tuning import KNOBS, PROBE_THREADS, Tuning, TuningError
 
 __all__ = ["StartupError", "app", "create_app", "served_tuning"]
 
@@ -101,6 +103,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redact.install()
         quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: a line a minute, not a flood
+        # The sync routes' threads, and the pool sized from the same knob: a request thread
+        # never waits for a database connection. /ready's checks have threads of their own.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = limits.request_threads
+        app.state.probe_threads = anyio.CapacityLimiter(PROBE_THREADS)
         with ExitStack() as stack:  # what is built is released in reverse, on a failed start too
             if limits.log_format == "json":
                 stack.callback(use_json_logs())
@@ -120,7 +126,7 @@ def create_app(
                 stack.callback(metrics_server.close)
             app.state.metrics_port = metrics_server.port if metrics_server else None
             timeouts = Timeouts(limits.db_connect_timeout, limits.db_statement_timeout or None, limits.db_pool_timeout)
-            engine = make_engine(settings, timeouts, **(engine_options or {}))
+            engine = make_engine(settings, timeouts, limits.db_pool_connections, **(engine_options or {}))
             stack.callback(engine.dispose)
             try:
                 with engine.connect() as conn:

@@ -17,6 +17,8 @@ app/tuning.py:
 - ``ECOMIND_BODY_TIMEOUT``: a request's body must be whole this many seconds after its headers;
   otherwise the request is answered 408 (when the app has not answered it yet) and the
   connection is closed. Bytes that trickle in do not extend it either.
+- A request's line and headers may take 16 KiB together (``MAX_HEAD_BYTES``), however they
+  arrive; beyond it, 431 and the connection is closed.
 - ``ECOMIND_MAX_CONNECTIONS``: at most this many connections are open at once. A new one beyond
   it closes the connection stalled longest: the one that has waited longest on its client, for
   a request's headers (half-open, or idle between requests) or for its body (answered 408).
@@ -77,6 +79,12 @@ UVICORN_FLAGS: tuple[str, ...] = tuple(
 # Descriptors the process needs beside its clients' connections: the listeners, the database
 # pool (20), Redis, the metrics listener, logs, the hashing pool, Python's own.
 RESERVED_DESCRIPTORS = 128
+# The most a request's line and headers may take together, blank line included: h11's own limit,
+# enforced whether the head arrives in pieces or whole; beyond it, 431.
+MAX_HEAD_BYTES = 16 * 1024
+HEAD_TOO_LARGE = b"Request line and headers larger than 16 KiB."
+# How long the rest of a refused head is read and dropped before the connection is closed.
+LINGER_SECONDS = 2.0
 # At most one line per this many seconds says the cap is reached: a flood must not flood the logs.
 WARN_EVERY_SECONDS = 60.0
 TIMEOUT_BODY = b"Request Timeout: the request's body did not arrive in time\n"
@@ -204,6 +212,7 @@ class BoundedH11Protocol(H11Protocol):
         self.deadline: asyncio.TimerHandle | None = None
         self.waiting_for: str | None = None  # "headers" or "body": what the client owes
         self.waiting_since = 0.0
+        self.refused = False  # answered 431: what the client still sends is dropped
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -243,6 +252,9 @@ class BoundedH11Protocol(H11Protocol):
             self.stalled.evicted = self.stalled.refused = 0
 
     def handle_events(self) -> None:
+        if self.conn.their_state is h11.IDLE and self._head_too_large():
+            self._refuse_head()
+            return
         super().handle_events()
         state = self.conn.their_state
         if self.transport.is_closing() or self not in self.connections:  # closed, or upgraded
@@ -315,6 +327,30 @@ class BoundedH11Protocol(H11Protocol):
                         408,
                     )
         self._close()
+
+    def _head_too_large(self) -> bool:
+        # h11 refuses a head over its limit only while it waits for the rest: one that arrives
+        # whole in a read, however large, it parses. Here the size is the size, however it arrives.
+        received, _ = self.conn.trailing_data
+        return len(received) >= MAX_HEAD_BYTES and received.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES) == -1
+
+    def _refuse_head(self) -> None:
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+        self.transport.write(self.conn.send(h11.Response(status_code=431, headers=headers)) or b"")
+        self.transport.write(self.conn.send(h11.Data(data=HEAD_TOO_LARGE)) or b"")
+        self.transport.write(self.conn.send(h11.EndOfMessage()) or b"")
+        # Closed at once with the client's bytes unread, the socket would reset the connection,
+        # and the client could lose the answer: it gets our end of the stream, and what it still
+        # sends is read and dropped for a moment, then the connection is closed.
+        self.refused = True
+        self._forget()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self._close)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.refused:
+            super().data_received(data)
 
     def _forget(self) -> None:
         self.stalled.pop(self, None)

@@ -17,13 +17,18 @@ A login takes its slot before its password is checked: :meth:`LoginThrottle.admi
 reserves one attempt for the address and one for the account in a single atomic
 step, and refuses when failures plus attempts in flight already fill either window.
 So parallel logins cannot check more passwords than the limit, whatever their number.
+A login refused only because attempts still in flight fill the account's window, or the
+address's, is refused at once (``account_busy``, ``address_busy``, ``Retry-After: 1``),
+never after a wait in its request thread: it is no failure and no lockout, and its retry
+finds the slots given back by the attempts that succeeded.
 The attempt then becomes a failure (:meth:`~LoginThrottle.failed`) or is given back
 (:meth:`~LoginThrottle.succeeded`, :meth:`~LoginThrottle.release`); a success is
 refused when the account got locked while its password was being checked. An
 attempt whose process died is forgotten after ``PENDING_SECONDS``.
 
 Only failures stay counted, so users behind one address (an office, a NAT) who type
-their password right are never limited. Unknown emails are counted and locked
+their password right never add to its count; they are refused while others' failures
+fill it, and, for a moment, while logins in flight fill a window. Unknown emails are counted and locked
 exactly like known ones, so a lockout tells nothing about whether an account exists.
 
 When Redis is unreachable the same rules run in process memory: logins keep
@@ -36,7 +41,6 @@ email, never the email.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import ipaddress
 import logging
@@ -59,11 +63,7 @@ log = logging.getLogger("app.throttle")
 REDIS_RETRY_SECONDS = 5.0
 # An attempt in flight holds its slot at most this long (a process that died mid-login).
 PENDING_SECONDS = 60
-# When failures and attempts in flight fill the account's window, a login waits this long
-# for an attempt to end (a success gives its slot back) before it is refused, polling.
-BUSY_WAIT_SECONDS = 3.0
-BUSY_POLL_SECONDS = 0.05
-# Retry-After when the window stayed full of attempts still in flight: they end soon.
+# Retry-After when the account's window is full of attempts still in flight: they end soon.
 BUSY_RETRY_SECONDS = 1
 # The IPv6 prefix one client's address limit counts (RFC 6177: a site gets at least a /64).
 IPV6_CLIENT_PREFIX = 64
@@ -74,7 +74,7 @@ T = TypeVar("T")
 class Refusal:
     """Why a login is refused, and for how long (``Retry-After``)."""
 
-    reason: str  # "address_limited" | "account_locked"
+    reason: str  # "address_limited" | "account_locked" | "account_busy" | "address_busy"
     retry_after: int
     lockout_started: bool = False
     lockout_level: int = 0
@@ -186,10 +186,11 @@ def _seconds(ms: float) -> int:
 
 
 # Each result is a list [kind, ms, extra]: [0] admitted/ok, [1, ms, first] locked,
-# [2, ms, level] lockout started (reported, and marks the period), [3, ms, first] address limited, [4, 0, first] account
-# window full of attempts in flight. "first": 1 when no refusal of this kind was reported in
-# its period yet (a marker key that lives as long as the refusal holds); a busy account is
-# marked only by the last poll of a wait (ARGV[9] = 1).
+# [2, ms, level] lockout started (reported, and marks the period), [3, ms, first] address limited, [4] account
+# window full of attempts in flight (not reported: no failure, no lockout), [5] the address's
+# window full, not of failures alone (the same). "first": 1 when no
+# refusal of this kind was reported in its period yet (a marker key that lives as long as the
+# refusal holds).
 _RESERVE = """
 local now, pending_ms = tonumber(ARGV[1]), tonumber(ARGV[6])
 local function first(marker, ms)
@@ -202,13 +203,20 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  local ms = tonumber(oldest[2]) - now
+  local failed, oldest = 0, nil
+  local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #members, 2 do
+    if string.sub(members[i], 1, 2) == 'f:' then
+      failed = failed + 1
+      if oldest == nil then oldest = tonumber(members[i + 1]) end
+    end
+  end
+  if failed < tonumber(ARGV[3]) then return {5} end
+  local ms = oldest - now
   return {3, ms, first(KEYS[7], ms)}
 end
 if redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then
-  if ARGV[9] ~= '1' then return {4, 0, 0} end
-  return {4, 0, first(KEYS[6], tonumber(ARGV[8]))}
+  return {4}
 end
 redis.call('ZADD', KEYS[1], now + pending_ms, 'p:' .. ARGV[7])
 redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[2]), pending_ms))
@@ -326,10 +334,13 @@ class _MemoryBackend:
             if lock is not None:
                 return [1, int(lock[1] - now), first(account_refused, lock[1] - now)]
             if len(address) >= int(args[2]):
-                ms = min(address.values()) - now
+                failed = sorted(expiry for member, expiry in address.items() if member.startswith("f:"))
+                if len(failed) < int(args[2]):
+                    return [5]
+                ms = failed[0] - now
                 return [3, int(ms), first(address_refused, ms)]
             if len(self._set(pending, now)) + len(self._set(failures, now)) >= int(args[4]):
-                return [4, 0, first(account_refused, int(args[7])) if args[8] == "1" else 0]
+                return [4]
             address["p:" + args[6]] = now + int(args[5])
             self._set(pending, now)[args[6]] = now + int(args[5])
             return [0]
@@ -363,9 +374,6 @@ class _MemoryBackend:
         return len(found)
 
 
-_BUSY = 4
-
-
 def _refusal(result: list[int]) -> Refusal | None:
     kind, ms, extra = (*result, 0, 0)[:3]
     if kind == 0:
@@ -376,11 +384,9 @@ def _refusal(result: list[int]) -> Refusal | None:
         return Refusal("account_locked", _seconds(ms), lockout_started=True, lockout_level=extra)
     if kind == 3:
         return Refusal("address_limited", _seconds(ms), audit=extra == 1)
-    return Refusal("account_locked", BUSY_RETRY_SECONDS, audit=extra == 1)  # _BUSY
-
-
-def _reserve(backend: _Backend, keys: list[str], args: list[Any]) -> list[int]:
-    return backend.run(_RESERVE, keys, args)
+    if kind == 4:  # the account's window: failures and attempts in flight, not failures alone
+        return Refusal("account_busy", BUSY_RETRY_SECONDS, audit=False)
+    return Refusal("address_busy", BUSY_RETRY_SECONDS, audit=False)  # 5: the same, for the address
 
 
 class LoginThrottle:
@@ -413,31 +419,22 @@ class LoginThrottle:
     def admit(self, address: str, email: str) -> Attempt | Refusal:
         """Before any password is checked: the attempt's slot, or why there is none now.
 
-        While the account's window is full only because of attempts in flight (parallel
-        logins of one account: a pool of workers starting), it waits for one of them to end,
-        up to ``BUSY_WAIT_SECONDS``: their verdicts decide whether there is room."""
+        Answered at once. While the account's window is full only because of attempts in
+        flight (parallel logins of one account: a pool of workers starting), the refusal is
+        ``account_busy``: their verdicts decide whether there is room, and a request thread
+        waiting for them would be one a flood of logins takes from every other route."""
         lim = self.limits
         attempt = Attempt(Keys.of(address, email), uuid.uuid4().hex)
-        deadline = time.monotonic() + BUSY_WAIT_SECONDS
-        while True:
-            # Only the answer it ends with may mark the period's refusal as reported.
-            final = time.monotonic() >= deadline
-            args: list[Any] = [
-                int(time.time() * 1000),
-                lim.address_window_ms,
-                lim.address_limit,
-                lim.account_window_ms,
-                lim.account_limit,
-                PENDING_SECONDS * 1000,
-                attempt.id,
-                BUSY_RETRY_SECONDS * 1000,
-                1 if final else 0,
-            ]
-            result = self._on(functools.partial(_reserve, keys=attempt.keys.all(), args=args))
-            if result[0] != _BUSY or final:
-                break
-            time.sleep(BUSY_POLL_SECONDS)
-        refusal = _refusal(result)
+        args: list[Any] = [
+            int(time.time() * 1000),
+            lim.address_window_ms,
+            lim.address_limit,
+            lim.account_window_ms,
+            lim.account_limit,
+            PENDING_SECONDS * 1000,
+            attempt.id,
+        ]
+        refusal = self._run(_RESERVE, attempt.keys, args)
         return attempt if refusal is None else refusal
 
     def failed(self, attempt: Attempt) -> Refusal | None:

@@ -18,13 +18,17 @@ from limits import RateLimitItem, parse, parse_many
 
 from .telemetry import METRICS_PORT, STALE_AFTER_TTLS
 
-__all__ = ["KNOBS", "Tuning", "TuningError", "memory_budget_mib"]
+__all__ = ["KNOBS", "PROBE_THREADS", "Tuning", "TuningError", "memory_budget_mib"]
 
 
-# The server's request threads (anyio's default thread limiter, which FastAPI's sync routes
-# share); logins waiting for or running a hash hold one each, and some must stay free.
-REQUEST_THREADS = 40
+# Of the request threads (ECOMIND_REQUEST_THREADS), logins waiting for or running a hash hold
+# one each, and this many must stay free for the other routes.
 SPARE_THREADS = 8
+# Threads of their own for /ready's checks: a flood that holds every request thread does not
+# make the readiness probe wait behind it.
+PROBE_THREADS = 2
+# PostgreSQL's connections at most one API process opens (its default max_connections is 100).
+MAX_REQUEST_THREADS = 200
 MAX_HASH_WORKERS = 16
 # A disabled or deleted user's tokens work at most this long in one process (its user cache).
 MAX_USER_CACHE_SECONDS = 300
@@ -41,6 +45,10 @@ class TuningError(ValueError):
 class Tuning:
     # Requests: every route, with or without a token.
     max_body_bytes: int = 1024 * 1024
+    # The threads that run the routes (anyio's thread limiter, which FastAPI's sync routes share).
+    # The database pool is sized from it (:attr:`db_pool_connections`): a request thread never
+    # waits for a connection, so the two cannot disagree.
+    request_threads: int = 40
     # Connections (app/serving.py): a request's headers must arrive within this many seconds, its
     # body within this many more (then 408), and at most this many connections are open at once
     # (the one stalled longest, waiting for headers or a body, makes room).
@@ -138,11 +146,16 @@ class Tuning:
                 f"{KNOBS['hash_workers']}={self.hash_workers} would need a memory budget of "
                 f"{memory_budget_mib(self)} MiB; at most {MAX_HASH_WORKERS} (more workers than cores buy nothing)"
             )
-        if self.hash_workers + self.hash_queue > REQUEST_THREADS - SPARE_THREADS:
+        if not 1 <= self.request_threads <= MAX_REQUEST_THREADS:
+            found.append(
+                f"{KNOBS['request_threads']} must be 1 to {MAX_REQUEST_THREADS} (each may hold one PostgreSQL "
+                "connection)"
+            )
+        elif self.hash_workers + self.hash_queue > self.request_threads - SPARE_THREADS:
             found.append(
                 f"{KNOBS['hash_workers']} + {KNOBS['hash_queue']} ({self.hash_workers} + {self.hash_queue}) must be at "
-                f"most {REQUEST_THREADS - SPARE_THREADS}: each holds one of the server's {REQUEST_THREADS} request "
-                f"threads, and {SPARE_THREADS} must stay for the other routes"
+                f"most {self.request_threads - SPARE_THREADS}: each holds one of the server's {self.request_threads} "
+                f"request threads ({KNOBS['request_threads']}), and {SPARE_THREADS} must stay for the other routes"
             )
         if not MIN_PASSWORD_LENGTH <= self.password_min_length <= MAX_PASSWORD_LENGTH:
             found.append(
@@ -192,6 +205,12 @@ class Tuning:
         if not 0 <= self.password_min_score <= 4:
             found.append(f"{KNOBS['password_min_score']} must be 0 to 4 (zxcvbn's scale)")
         return found
+
+    @property
+    def db_pool_connections(self) -> int:
+        """PostgreSQL connections one API process may hold: one per request thread, and one per
+        probe thread of /ready. A request holds at most one at a time, so none ever waits."""
+        return self.request_threads + PROBE_THREADS
 
     def stale_after(self, ttl: float) -> float:
         """Seconds without a successful refresh after which a secret is stale."""

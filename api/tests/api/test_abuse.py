@@ -492,6 +492,44 @@ def test_a_server_out_of_descriptors_says_so_once_with_a_count_not_once_per_conn
     assert "Traceback" not in stderr and "out of system resource" not in stderr, stderr[-3000:]
 
 
+def _answer(port: int, head: bytes, pieces: int) -> bytes:
+    """Send ``head`` in ``pieces`` writes (one: it arrives whole) and read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        size = -(-len(head) // pieces)
+        try:
+            for start in range(0, len(head), size):
+                sock.sendall(head[start : start + size])
+                if pieces > 1:
+                    time.sleep(0.05)  # each piece its own read on the server
+        except OSError:  # refused before the rest was sent: the answer is there to read
+            pass
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # the status line and headers of the answer
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+        return answer
+
+
+def test_request_headers_over_16_kib_are_refused_with_431_however_they_arrive(
+    migrated: Database, live_api: Any
+) -> None:
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, shipped_flags())
+
+    def head(size: int) -> bytes:
+        start = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: "
+        return start + b"f" * (size - len(start) - 4) + b"\r\n\r\n"
+
+    for pieces in (1, 8):
+        fits = _answer(api.port, head(16 * 1024), pieces)  # the request line and headers: 16 KiB
+        assert fits.startswith(b"HTTP/1.1 200"), (pieces, fits[:200])
+        over = _answer(api.port, head(16 * 1024 + 1), pieces)
+        assert over.startswith(b"HTTP/1.1 431"), (pieces, over[:200])
+        assert _answer(api.port, head(64 * 1024), pieces).startswith(b"HTTP/1.1 431")
+    assert "Traceback" not in api.output()
+
+
 def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\n")
     port = free_port()
@@ -575,6 +613,35 @@ def test_a_body_not_utf8_or_nested_too_deep_is_422_like_one_that_is_not_json(mig
                 response = api.post(path, content=raw, headers=json_headers)
                 assert response.status_code == 422, (path, raw, response.text)
                 assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_a_number_too_large_to_read_or_to_hold_is_422_like_any_invalid_body(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        json_headers = {"content-type": "application/json", **bearer(login(api, "owner@acme.io"))}
+        huge = b"9" * 5000  # more digits than Python's JSON parser converts
+        for number in (huge, b"1e400", b"-" + huge):
+            raw = b'{"kind": "inference", "energy_wh": ' + number + b', "co2e_g": "1"}'
+            for path in ("/v1/events", "/v1/users", "/v1/auth/login"):
+                response = api.post(path, content=raw, headers=json_headers)
+                assert response.status_code == 422, (path, number[:8], response.text)
+                assert "9999" not in response.text  # the input is not echoed
+        response = api.post("/v1/events", content=b'{"kind": "x", "energy_wh": ' + huge + b"}", headers=json_headers)
+        assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize("when", [0, "1970-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "9999-01-01T00:00:00Z"])
+def test_an_event_outside_the_sane_window_is_422_naming_occurred_at(migrated: Database, when: Any) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        auth = bearer(login(api, "owner@acme.io"))
+        response = api.post("/v1/events", json={**EVENT, "occurred_at": when}, headers=auth)
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "occurred_at"] and "2000-01-01" in error["msg"]
+        for fine in ("2000-01-01T00:00:00Z", "2024-06-01T12:00:00+02:00", "2024-06-01T12:00:00"):
+            assert api.post("/v1/events", json={**EVENT, "occurred_at": fine}, headers=auth).status_code == 201
+        assert api.get("/v1/events/summary", headers=auth).json()["events"] == 3
 
 
 # -- 4. concurrent creation of one email -----------------------------------------------
