@@ -77,7 +77,7 @@ UVICORN_FLAGS: tuple[str, ...] = tuple(
     f for k, v in UVICORN_OPTIONS.items() for f in ("--" + k.replace("_", "-"), str(v))
 )
 # Descriptors the process needs beside its clients' connections: the listeners, the database
-# pool (20), Redis, the metrics listener, logs, the hashing pool, Python's own.
+# pool (ECOMIND_REQUEST_THREADS + 2), Redis, the metrics listener, logs, the hashing pool, Python's own.
 RESERVED_DESCRIPTORS = 128
 # The most a request's line and headers may take together, blank line included: h11's own limit,
 # enforced whether the head arrives in pieces or whole; beyond it, 431.
