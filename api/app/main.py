@@ -9,6 +9,7 @@ the app is created, since the request body limit is part of the ASGI stack.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -17,6 +18,8 @@ from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import redis
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -25,6 +28,7 @@ from sqlalchemy.orm import sessionmaker
 from app.api.deps import Services
 from app.api.errors import install_handlers, responses
 from app.api.routes import auth, events, health, users
+from app.api.serving import quiet_accept_errors
 from app.auth.hashing import PasswordHashing
 from app.auth.limits import LoginThrottle
 from app.auth.revocations import Revocations
@@ -36,7 +40,7 @@ from app.observe.logs import RequestIdMiddleware, use_json_logs
 from app.observe.metrics import EmfReporter, MetricsServer, registry
 from app.secrets import redact
 from app.secrets.errors import SettingsError
-from app.settings.knobs import KNOBS, Tuning, TuningError
+from app.settings.knobs import KNOBS, PROBE_THREADS, Tuning, TuningError
 from app.settings.loading import Settings, load_settings
 
 __all__ = ["StartupError", "app", "create_app", "served_tuning"]
@@ -100,6 +104,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redact.install()
+        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: a line a minute, not a flood
+        # The sync routes' threads, and the pool sized from the same knob: a request thread
+        # never waits for a database connection. /ready's checks have threads of their own.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = limits.request_threads
+        app.state.probe_threads = anyio.CapacityLimiter(PROBE_THREADS)
         with ExitStack() as stack:  # what is built is released in reverse, on a failed start too
             if limits.log_format == "json":
                 stack.callback(use_json_logs())
@@ -119,7 +128,7 @@ def create_app(
                 stack.callback(metrics_server.close)
             app.state.metrics_port = metrics_server.port if metrics_server else None
             timeouts = Timeouts(limits.db_connect_timeout, limits.db_statement_timeout or None, limits.db_pool_timeout)
-            engine = make_engine(settings, timeouts, **(engine_options or {}))
+            engine = make_engine(settings, timeouts, limits.db_pool_connections, **(engine_options or {}))
             stack.callback(engine.dispose)
             try:
                 with engine.connect() as conn:
@@ -150,11 +159,14 @@ def create_app(
             if limits.emf_interval > 0:
                 stack.callback(EmfReporter(settings, stale_after, limits.emf_interval).close)
             app.state.redis = redis_client
+            revocations = Revocations(sessions, redis_client, limits.revocation_resync_seconds)
+            if redis_url is not None:
+                revocations.check_eviction(redis_url)
             app.state.services = Services(
                 settings=settings,
                 sessions=sessions,
                 tokens=TokenService(settings),
-                revocations=Revocations(sessions, redis_client, limits.revocation_resync_seconds),
+                revocations=revocations,
                 tuning=limits,
                 stale_after=stale_after,
                 hashing=hashing,
@@ -193,7 +205,13 @@ def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> M
     if limits.metrics == "off":
         return None
     try:
-        server = MetricsServer(registry(settings, stale_after), limits.metrics_host, limits.metrics_port)
+        server = MetricsServer(
+            registry(settings, stale_after),
+            limits.metrics_host,
+            limits.metrics_port,
+            limits.metrics_timeout,
+            limits.metrics_max_connections,
+        )
     except OSError as exc:
         raise StartupError(
             f"cannot serve metrics on {limits.metrics_host}:{limits.metrics_port} ({exc.strerror}); "

@@ -27,6 +27,7 @@ __all__ = [
     "CW_ROTATION_FAILURES",
     "CW_ROTATION_SECONDS",
     "CW_SINCE_REFRESH",
+    "DB_POOL_EXHAUSTED",
     "DB_RECOVERIES",
     "DB_REFUSALS",
     "DB_UNAVAILABLE",
@@ -76,7 +77,7 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "cause": CAUSES,
     "result": ("ok", "throttled", "denied", "not_found", "unreachable", "error"),
     "stage": ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"),
-    "reason": ("address_limited", "account_locked"),
+    "reason": ("address_limited", "account_locked", "account_busy", "address_busy"),
     "status_class": ("1xx", "2xx", "3xx", "4xx", "5xx"),
 }
 
@@ -162,7 +163,8 @@ LOGIN_THROTTLED = Metric(
     "ecomind_login_throttled_total",
     "counter",
     ("reason",),
-    "Logins answered 429 by the login limits: too many failures from an address, or a locked account.",
+    "Logins answered 429 by the login limits: too many failures from an address, a locked account, or an "
+    "account or address whose window is full of logins still being checked.",
 )
 LOGIN_LOCKOUTS = Metric(
     "ecomind_login_lockouts_total",
@@ -182,6 +184,13 @@ DB_UNAVAILABLE = Metric(
     (),
     "Requests answered 503 because PostgreSQL could not be reached, refused every password or did not answer in time.",
 )
+DB_POOL_EXHAUSTED = Metric(
+    "ecomind_database_pool_exhausted_total",
+    "counter",
+    (),
+    "Requests answered 503 as overloaded: every pooled database connection stayed busy for "
+    "ECOMIND_DB_POOL_TIMEOUT. PostgreSQL is not down.",
+)
 
 METRICS: tuple[Metric, ...] = (
     VALUE_AGE,
@@ -200,6 +209,7 @@ METRICS: tuple[Metric, ...] = (
     LOGIN_LOCKOUTS,
     HTTP_RESPONSES,
     DB_UNAVAILABLE,
+    DB_POOL_EXHAUSTED,
 )
 
 # A secret is stale when its last successful refresh is older than this many TTLs:

@@ -288,10 +288,12 @@ def rows(c: ModuleType) -> list[tuple[str, list[tuple[int, int, dict[str, Any]]]
                     8,
                     timeseries(
                         "Responses by status class, and requests refused for the database (per second)",
-                        f"{c.HTTP_RESPONSES.help} Database: {c.DB_UNAVAILABLE.help} 5xx are drawn red.",
+                        f"{c.HTTP_RESPONSES.help} Database: {c.DB_UNAVAILABLE.help} Overload: "
+                        f"{c.DB_POOL_EXHAUSTED.help} 5xx are drawn red.",
                         [
                             query(rate(c.HTTP_RESPONSES, "status_class"), "{{status_class}}"),
                             query(rate(c.DB_UNAVAILABLE), "503 database unavailable"),
+                            query(rate(c.DB_POOL_EXHAUSTED), "503 overloaded"),
                         ],
                         "reqps",
                         overrides=[red_line("^5xx$", width=3), red_line("^503 database", dashed=True)],

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +26,16 @@ from app.data.text import SafeText
 from app.settings.knobs import Tuning
 from app.settings.loading import Settings
 
-__all__ = ["Caller", "CallerDep", "Services", "ServicesDep", "SessionDep", "expires_at", "require_roles"]
+__all__ = [
+    "Caller",
+    "CallerDep",
+    "Services",
+    "ServicesDep",
+    "SessionDep",
+    "UnitOfWorkRoute",
+    "expires_at",
+    "require_roles",
+]
 
 
 @dataclass
@@ -39,7 +51,9 @@ class Services:
     users: ActiveUsers
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: read on the event loop, so a route that needs nothing more (/ready) takes no
+    # request thread for it, and the others no thread hop.
     return request.app.state.services  # type: ignore[no-any-return]
 
 
@@ -51,7 +65,39 @@ def db_session(svc: ServicesDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(db_session)]
+SessionDep = Annotated[Session, Depends(db_session, scope="function")]
+
+
+class UnitOfWorkRoute(APIRoute):
+    """A route whose database session is closed, its connection back in the pool, by the request
+    thread that ran the route, as soon as the route returns.
+
+    A yield dependency's teardown runs later, on a thread outside the request threads' limit,
+    after the response is serialised (on a request thread of its own): under a flood, finished
+    routes held their connections while new ones took the threads they gave back, and the pool,
+    one connection per request thread, ran dry. Now a request thread holds a connection only
+    while it runs a route."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _closing_sessions(endpoint), **kwargs)
+
+
+def _closing_sessions(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(endpoint):
+        return endpoint
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return endpoint(*args, **kwargs)
+        finally:
+            for value in kwargs.values():
+                if isinstance(value, Session):
+                    value.close()
+
+    return run
+
+
 _bearer = HTTPBearer(auto_error=False)
 
 

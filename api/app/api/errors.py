@@ -21,11 +21,14 @@ from starlette.exceptions import HTTPException
 
 from app.auth.hashing import HashingBusy
 from app.data.engine import DatabaseConnectError
-from app.telemetry import DB_UNAVAILABLE
+from app.telemetry import DB_POOL_EXHAUSTED, DB_UNAVAILABLE
 
 __all__ = ["install_handlers", "responses"]
 
 log = logging.getLogger("app.api.errors")
+
+# Retry-After of an overloaded answer: the connections it waited for come free within moments.
+OVERLOAD_RETRY_AFTER = 1
 
 
 class ErrorOut(BaseModel):
@@ -39,8 +42,10 @@ _DESCRIPTIONS = {
     403: "The caller's role does not allow this.",
     409: "A user with this email already exists in this organisation.",
     413: "The request body is larger than ECOMIND_MAX_BODY_BYTES (default 1 MiB).",
-    429: "Too many failed logins for this address or account; retry after Retry-After seconds.",
-    503: "PostgreSQL (or the password-hashing queue) is unavailable; retry after Retry-After seconds.",
+    429: "Too many failed logins for this address or account, or too many logins of this account being "
+    "checked at once; retry after Retry-After seconds.",
+    503: "PostgreSQL is unavailable, or the API is overloaded (every database connection busy, or the "
+    "password-hashing queue full); retry after Retry-After seconds.",
 }
 
 
@@ -61,6 +66,9 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 _UNREADABLE = {
     UnicodeDecodeError: "the body is not valid UTF-8",
     RecursionError: "the body nests arrays or objects too deeply",
+    # Python's JSON parser refuses to read an integer of more than 4300 digits (a guard against
+    # quadratic conversion); JSONDecodeError, the other ValueError it raises, is FastAPI's 422.
+    ValueError: "the body holds an integer with too many digits to read",
 }
 
 
@@ -73,9 +81,9 @@ def install_handlers(app: FastAPI, retry_after: int) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        # FastAPI answers 400 when a JSON body is not UTF-8 or nests deeper than Python's
-        # parser recurses, but 422 when it is not JSON; all are a body we cannot read, so
-        # all are 422 here, like NUL and lone surrogates.
+        # FastAPI answers 400 when a JSON body is not UTF-8, nests deeper than Python's parser
+        # recurses or holds an integer too long for it, but 422 when it is not JSON; all are a
+        # body we cannot read, so all are 422 here, like NUL and lone surrogates.
         unreadable = _UNREADABLE.get(type(exc.__cause__)) if exc.status_code == 400 else None
         if unreadable is not None:
             error = {"loc": ["body"], "msg": unreadable, "type": "json_invalid"}
@@ -94,8 +102,22 @@ def install_handlers(app: FastAPI, retry_after: int) -> None:
             headers={"Retry-After": str(retry_after)},
         )
 
-    for kind in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, DatabaseConnectError):
+    for kind in (sa_exc.OperationalError, sa_exc.InterfaceError, DatabaseConnectError):
         app.add_exception_handler(kind, database_unavailable)
+
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def overloaded(request: Request, exc: sa_exc.TimeoutError) -> JSONResponse:
+        # The pool's wait ran out (ECOMIND_DB_POOL_TIMEOUT): every connection was busy with other
+        # requests. PostgreSQL answered them; blaming it would page for an outage there is not.
+        log.warning("%s %s: overloaded (no pooled database connection came free)", request.method, request.url.path)
+        services = getattr(request.app.state, "services", None)
+        if services is not None:
+            services.settings.stats.inc(DB_POOL_EXHAUSTED)
+        return JSONResponse(
+            {"detail": "the API is overloaded: every database connection is busy; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": str(OVERLOAD_RETRY_AFTER)},
+        )
 
     @app.exception_handler(HashingBusy)
     async def hashing_busy(request: Request, exc: HashingBusy) -> JSONResponse:

@@ -21,9 +21,14 @@ The attempt then becomes a failure (:meth:`~LoginThrottle.failed`) or is given b
 (:meth:`~LoginThrottle.succeeded`, :meth:`~LoginThrottle.release`); a success is
 refused when the account got locked while its password was being checked. An
 attempt whose process died is forgotten after ``PENDING_SECONDS``.
+A login refused only because attempts still in flight fill the account's window, or the
+address's, is refused at once (``account_busy``, ``address_busy``, ``Retry-After: 1``),
+never after a wait in its request thread: it is no failure and no lockout, and its retry
+finds the slots given back by the attempts that succeeded.
 
 Only failures stay counted, so users behind one address (an office, a NAT) who type
-their password right are never limited. Unknown emails are counted and locked
+their password right never add to its count; they are refused while others' failures
+fill it, and, for a moment, while logins in flight fill a window. Unknown emails are counted and locked
 exactly like known ones, so a lockout tells nothing about whether an account exists.
 
 When Redis is unreachable the same rules run in process memory: logins keep
@@ -37,7 +42,6 @@ email, never the email.
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 import ipaddress
 import logging
@@ -74,11 +78,7 @@ log = logging.getLogger("app.auth.limits")
 REDIS_RETRY_SECONDS = 5.0
 # An attempt in flight holds its slot at most this long (a process that died mid-login).
 PENDING_SECONDS = 60
-# When failures and attempts in flight fill the account's window, a login waits this long
-# for an attempt to end (a success gives its slot back) before it is refused, polling.
-BUSY_WAIT_SECONDS = 3.0
-BUSY_POLL_SECONDS = 0.05
-# Retry-After when the window stayed full of attempts still in flight: they end soon.
+# Retry-After when the account's window is full of attempts still in flight: they end soon.
 BUSY_RETRY_SECONDS = 1
 # The IPv6 prefix one client's address limit counts (RFC 6177: a site gets at least a /64).
 IPV6_CLIENT_PREFIX = 64
@@ -89,7 +89,7 @@ T = TypeVar("T")
 class Refusal:
     """Why a login is refused, and for how long (``Retry-After``)."""
 
-    reason: str  # "address_limited" | "account_locked"
+    reason: str  # "address_limited" | "account_locked" | "account_busy" | "address_busy"
     retry_after: int
     lockout_started: bool = False
     lockout_level: int = 0
@@ -203,9 +203,10 @@ class Verdict(enum.IntEnum):
     LOCKED = 1  # ms: the lock's time left; from a reservation, extra: first
     LOCKOUT_STARTED = 2  # ms: the lockout; extra: its level (reported, and marks the period)
     ADDRESS_LIMITED = 3  # ms: until the address's oldest entry leaves its window; extra: first
-    # The account's window is full of attempts in flight; extra: first, marked only by the
-    # last poll of a wait (ReserveArgs.final).
+    # The account's window is full of attempts in flight (not reported: no failure, no lockout).
     BUSY = 4
+    # The address's window is full, not of failures alone (the same).
+    ADDRESS_BUSY = 5
 
 
 class ReserveArgs(NamedTuple):
@@ -215,8 +216,6 @@ class ReserveArgs(NamedTuple):
     account_limit: int
     pending_ms: int
     attempt: str
-    busy_retry_ms: int
-    final: int  # 1: the last poll of a wait, which may mark the period's refusal
 
 
 class FailArgs(NamedTuple):
@@ -264,13 +263,20 @@ redis.call('ZREMRANGEBYSCORE', key.address, '-inf', now)
 redis.call('ZREMRANGEBYSCORE', key.pending, '-inf', now)
 redis.call('ZREMRANGEBYSCORE', key.failures, '-inf', now)
 if redis.call('ZCARD', key.address) >= args.address_limit then
-  local oldest = redis.call('ZRANGE', key.address, 0, 0, 'WITHSCORES')
-  local ms = tonumber(oldest[2]) - now
+  local failed, oldest = 0, nil
+  local members = redis.call('ZRANGE', key.address, 0, -1, 'WITHSCORES')
+  for i = 1, #members, 2 do
+    if string.sub(members[i], 1, 2) == 'f:' then
+      failed = failed + 1
+      if oldest == nil then oldest = tonumber(members[i + 1]) end
+    end
+  end
+  if failed < args.address_limit then return {verdict.address_busy} end
+  local ms = oldest - now
   return {verdict.address_limited, ms, first(key.address_refused, ms)}
 end
 if redis.call('ZCARD', key.pending) + redis.call('ZCARD', key.failures) >= args.account_limit then
-  if args.final ~= 1 then return {verdict.busy, 0, 0} end
-  return {verdict.busy, 0, first(key.account_refused, args.busy_retry_ms)}
+  return {verdict.busy}
 end
 redis.call('ZADD', key.address, now + pending_ms, 'p:' .. args.attempt)
 redis.call('PEXPIRE', key.address, math.max(args.address_window_ms, pending_ms))
@@ -397,10 +403,13 @@ class _MemoryBackend:
             if lock is not None:
                 return [Verdict.LOCKED, int(lock[1] - now), first(key.account_refused, lock[1] - now)]
             if len(address) >= args.address_limit:
-                ms = min(address.values()) - now
+                failed = sorted(expiry for member, expiry in address.items() if member.startswith("f:"))
+                if len(failed) < args.address_limit:
+                    return [Verdict.ADDRESS_BUSY]
+                ms = failed[0] - now
                 return [Verdict.ADDRESS_LIMITED, int(ms), first(key.address_refused, ms)]
             if len(self._set(key.pending, now)) + len(self._set(key.failures, now)) >= args.account_limit:
-                return [Verdict.BUSY, 0, first(key.account_refused, args.busy_retry_ms) if args.final == 1 else 0]
+                return [Verdict.BUSY]
             address["p:" + args.attempt] = now + args.pending_ms
             self._set(key.pending, now)[args.attempt] = now + args.pending_ms
             return [Verdict.OK]
@@ -445,11 +454,9 @@ def _refusal(result: list[int]) -> Refusal | None:
         return Refusal("account_locked", _seconds(ms), lockout_started=True, lockout_level=extra)
     if verdict is Verdict.ADDRESS_LIMITED:
         return Refusal("address_limited", _seconds(ms), audit=extra == 1)
-    return Refusal("account_locked", BUSY_RETRY_SECONDS, audit=extra == 1)  # Verdict.BUSY
-
-
-def _reserve(backend: _Backend, keys: list[str], args: ReserveArgs) -> list[int]:
-    return backend.run(RESERVE_SCRIPT, keys, args)
+    if verdict is Verdict.BUSY:  # the account's window: failures and attempts in flight, not failures alone
+        return Refusal("account_busy", BUSY_RETRY_SECONDS, audit=False)
+    return Refusal("address_busy", BUSY_RETRY_SECONDS, audit=False)  # the same, for the address
 
 
 class LoginThrottle:
@@ -482,30 +489,21 @@ class LoginThrottle:
     def admit(self, address: str, email: str) -> Attempt | Refusal:
         """Before any password is checked: the attempt's slot, or why there is none now.
 
-        While the account's window is full only because of attempts in flight (parallel
-        logins of one account: a pool of workers starting), it waits for one of them to end,
-        up to ``BUSY_WAIT_SECONDS``: their verdicts decide whether there is room."""
+        Answered at once. While the account's window is full only because of attempts in
+        flight (parallel logins of one account: a pool of workers starting), the refusal is
+        ``account_busy``: their verdicts decide whether there is room, and a request thread
+        waiting for them would be one a flood of logins takes from every other route."""
         lim = self.limits
         attempt = Attempt(Keys.of(address, email), uuid.uuid4().hex)
-        deadline = time.monotonic() + BUSY_WAIT_SECONDS
-        while True:
-            # Only the answer it ends with may mark the period's refusal as reported.
-            final = time.monotonic() >= deadline
-            args = ReserveArgs(
-                now_ms=int(time.time() * 1000),
-                address_window_ms=lim.address_window_ms,
-                address_limit=lim.address_limit,
-                account_limit=lim.account_limit,
-                pending_ms=PENDING_SECONDS * 1000,
-                attempt=attempt.id,
-                busy_retry_ms=BUSY_RETRY_SECONDS * 1000,
-                final=1 if final else 0,
-            )
-            result = self._on(functools.partial(_reserve, keys=attempt.keys.all(), args=args))
-            if result[0] != Verdict.BUSY or final:
-                break
-            time.sleep(BUSY_POLL_SECONDS)
-        refusal = _refusal(result)
+        args = ReserveArgs(
+            now_ms=int(time.time() * 1000),
+            address_window_ms=lim.address_window_ms,
+            address_limit=lim.address_limit,
+            account_limit=lim.account_limit,
+            pending_ms=PENDING_SECONDS * 1000,
+            attempt=attempt.id,
+        )
+        refusal = self._run(RESERVE_SCRIPT, attempt.keys, args)
         return attempt if refusal is None else refusal
 
     def failed(self, attempt: Attempt) -> Refusal | None:

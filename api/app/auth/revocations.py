@@ -14,6 +14,11 @@ the marker as soon as it reaches Redis again, so every replica rebuilds; the mar
 also expires every ``ECOMIND_REVOCATION_RESYNC_SECONDS``, which bounds any other gap.
 While Redis is unreachable, every check goes to PostgreSQL. Without ``REDIS_URL``
 PostgreSQL answers every check (one primary-key look-up).
+
+Redis must never evict: a revocation key evicted under memory pressure while the marker
+stays (both carry a TTL, so ``volatile-*`` policies may take either) makes a logged-out
+token work again. :func:`eviction_check` is the one check of ``maxmemory-policy``; the API
+runs it at start (a warning line with the fix) and ``ecomind doctor`` reports it.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Literal, cast
+from urllib.parse import urlsplit
 
 import redis
 from sqlalchemy import delete, select
@@ -31,12 +38,66 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.data.tables import RevokedToken
 
-__all__ = ["Revocations"]
+__all__ = ["Revocations", "eviction_check"]
 
 log = logging.getLogger("app.auth.revocations")
 
 # After Redis failed, skip it for this long rather than wait on a dead socket per request.
 REDIS_RETRY_SECONDS = 5.0
+
+
+# The only maxmemory-policy under which Redis never drops a key it was given.
+SAFE_POLICY = "noeviction"
+ELASTICACHE_FIX = (
+    "aws elasticache modify-cache-parameter-group --cache-parameter-group-name GROUP "
+    f"--parameter-name-values ParameterName=maxmemory-policy,ParameterValue={SAFE_POLICY}"
+    "   # GROUP: the cluster's own parameter group (a default one cannot be changed)"
+)
+
+
+@dataclass(frozen=True)
+class EvictionCheck:
+    """What Redis's ``maxmemory-policy`` means for logouts; ``status`` in the doctor's words."""
+
+    status: Literal["ok", "fail", "not_checked"]
+    detail: str
+    fix: str = ""
+
+
+def _redis_cli(url: str) -> str:
+    """The redis-cli command that sets the safe policy on the Redis of ``url``, password never shown."""
+    parts = urlsplit(url)
+    command = ["redis-cli", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379)]
+    if parts.scheme == "rediss":
+        command.append("--tls")
+    if parts.username and parts.password:
+        command += ["--user", parts.username]
+    if parts.password:
+        command.append("--askpass")  # asks for the password of REDIS_URL
+    return " ".join([*command, "CONFIG", "SET", "maxmemory-policy", SAFE_POLICY])
+
+
+def eviction_check(client: redis.Redis, url: str) -> EvictionCheck:
+    """Whether Redis at ``url`` may evict a revocation: its ``maxmemory-policy``, with the fix."""
+    try:
+        found = cast(dict[str, str], client.config_get("maxmemory-policy"))
+    except redis.ResponseError as exc:  # ElastiCache, and servers that rename CONFIG, refuse it
+        return EvictionCheck(
+            "not_checked",
+            f"Redis refused CONFIG GET maxmemory-policy ({str(exc)[:80]}); logouts need {SAFE_POLICY}",
+            ELASTICACHE_FIX,
+        )
+    except (redis.RedisError, OSError) as exc:
+        return EvictionCheck("not_checked", f"Redis did not answer ({type(exc).__name__})")
+    policy = found.get("maxmemory-policy", "")
+    if policy == SAFE_POLICY:
+        return EvictionCheck("ok", f"maxmemory-policy {policy}: no revocation is ever evicted")
+    return EvictionCheck(
+        "fail",
+        f"maxmemory-policy {policy}: under memory pressure Redis may evict a logout's revocation, "
+        f"and the logged-out token works again; logouts need {SAFE_POLICY}",
+        f"{_redis_cli(url)}   # and in redis.conf, or ElastiCache: {ELASTICACHE_FIX}",
+    )
 
 
 class Revocations:
@@ -50,6 +111,20 @@ class Revocations:
         self._reload = threading.Lock()
         self._stale = False  # a revocation reached PostgreSQL but not Redis
         self._redis_down_until = 0.0
+
+    def check_eviction(self, url: str) -> None:
+        """Say at start, in one warning line with the fix, when Redis may evict revocations; on a
+        thread of its own, so a Redis that does not answer never holds up the start."""
+        client = self.client
+        if client is None:
+            return
+
+        def check() -> None:
+            found = eviction_check(client, url)
+            if found.status == "fail":
+                log.warning("revocations: %s; fix: %s", found.detail, found.fix)
+
+        threading.Thread(target=check, name="redis-eviction-check", daemon=True).start()
 
     # -- writes -----------------------------------------------------------------------
 

@@ -538,6 +538,19 @@ class Doctor:
             self.add("redis", "fail", f"{where}: {type(exc).__name__} (the API's /ready answers 503)", fix)
         else:
             self.add("redis", "ok", "answers PING")
+            self.redis_eviction(url)
+
+    def redis_eviction(self, url: str) -> None:
+        import redis
+
+        from app.auth.revocations import eviction_check
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=self.timeout, socket_timeout=self.timeout)
+        try:
+            found = eviction_check(client, url)
+        finally:
+            client.close()
+        self.add("redis eviction", found.status, found.detail, found.fix)
 
     def rotation(self, variable: str, ref: AwsRef) -> None:
         import botocore.exceptions

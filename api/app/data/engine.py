@@ -237,18 +237,26 @@ class RotatingCredentials:
         ) from None
 
 
-def make_engine(settings: Settings, timeouts: Timeouts | None = None, **kwargs: Any) -> Engine:
+# Connections a pool keeps open while idle; the rest of its connections close when given back.
+IDLE_CONNECTIONS = 10
+
+
+def make_engine(
+    settings: Settings, timeouts: Timeouts | None = None, connections: int = 2 * IDLE_CONNECTIONS, **kwargs: Any
+) -> Engine:
     """An engine whose URL carries no password; credentials come from the store per connection.
 
     ``timeouts`` default: a connect timeout, keepalives, no statement timeout (migrations may
-    take long); the API passes its own (``ECOMIND_DB_*``)."""
+    take long); the API passes its own (``ECOMIND_DB_*``). ``connections``: the most the pool
+    opens at once; the API gives one per thread that may use one (``Tuning.db_pool_connections``)."""
     limits = timeouts or Timeouts()
     url = sqlalchemy_url(settings.secret("DATABASE_URL").get().value.get_secret_value()).set(password=None)
     # hide_parameters: a failed statement's parameters (emails, ids) stay out of its message,
     # and so out of tracebacks and logs.
     options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if "poolclass" not in kwargs:
-        options.update(pool_size=10, max_overflow=10, pool_timeout=limits.pool)
+        idle = min(IDLE_CONNECTIONS, connections)
+        options.update(pool_size=idle, max_overflow=connections - idle, pool_timeout=limits.pool)
     options.update(kwargs)
     engine = create_engine(url, **options)
     event.listen(engine, "do_connect", RotatingCredentials(settings, limits))

@@ -16,14 +16,55 @@ formatter sees it, so JSON lines are redacted like text ones.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "use_json_logs"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "RESOURCE_ERRNOS",
+    "WARN_EVERY_SECONDS",
+    "CountedLine",
+    "RequestIdMiddleware",
+    "use_json_logs",
+]
+
+# At most one line per this many seconds says an event that floods (a cap reached, accept()
+# failing): a flood must not flood the logs.
+WARN_EVERY_SECONDS = 60.0
+# accept() failing for want of descriptors or memory: the listener is out of system resources.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class CountedLine:
+    """A log line written at most once per ``every`` seconds, saying how often its event happened
+    since the last one: a flood of one event is one line a minute, not one line an event."""
+
+    def __init__(self, logger: logging.Logger, level: int, every: float = WARN_EVERY_SECONDS) -> None:
+        self._logger = logger
+        self._level = level
+        self._every = every
+        self._lock = threading.Lock()
+        self._count = 0
+        self._written_at = float("-inf")
+
+    def note(self, message: str, *args: object) -> None:
+        """One more of the event; ``message`` (with ``args``) is written when the interval allows,
+        followed by the count since the last line."""
+        with self._lock:
+            self._count += 1
+            now = time.monotonic()
+            if now - self._written_at < self._every:
+                return
+            count, self._count, self._written_at = self._count, 0, now
+        self._logger.log(self._level, message + " (%d since the last such line)", *args, count)
+
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _HEADER = REQUEST_ID_HEADER.lower().encode()  # ASGI header names are lower-case bytes

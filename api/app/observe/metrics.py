@@ -20,22 +20,23 @@ metrics (awslogs on ECS ships stdout there).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, MetricsHandler
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app import telemetry as t
+from app.observe.logs import RESOURCE_ERRNOS, CountedLine
 from app.secrets.environment import SECRET_VARIABLES
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
     from app.settings.loading import Settings
 
 __all__ = ["EmfReporter", "MetricsServer", "freshness", "registry"]
@@ -150,14 +151,99 @@ def registry(settings: Settings, stale_after: float) -> CollectorRegistry:
     return reg
 
 
+class _Handler(MetricsHandler):
+    """prometheus_client's handler, one request per connection (HTTP/1.0), and silent."""
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:  # the client left, or its connection was shut down at its deadline
+            pass
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, as prometheus_client's server, but at most ``max_connections`` of
+    them, each closed ``timeout`` seconds after it was accepted whatever it sent."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], timeout: float, max_connections: int) -> None:
+        self.connection_timeout = timeout
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._deadlines: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._refused = CountedLine(log, logging.WARNING)
+        self._accept_failed = CountedLine(log, logging.ERROR)
+        self.address_family = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)[0][0]
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        try:
+            return super().get_request()
+        except OSError as exc:
+            if exc.errno in RESOURCE_ERRNOS:
+                self._accept_failed.note(
+                    "the metrics listener cannot accept connections: %s", exc.strerror or type(exc).__name__
+                )
+                time.sleep(0.1)  # the listener stays readable: without a pause this thread spins
+            raise
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refused.note(
+                "%d connections open to the metrics listener, its cap: refused a new one", self.max_connections
+            )
+            self.shutdown_request(request)
+            return
+        with self._lock:
+            self._deadlines[request] = time.monotonic() + self.connection_timeout
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._done(request)
+            self.shutdown_request(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._done(request)
+
+    def _done(self, request: socket.socket) -> None:
+        with self._lock:
+            if self._deadlines.pop(request, None) is None:
+                return
+        self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr for any connection that failed: a client that
+        # left, or one shut down at its deadline, is no error of the API's.
+        log.debug("a metrics connection failed", exc_info=True)
+
+    def service_actions(self) -> None:
+        # serve_forever calls this at least every poll interval (0.5 s): close what is past its deadline.
+        now = time.monotonic()
+        with self._lock:
+            late = [request for request, deadline in self._deadlines.items() if deadline <= now]
+        for request in late:
+            try:
+                request.shutdown(socket.SHUT_RDWR)  # its thread's read or write ends, and it closes it
+            except OSError:
+                pass
+
+
 class MetricsServer:
-    """The metrics listener: prometheus_client's own WSGI server, on a daemon thread."""
+    """The metrics listener, on a daemon thread: prometheus_client's handler behind a server that
+    bounds its connections (``ECOMIND_METRICS_TIMEOUT``, ``ECOMIND_METRICS_MAX_CONNECTIONS``)."""
 
-    def __init__(self, reg: CollectorRegistry, host: str, port: int) -> None:
-        from prometheus_client import start_http_server
-
-        self._server: WSGIServer
-        self._server, self._thread = start_http_server(port, addr=host, registry=reg)
+    def __init__(self, reg: CollectorRegistry, host: str, port: int, timeout: float, max_connections: int) -> None:
+        handler = type("Handler", (_Handler,), {"registry": reg, "timeout": timeout})
+        self._server = _BoundedServer((host, port), handler, timeout, max_connections)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._thread.start()
         self.port = int(self._server.server_address[1])
         self.host = host
 

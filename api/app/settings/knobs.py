@@ -24,13 +24,17 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 
 from app.telemetry import METRICS_PORT, STALE_AFTER_TTLS
 
-__all__ = ["KNOBS", "Tuning", "TuningError"]
+__all__ = ["KNOBS", "PROBE_THREADS", "Tuning", "TuningError"]
 
 
-# The server's request threads (anyio's default thread limiter, which FastAPI's sync routes
-# share); logins waiting for or running a hash hold one each, and some must stay free.
-REQUEST_THREADS = 40
+# Of the request threads (ECOMIND_REQUEST_THREADS), logins waiting for or running a hash hold
+# one each, and this many must stay free for the other routes.
 SPARE_THREADS = 8
+# Threads of their own for /ready's checks: a flood that holds every request thread does not
+# make the readiness probe wait behind it.
+PROBE_THREADS = 2
+# PostgreSQL's connections at most one API process opens (its default max_connections is 100).
+MAX_REQUEST_THREADS = 200
 MAX_HASH_WORKERS = 16
 # A disabled or deleted user's tokens work at most this long in one process (its user cache).
 MAX_USER_CACHE_SECONDS = 300
@@ -75,9 +79,15 @@ class Tuning(BaseSettings):
 
     # Requests: every route, with or without a token.
     max_body_bytes: int = _knob(1024 * 1024, gt=0)
-    # Connections (app/api/serving.py): a request's headers must arrive within this many seconds, and
-    # at most this many connections are open at once (the oldest waiting for headers makes room).
+    # The threads that run the routes (anyio's thread limiter, which FastAPI's sync routes share).
+    # The database pool is sized from it (:attr:`db_pool_connections`): a request thread never
+    # waits for a connection, so the two cannot disagree.
+    request_threads: int = _knob(40, "each may hold one PostgreSQL connection", ge=1, le=MAX_REQUEST_THREADS)
+    # Connections (app/api/serving.py): a request's headers must arrive within this many seconds, its
+    # body within this many more (then 408), and at most this many connections are open at once
+    # (the one stalled longest, waiting for headers or a body, makes room).
     header_timeout: float = _knob(10.0, gt=0)
+    body_timeout: float = _knob(30.0, gt=0)
     max_connections: int = _knob(1000, gt=0)
     # Logins: failures per client address and per account, then a lockout that doubles.
     login_failures_per_address: Rate = "30/10 minutes"
@@ -118,6 +128,9 @@ class Tuning(BaseSettings):
     metrics: Literal["on", "off"] = "on"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = _knob(METRICS_PORT, "a port; 0: any free port", ge=0, le=65535)
+    # Its connections: each closed this many seconds after it opened, and at most this many at once.
+    metrics_timeout: float = _knob(10.0, gt=0)
+    metrics_max_connections: int = _knob(16, gt=0)
     # Seconds between Embedded Metric Format lines on stdout (CloudWatch alarms); 0: none.
     emf_interval: float = _knob(0.0, "0: off", ge=0)
     # A secret is stale when not refreshed for this long; 0: STALE_AFTER_TTLS x SECRETS_CACHE_TTL.
@@ -165,15 +178,21 @@ class Tuning(BaseSettings):
                 f"{KNOBS['lockout_max_seconds']} ({self.lockout_max_seconds}) must not be below "
                 f"{KNOBS['lockout_seconds']} ({self.lockout_seconds})"
             )
-        if self.hash_workers + self.hash_queue > REQUEST_THREADS - SPARE_THREADS:
+        if self.hash_workers + self.hash_queue > self.request_threads - SPARE_THREADS:
             found.append(
                 f"{KNOBS['hash_workers']} + {KNOBS['hash_queue']} ({self.hash_workers} + {self.hash_queue}) must be at "
-                f"most {REQUEST_THREADS - SPARE_THREADS}: each holds one of the server's {REQUEST_THREADS} request "
-                f"threads, and {SPARE_THREADS} must stay for the other routes"
+                f"most {self.request_threads - SPARE_THREADS}: each holds one of the server's {self.request_threads} "
+                f"request threads ({KNOBS['request_threads']}), and {SPARE_THREADS} must stay for the other routes"
             )
         if found:
             raise ValueError("; ".join(found))
         return self
+
+    @property
+    def db_pool_connections(self) -> int:
+        """PostgreSQL connections one API process may hold: one per request thread, and one per
+        probe thread of /ready. A request holds at most one at a time, so none ever waits."""
+        return self.request_threads + PROBE_THREADS
 
     def stale_after(self, ttl: float) -> float:
         """Seconds without a successful refresh after which a secret is stale."""

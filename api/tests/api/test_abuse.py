@@ -18,6 +18,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +30,7 @@ import httpx
 import jwt as pyjwt
 import psycopg
 import pytest
+import redis
 from argon2 import PasswordHasher
 
 from app.auth.hashing import HashingBusy, PasswordHashing
@@ -338,6 +340,196 @@ def test_connections_that_never_finish_their_headers_are_closed_and_health_still
     assert api.output().count("ECOMIND_MAX_CONNECTIONS") == 1, api.output()[-3000:]
 
 
+def _slow_body(port: int, path: str = "/v1/auth/login") -> socket.socket:
+    """A connection that sends a request's whole headers, announces a body of 1,000,000 bytes and
+    sends one byte of it."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000000\r\n\r\n{".encode()
+    )
+    return sock
+
+
+def _answer_or_close(sock: socket.socket, by: float) -> bytes:
+    """What the server sends until it closes the connection (or ``by``, a monotonic time, passes)."""
+    answer = b""
+    try:
+        while True:
+            sock.settimeout(max(0.1, by - time.monotonic()))
+            data = sock.recv(65536)
+            if not data:
+                return answer
+            answer += data
+    except ConnectionResetError:
+        return answer
+    except TimeoutError:
+        return answer + b"<still open>"
+
+
+def test_a_request_whose_body_stalls_is_answered_408_and_closed(migrated: Database, live_api: Any) -> None:
+    timeout = 2
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_BODY_TIMEOUT": str(timeout)}
+    api = live_api(env, shipped_flags())
+    with _slow_body(api.port) as silent, _slow_body(api.port) as trickling:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout + 1:  # a byte now and then does not extend the deadline
+            try:
+                trickling.sendall(b" ")
+            except OSError:
+                break
+            time.sleep(0.5)
+        for sock in (silent, trickling):
+            answer = _answer_or_close(sock, started + timeout + 3)
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer[:200]
+            assert answer.endswith(b"did not arrive in time\n"), answer[-200:]
+        assert time.monotonic() - started < timeout + 3
+    with api.client() as http:
+        assert http.get("/health").status_code == 200
+    output = api.output()
+    assert output.count('" 408') == 2, output[-3000:]
+    for alarm in ("ERROR", "Traceback", " 500"):
+        assert alarm not in output, output[-3000:]
+
+
+def test_at_the_cap_the_connection_stalled_longest_makes_room_for_a_new_one(migrated: Database, live_api: Any) -> None:
+    cap, opened = 20, 40
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_MAX_CONNECTIONS": str(cap)}
+    api = live_api(env, shipped_flags())
+    slow = []
+    try:
+        for _ in range(opened):  # whole headers, then a body that never comes: each is busy in the app
+            slow.append(_slow_body(api.port, "/v1/events"))
+            time.sleep(0.01)  # in order: the first opened is the one stalled longest
+        with httpx.Client(base_url=api.url, timeout=5) as http:
+            asked = time.monotonic()
+            assert http.get("/health").status_code == 200
+            assert time.monotonic() - asked < 1
+        # The first ones opened made room (each answered 408), the last ones are still open.
+        first = _answer_or_close(slow[0], time.monotonic() + 3)
+        assert first.startswith(b"HTTP/1.1 408"), first[:200]
+        last = _answer_or_close(slow[-1], time.monotonic() + 0.5)
+        assert last == b"<still open>", last[:200]
+    finally:
+        for sock in slow:
+            sock.close()
+    output = api.output()
+    lines = [line for line in output.splitlines() if "ECOMIND_MAX_CONNECTIONS" in line]
+    assert len(lines) == 1, output[-3000:]  # a flood is no log flood
+    assert "closed the connection stalled longest" in lines[0] and "request's body" in lines[0], lines
+
+
+def test_a_request_to_upgrade_to_a_websocket_is_answered_as_plain_http(migrated: Database, live_api: Any) -> None:
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, shipped_flags())
+    upgrade = (
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    for _ in range(20):
+        answer, _ = _raw(api.port, upgrade)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]  # not 101 Switching Protocols
+        assert b"upgrade" not in answer.lower(), answer[:400]
+    output = api.output()
+    assert output.count('"GET /health HTTP/1.1" 200') == 20, output[-3000:]
+    for said in ("Unsupported upgrade", "WebSocket", "pip install"):  # no line per request, no advice to install
+        assert said not in output, output[-3000:]
+
+
+def test_an_api_whose_redis_may_evict_revocations_says_so_at_start_with_the_fix(
+    migrated: Database, private_redis: LocalRedis, live_api: Any
+) -> None:
+    with redis.Redis(port=private_redis.port) as admin:
+        admin.config_set("maxmemory-policy", "allkeys-lru")
+    url = f"redis://127.0.0.1:{private_redis.port}/0"
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": url})
+    deadline = time.monotonic() + 10
+    while "maxmemory-policy" not in api.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [line] = [x for x in api.output().splitlines() if "maxmemory-policy" in x]
+    assert "maxmemory-policy allkeys-lru" in line and "logged-out token works again" in line, line
+    assert f"fix: redis-cli -h 127.0.0.1 -p {private_redis.port} CONFIG SET maxmemory-policy noeviction" in line
+
+
+# A server on the API's event loop setup whose process may open 40 files; it accepts and keeps
+# every connection, so clients run it out of descriptors.
+_OUT_OF_DESCRIPTORS = """
+import asyncio, logging, resource, sys
+from app.api.serving import quiet_accept_errors
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+kept = []
+async def main():
+    quiet_accept_errors(asyncio.get_running_loop())
+    server = await asyncio.start_server(lambda r, w: kept.append(w), "127.0.0.1", 0, backlog=512)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+def test_a_server_out_of_descriptors_says_so_once_with_a_count_not_once_per_connection() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _OUT_OF_DESCRIPTORS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    clients: list[socket.socket] = []
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        for _ in range(200):  # the kernel queues them; the server accepts until it is out of descriptors
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(3)  # asyncio tries again every second, each time for every queued connection
+    finally:
+        for sock in clients:
+            sock.close()
+        proc.kill()
+    stderr = proc.communicate(timeout=10)[1].decode()
+    said = [line for line in stderr.splitlines() if "cannot accept connections" in line]
+    assert len(said) == 1, stderr[-3000:]
+    assert "Too many open files" in said[0] and "(1 since the last such line)" in said[0], said
+    assert "Traceback" not in stderr and "out of system resource" not in stderr, stderr[-3000:]
+
+
+def _answer(port: int, head: bytes, pieces: int) -> bytes:
+    """Send ``head`` in ``pieces`` writes (one: it arrives whole) and read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        size = -(-len(head) // pieces)
+        try:
+            for start in range(0, len(head), size):
+                sock.sendall(head[start : start + size])
+                if pieces > 1:
+                    time.sleep(0.05)  # each piece its own read on the server
+        except OSError:  # refused before the rest was sent: the answer is there to read
+            pass
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # the status line and headers of the answer
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+        return answer
+
+
+def test_request_headers_over_16_kib_are_refused_with_431_however_they_arrive(
+    migrated: Database, live_api: Any
+) -> None:
+    api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, shipped_flags())
+
+    def head(size: int) -> bytes:
+        start = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: "
+        return start + b"f" * (size - len(start) - 4) + b"\r\n\r\n"
+
+    for pieces in (1, 8):
+        fits = _answer(api.port, head(16 * 1024), pieces)  # the request line and headers: 16 KiB
+        assert fits.startswith(b"HTTP/1.1 200"), (pieces, fits[:200])
+        over = _answer(api.port, head(16 * 1024 + 1), pieces)
+        assert over.startswith(b"HTTP/1.1 431"), (pieces, over[:200])
+        assert _answer(api.port, head(64 * 1024), pieces).startswith(b"HTTP/1.1 431")
+    assert "Traceback" not in api.output()
+
+
 def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\n")
     port = free_port()
@@ -421,6 +613,35 @@ def test_a_body_not_utf8_or_nested_too_deep_is_422_like_one_that_is_not_json(mig
                 response = api.post(path, content=raw, headers=json_headers)
                 assert response.status_code == 422, (path, raw, response.text)
                 assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_a_number_too_large_to_read_or_to_hold_is_422_like_any_invalid_body(migrated: Database) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        json_headers = {"content-type": "application/json", **bearer(login(api, "owner@acme.io"))}
+        huge = b"9" * 5000  # more digits than Python's JSON parser converts
+        for number in (huge, b"1e400", b"-" + huge):
+            raw = b'{"kind": "inference", "energy_wh": ' + number + b', "co2e_g": "1"}'
+            for path in ("/v1/events", "/v1/users", "/v1/auth/login"):
+                response = api.post(path, content=raw, headers=json_headers)
+                assert response.status_code == 422, (path, number[:8], response.text)
+                assert "9999" not in response.text  # the input is not echoed
+        response = api.post("/v1/events", content=b'{"kind": "x", "energy_wh": ' + huge + b"}", headers=json_headers)
+        assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize("when", [0, "1970-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "9999-01-01T00:00:00Z"])
+def test_an_event_outside_the_sane_window_is_422_naming_occurred_at(migrated: Database, when: Any) -> None:
+    create_owner(migrated.url(), "Acme", "owner@acme.io")
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
+        auth = bearer(login(api, "owner@acme.io"))
+        response = api.post("/v1/events", json={**EVENT, "occurred_at": when}, headers=auth)
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "occurred_at"] and "2000-01-01" in error["msg"]
+        for fine in ("2000-01-01T00:00:00Z", "2024-06-01T12:00:00+02:00", "2024-06-01T12:00:00"):
+            assert api.post("/v1/events", json={**EVENT, "occurred_at": fine}, headers=auth).status_code == 201
+        assert api.get("/v1/events/summary", headers=auth).json()["events"] == 3
 
 
 # -- 4. concurrent creation of one email -----------------------------------------------

@@ -502,3 +502,46 @@ def test_a_failed_prefetch_changes_nothing_but_who_reports(aws: Aws, migrated: D
         assert CANARY not in done.stdout + done.stderr
     # The server reports the error itself, once, word for word as without the prefetch.
     assert runs["on"] == runs["off"] and len(runs["on"]) == 1, runs
+
+
+# -- the listener's connections ------------------------------------------------------------
+
+
+def _closed_by_server(sock: socket.socket, by: float) -> bool:
+    """Whether the server closes ``sock`` before ``by`` (a monotonic time), having sent nothing."""
+    sock.settimeout(max(0.1, by - time.monotonic()))
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_idle_connections_to_the_metrics_port_are_closed_and_a_scrape_still_answers(
+    migrated: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    timeout, cap, opened = 1, 4, 12
+    tuning = Tuning(metrics_port=0, metrics_timeout=timeout, metrics_max_connections=cap)
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, tuning) as api:
+        port = api.app.state.metrics_port  # type: ignore[attr-defined]
+        idle: list[socket.socket] = []
+        try:
+            started = time.monotonic()
+            for _ in range(opened):  # each connects and sends nothing, or half a request
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                if len(idle) % 2:
+                    sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+                idle.append(sock)
+                time.sleep(0.02)
+            # Beyond the cap a connection is closed at once; within it, at its deadline.
+            assert all(_closed_by_server(sock, time.monotonic() + 0.5) for sock in idle[cap:])
+            assert all(_closed_by_server(sock, started + timeout + 2) for sock in idle[:cap])
+            assert time.monotonic() - started < timeout + 2
+        finally:
+            for sock in idle:
+                sock.close()
+        scrape(api)  # 200, at once
+    refused = [r for r in caplog.records if "metrics listener" in r.getMessage()]
+    assert len(refused) == 1, [r.getMessage() for r in refused]  # a flood is one line, with a count
+    assert "its cap: refused a new one" in refused[0].getMessage()

@@ -459,3 +459,32 @@ def test_a_check_left_out_by_only_is_not_a_check_that_could_not_run(cli: Cli, aw
     code, checks, _ = doctor(cli, {**aws.env, "ENVIRONMENT": "staging"}, "--only", "JWT_SECRET")
     assert code == 0, {n: c for n, c in checks.items() if c["status"] != "ok"}
     assert "JWT_SECRET rotation" in checks and not any(name.startswith("database") for name in checks)
+
+
+# -- Redis that may evict a logout ---------------------------------------------------------
+
+
+def test_a_redis_that_may_evict_revocations_is_diagnosed_and_the_fix_runs(cli: Cli, tmp_path: Path) -> None:
+    from app.data.local import LocalRedis
+
+    server = LocalRedis(free_port()).start()
+    try:
+        subprocess.run(
+            ["redis-cli", "-p", str(server.port), "CONFIG", "SET", "maxmemory-policy", "volatile-lru"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        env = {"DATABASE_URL": DB, "JWT_SECRET": JWT, "REDIS_URL": f"redis://127.0.0.1:{server.port}/0"}
+        _, checks, _ = doctor(cli, env)
+        eviction = checks["redis eviction"]
+        assert eviction["status"] == "fail", eviction
+        assert "maxmemory-policy volatile-lru" in eviction["detail"] and "token works again" in eviction["detail"]
+        assert eviction["fix"].startswith(f"redis-cli -h 127.0.0.1 -p {server.port} CONFIG SET maxmemory-policy")
+        assert "modify-cache-parameter-group" in eviction["fix"]  # the ElastiCache way, named too
+        ran = run_fix(eviction["fix"], env, tmp_path)
+        assert ran.returncode == 0, ran.stderr
+        _, checks, _ = doctor(cli, env)
+        assert checks["redis eviction"]["status"] == "ok", checks["redis eviction"]
+    finally:
+        server.stop()

@@ -9,8 +9,9 @@ import json
 
 import pytest
 import yaml
+from uvicorn.config import Config
 
-from app.api.serving import UVICORN_FLAGS
+from app.api.serving import UVICORN_FLAGS, UVICORN_OPTIONS
 from app.secrets.environment import DEPLOYED
 
 from .rendering import REPO, render
@@ -34,3 +35,13 @@ def test_ecs_and_kubernetes_run_the_image_command_unchanged(env: str) -> None:
     for deployment in deployments:
         [api] = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "api"]
         assert not {"command", "args"} & set(api), api
+
+
+def test_the_serving_options_turn_websockets_off_whatever_library_is_installed() -> None:
+    async def app(scope: object, receive: object, send: object) -> None:  # the options are what is checked
+        pass
+
+    config = Config(app, **UVICORN_OPTIONS)  # type: ignore[arg-type]
+    config.load()
+    assert config.ws == "none" and config.ws_protocol_class is None
+    assert "--ws" in UVICORN_FLAGS  # so the image's CMD carries it (the test above), and ecomind dev

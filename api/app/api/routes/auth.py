@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api.deps import CallerDep, Services, ServicesDep, SessionDep, expires_at
+from app.api.deps import CallerDep, Services, ServicesDep, SessionDep, UnitOfWorkRoute, expires_at
 from app.api.errors import responses
 from app.auth.emails import Email
 from app.auth.hashing import salt_of, shared_salt
@@ -26,7 +26,7 @@ from app.telemetry import LOGIN_FAILURES, LOGIN_LOCKOUTS, LOGIN_THROTTLED
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/v1/auth", tags=["auth"], route_class=UnitOfWorkRoute)
 
 # One email may have a user in several organisations; a login checks at most this many.
 MAX_MEMBERSHIPS = 10
@@ -62,6 +62,15 @@ def _audit(session: Session, action: str, org_id: uuid.UUID | None, detail: dict
     session.add(AuditEvent(org_id=org_id, actor_id=None, action=action, detail=detail))
 
 
+_REFUSALS = {
+    "account_locked": "too many failed logins for this account: it is locked for a while",
+    "address_limited": "too many failed logins from this address",
+    # No password was wrong: logins of this account already being checked fill its window.
+    "account_busy": "too many logins of this account are being checked at once; retry in a moment",
+    "address_busy": "too many logins from this address are being checked at once; retry in a moment",
+}
+
+
 def _refuse(
     svc: Services, session: Session, refusal: Refusal, org_id: uuid.UUID | None, detail: dict[str, Any]
 ) -> HTTPException:
@@ -82,11 +91,7 @@ def _refuse(
             {**detail, "reason": refusal.reason, "retry_after": refusal.retry_after},
         )
     session.commit()
-    message = (
-        "too many failed logins for this account: it is locked for a while"
-        if refusal.reason == "account_locked"
-        else "too many failed logins from this address"
-    )
+    message = _REFUSALS[refusal.reason]
     return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, message, {"Retry-After": str(refusal.retry_after)})
 
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema
 from sqlalchemy import func, select
 
-from app.api.deps import Caller, CallerDep, SessionDep, require_roles
+from app.api.deps import Caller, CallerDep, SessionDep, UnitOfWorkRoute, require_roles
 from app.api.errors import responses
 from app.data.tables import Role, UsageEvent
 from app.data.text import SafeText
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=UnitOfWorkRoute)
 
 WRITERS = (Role.OWNER.value, Role.ADMIN.value, Role.ANALYST.value)
 WriterCaller = Annotated[Caller, require_roles(*WRITERS)]
@@ -67,12 +67,49 @@ Amount = Annotated[
 ]
 
 
+# When an event may have occurred: from this day, to this far ahead of the server's clock (a
+# client's clock runs ahead of ours). 0, read as 1970, or the year 9999 is a client's bug.
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+AHEAD_OF_CLOCK = timedelta(days=1)
+WINDOW = f"from {EARLIEST_EVENT:%Y-%m-%d} to one day ahead of the server's clock (UTC when no offset is given)"
+
+
+def _in_window(value: datetime) -> datetime:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EARLIEST_EVENT <= aware <= datetime.now(UTC) + AHEAD_OF_CLOCK:
+        raise ValueError(f"must be {WINDOW}")
+    return value
+
+
+def _past_years() -> str:
+    """A pattern of the years wholly in the window whenever the server runs: 2000 to last year."""
+    years = range(EARLIEST_EVENT.year, datetime.now(UTC).year)
+    return "^(" + "|".join(str(year) for year in years) + ")-"
+
+
+# The published schema is what is always accepted: a date-time of a year from 2000 to last year
+# (the window's end moves with the clock, which JSON Schema cannot say; its description does).
+OccurredAt = Annotated[
+    datetime,
+    AfterValidator(_in_window),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": _past_years(),
+            "description": f"When it occurred: {WINDOW}.",
+        },
+        mode="validation",
+    ),
+]
+
+
 class NewEvent(BaseModel):
     kind: SafeText = Field(min_length=1, max_length=64, examples=["inference"])
     model: SafeText | None = Field(None, max_length=200)
     energy_wh: Amount
     co2e_g: Amount
-    occurred_at: datetime | None = None
+    occurred_at: OccurredAt | None = None
 
 
 class EventOut(BaseModel):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from app.api.deps import ServicesDep
+from app.api.deps import Services, ServicesDep
 from app.observe.metrics import freshness
 
 __all__ = ["router"]
@@ -54,14 +56,24 @@ async def health() -> dict[str, str]:
         }
     },
 )
-def ready(request: Request, svc: ServicesDep) -> JSONResponse:
+async def ready(request: Request, svc: ServicesDep) -> JSONResponse:
     """Readiness: PostgreSQL and (when configured) Redis answer; each secret's freshness.
 
     A secret is stale when its last successful refresh is older than the threshold
     (ECOMIND_SECRETS_STALE_AFTER, default 3 x SECRETS_CACHE_TTL), so one failed refresh
     never is. A stale secret makes the status "degraded" (200), or with
     ECOMIND_READY_ON_STALE=fail, "unavailable" (503). Never names a host or a secret.
+
+    Its checks run on threads of their own (and the pool keeps a connection for each): a
+    flood that holds every request thread does not make the probe wait behind it.
     """
+    body, ok = await anyio.to_thread.run_sync(_readiness, request, svc, limiter=request.app.state.probe_threads)
+    if ok:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(svc.tuning.unavailable_retry_after)})
+
+
+def _readiness(request: Request, svc: Services) -> tuple[dict[str, Any], bool]:
     checks: dict[str, str] = {}
     try:
         with svc.sessions() as session:
@@ -90,7 +102,4 @@ def ready(request: Request, svc: ServicesDep) -> JSONResponse:
     report_only = svc.tuning.ready_on_stale == "report"
     ok = all(v == "ok" or (k == "secrets" and report_only) for k, v in checks.items())
     status = ("ready" if checks.get("secrets", "ok") == "ok" else "degraded") if ok else "unavailable"
-    body = {"status": status, "checks": checks, "secrets": secrets, "stale_after_seconds": svc.stale_after}
-    if ok:
-        return JSONResponse(body)
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(svc.tuning.unavailable_retry_after)})
+    return {"status": status, "checks": checks, "secrets": secrets, "stale_after_seconds": svc.stale_after}, ok
