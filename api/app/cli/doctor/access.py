@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 from app.cli.fixes import (
@@ -17,7 +16,13 @@ from app.cli.fixes import (
     by_operator,
     secrets_command,
 )
-from app.secrets.environment import API_SECRET_ACTIONS
+from app.secrets.environment import (
+    API_SECRET_ACTIONS,
+    arn_is_complete,
+    arn_pattern,
+    arn_region,
+    secret_arn,
+)
 from app.secrets.errors import (
     BadCredentials,
     EmulatorFailed,
@@ -49,10 +54,10 @@ def least_privilege_statement(arn: str, kms_key: str | None = None, *, complete:
     Secrets Manager appends "-" and six random characters to a secret's name in its
     ARN; unless ``arn`` is known to be complete, the statement matches them.
     """
-    resource = arn if complete else f"{arn}-??????"
+    resource = arn if complete else arn_pattern(arn)
     statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": list(API_SECRET_ACTIONS), "Resource": resource}]
     if kms_key:
-        region = arn.split(":")[3]
+        region = arn_region(arn)
         statements.append(
             {
                 "Effect": "Allow",
@@ -178,7 +183,7 @@ class AccessChecks(DoctorBase):
     def denied(self, name: str, ref: AwsRef) -> None:
         if ref.secret_id.startswith("arn:"):
             # An ARN copied from the console ends with the suffix; a partial one does not.
-            complete = re.search(r"-[A-Za-z0-9]{6}$", ref.secret_id) is not None
+            complete = arn_is_complete(ref.secret_id)
             policy = least_privilege_statement(ref.secret_id, complete=complete)
             account_known = True
         else:
@@ -195,12 +200,11 @@ class AccessChecks(DoctorBase):
         self.add(name, "fail", f"{ref}: access denied to this role", fix + ":\n" + statement)
 
     def arn_for(self, ref: AwsRef) -> tuple[str, bool]:
-
-        region = ref.region or self.region
+        region = str(ref.region or self.region)
         account = (self.identity or {}).get("Account")
         if not account:  # the credentials check could not tell: the policy still says what to grant
-            return f"arn:aws:secretsmanager:{region}:ACCOUNT_ID:secret:{ref.secret_id}", False
-        return f"arn:aws:secretsmanager:{region}:{account}:secret:{ref.secret_id}", True
+            return secret_arn(region, "ACCOUNT_ID", ref.secret_id), False
+        return secret_arn(region, str(account), ref.secret_id), True
 
     def deleted(self, name: str, ref: AwsRef) -> None:
         import botocore.exceptions

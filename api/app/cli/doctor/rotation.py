@@ -17,6 +17,7 @@ from app.cli.fixes import (
 from app.secrets.errors import (
     EmulatorFailed,
     SecretDeleted,
+    SecretNotFound,
 )
 from app.secrets.refs import AwsRef
 
@@ -103,9 +104,13 @@ class RotationChecks(DoctorBase):
         ``versions``: ListSecretVersionIds' answer (with dates), None when it may not be listed."""
         import botocore.exceptions
 
-        from app.cli.secrets.listing import stage_repairs
-
         name = f"{variable} stages"
+        if not self.emulator:
+            # Secrets Manager moves a stage, it never copies one: only an emulator leaves one on two versions.
+            self.add(name, "ok", f"{ref}: each stage on one version")
+            return
+        from app.secrets.emulator import stage_repairs
+
         if versions is None:
             stages, created = dict(meta.get("VersionIdsToStages") or {}), {}
         else:
@@ -139,7 +144,7 @@ class RotationChecks(DoctorBase):
         holds a replica (DescribeSecret there), which is what reads fail over to."""
         import botocore.exceptions
 
-        from app.secrets.aws import in_region
+        from app.secrets.aws import in_region, translate_error
         from app.secrets.regions import parse_regions
 
         why = f"{home} did not answer ({self.down[home]})"
@@ -166,9 +171,7 @@ class RotationChecks(DoctorBase):
                     answers[region] = f"did not answer ({type(exc).__name__})"
                 elif denied_by_policy(exc):
                     answers[region] = "DescribeSecret denied to this role"
-                elif isinstance(exc, botocore.exceptions.ClientError) and "NotFound" in str(
-                    exc.response.get("Error", {}).get("Code", "")
-                ):
+                elif type(translate_error(exc, secret_id, region)) is SecretNotFound:
                     answers[region] = "has no replica"
                 else:
                     answers[region] = f"DescribeSecret failed ({type(exc).__name__})"
@@ -264,12 +267,14 @@ class RotationChecks(DoctorBase):
         """The secret's staged versions with their dates (ListSecretVersionIds), or why they could not be listed."""
         import botocore.exceptions
 
+        from app.secrets.aws import error_code
+
         try:
             answer = self.client("secretsmanager", ref.region).list_secret_version_ids(SecretId=ref.secret_id)
         except botocore.exceptions.ClientError as exc:
             if denied_by_policy(exc):
                 return [], "secretsmanager:ListSecretVersionIds denied to this role"
-            return [], f"ListSecretVersionIds failed ({exc.response.get('Error', {}).get('Code', 'ClientError')})"
+            return [], f"ListSecretVersionIds failed ({error_code(exc) or 'ClientError'})"
         except botocore.exceptions.BotoCoreError as exc:
             return [], f"ListSecretVersionIds failed ({type(exc).__name__})"
         return list(answer.get("Versions", [])), None

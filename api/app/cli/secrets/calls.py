@@ -9,7 +9,6 @@ command's module.
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from app.cli.fixes import (
 )
 from app.cli.output import ExitCode, fail
 from app.cli.secrets.kinds import model_of, model_secret
+from app.cli.shell import shell
 from app.secrets.environment import (
     model,
 )
@@ -37,7 +37,7 @@ from app.secrets.errors import (
     SecretNotFound,
     SecretsManagerUnreachable,
 )
-from app.secrets.regions import REGION_PLACEHOLDER, parse_regions, region_option
+from app.secrets.regions import REGION_PLACEHOLDER, region_option
 
 __all__ = [
     "SecretName",
@@ -105,7 +105,7 @@ def aws_errors(what: str, client: Any, *, names_a_secret: bool = True) -> Iterat
             error = SecretAccessDenied(
                 error.message, reference=error.reference, fix=f"{rerun_in(region_of(client))}   # {who}"
             )
-        replicas, _ = parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))
+        replicas = shell().replica_regions
         regional = isinstance(error, SecretsManagerUnreachable) and not isinstance(error, EmulatorFailed)
         if regional and replicas and "--region" not in sys.argv:
             # The region did not answer and the secret has replicas: the same command, asked
@@ -129,7 +129,7 @@ def rerun(region: str | None, *extra: str, placeholder: str = "", drop: str = ""
     command = " ".join([shlex.join(["ecomind", *args, *extra]), *([placeholder] if placeholder else [])])
     if "--region" in sys.argv:
         return command
-    return f"{command} {region_option(region or os.environ.get('AWS_REGION'))}"
+    return f"{command} {region_option(region or shell().region)}"
 
 
 def rerun_in(region: str | None) -> str:
@@ -269,6 +269,6 @@ def _create_fix(client: Any, name: str) -> str:
     if spec.key == "database" or describe_or_none(client, database) is None:
         # Provision creates every missing secret of the environment; the database's needs its endpoint.
         options += f" --db-host {DB_HOST_PLACEHOLDER}"
-    shell_prefix = (os.environ.get("SECRETS_PREFIX") or "").strip().rstrip("/") or model(m.name).prefix
+    shell_prefix = (shell().prefix or "").strip().rstrip("/") or model(m.name).prefix
     prefix = "" if m.prefix == shell_prefix else f"SECRETS_PREFIX={shlex.quote(m.prefix)} "
     return prefix + secrets_command(f"provision {options}", region, note=f"creates {name} with a generated value")

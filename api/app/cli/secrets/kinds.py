@@ -6,17 +6,17 @@ Every name comes from the model of the environment (:mod:`app.secrets.environmen
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
 from typing import Any
 
 from app.cli.output import ExitCode, fail
+from app.cli.shell import shell
 from app.secrets.environment import (
     DEPLOYED,
     EnvironmentModel,
     SecretSpec,
     model,
 )
+from app.secrets.errors import scheduled_deletion
 
 __all__ = [
     "deletion_notice",
@@ -31,11 +31,11 @@ __all__ = [
 
 def environment_model(environment: str | None) -> EnvironmentModel:
     """The model of the environment asked for (or ENVIRONMENT), with SECRETS_PREFIX when set."""
-    name = environment or os.environ.get("ENVIRONMENT") or ""
+    name = environment or shell().environment
     if not name:
         fail("name the environment: --environment staging or --environment production", ExitCode.USAGE)
     try:
-        m = model(name, os.environ.get("SECRETS_PREFIX"))
+        m = model(name, shell().prefix)
     except ValueError as exc:
         fail(str(exc), ExitCode.USAGE)
     if not m.deployed:
@@ -49,7 +49,7 @@ def model_of(name: str | None) -> EnvironmentModel | None:
     if found is not None:
         return found[0]
     try:
-        m = model(os.environ.get("ENVIRONMENT") or "", os.environ.get("SECRETS_PREFIX"))
+        m = model(shell().environment, shell().prefix)
     except ValueError:
         return None
     return m if m.deployed else None
@@ -57,7 +57,7 @@ def model_of(name: str | None) -> EnvironmentModel | None:
 
 def model_secret(name: str) -> tuple[EnvironmentModel, SecretSpec] | None:
     """The environment model and secret a name is, under SECRETS_PREFIX or a default prefix."""
-    prefixes = [os.environ.get("SECRETS_PREFIX"), None]
+    prefixes = [shell().prefix, None]
     for env in DEPLOYED:
         for prefix in prefixes:
             try:
@@ -73,10 +73,7 @@ def model_secret(name: str) -> tuple[EnvironmentModel, SecretSpec] | None:
 def deletion_notice(meta: dict[str, Any]) -> str | None:
     """'scheduled for deletion on DATE' when the secret is, else None."""
     deleted = meta.get("DeletedDate")
-    if not deleted:
-        return None
-    when = deleted.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(deleted, datetime) else str(deleted)
-    return f"scheduled for deletion on {when}"
+    return scheduled_deletion(deleted) if deleted else None
 
 
 def environment_of(meta: dict[str, Any]) -> str | None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +13,8 @@ from app.cli.options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from app.cli.output import Verbatim, data, print_json, say, table
 from app.cli.secrets.calls import SecretName, aws_errors, existing, missing, region_of, secrets_client
 from app.cli.secrets.kinds import deletion_notice, environment_model, stages_of
+from app.cli.shell import shell
+from app.secrets.endpoints import on_this_machine
 from app.secrets.environment import (
     PROJECT,
 )
@@ -22,9 +22,8 @@ from app.secrets.errors import (
     SecretDeleted,
     SecretNotFound,
 )
-from app.secrets.regions import region_option
 
-__all__ = ["describe", "history", "list_", "stage_repairs"]
+__all__ = ["describe", "history", "list_"]
 
 
 def _iso(value: Any) -> str | None:
@@ -83,11 +82,11 @@ def list_(
 
     Example: ecomind secrets list -e production
     """
-    env = value_of(environment) or os.environ.get("ENVIRONMENT")
+    env = value_of(environment) or shell().environment
     if env and env != "development":
         prefix = environment_model(env).prefix + "/"
     else:
-        prefix = (os.environ.get("SECRETS_PREFIX") or PROJECT).rstrip("/") + "/"
+        prefix = (shell().prefix or PROJECT).rstrip("/") + "/"
     client = secrets_client(region)
     rows = []
     with aws_errors(f"secrets under {prefix}", client, names_a_secret=False):
@@ -217,13 +216,18 @@ def history(
     versions.sort(key=lambda v: min((order.get(s, 3) for s in v["stages"]), default=3))
     versions.sort(key=lambda v: v["created"] or "", reverse=True)
     listed = [v for page in pages for v in page.get("Versions", [])]
-    with aws_errors(name, client):
-        problems = stage_repairs(
-            client,
-            name,
-            {v["VersionId"]: v.get("VersionStages", []) for v in listed},
-            {v["VersionId"]: v.get("CreatedDate") for v in listed},
-        )
+    problems: list[tuple[str, str, str]] = []
+    if on_this_machine(client.meta.endpoint_url):
+        # A stage on two versions: AWS never leaves one, an emulator may (app/secrets/emulator.py).
+        from app.secrets.emulator import stage_repairs
+
+        with aws_errors(name, client):
+            problems = stage_repairs(
+                client,
+                name,
+                {v["VersionId"]: v.get("VersionStages", []) for v in listed},
+                {v["VersionId"]: v.get("CreatedDate") for v in listed},
+            )
     if as_json:
         print_json(
             {
@@ -244,52 +248,3 @@ def history(
     for said, fix, why in problems:
         say(f"impossible: {said}", err=True, style="bold red")
         data(f"  fix: {fix}   # {why}", err=True)
-
-
-def stage_repairs(
-    client: Any, name: str, stages: Mapping[str, Sequence[str]], created: Mapping[str, Any] | None = None
-) -> list[tuple[str, str, str]]:
-    """Each stage on more than one version (impossible on AWS): what is wrong, the commands that
-    leave it on the version that is really current, and why that one.
-
-    ``stages`` maps each version to its stages in the order Secrets Manager lists them,
-    ``created`` each version to its creation date. The version kept is the newest of them
-    (by creation, then by that order) that holds a value: the last write that staged it, as
-    on AWS, where staging a version moves the stage from the others. Which one a read of the
-    stage gets is an emulator's accident (moto: the oldest), and a version with no value
-    serves nobody."""
-    import botocore.exceptions
-
-    from app.rotation.protocol import doubled_stages
-
-    listed, dates = list(stages), created or {}
-
-    def age(version: str) -> tuple[float, int]:
-        when = dates.get(version)
-        return (when.timestamp() if isinstance(when, datetime) else float("-inf"), listed.index(version))
-
-    def holds_value(version: str) -> bool:
-        try:
-            client.get_secret_value(SecretId=name, VersionId=version)
-        except botocore.exceptions.ClientError:
-            return False
-        return True
-
-    region = region_of(client)
-    found = []
-    for stage, versions in sorted(doubled_stages(stages).items()):
-        newest_first = sorted(versions, key=age, reverse=True)
-        keep = next((v for v in newest_first if holds_value(v)), newest_first[0])
-        said = (
-            f"{stage} is on {len(versions)} versions ({', '.join(sorted(versions))}): Secrets Manager keeps a "
-            "stage on one version, an emulator may not (a stage moved by hand, then a value put); readers "
-            "disagree on the value"
-        )
-        fix = " && ".join(
-            f"aws secretsmanager update-secret-version-stage --secret-id {name} --version-stage {stage} "
-            f"--remove-from-version-id {version} {region_option(region)}"
-            for version in sorted(versions)
-            if version != keep
-        )
-        found.append((said, fix, f"keeps {stage} on {keep}, the newest version staged {stage} that holds a value"))
-    return found

@@ -7,7 +7,6 @@ is made with ``--update`` only, listed otherwise; a second run changes nothing.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -20,13 +19,16 @@ from app.cli.fixes import (
 from app.cli.options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from app.cli.output import ExitCode, Verbatim, data, fail, json_mode, print_json, say
 from app.cli.secrets.calls import aws_errors, describe_or_none, refuse_a_replica, region_of, rerun, secrets_client
-from app.cli.secrets.kinds import deletion_notice, environment_model, stages_of
+from app.cli.secrets.kinds import deletion_notice, environment_model
+from app.cli.shell import shell
 from app.secrets.endpoints import on_this_machine
 from app.secrets.environment import (
     DATABASE_DEFAULTS,
     EnvironmentModel,
     SecretSpec,
+    arn_in_region,
 )
+from app.secrets.errors import SecretNotFound
 from app.secrets.regions import parse_regions
 from app.secrets.urls import field_problems as dburl_field_problems
 
@@ -220,32 +222,18 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
     import botocore.exceptions
 
     name = kwargs["SecretId"]
-    before = _current_version(client, name)
+    emulator = on_this_machine(client.meta.endpoint_url)
+    if emulator:
+        from app.secrets import emulator as adapter
+
+        before = adapter.current_version(client, name)
     try:
         client.rotate_secret(**kwargs)
-        after = _current_version(client, name)
-        if before and after and after != before and not kwargs.get("RotateImmediately", True):
-            # Asked not to rotate now, the endpoint did (moto does): the value the operator
-            # set is stored again as AWSCURRENT. (Moving the stage back is not enough for
-            # moto, which keeps serving the value it rotated to.)
-            kept = client.get_secret_value(SecretId=name, VersionId=before)
-            value = {k: kept[k] for k in ("SecretString", "SecretBinary") if k in kept}
-            client.put_secret_value(SecretId=name, **value)
-            # And AWSPREVIOUS on the version the operator set, not on the one the endpoint made:
-            # what was signed or connected with the kept value (a JWT's key id is its version
-            # id) keeps working, as after a rotation.
-            previous = next(
-                (
-                    v
-                    for v, staged in stages_of(_describe_now(client, name)).items()
-                    if "AWSPREVIOUS" in staged and v != before
-                ),
-                None,
-            )
-            move = {"RemoveFromVersionId": previous} if previous else {}
-            client.update_secret_version_stage(
-                SecretId=name, VersionStage="AWSPREVIOUS", MoveToVersionId=before, **move
-            )
+        if (
+            emulator
+            and not kwargs.get("RotateImmediately", True)
+            and adapter.undo_immediate_rotation(client, name, before)
+        ):
             data(
                 f"  note: the endpoint rotated {name} although RotateImmediately was false; "
                 "the value it had is AWSCURRENT again",
@@ -253,7 +241,10 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
             )
     except botocore.exceptions.ClientError as exc:
         function = kwargs.get("RotationLambdaARN")
-        if function and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+        from app.secrets.aws import translate_error
+
+        # The secret was just described: not found, the function is what is missing.
+        if function and type(translate_error(exc, name, "")) is SecretNotFound:
             fail(
                 f"the rotation function {function} does not exist",
                 ExitCode.NOT_FOUND,
@@ -266,14 +257,6 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
         raise
 
 
-def _describe_now(client: Any, name: str) -> dict[str, Any]:
-    return dict(client.describe_secret(SecretId=name))
-
-
-def _current_version(client: Any, name: str) -> str | None:
-    return next((v for v, staged in stages_of(_describe_now(client, name)).items() if "AWSCURRENT" in staged), None)
-
-
 def _replica_entries(replicas: list[str], kms_key_id: str | None) -> list[dict[str, str]]:
     # A multi-Region key (mrk-) has a replica of the same id in each region; another key
     # cannot leave its region, so the replica region's default key encrypts the replica.
@@ -281,9 +264,7 @@ def _replica_entries(replicas: list[str], kms_key_id: str | None) -> list[dict[s
     for region in replicas:
         entry = {"Region": region}
         if kms_key_id and "mrk-" in kms_key_id and kms_key_id.startswith("arn:"):
-            parts = kms_key_id.split(":")
-            parts[3] = region
-            entry["KmsKeyId"] = ":".join(parts)
+            entry["KmsKeyId"] = arn_in_region(kms_key_id, region)
         entries.append(entry)
     return entries
 
@@ -354,7 +335,7 @@ def _update(
     name = m.secret_name(spec.key)
     tags = {t["Key"]: t["Value"] for t in meta.get("Tags", [])}
     if tags.get("environment") not in (None, m.name):
-        prefix_set = f"; SECRETS_PREFIX={m.prefix} is set in your shell" if os.environ.get("SECRETS_PREFIX") else ""
+        prefix_set = f"; SECRETS_PREFIX={m.prefix} is set in your shell" if shell().prefix else ""
         fail(
             f"{name} belongs to {tags['environment']} (its environment tag), not {m.name}{prefix_set}",
             ExitCode.CONFIG,

@@ -8,7 +8,6 @@ at start, or what would break a database secret.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from app.cli.options import JsonOpt, RegionOpt
 from app.cli.output import ExitCode, Verbatim, data, fail, print_json
 from app.cli.secrets.calls import SecretName, aws_errors, describe_or_none, existing, region_of, rerun, secrets_client
 from app.cli.secrets.kinds import deletion_notice, secret_of
+from app.cli.shell import shell
 from app.secrets.endpoints import on_this_machine
 from app.secrets.environment import (
     RDS_OPTIONAL_KEYS,
@@ -31,7 +31,7 @@ from app.secrets.environment import (
 from app.secrets.errors import (
     SecretNotFound,
 )
-from app.secrets.regions import parse_regions, region_option
+from app.secrets.regions import region_option
 
 __all__ = ["get", "restore", "set_"]
 
@@ -61,9 +61,9 @@ def get(
     if stage and not isinstance(reference, AwsRef):
         fail("--stage applies to Secrets Manager references only", ExitCode.USAGE)
 
-    replicas = [] if region else parse_regions(os.environ.get("SECRETS_REPLICA_REGIONS"))[0]
+    replicas = [] if region else shell().replica_regions
     with SecretStore(
-        region=region or os.environ.get("AWS_REGION"), endpoint_url=secretsmanager_endpoint(), replica_regions=replicas
+        region=region or shell().region, endpoint_url=secretsmanager_endpoint(), replica_regions=replicas
     ) as store:
         try:
             resolved = store.get(reference, stage)
@@ -79,7 +79,7 @@ def get(
                             ExitCode.NOT_FOUND,
                             fix=secrets_command(
                                 f"history {reference.secret_id}",
-                                reference.region or region or os.environ.get("AWS_REGION"),
+                                reference.region or region or shell().region,
                                 note="the versions and their stages",
                             ),
                         )
@@ -117,7 +117,7 @@ def set_(
         fail(
             "no value on stdin: nothing stored",
             ExitCode.USAGE,
-            fix="printf '%s' \"$VALUE\" | " + rerun(region or os.environ.get("AWS_REGION")),
+            fix="printf '%s' \"$VALUE\" | " + rerun(region or shell().region),
         )
     from app.secrets import redact
 
