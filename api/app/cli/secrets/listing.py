@@ -185,49 +185,21 @@ def history(
     Example: ecomind secrets history ecomind/prod/jwt
     """
     client = secrets_client(region)
-    versions: list[dict[str, Any]] = []
-    pages, token = [], None
-    try:
-        with aws_errors(name, client):
-            while True:  # botocore has no paginator for ListSecretVersionIds
-                page = client.list_secret_version_ids(
-                    SecretId=name, IncludeDeprecated=True, **({"NextToken": token} if token else {})
-                )
-                pages.append(page)
-                token = page.get("NextToken")
-                if not token:
-                    break
-    except SecretNotFound as exc:
-        if isinstance(exc, SecretDeleted):
-            raise
-        missing(client, name)
-    for page in pages:
-        for v in page.get("Versions", []):
-            versions.append(
-                {
-                    "version": Verbatim(v["VersionId"]),
-                    "stages": sorted(v.get("VersionStages", [])),
-                    "created": _iso(v.get("CreatedDate")),
-                    "last_accessed": _iso(v.get("LastAccessedDate")),
-                }
-            )
+    listed = _listed_versions(client, name)
+    versions = [
+        {
+            "version": Verbatim(v["VersionId"]),
+            "stages": sorted(v.get("VersionStages", [])),
+            "created": _iso(v.get("CreatedDate")),
+            "last_accessed": _iso(v.get("LastAccessedDate")),
+        }
+        for v in listed
+    ]
     # Newest first; within a second (rotations are fast), the stage order of a rotation.
     order = {"AWSPENDING": 0, "AWSCURRENT": 1, "AWSPREVIOUS": 2}
     versions.sort(key=lambda v: min((order.get(s, 3) for s in v["stages"]), default=3))
     versions.sort(key=lambda v: v["created"] or "", reverse=True)
-    listed = [v for page in pages for v in page.get("Versions", [])]
-    problems: list[tuple[str, str, str]] = []
-    if on_this_machine(client.meta.endpoint_url):
-        # A stage on two versions: AWS never leaves one, an emulator may (app/secrets/emulator.py).
-        from app.secrets.emulator import stage_repairs
-
-        with aws_errors(name, client):
-            problems = stage_repairs(
-                client,
-                name,
-                {v["VersionId"]: v.get("VersionStages", []) for v in listed},
-                {v["VersionId"]: v.get("CreatedDate") for v in listed},
-            )
+    problems = _stage_problems(client, name, listed)
     if as_json:
         print_json(
             {
@@ -248,3 +220,38 @@ def history(
     for said, fix, why in problems:
         say(f"impossible: {said}", err=True, style="bold red")
         data(f"  fix: {fix}   # {why}", err=True)
+
+
+def _listed_versions(client: Any, name: str) -> list[dict[str, Any]]:
+    """Every version ListSecretVersionIds gives, deprecated ones included; a missing secret ends the command."""
+    pages, token = [], None
+    try:
+        with aws_errors(name, client):
+            while True:  # botocore has no paginator for ListSecretVersionIds
+                page = client.list_secret_version_ids(
+                    SecretId=name, IncludeDeprecated=True, **({"NextToken": token} if token else {})
+                )
+                pages.append(page)
+                token = page.get("NextToken")
+                if not token:
+                    break
+    except SecretNotFound as exc:
+        if isinstance(exc, SecretDeleted):
+            raise
+        missing(client, name)
+    return [v for page in pages for v in page.get("Versions", [])]
+
+
+def _stage_problems(client: Any, name: str, listed: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """A stage on two versions, with its repair: AWS never leaves one, an emulator may (app/secrets/emulator.py)."""
+    if not on_this_machine(client.meta.endpoint_url):
+        return []
+    from app.secrets.emulator import stage_repairs
+
+    with aws_errors(name, client):
+        return stage_repairs(
+            client,
+            name,
+            {v["VersionId"]: v.get("VersionStages", []) for v in listed},
+            {v["VersionId"]: v.get("CreatedDate") for v in listed},
+        )

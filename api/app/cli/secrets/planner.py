@@ -2,6 +2,9 @@
 
 Each change is a call made (or, with ``--dry-run``, shown); a change to an existing secret
 is made with ``--update`` only, listed otherwise; a second run changes nothing.
+
+One job, a little over 400 lines: the command's fifteen options are declared here as data
+(names, types, help), beside the steps of the plan (create, update, replicate, rotation).
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from app.cli.shell import shell
 from app.secrets.endpoints import on_this_machine
 from app.secrets.environment import (
     DATABASE_DEFAULTS,
+    DEPLOYED,
     EnvironmentModel,
     SecretSpec,
     arn_in_region,
+    model,
 )
 from app.secrets.errors import SecretNotFound
 from app.secrets.regions import parse_regions
@@ -86,52 +91,83 @@ def _account(region: str | None) -> str:
         raise translate_error(exc, "sts:GetCallerIdentity", "STS") from None
 
 
+# Each deployed environment's rotation period, as the model sets it: "30 prod, 90 staging".
+_PERIODS = ", ".join(f"{model(env).rotation_days} {model(env).short}" for env in reversed(DEPLOYED))
+
+
+# provision's options, declared once (data: the names, types and help the command shows).
+DbHostOpt = Annotated[
+    str | None, typer.Option("--db-host", help="Database endpoint; needed to create the database secret.")
+]
+KmsKeyOpt = Annotated[str | None, typer.Option("--kms-key-id", help="Customer KMS key for both secrets.")]
+DbNameOpt = Annotated[
+    str | None, typer.Option("--db-name", help=f"Default when creating: {DATABASE_DEFAULTS['dbname']}.")
+]
+DbUserOpt = Annotated[
+    str | None, typer.Option("--db-user", help=f"Default when creating: {DATABASE_DEFAULTS['username']}.")
+]
+DbPortOpt = Annotated[
+    int | None,
+    typer.Option("--db-port", min=1, max=65535, help=f"Default when creating: {DATABASE_DEFAULTS['port']}."),
+]
+OwnerOpt = Annotated[str | None, typer.Option("--owner", help="Value of the owner tag.")]
+EnableRotationOpt = Annotated[
+    bool, typer.Option("--enable-rotation", help="Turn rotation on, each secret with its own function.")
+]
+RotationDriverOpt = Annotated[
+    str,
+    typer.Option(
+        "--rotation-driver",
+        help="lambda: the model's functions (docs/deployment.md, section 3); local: a schedule with no "
+        "function, for emulators and test stacks, rotated by `ecomind secrets rotate NAME --local`.",
+    ),
+]
+RotationDaysOpt = Annotated[
+    int | None,
+    typer.Option("--rotation-days", min=1, max=1000, help=f"Default: the environment's period ({_PERIODS})."),
+]
+ReplicaRegionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--replica-region",
+        help="Replicate both secrets to this region too (repeatable); read there when the primary fails.",
+    ),
+]
+UpdateOpt = Annotated[
+    bool, typer.Option("--update", help="Change an existing secret where it differs from the options given.")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the calls, make none.")]
+
+
+@dataclass
+class _Asked:
+    """What provision was asked, beyond the environment: the same for each secret."""
+
+    fields: dict[str, Any]
+    kms_key_id: str | None
+    owner: str | None
+    replicas: list[str]
+    rotation: bool
+    driver: str
+    days: int | None
+    account: str
+
+
 def provision(
     environment: DeployedOpt = None,
-    db_host: Annotated[
-        str | None, typer.Option("--db-host", help="Database endpoint; needed to create the database secret.")
-    ] = None,
+    db_host: DbHostOpt = None,
     region: RegionOpt = None,
-    kms_key_id: Annotated[str | None, typer.Option("--kms-key-id", help="Customer KMS key for both secrets.")] = None,
-    db_name: Annotated[
-        str | None, typer.Option("--db-name", help=f"Default when creating: {DATABASE_DEFAULTS['dbname']}.")
-    ] = None,
-    db_user: Annotated[
-        str | None, typer.Option("--db-user", help=f"Default when creating: {DATABASE_DEFAULTS['username']}.")
-    ] = None,
-    db_port: Annotated[
-        int | None,
-        typer.Option("--db-port", min=1, max=65535, help=f"Default when creating: {DATABASE_DEFAULTS['port']}."),
-    ] = None,
-    owner: Annotated[str | None, typer.Option("--owner", help="Value of the owner tag.")] = None,
-    enable_rotation: Annotated[
-        bool, typer.Option("--enable-rotation", help="Turn rotation on, each secret with its own function.")
-    ] = False,
-    rotation_driver: Annotated[
-        str,
-        typer.Option(
-            "--rotation-driver",
-            help="lambda: the model's functions (docs/deployment.md, section 3); local: a schedule with no "
-            "function, for emulators and test stacks, rotated by `ecomind secrets rotate NAME --local`.",
-        ),
-    ] = "lambda",
-    rotation_days: Annotated[
-        int | None,
-        typer.Option(
-            "--rotation-days", min=1, max=1000, help="Default: the environment's period (30 prod, 90 staging)."
-        ),
-    ] = None,
-    replica_regions: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--replica-region",
-            help="Replicate both secrets to this region too (repeatable); read there when the primary fails.",
-        ),
-    ] = None,
-    update: Annotated[
-        bool, typer.Option("--update", help="Change an existing secret where it differs from the options given.")
-    ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the calls, make none.")] = False,
+    kms_key_id: KmsKeyOpt = None,
+    db_name: DbNameOpt = None,
+    db_user: DbUserOpt = None,
+    db_port: DbPortOpt = None,
+    owner: OwnerOpt = None,
+    enable_rotation: EnableRotationOpt = False,
+    rotation_driver: RotationDriverOpt = "lambda",
+    rotation_days: RotationDaysOpt = None,
+    replica_regions: ReplicaRegionOpt = None,
+    update: UpdateOpt = False,
+    dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create or update {prefix}/database and {prefix}/jwt; a second run changes nothing.
@@ -155,7 +191,6 @@ def provision(
             fix=rerun(region, "--rotation-driver", "local"),
         )
     client = secrets_client(region)
-    days = rotation_days or m.rotation_days
     plan = _Plan(dry_run, client)
     account = _account(region or client.meta.region_name) if enable_rotation and rotation_driver == "lambda" else ""
     wanted_fields = {"host": db_host, "port": db_port, "dbname": db_name, "username": db_user}
@@ -165,46 +200,18 @@ def provision(
     if not_regions:
         fail(f"--replica-region: {', '.join(not_regions)} is not an AWS region", ExitCode.USAGE)
     plan.update = update
-
+    asked = _Asked(
+        wanted_fields,
+        kms_key_id,
+        owner,
+        replicas,
+        enable_rotation,
+        rotation_driver,
+        rotation_days or m.rotation_days,
+        account,
+    )
     for spec in m.secrets:
-        name = m.secret_name(spec.key)
-        meta = describe_or_none(client, name)
-        if meta is not None:
-            refuse_a_replica(client, meta)
-        if meta is not None and deletion_notice(meta):
-            entry = plan.secret(name, deletion_notice(meta) or "")
-            entry["fix"] = Verbatim(secrets_command(f"restore {name}", region_of(client)))
-            if not as_json:
-                data(f"  restore it first: {entry['fix']}")
-            continue
-        if meta is None:
-            entry = plan.secret(name, "missing")
-            _create(plan, entry, client, m, spec, wanted_fields, kms_key_id, owner, replicas)
-        else:
-            entry = plan.secret(name, "exists")
-            _update(plan, entry, client, m, spec, meta, wanted_fields, kms_key_id, owner)
-            _replicate(plan, entry, client, meta, replicas, kms_key_id)
-        if enable_rotation:
-            function = m.function_arn(client.meta.region_name, account, spec.key) if account else ""
-            current = meta or {}
-            same = (
-                current.get("RotationEnabled")
-                # The local driver leaves a secret's function alone: it drives rotations by hand.
-                and ((current.get("RotationLambdaARN") or "") == function or rotation_driver == "local")
-                and current.get("RotationRules", {}).get("AutomaticallyAfterDays") == days
-            )
-            if not same:
-                kwargs: dict[str, Any] = {
-                    "SecretId": name,
-                    "RotationRules": {"AutomaticallyAfterDays": days},
-                    "RotateImmediately": False,
-                }
-                if function:
-                    kwargs["RotationLambdaARN"] = function
-                shown = f"RotateSecret(every {days} days, " + (
-                    f"function {function})" if function else "no function: rotate with ecomind secrets rotate --local)"
-                )
-                plan.call(entry, shown, lambda kwargs=kwargs: _rotate_secret(client, m, kwargs))
+        _provision_one(plan, client, m, spec, asked, as_json)
     if as_json:
         print_json({"environment": m.name, "prefix": Verbatim(m.prefix), "dry_run": dry_run, "secrets": plan.secrets})
     if plan.differences:
@@ -216,6 +223,64 @@ def provision(
         say("nothing to do: every secret exists as asked")
     elif dry_run:
         say(f"dry run: {plan.calls} call(s) would be made")
+
+
+def _provision_one(
+    plan: _Plan, client: Any, m: EnvironmentModel, spec: SecretSpec, asked: _Asked, as_json: bool
+) -> None:
+    """One secret of the environment: created, updated, replicated, its rotation turned on."""
+    name = m.secret_name(spec.key)
+    meta = describe_or_none(client, name)
+    if meta is not None:
+        refuse_a_replica(client, meta)
+    if meta is not None and deletion_notice(meta):
+        entry = plan.secret(name, deletion_notice(meta) or "")
+        entry["fix"] = Verbatim(secrets_command(f"restore {name}", region_of(client)))
+        if not as_json:
+            data(f"  restore it first: {entry['fix']}")
+        return
+    if meta is None:
+        entry = plan.secret(name, "missing")
+        _create(plan, entry, client, m, spec, asked.fields, asked.kms_key_id, asked.owner, asked.replicas)
+    else:
+        entry = plan.secret(name, "exists")
+        _update(plan, entry, client, m, spec, meta, asked.fields, asked.kms_key_id, asked.owner)
+        _replicate(plan, entry, client, meta, asked.replicas, asked.kms_key_id)
+    if asked.rotation:
+        _enable_rotation(plan, entry, client, m, spec, meta or {}, asked)
+
+
+def _enable_rotation(
+    plan: _Plan,
+    entry: dict[str, Any],
+    client: Any,
+    m: EnvironmentModel,
+    spec: SecretSpec,
+    current: dict[str, Any],
+    asked: _Asked,
+) -> None:
+    """RotateSecret with the schedule (and the model's function, with the lambda driver), unless it is so already."""
+    name, days = m.secret_name(spec.key), asked.days
+    function = m.function_arn(client.meta.region_name, asked.account, spec.key) if asked.account else ""
+    same = (
+        current.get("RotationEnabled")
+        # The local driver leaves a secret's function alone: it drives rotations by hand.
+        and ((current.get("RotationLambdaARN") or "") == function or asked.driver == "local")
+        and current.get("RotationRules", {}).get("AutomaticallyAfterDays") == days
+    )
+    if same:
+        return
+    kwargs: dict[str, Any] = {
+        "SecretId": name,
+        "RotationRules": {"AutomaticallyAfterDays": days},
+        "RotateImmediately": False,
+    }
+    if function:
+        kwargs["RotationLambdaARN"] = function
+    shown = f"RotateSecret(every {days} days, " + (
+        f"function {function})" if function else "no function: rotate with ecomind secrets rotate --local)"
+    )
+    plan.call(entry, shown, lambda: _rotate_secret(client, m, kwargs))
 
 
 def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> None:

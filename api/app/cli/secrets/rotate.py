@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,23 +57,26 @@ def _master_url(path: Path | None, region: str | None) -> Callable[[], str | Non
     return read
 
 
+StrategyOpt = Annotated[
+    str | None, typer.Option("--strategy", help="single-user or alternating-users; checked against the secret.")
+]
+LocalOpt = Annotated[bool, typer.Option("--local", help="Drive the four steps here instead of calling RotateSecret.")]
+MasterUrlFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--master-url-file",
+        help="With --local, when neither stored password of a database secret logs in: a file holding the "
+        "master user's URL, postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres. Without it: "
+        "ECOMIND_MASTER_URL, else a prompt (not echoed) in a terminal.",
+    ),
+]
+
+
 def rotate(
     name: SecretName,
-    strategy: Annotated[
-        str | None, typer.Option("--strategy", help="single-user or alternating-users; checked against the secret.")
-    ] = None,
-    local: Annotated[
-        bool, typer.Option("--local", help="Drive the four steps here instead of calling RotateSecret.")
-    ] = False,
-    master_url_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--master-url-file",
-            help="With --local, when neither stored password of a database secret logs in: a file holding the "
-            "master user's URL, postgresql://MASTER_USER:MASTER_PASSWORD@HOST:PORT/postgres. Without it: "
-            "ECOMIND_MASTER_URL, else a prompt (not echoed) in a terminal.",
-        ),
-    ] = None,
+    strategy: StrategyOpt = None,
+    local: LocalOpt = False,
+    master_url_file: MasterUrlFileOpt = None,
     region: RegionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -90,9 +93,6 @@ def rotate(
 
     Example: ecomind secrets rotate ecomind/staging/database --local
     """
-    from app.rotation.driver import rotate_locally, rotator_for
-    from app.rotation.protocol import RotationError
-
     if strategy not in (None, "single-user", "alternating-users"):
         fail("--strategy is single-user or alternating-users", ExitCode.USAGE)
     client = secrets_client(region)
@@ -111,33 +111,45 @@ def rotate(
             else "tag the secret environment=staging or environment=production, then run "
             f"ecomind secrets provision --enable-rotation{driver} for that environment",
         )
-    if not local:
-        if on_this_machine(client.meta.endpoint_url):
-            # An emulator's function answers without running: RotateSecret there would stage a
-            # version with no value, report success and leave readers on AWSCURRENT with nothing.
-            found = model_secret(name)
-            who = by_rotation_role(found[0] if found else None)
-            fail(
-                f"AWS_ENDPOINT_URL is on this machine: an emulator runs no rotation function, so "
-                f"RotateSecret would not rotate {name}",
-                ExitCode.CONFIG,
-                fix=rerun(region_of(client), "--local") + f"   # the four steps, here; {who}",
-            )
-        if not meta.get("RotationLambdaARN"):
-            fail(
-                f"{name} has no rotation function",
-                ExitCode.CONFIG,
-                fix=rerun(region_of(client), "--local") + "   # or attach the function: docs/deployment.md, section 3",
-            )
-        with aws_errors(name, client):
-            client.rotate_secret(SecretId=name, RotateImmediately=True)
-        if as_json:
-            print_json({"name": Verbatim(name), "state": "started"})
-        else:
-            follow = secrets_command(f"history {name}", region_of(client))
-            data(f"rotation of {name} started by Secrets Manager; follow it with: {follow}")
-        return
-    master = _master_url(master_url_file, region_of(client))
+    if local:
+        _rotate_here(client, name, strategy, _master_url(master_url_file, region_of(client)), as_json)
+    else:
+        _rotate_by_secrets_manager(client, name, meta, as_json)
+
+
+def _rotate_by_secrets_manager(client: Any, name: str, meta: dict[str, Any], as_json: bool) -> None:
+    """RotateSecret: the secret's function does the work (refused where no function would run)."""
+    if on_this_machine(client.meta.endpoint_url):
+        # An emulator's function answers without running: RotateSecret there would stage a
+        # version with no value, report success and leave readers on AWSCURRENT with nothing.
+        found = model_secret(name)
+        who = by_rotation_role(found[0] if found else None)
+        fail(
+            f"AWS_ENDPOINT_URL is on this machine: an emulator runs no rotation function, so "
+            f"RotateSecret would not rotate {name}",
+            ExitCode.CONFIG,
+            fix=rerun(region_of(client), "--local") + f"   # the four steps, here; {who}",
+        )
+    if not meta.get("RotationLambdaARN"):
+        fail(
+            f"{name} has no rotation function",
+            ExitCode.CONFIG,
+            fix=rerun(region_of(client), "--local") + "   # or attach the function: docs/deployment.md, section 3",
+        )
+    with aws_errors(name, client):
+        client.rotate_secret(SecretId=name, RotateImmediately=True)
+    if as_json:
+        print_json({"name": Verbatim(name), "state": "started"})
+    else:
+        follow = secrets_command(f"history {name}", region_of(client))
+        data(f"rotation of {name} started by Secrets Manager; follow it with: {follow}")
+
+
+def _rotate_here(client: Any, name: str, strategy: str | None, master: Callable[[], str | None], as_json: bool) -> None:
+    """The four steps here, through the handler code; a failed step names itself and the command that resumes."""
+    from app.rotation.driver import rotate_locally, rotator_for
+    from app.rotation.protocol import RotationError
+
     try:
         with aws_errors(name, client):
             rotator = rotator_for(client, name, strategy, master_url=master)
