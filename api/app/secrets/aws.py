@@ -224,10 +224,6 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         """botocore's after-call-error hook: no answer at all (connection refused, timed out)."""
         self.stats.inc(SM_CALLS, event_name.rsplit(".", 1)[-1], "unreachable", region)
 
-    def _emulator(self, region: str | None) -> bool:
-        """Whether ``region``'s endpoint is an emulator on this machine (its workarounds apply there only)."""
-        return on_this_machine(self.endpoint(region))
-
     def endpoint(self, region: str | None = None) -> str:
         try:
             return str(self.client(region).meta.endpoint_url)
@@ -401,12 +397,13 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         results: dict[AwsRef, Fetched] = {}
         retry: list[AwsRef] = []
         pending = {k.secret_id: k for k in chunk}
+        on_emulator = on_this_machine(str(client.meta.endpoint_url))  # its workarounds apply there only
         for item in response.get("SecretValues", []):
             key = _match(pending, item.get("ARN", ""), item.get("Name", ""))
             if key is None:
                 continue
             stages = tuple(item.get("VersionStages", ()))
-            if self._emulator(region) and emulator.stale_batch_answer(item):
+            if on_emulator and emulator.stale_batch_answer(item):
                 retry.append(key)
                 continue
             results[key] = SecretVersion(_secret_text(item), item.get("VersionId"), stages, created=_created(item))
