@@ -104,6 +104,13 @@ class DoctorBase:
             self.unusable = translate_error(exc, "the secrets", "AWS")
             return None
 
+    def replica_regions(self) -> list[str]:
+        """SECRETS_REPLICA_REGIONS as the settings read it: the regions reads fail over to."""
+        from app.secrets.regions import parse_regions
+
+        wanted, _ = parse_regions(self.insp.collected.raw.get("SECRETS_REPLICA_REGIONS"))
+        return wanted
+
     def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
 

@@ -145,13 +145,12 @@ class RotationChecks(DoctorBase):
         import botocore.exceptions
 
         from app.secrets.aws import in_region, translate_error
-        from app.secrets.regions import parse_regions
 
         why = f"{home} did not answer ({self.down[home]})"
         again = f"ecomind doctor   # again once {home} answers"
         for check in ROTATION_CHECKS:
             self.add(f"{variable} {check}", "not_checked", f"{ref}: {why}; kept by the primary region", again)
-        wanted, _ = parse_regions(self.insp.collected.raw.get("SECRETS_REPLICA_REGIONS"))
+        wanted = self.replica_regions()
         if not wanted:
             detail = f"{ref}: {why}, and SECRETS_REPLICA_REGIONS lists no replica region to read instead"
             self.add(f"{variable} replicas", "fail", detail, again)
@@ -228,9 +227,7 @@ class RotationChecks(DoctorBase):
 
     def replication(self, variable: str, ref: AwsRef, meta: dict[str, Any]) -> None:
         """Each replica region the settings read from (SECRETS_REPLICA_REGIONS), and its state."""
-        from app.secrets.regions import parse_regions
-
-        wanted, _ = parse_regions(self.insp.collected.raw.get("SECRETS_REPLICA_REGIONS"))
+        wanted = self.replica_regions()
         status = {r.get("Region"): r for r in meta.get("ReplicationStatus", [])}
         if not wanted and not status:
             return
