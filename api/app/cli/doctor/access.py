@@ -11,18 +11,8 @@ import difflib
 import json
 from typing import TYPE_CHECKING, Any
 
-from app.cli.fixes import (
-    DB_HOST_PLACEHOLDER,
-    by_operator,
-    secrets_command,
-)
-from app.secrets.environment import (
-    API_SECRET_ACTIONS,
-    arn_is_complete,
-    arn_pattern,
-    arn_region,
-    secret_arn,
-)
+from app.cli.fixes import DB_HOST_PLACEHOLDER, by_operator, secrets_command
+from app.secrets.environment import API_SECRET_ACTIONS, arn_is_complete, arn_pattern, arn_region, secret_arn
 from app.secrets.errors import (
     BadCredentials,
     EmulatorFailed,

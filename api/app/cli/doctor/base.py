@@ -13,12 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from app.cli.output import Verbatim
 from app.secrets.environment import SECRET_VARIABLES
-from app.secrets.errors import (
-    BadCredentials,
-    NoCredentials,
-    ResolutionError,
-    SecretAccessDenied,
-)
+from app.secrets.errors import BadCredentials, NoCredentials, ResolutionError, SecretAccessDenied
 
 if TYPE_CHECKING:
     from app.settings.loading import Inspection

@@ -6,12 +6,7 @@ import socket
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 
-from app.cli.fixes import (
-    MASTER_URL_FILE_PLACEHOLDER,
-    by_rotation_role,
-    master_url_note,
-    secrets_command,
-)
+from app.cli.fixes import MASTER_URL_FILE_PLACEHOLDER, by_rotation_role, master_url_note, secrets_command
 from app.cli.postgres_cmd import ssl_fix
 from app.secrets.refs import AwsRef
 

@@ -9,16 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from app.cli.fixes import (
-    by_operator,
-    by_rotation_role,
-    secrets_command,
-)
-from app.secrets.errors import (
-    EmulatorFailed,
-    SecretDeleted,
-    SecretNotFound,
-)
+from app.cli.fixes import by_operator, by_rotation_role, secrets_command
+from app.secrets.errors import EmulatorFailed, SecretDeleted, SecretNotFound
 from app.secrets.refs import AwsRef
 
 if TYPE_CHECKING:

@@ -17,17 +17,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from app.cli.fixes import (
-    DB_HOST_PLACEHOLDER,
-    secrets_command,
-    who_may,
-)
+from app.cli.fixes import DB_HOST_PLACEHOLDER, secrets_command, who_may
 from app.cli.output import ExitCode, fail
 from app.cli.secrets.kinds import model_of, model_secret
 from app.cli.shell import shell
-from app.secrets.environment import (
-    model,
-)
+from app.secrets.environment import model
 from app.secrets.errors import (
     BadCredentials,
     EmulatorFailed,

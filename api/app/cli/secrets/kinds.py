@@ -10,12 +10,7 @@ from typing import Any
 
 from app.cli.output import ExitCode, fail
 from app.cli.shell import shell
-from app.secrets.environment import (
-    DEPLOYED,
-    EnvironmentModel,
-    SecretSpec,
-    model,
-)
+from app.secrets.environment import DEPLOYED, EnvironmentModel, SecretSpec, model
 from app.secrets.errors import scheduled_deletion
 
 __all__ = [

@@ -6,22 +6,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from app.cli.fixes import (
-    secrets_command,
-)
+from app.cli.fixes import secrets_command
 from app.cli.options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from app.cli.output import Verbatim, data, print_json, say, table
 from app.cli.secrets.calls import SecretName, aws_errors, existing, missing, region_of, secrets_client
 from app.cli.secrets.kinds import deletion_notice, environment_model, stages_of
 from app.cli.shell import shell
 from app.secrets.endpoints import on_this_machine
-from app.secrets.environment import (
-    PROJECT,
-)
-from app.secrets.errors import (
-    SecretDeleted,
-    SecretNotFound,
-)
+from app.secrets.environment import PROJECT
+from app.secrets.errors import SecretDeleted, SecretNotFound
 
 __all__ = ["describe", "history", "list_"]
 

@@ -15,24 +15,14 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.fixes import (
-    DB_HOST_PLACEHOLDER,
-    secrets_command,
-)
+from app.cli.fixes import DB_HOST_PLACEHOLDER, secrets_command
 from app.cli.options import DeployedOpt, JsonOpt, RegionOpt, value_of
 from app.cli.output import ExitCode, Verbatim, data, fail, json_mode, print_json, say
 from app.cli.secrets.calls import aws_errors, describe_or_none, refuse_a_replica, region_of, rerun, secrets_client
 from app.cli.secrets.kinds import deletion_notice, environment_model
 from app.cli.shell import shell
 from app.secrets.endpoints import on_this_machine
-from app.secrets.environment import (
-    DATABASE_DEFAULTS,
-    DEPLOYED,
-    EnvironmentModel,
-    SecretSpec,
-    arn_in_region,
-    model,
-)
+from app.secrets.environment import DATABASE_DEFAULTS, DEPLOYED, EnvironmentModel, SecretSpec, arn_in_region, model
 from app.secrets.errors import SecretNotFound
 from app.secrets.regions import parse_regions
 from app.secrets.urls import field_problems as dburl_field_problems

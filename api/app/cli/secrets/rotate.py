@@ -10,12 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.fixes import (
-    MASTER_URL_FILE_PLACEHOLDER,
-    by_rotation_role,
-    master_url_note,
-    secrets_command,
-)
+from app.cli.fixes import MASTER_URL_FILE_PLACEHOLDER, by_rotation_role, master_url_note, secrets_command
 from app.cli.options import JsonOpt, RegionOpt
 from app.cli.output import ExitCode, Verbatim, data, fail, print_json
 from app.cli.secrets.calls import SecretName, aws_errors, existing, region_of, rerun, secrets_client

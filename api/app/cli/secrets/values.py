@@ -13,24 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.fixes import (
-    by_operator,
-    by_rotation_role,
-    secrets_command,
-)
+from app.cli.fixes import by_operator, by_rotation_role, secrets_command
 from app.cli.options import JsonOpt, RegionOpt
 from app.cli.output import ExitCode, Verbatim, data, fail, print_json
 from app.cli.secrets.calls import SecretName, aws_errors, describe_or_none, existing, region_of, rerun, secrets_client
 from app.cli.secrets.kinds import deletion_notice, secret_of
 from app.cli.shell import shell
 from app.secrets.endpoints import on_this_machine
-from app.secrets.environment import (
-    RDS_OPTIONAL_KEYS,
-    SecretSpec,
-)
-from app.secrets.errors import (
-    SecretNotFound,
-)
+from app.secrets.environment import RDS_OPTIONAL_KEYS, SecretSpec
+from app.secrets.errors import SecretNotFound
 from app.secrets.regions import region_option
 
 __all__ = ["get", "restore", "set_"]
