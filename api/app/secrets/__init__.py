@@ -10,6 +10,7 @@ package re-exports nothing, so importing one module costs only what it needs.
     sources.py      reading env and .env (collect)
     refs.py         the reference grammar
     store.py        the cache; base.py, aws.py, files.py its backends
+    emulator.py     what exists only because an emulator answers unlike AWS (used there only)
     live.py         LiveSecret, the handle that follows rotation
     policy.py       the policy applied, one check per variable
     urls.py         database secret shapes and URLs

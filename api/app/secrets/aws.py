@@ -31,8 +31,10 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
+from app.secrets import emulator
 from app.secrets.base import Fetched, SecretBackend, SecretVersion
 from app.secrets.endpoints import on_this_machine, secretsmanager_endpoint
+from app.secrets.environment import arn_in_region
 from app.secrets.errors import (
     BadCredentials,
     CredentialsConfigError,
@@ -51,6 +53,7 @@ from app.secrets.errors import (
     SecretsManagerUnreachable,
     SecretsThrottled,
     SignatureMismatch,
+    scheduled_deletion,
 )
 from app.secrets.refs import AwsRef, parse_reference
 from app.secrets.regions import DEFAULT_COOLDOWN, PROBE_TIMEOUTS, REGION_PLACEHOLDER, RegionChain, region_option
@@ -66,6 +69,7 @@ __all__ = [
     "AwsSecretsManagerBackend",
     "client_config",
     "emulator_answer",
+    "error_code",
     "in_region",
     "new_session",
     "regional_failure",
@@ -84,12 +88,6 @@ _DENIED_CODES = {"AccessDeniedException", "AccessDenied", "403"}
 _BAD_KEY_CODES = {"UnrecognizedClientException", "InvalidClientTokenId"}
 _BAD_SIGNATURE_CODES = {"InvalidSignatureException", "SignatureDoesNotMatch"}
 _EXPIRED_CODES = {"ExpiredTokenException", "ExpiredToken"}
-# Where the docs say how to rehearse on an emulator; stock moto_server with IAM enforced
-# answers 500 to every read a least-privilege policy (secret-??????) governs.
-_EMULATOR_FIX = (
-    'docs/troubleshooting.md, "An emulator answers 500": rehearse with the project\'s moto server '
-    '(docs/deployment.md, "Rehearse on an emulator"), not stock moto_server'
-)
 _THROTTLED_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
 
 
@@ -320,7 +318,7 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
                 out[key] = EmulatorFailed(
                     f"{failed[0].message} (and in every region asked: {where})",
                     reference=str(key),
-                    fix=_EMULATOR_FIX,
+                    fix=emulator.FIX,
                 )
                 continue
             out[key] = SecretsManagerUnreachable(
@@ -364,8 +362,7 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
             pass
         fix = f"ecomind secrets restore {key.secret_id} {region_option(region)}"
-        when = f" on {deleted.strftime('%Y-%m-%d %H:%M %Z').strip()}" if deleted is not None else ""
-        dated = SecretDeleted(f"{key} is scheduled for deletion{when}", reference=err.reference, fix=fix)
+        dated = SecretDeleted(f"{key} is {scheduled_deletion(deleted)}", reference=err.reference, fix=fix)
         dated.__cause__ = err.__cause__
         return dated
 
@@ -401,14 +398,13 @@ class AwsSecretsManagerBackend(SecretBackend[AwsRef]):
         results: dict[AwsRef, Fetched] = {}
         retry: list[AwsRef] = []
         pending = {k.secret_id: k for k in chunk}
+        on_emulator = on_this_machine(str(client.meta.endpoint_url))  # its workarounds apply there only
         for item in response.get("SecretValues", []):
             key = _match(pending, item.get("ARN", ""), item.get("Name", ""))
             if key is None:
                 continue
             stages = tuple(item.get("VersionStages", ()))
-            if _CURRENT not in stages:
-                # Seen with emulators after a stage move: the batch answered an older
-                # version. Ask for AWSCURRENT by name rather than trust it.
+            if on_emulator and emulator.stale_batch_answer(item):
                 retry.append(key)
                 continue
             results[key] = SecretVersion(_secret_text(item), item.get("VersionId"), stages, created=_created(item))
@@ -487,47 +483,9 @@ def regional_failure(got: Fetched) -> bool:
     return isinstance(got, SecretsManagerUnreachable | SecretsThrottled)
 
 
-def known_region(region: str, session: botocore.session.Session | None = None) -> bool:
-    """Whether a partition of AWS (aws, aws-cn, aws-us-gov...) has Secrets Manager in ``region``."""
-    session = session or new_session()
-    return any(
-        region in session.get_available_regions("secretsmanager", partition)
-        for partition in session.get_available_partitions()
-    )
-
-
 def emulator_answer(error: ResolutionError, client: SecretsManagerClient, secret_id: str | None) -> ResolutionError:
-    """An emulator's 500 said as AWS would have answered (used on an emulator only).
-
-    moto answers 500 (a KeyError inside) for a region it does not have, which is no AWS
-    region either, and for a secret some of its calls do not find (ListSecretVersionIds),
-    which AWS answers with ResourceNotFoundException: one DescribeSecret tells. Anything
-    else stays the emulator's failure."""
-    if not isinstance(error, EmulatorFailed):
-        return error
-    region = str(client.meta.region_name or "")
-    fixed: ResolutionError
-    if region and not known_region(region):
-        fixed = InvalidRegion(
-            f"{region} is not an AWS region: no partition of AWS has it, and the emulator at "
-            f"{client.meta.endpoint_url} answered 500 for it",
-            reference=error.reference,
-            fix=f"export AWS_REGION={REGION_PLACEHOLDER}   # a region such as us-east-1",
-        )
-    elif secret_id:
-        try:
-            client.describe_secret(SecretId=secret_id)
-            return error
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) != "ResourceNotFoundException":
-                return error
-            fixed = _from_code(_code(exc), "", error.reference, str(client.meta.endpoint_url))
-        except botocore.exceptions.BotoCoreError:
-            return error
-    else:
-        return error
-    fixed.__cause__ = error.__cause__
-    return fixed
+    """An emulator's 500 said as AWS would have answered (:func:`app.secrets.emulator.answer`)."""
+    return emulator.answer(error, client, secret_id, translate_error)
 
 
 def regions_holding(
@@ -555,9 +513,7 @@ def in_region(key: AwsRef, region: str | None) -> AwsRef:
     """``key`` as read in ``region``: a replica has the primary's name, and its ARN differs by region only."""
     if region is None or key.region in (None, region):
         return key
-    parts = key.secret_id.split(":")
-    parts[3] = region
-    return dataclasses.replace(key, secret_id=":".join(parts), region=region, text="")
+    return dataclasses.replace(key, secret_id=arn_in_region(key.secret_id, region), region=region, text="")
 
 
 def _match(pending: dict[str, AwsRef], arn: str, name: str) -> AwsRef | None:
@@ -585,20 +541,14 @@ def _code(exc: botocore.exceptions.ClientError) -> str:
     if not code and status == 403:
         return "403"
     if code == "403" and on_this_machine(secretsmanager_endpoint()):
-        return _emulator_error_code(str(error.get("Message", ""))) or code
+        return emulator.code_in_403(str(error.get("Message", ""))) or code
     return code
 
 
-def _emulator_error_code(message: str) -> str | None:
-    """The error code inside an emulator's 403 (moto with IAM enforced; used on an emulator only).
-
-    moto answers an authorization failure of a JSON-protocol service (Secrets Manager) with
-    the XML body of the query protocol, which botocore reads as code "403" with the XML as
-    the message: the real code (AccessDenied, InvalidClientTokenId, SignatureDoesNotMatch)
-    is inside. AWS answers those in JSON, with the code where botocore looks.
-    """
-    found = re.search(r"<Code>([A-Za-z.]+)</Code>", message)
-    return found.group(1) if found else None
+def error_code(exc: BaseException) -> str:
+    """The code AWS answered, for a message that names it ("" when none): what it means is
+    :func:`translate_error`'s verdict, never a comparison with this."""
+    return _code(exc) if isinstance(exc, botocore.exceptions.ClientError) else ""
 
 
 def translate_error(exc: BaseException, reference: str, endpoint: str) -> ResolutionError:
@@ -611,7 +561,7 @@ def translate_error(exc: BaseException, reference: str, endpoint: str) -> Resolu
                 f"the emulator at {endpoint or secretsmanager_endpoint()} answered {status} "
                 f"({_code(exc) or 'no code'}) while reading {reference}: the emulator failed, not a region",
                 reference=reference,
-                fix=_EMULATOR_FIX,
+                fix=emulator.FIX,
             )
         elif status >= 500:
             err = SecretsManagerUnreachable(

@@ -58,8 +58,13 @@ __all__ = [
     "EnvironmentModel",
     "Generation",
     "SecretSpec",
+    "arn_in_region",
+    "arn_is_complete",
+    "arn_pattern",
+    "arn_region",
     "model",
     "rotation_window",
+    "secret_arn",
     "variable",
 ]
 
@@ -352,7 +357,7 @@ class EnvironmentModel:
 
     def secret_arn_pattern(self, region: str, account: str, key: str) -> str:
         """The ARN of a secret as IAM matches it: Secrets Manager appends -XXXXXX."""
-        return f"arn:aws:secretsmanager:{region}:{account}:secret:{self.secret_name(key)}-??????"
+        return arn_pattern(secret_arn(region, account, self.secret_name(key)))
 
     # -- resources -------------------------------------------------------------------
     @property
@@ -469,6 +474,39 @@ class EnvironmentModel:
         for repo in REPOSITORIES:
             params[repo.removeprefix(f"{PROJECT}-").upper() + "_IMAGE"] = f"{registry}/{repo}:{tag}"
         return params
+
+
+# -- ARNs: each built here, once --------------------------------------------------------
+
+# Secrets Manager appends "-" and six random characters to a secret's name in its ARN.
+_ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
+
+
+def secret_arn(region: str, account: str, name: str) -> str:
+    """The ARN of the secret ``name`` without the suffix Secrets Manager appends (a partial ARN)."""
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:{name}"
+
+
+def arn_pattern(arn: str) -> str:
+    """A partial secret ARN as IAM matches the secret: any suffix of Secrets Manager's six characters."""
+    return f"{arn}-??????"
+
+
+def arn_is_complete(arn: str) -> bool:
+    """Whether a secret ARN ends with Secrets Manager's suffix (copied from the console) or not."""
+    return _ARN_SUFFIX.search(arn) is not None
+
+
+def arn_region(arn: str) -> str:
+    """The region an ARN names (a secret's, a KMS key's)."""
+    return arn.split(":")[3]
+
+
+def arn_in_region(arn: str, region: str) -> str:
+    """The same ARN in ``region``: a replica's secret, or a multi-Region key's replica, differs by it only."""
+    parts = arn.split(":")
+    parts[3] = region
+    return ":".join(parts)
 
 
 def default_prefix(environment: Environment) -> str:

@@ -34,6 +34,7 @@ OS errors are translated in :mod:`app.secrets.aws` and :mod:`app.secrets.files` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 from app.secrets.regions import region_option
@@ -63,6 +64,7 @@ __all__ = [
     "SecretsThrottled",
     "SettingsError",
     "SignatureMismatch",
+    "scheduled_deletion",
     "set_key_fix",
 ]
 
@@ -124,6 +126,14 @@ class SecretNotFound(ResolutionError):
 
 class SecretDeleted(SecretNotFound):
     """The secret exists but is scheduled for deletion (it can still be restored)."""
+
+
+def scheduled_deletion(deleted: object) -> str:
+    """'scheduled for deletion on DATE' (DescribeSecret's DeletedDate, in UTC), without a date when none is known."""
+    if not deleted:
+        return "scheduled for deletion"
+    when = deleted.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(deleted, datetime) else str(deleted)
+    return f"scheduled for deletion on {when}"
 
 
 class SecretAccessDenied(ResolutionError):

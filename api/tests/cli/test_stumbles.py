@@ -141,6 +141,18 @@ def test_5_a_secret_scheduled_for_deletion_is_named_as_such_everywhere(cli: Cli,
     assert cli("config", "check", env=env).returncode == 0
 
 
+def test_a_deletion_date_reads_the_same_in_utc_wherever_it_is_said(cli: Cli, aws: Aws) -> None:
+    """The date a read fails on and the date the listing shows are one date, in UTC, whatever the machine's zone."""
+    assert provision(cli, aws).returncode == 0
+    aws.client.delete_secret(SecretId="ecomind/staging/jwt", RecoveryWindowInDays=7)
+    elsewhere = {**aws.env, "TZ": "Asia/Tokyo"}
+    check = cli("config", "check", env={**elsewhere, "ENVIRONMENT": "staging"})
+    listed = json.loads(cli("secrets", "list", "-e", "staging", "--json", env=elsewhere).stdout)["secrets"]
+    state = {r["name"]: r["state"] for r in listed}["ecomind/staging/jwt"]
+    assert state.startswith("scheduled for deletion on ") and state.endswith(" UTC"), state
+    assert state in check.stderr, check.stderr
+
+
 def test_5_after_a_force_delete_the_doctor_suggests_no_other_secret(cli: Cli, aws: Aws) -> None:
     assert provision(cli, aws).returncode == 0
     aws.client.delete_secret(SecretId="ecomind/staging/jwt", ForceDeleteWithoutRecovery=True)

@@ -293,6 +293,9 @@ def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Pa
     for entry, key in zip(secrets, ("database", "jwt"), strict=True):
         rotate = next(c for c in entry["changes"] if c.startswith("RotateSecret"))
         assert f"every {changed.rotation_days} days" in rotate and rotate.endswith(f":{changed.function_name(key)})")
+    # provision's help: the period it names for the environment is the model's.
+    shown = " ".join(_cli(copy, aws, "secrets", "provision", "--help").stdout.split())
+    assert f"{changed.rotation_days} {changed.short}" in shown, shown
 
     # doctor: the names it looks for, the period it demands.
     values = {"database": json.dumps(dict.fromkeys(RDS_KEYS, "x") | {"port": 5432}), "jwt": "k" * 48}
