@@ -20,9 +20,12 @@ app/settings/knobs.py:
 - A request's line and headers may take 16 KiB together (``MAX_HEAD_BYTES``), however they
   arrive; beyond it, 431 and the connection is closed.
 - ``ECOMIND_MAX_CONNECTIONS``: at most this many connections are open at once. A new one beyond
-  it closes the connection stalled longest: the one that has waited longest on its client, for
-  a request's headers (half-open, or idle between requests) or for its body (answered 408).
-  Only when every connection is busy with a whole request is the new one closed instead.
+  it closes a connection idle between requests first (HTTP lets a server close one at any time,
+  and its client opens another), the one idle longest; when none is idle, the connection
+  stalled longest on its client, for a request's headers (half-open) or for its body (answered
+  408). A new connection that has not sent its request yet is never closed in favour of an idle
+  kept-alive one, so a flood of busy keep-alive clients cannot push out a probe that has just
+  connected. Only when every connection is busy with a whole request is the new one closed.
 
 WebSockets are off (``--ws none``): the API has none, and a request asking to upgrade is
 answered as plain HTTP, never switched, and logged like any other request.
@@ -82,6 +85,9 @@ MAX_HEAD_BYTES = 16 * 1024
 HEAD_TOO_LARGE = b"Request line and headers larger than 16 KiB."
 # How long the rest of a refused head is read and dropped before the connection is closed.
 LINGER_SECONDS = 2.0
+# What a stalled connection owes its server, as the cap's log line says it.
+IDLE = "next request"
+OWED = {"headers": "a request's headers", "body": "a request's body", IDLE: "its next request, idle"}
 TIMEOUT_BODY = b"Request Timeout: the request's body did not arrive in time\n"
 
 # asyncio's message for it (selector_events), once per refused accept: up to uvicorn's backlog
@@ -178,7 +184,7 @@ class BoundedH11Protocol(H11Protocol):
         self.bounds = bounds()
         self.stalled = _stalled_of(server_state)
         self.deadline: asyncio.TimerHandle | None = None
-        self.waiting_for: str | None = None  # "headers" or "body": what the client owes
+        self.waiting_for: str | None = None  # "headers", "body" or IDLE: what the client owes
         self.waiting_since = 0.0
         self.refused = False  # answered 431: what the client still sends is dropped
 
@@ -191,13 +197,15 @@ class BoundedH11Protocol(H11Protocol):
         self._wait_for("headers")
 
     def _make_room(self) -> None:
-        oldest = next(iter(self.stalled), None)
+        # An idle kept-alive connection first (its client reconnects), else the one stalled longest.
+        idle = (conn for conn in self.stalled if conn.waiting_for == IDLE)
+        oldest = next(idle, None) or next(iter(self.stalled), None)
         if oldest is not None:
             self.stalled.evicted += 1
             waited = time.monotonic() - oldest.waiting_since
             what = (
-                f"closed the connection stalled longest ({waited:.0f} s waiting for a request's "
-                f"{oldest.waiting_for}) to accept a new one"
+                f"closed the connection stalled longest ({waited:.0f} s waiting for "
+                f"{OWED[oldest.waiting_for or 'headers']}) to accept a new one"
             )
             oldest._give_up()
         else:
@@ -228,12 +236,13 @@ class BoundedH11Protocol(H11Protocol):
         if self.transport.is_closing() or self not in self.connections:  # closed, or upgraded
             self._forget()
         elif state is h11.IDLE:  # between requests
-            if self.waiting_for != "headers":
+            if self.waiting_for not in (IDLE, "headers"):
                 self._forget()
                 self.stalled[self] = None  # idle: first to make room, but uvicorn's keep-alive closes it
-                self.waiting_for, self.waiting_since = "headers", time.monotonic()
+                self.waiting_for, self.waiting_since = IDLE, time.monotonic()
             # Part of the next request is here: its headers have the deadline a new connection has.
             if self.deadline is None and self.conn.trailing_data[0]:
+                self.waiting_for = "headers"
                 self.deadline = self.loop.call_later(self.bounds.header_timeout, self._too_late)
         elif state is h11.SEND_BODY:  # the headers are here, the body is not yet whole
             if self.waiting_for != "body":

@@ -419,6 +419,43 @@ def test_at_the_cap_the_connection_stalled_longest_makes_room_for_a_new_one(migr
     assert "closed the connection stalled longest" in lines[0] and "request's body" in lines[0], lines
 
 
+def _kept_alive(port: int) -> socket.socket:
+    """A connection that made one whole request, read its answer and stays open, idle."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while not answer.endswith(b"}"):  # /health's body is one JSON object
+        answer += sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    return sock
+
+
+def test_at_the_cap_an_idle_kept_alive_connection_makes_room_before_one_that_just_connected(
+    migrated: Database, live_api: Any
+) -> None:
+    """Busy keep-alive clients are idle between their requests for a moment: the probe that has
+    just connected, older than those moments, must not be the one closed to make room."""
+    cap = 20
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_MAX_CONNECTIONS": str(cap)}
+    api = live_api(env, shipped_flags())
+    probe = socket.create_connection(("127.0.0.1", api.port), timeout=5)  # connected, request not sent yet
+    idle = [_kept_alive(api.port) for _ in range(cap - 1)]  # each idle since after the probe connected
+    try:
+        newcomer = _kept_alive(api.port)  # over the cap: someone makes room
+        probe.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = _answer_or_close(probe, time.monotonic() + 3)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        closed = [sock for sock in idle if _answer_or_close(sock, time.monotonic() + 0.2) != b"<still open>"]
+        assert closed == [idle[0]], len(closed)  # the one idle longest, and only it
+        newcomer.close()
+    finally:
+        probe.close()
+        for sock in idle:
+            sock.close()
+    lines = [line for line in api.output().splitlines() if "ECOMIND_MAX_CONNECTIONS" in line]
+    assert len(lines) == 1 and "its next request, idle" in lines[0], lines
+
+
 def test_a_request_to_upgrade_to_a_websocket_is_answered_as_plain_http(migrated: Database, live_api: Any) -> None:
     api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, shipped_flags())
     upgrade = (
