@@ -151,6 +151,10 @@ def registry(settings: Settings, stale_after: float) -> CollectorRegistry:
     return reg
 
 
+# How long a new connection at the cap waits for the one closed to make room to give its slot back.
+EVICT_WAIT_SECONDS = 1.0
+
+
 class _Handler(MetricsHandler):
     """prometheus_client's handler, one request per connection (HTTP/1.0), and silent."""
 
@@ -163,7 +167,9 @@ class _Handler(MetricsHandler):
 
 class _BoundedServer(ThreadingHTTPServer):
     """A thread per connection, as prometheus_client's server, but at most ``max_connections`` of
-    them, each closed ``timeout`` seconds after it was accepted whatever it sent."""
+    them, each closed ``timeout`` seconds after it was accepted whatever it sent. At the cap, the
+    connection open longest is closed to make room for the new one: a scrape takes milliseconds,
+    so connections held idle cannot keep Prometheus out."""
 
     daemon_threads = True
     block_on_close = False
@@ -175,6 +181,7 @@ class _BoundedServer(ThreadingHTTPServer):
         self._deadlines: dict[socket.socket, float] = {}
         self._lock = threading.Lock()
         self._refused = CountedLine(log, logging.WARNING)
+        self._evicted = CountedLine(log, logging.WARNING)
         self._accept_failed = CountedLine(log, logging.ERROR)
         self.address_family = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)[0][0]
         super().__init__(address, handler)
@@ -192,11 +199,20 @@ class _BoundedServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            self._refused.note(
-                "%d connections open to the metrics listener, its cap: refused a new one", self.max_connections
+            with self._lock:
+                oldest = min(self._deadlines, key=self._deadlines.__getitem__, default=None)
+            if oldest is not None:
+                _shut(oldest)  # its thread ends and gives its slot back
+            if not self._slots.acquire(timeout=EVICT_WAIT_SECONDS):
+                self._refused.note(
+                    "%d connections open to the metrics listener, its cap: refused a new one", self.max_connections
+                )
+                self.shutdown_request(request)
+                return
+            self._evicted.note(
+                "%d connections open to the metrics listener, its cap: closed the one open longest for a new one",
+                self.max_connections,
             )
-            self.shutdown_request(request)
-            return
         with self._lock:
             self._deadlines[request] = time.monotonic() + self.connection_timeout
         try:
@@ -229,10 +245,14 @@ class _BoundedServer(ThreadingHTTPServer):
         with self._lock:
             late = [request for request, deadline in self._deadlines.items() if deadline <= now]
         for request in late:
-            try:
-                request.shutdown(socket.SHUT_RDWR)  # its thread's read or write ends, and it closes it
-            except OSError:
-                pass
+            _shut(request)
+
+
+def _shut(request: socket.socket) -> None:
+    try:
+        request.shutdown(socket.SHUT_RDWR)  # its thread's read or write ends, and it closes it
+    except OSError:
+        pass
 
 
 class MetricsServer:
