@@ -97,7 +97,11 @@ OccurredAt = Annotated[
             "type": "string",
             "format": "date-time",
             "pattern": _past_years(),
-            "description": f"When it occurred: {WINDOW}.",
+            "description": (
+                f"When it occurred: {WINDOW}. The pattern lists only the years wholly inside that window, "
+                "what is accepted on any day; a date of the current year up to one day ahead of the clock is "
+                "accepted too, which a pattern cannot say."
+            ),
         },
         mode="validation",
     ),
