@@ -222,14 +222,70 @@ class Database:
         self.password = password
 
 
-@pytest.fixture
-def database(postgres: Any) -> Database:
-    """A fresh database and login role; the password embeds the canary."""
+def new_database(postgres: Any) -> Database:
+    """A fresh empty database owned by a fresh login role; the password embeds the canary."""
     from app.data.local import ensure_role_and_database
 
     suffix = secrets.token_hex(4)
     db = Database(f"db_{suffix}", f"app_{suffix}", f"{CANARY}-{suffix}", postgres.port, postgres.superuser_dsn())
     ensure_role_and_database(db.admin_dsn, user=db.user, password=db.password, dbname=db.name)
+    return db
+
+
+@pytest.fixture
+def database(postgres: Any) -> Database:
+    """A fresh database and login role; the password embeds the canary."""
+    return new_database(postgres)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres: Any) -> Database:
+    """A database ``ecomind migrate`` brought to head once per session (per xdist worker: each has its
+    own PostgreSQL), to be cloned by ``migrated``. Nothing connects to it after the migration."""
+    import psycopg
+    from psycopg import sql
+
+    from app.data.local import ensure_role_and_database
+
+    suffix = secrets.token_hex(4)
+    template = Database(
+        f"template_{suffix}", f"migrator_{suffix}", f"{CANARY}-{suffix}", postgres.port, postgres.superuser_dsn()
+    )
+    # The superuser owns the template database itself (REASSIGN OWNED in a clone then moves no database);
+    # the migrating role owns what the migrations create.
+    ensure_role_and_database(template.admin_dsn, user=template.user, password=template.password, dbname="postgres")
+    with psycopg.connect(template.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template.name)))
+    with psycopg.connect(postgres.superuser_dsn(template.name), autocommit=True) as conn:
+        conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(template.user)))
+    result = migrate(template.url())
+    assert result.returncode == 0, result.stderr
+    return template
+
+
+@pytest.fixture
+def migrated(postgres: Any, migrated_template: Database) -> Database:
+    """A fresh database and login role at the migrations' head, as ``ecomind migrate`` leaves one run by
+    that role: a clone of the session's migrated template whose objects the new role owns."""
+    import psycopg
+    from psycopg import sql
+
+    from app.data.local import ensure_role_and_database
+
+    suffix = secrets.token_hex(4)
+    db = Database(f"db_{suffix}", f"app_{suffix}", f"{CANARY}-{suffix}", postgres.port, postgres.superuser_dsn())
+    ensure_role_and_database(db.admin_dsn, user=db.user, password=db.password, dbname="postgres")
+    with psycopg.connect(db.admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                sql.Identifier(db.name), sql.Identifier(migrated_template.name), sql.Identifier(db.user)
+            )
+        )
+    with psycopg.connect(postgres.superuser_dsn(db.name), autocommit=True) as conn:
+        # Tables, sequences and types of the clone pass to its role; the template's role keeps nothing here.
+        owners = sql.Identifier(migrated_template.user), sql.Identifier(db.user)
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(*owners))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(owners[0]))
     return db
 
 

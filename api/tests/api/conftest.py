@@ -17,14 +17,8 @@ import redis
 
 from app.data.local import LocalRedis, port_open, terminate
 
-from ..conftest import CANARY, Database, migrate
+from ..conftest import CANARY
 from ..support.services import free_port
-
-
-@pytest.fixture
-def migrated(database: Database) -> Database:
-    assert migrate(database.url()).returncode == 0
-    return database
 
 
 @pytest.fixture
