@@ -336,6 +336,7 @@ def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is
     assert "--region us-west-2" not in described.stderr and "Rehearse on an emulator" in described.stderr
 
 
+@pytest.mark.deploy
 def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli, stock_aws: Aws) -> None:
     aws, name = stock_aws, "ecomind/staging/jwt"
     aws.client.create_secret(Name=name, SecretString=JWT)

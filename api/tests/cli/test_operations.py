@@ -250,6 +250,7 @@ def prod(aws: Aws, database: Database) -> dict[str, str]:
     return {**aws.env, "ENVIRONMENT": "production"}
 
 
+@pytest.mark.deploy
 def test_doctor_denied_secret_prints_a_valid_least_privilege_policy(
     cli: Cli, iam_moto: tuple[Any, dict[str, str]]
 ) -> None:

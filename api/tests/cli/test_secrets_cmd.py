@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from app.secrets.environment import API_SECRET_ACTIONS
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
@@ -198,6 +200,7 @@ def current_twice(aws: Aws, name: str) -> tuple[str, str]:
     return moved, put
 
 
+@pytest.mark.deploy
 def test_history_flags_a_stage_on_two_versions_with_a_fix_that_runs(cli: Cli, stock_aws: Aws) -> None:
     aws = stock_aws
     current_twice(aws, "ecomind/staging/jwt")
@@ -353,6 +356,7 @@ def test_a_value_set_after_a_local_rotation_is_the_one_every_reader_gets(cli: Cl
     assert f"version {version}" in checks["JWT_SECRET readable"]["detail"], checks["JWT_SECRET readable"]
 
 
+@pytest.mark.deploy
 def test_the_stage_repair_keeps_the_newest_version_that_holds_a_value(cli: Cli, stock_aws: Aws) -> None:
     aws, name = stock_aws, "ecomind/staging/jwt"
     shell = {**shell_without_region(aws), "PATH": f"{AWS_CLI_BIN}:{os.environ['PATH']}"}

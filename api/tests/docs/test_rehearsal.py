@@ -16,6 +16,8 @@ import pytest
 
 from app.data.local import free_port, wait_port
 
+pytestmark = pytest.mark.deploy
+
 REPO = Path(__file__).resolve().parents[3]
 AWS_CLI = REPO / ".venv-deploy" / "bin" / "aws"
 

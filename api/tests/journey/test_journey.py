@@ -43,6 +43,8 @@ from app.data.local import postgres_bindir, terminate, wait_port
 
 from ..support.services import MotoServer, free_port
 
+pytestmark = [pytest.mark.journey, pytest.mark.deploy]  # the guides run the AWS CLI of .venv-deploy
+
 REPO = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
 AWS_CLI = REPO / ".venv-deploy" / "bin" / "aws"
