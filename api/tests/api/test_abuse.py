@@ -1,4 +1,4 @@
-"""The API under abuse (issue 12), each numbered finding as a test on real PostgreSQL and Redis.
+"""The API under abuse, each behaviour as a test on real PostgreSQL and Redis.
 
 1. login limits, lockouts and their audit; bounded hashing; the request body limit
 2. a logout survives a Redis restart

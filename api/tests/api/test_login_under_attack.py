@@ -1,16 +1,16 @@
-"""The attacker review of issue 12, each finding as a test on real PostgreSQL, Redis and moto.
+"""Logins under attack, on real PostgreSQL, Redis and moto.
 
-1. a success in another organisation does not reset this one's failures; audit rows stay home
-2. parallel guesses cannot check more passwords than the limit; no token while locked
-3. the address the limits count: the client's behind the load balancer, the peer's in dev
-5. a frozen PostgreSQL: 503 within a bound, and /health at once
-6. a Secrets Manager blip after a JWT rotation does not refuse older tokens for good
-7. signed tokens with claims we never sign are 401, never 500
-4. a login takes as long whatever the number of organisations of the email
-9. a flood of refused logins writes one audit row per lockout or limit, not one per 429
-10. limits that cannot work are refused at start (tests/api/test_security_doc.py)
-11. an operator can lift a lockout now: ecomind users unlock
-12. create-admin --org acme joins the organisation Acme, never makes a second one
+- a success in another organisation does not reset this one's failures; audit rows stay home
+- parallel guesses cannot check more passwords than the limit; no token while locked
+- the address the limits count: the client's behind the load balancer, the peer's in dev
+- a frozen PostgreSQL: 503 within a bound, and /health at once
+- a Secrets Manager blip after a JWT rotation does not refuse older tokens for good
+- signed tokens with claims we never sign are 401, never 500
+- a login takes as long whatever the number of organisations of the email
+- a flood of refused logins writes one audit row per lockout or limit, not one per 429
+- limits that cannot work are refused at start (tests/api/test_security_doc.py)
+- an operator can lift a lockout now: ecomind users unlock
+- create-admin --org acme joins the organisation Acme, never makes a second one
 """
 
 from __future__ import annotations
