@@ -19,6 +19,7 @@ import boto3
 import pytest
 
 from .support.awsproxy import AwsProxy
+from .support.environment import child_env
 from .support.services import MotoServer, free_port
 
 # A value that must never be printed or logged; tests put it through error paths.
@@ -142,7 +143,7 @@ class Cli:
     def __call__(
         self, *args: str, env: Mapping[str, str] | None = None, input: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "SYSTEMROOT") if k in os.environ}
+        base = child_env(keep=("PATH", "HOME", "LANG", "SYSTEMROOT"))
         base["COLUMNS"] = "200"
         base.update(env or {})
         return subprocess.run(
@@ -291,7 +292,7 @@ def migrated(postgres: Any, migrated_template: Database) -> Database:
 
 def migrate(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`ecomind migrate` in a subprocess, as an init container runs it."""
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env["DATABASE_URL"] = url
     return subprocess.run(
         [ECOMIND, "migrate", *args], env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=120

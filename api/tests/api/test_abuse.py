@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import select
 import shutil
 import socket
@@ -36,6 +35,8 @@ from app.data.local import LocalPostgres, LocalRedis, ensure_role_and_database, 
 from app.settings.knobs import Tuning
 
 from ..conftest import CANARY, ECOMIND, Database, migrate
+from ..support.environment import child_env
+from ..support.polling import still_running, wait_until
 from ..support.services import free_port
 from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login, shipped_flags
 
@@ -293,9 +294,7 @@ def test_a_body_over_the_limit_is_logged_as_a_413_not_as_an_error(migrated: Data
         head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"
         answer, _ = _raw(api.port, head.encode())
         assert answer.startswith(b"HTTP/1.1 413"), (path, answer[:200])
-    deadline = time.monotonic() + 10
-    while api.output().count('" 413') < 5 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: api.output().count('" 413') >= 5, 10, "five access lines of a 413")
     output = api.output()
     assert output.count('" 413') == 5, output  # each one's access line says what it was
     for alarm in ("ERROR", "Traceback", "unhandled error", " 500"):
@@ -341,15 +340,12 @@ def test_connections_that_never_finish_their_headers_are_closed_and_health_still
 def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\n")
     port = free_port()
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env.update(ECOMIND_HEADER_TIMEOUT="1", ECOMIND_METRICS_PORT="0")
     command = [ECOMIND, "dev", "--port", str(port), "--data-dir", str(tmp_path / ".data")]
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while not port_open("127.0.0.1", port):
-            assert proc.poll() is None and time.monotonic() < deadline, "ecomind dev did not serve"
-            time.sleep(0.2)
+        wait_until(lambda: still_running(proc) and port_open("127.0.0.1", port), 120, "ecomind dev serving")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             started = time.monotonic()
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")

@@ -45,6 +45,8 @@ from app.settings.loading import load_settings
 
 from ..conftest import CANARY, ECOMIND, REGION, Aws, Cli, Database, assert_clean, migrate, opened
 from ..support.awsproxy import AwsProxy
+from ..support.environment import child_env
+from ..support.polling import still_running, wait_until
 from ..support.services import free_port
 from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login, shipped_flags
 
@@ -155,10 +157,8 @@ def test_no_token_when_the_account_got_locked_while_its_password_was_checked(
     keys = Keys.of("127.0.0.1", "owner@acme.io")
     with redis.Redis.from_url(redis_url) as r, ThreadPoolExecutor(1) as pool, api.client() as http:
         answer = pool.submit(attempt, http, "owner@acme.io", OWNER_PASSWORD)
-        deadline = time.monotonic() + 30
-        while not r.zcard(keys.pending):  # the login holds its slot: its password is being checked
-            assert time.monotonic() < deadline and not answer.done(), "the login never took its slot"
-            time.sleep(0.01)
+        # The login holds its slot: its password is being checked.
+        wait_until(lambda: not answer.done() and r.zcard(keys.pending), 30, "the login taking its slot", 0.01)
         r.set(keys.lock, b"1", ex=30)  # another replica locked the account meanwhile
         response = answer.result(60)
     assert response.status_code == 429, response.text
@@ -279,7 +279,7 @@ def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
 def test_ecomind_dev_counts_the_peer_not_x_forwarded_for(migrated: Database, redis_url: str, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\nREDIS_URL={redis_url}\n")
     port = free_port()
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env.update(ECOMIND_LOGIN_FAILURES_PER_ADDRESS="2/minute", ECOMIND_METRICS_PORT="0")
     proc = subprocess.Popen(
         [ECOMIND, "dev", "--port", str(port), "--data-dir", str(tmp_path / ".data")],
@@ -289,10 +289,7 @@ def test_ecomind_dev_counts_the_peer_not_x_forwarded_for(migrated: Database, red
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not port_open("127.0.0.1", port):
-            assert proc.poll() is None and time.monotonic() < deadline, "ecomind dev did not serve"
-            time.sleep(0.2)
+        wait_until(lambda: still_running(proc) and port_open("127.0.0.1", port), 120, "ecomind dev serving")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             # Every "client" below is this one local process: one address, one limit.
             assert [_from(http, f"203.0.113.{n}", n) for n in range(1, 4)] == [401, 401, 429]
@@ -426,14 +423,14 @@ def test_after_a_secrets_manager_blip_tokens_of_the_previous_key_verify_again(aw
     with pytest.raises(InvalidToken):
         tokens.verify(old)  # AWSPREVIOUS cannot be read now: refused, for now
     proxy.down_regions = set()
-    deadline = time.monotonic() + 20
-    while True:
+
+    def verifies() -> bool:
         try:
-            assert tokens.verify(old)["role"] == "OWNER"  # read again once Secrets Manager answers
-            break
+            return bool(tokens.verify(old)["role"] == "OWNER")  # read again once Secrets Manager answers
         except InvalidToken:
-            assert time.monotonic() < deadline, "tokens of the previous key stay refused after Secrets Manager is back"
-            time.sleep(0.5)
+            return False
+
+    wait_until(verifies, 20, "tokens of the previous key verifying once Secrets Manager is back", 0.5)
 
 
 # -- 7. strict claims ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from app.data.local import port_open, terminate
 from app.telemetry import METRICS_PORT
 
 from ..conftest import CANARY, ECOMIND, Cli, Database, assert_clean
+from ..support.environment import child_env
 from ..support.services import free_port
 
 JWT = "jwt-secret-for-dev-tests-" + "d" * 32
@@ -44,7 +45,7 @@ def taken_port() -> Iterator[int]:
 
 
 def _serve(cwd: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     return subprocess.Popen(
         [ECOMIND, "dev", "--port", str(port), "--data-dir", str(cwd / ".data")],
         cwd=cwd,
@@ -124,7 +125,7 @@ class _Logged:
 
 
 def _serve_logged(cwd: Path, port: int) -> _Logged:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     log = cwd / f"dev-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -5,7 +5,6 @@ the inspection `load_settings` runs; and no raw input reaches any output, whatev
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from ..conftest import CANARY, Aws, Cli, assert_clean
+from ..support.environment import child_env
 from ..support.services import free_port
 
 JWT = "k" * 48
@@ -163,7 +163,7 @@ def test_a_url_with_two_raw_at_signs_gets_the_percent_encoding_fix_whatever_stan
 
 @pytest.mark.parametrize("shape", list(RAW))
 def test_a_raw_database_url_never_reaches_the_api_start_up_log(aws: Aws, shape: str) -> None:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env.update({**aws.env, "DATABASE_URL": RAW[shape], "JWT_SECRET": JWT, "ECOMIND_METRICS_PORT": "0"})
     ran = subprocess.run(
         [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(free_port())],

@@ -25,6 +25,7 @@ import yaml
 from app.secrets.environment import DEPLOYED, ENVIRONMENTS, RDS_KEYS, VARIABLE_NAMES, model
 
 from ..conftest import Aws
+from ..support.environment import child_env
 from .rendering import REPO, CfnLoader, copy_repo, load_module, render
 
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}  # read by docker compose, not by the app
@@ -239,7 +240,7 @@ def _copy_repo(tmp_path: Path) -> Path:
 
 
 def _cli(copy: Path, aws: Aws, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    environ = child_env()
     environ.update(aws.env, PYTHONPATH=str(copy / "api"), COLUMNS="200", **env)
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args], cwd=copy, env=environ, capture_output=True, text=True, timeout=120

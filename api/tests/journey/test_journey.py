@@ -41,6 +41,7 @@ import pytest
 
 from app.data.local import postgres_bindir, terminate, wait_port
 
+from ..support.environment import child_env
 from ..support.services import MotoServer, free_port
 
 pytestmark = [pytest.mark.journey, pytest.mark.deploy]  # the guides run the AWS CLI of .venv-deploy
@@ -84,7 +85,7 @@ class RehearsalDatabase:
     def start(cls, root: Path) -> RehearsalDatabase:
         found = DATABASE_BLOCK.search((root / "docs/deployment.md").read_text())
         assert found, "docs/deployment.md no longer says how to start the rehearsal's database"
-        env = {k: os.environ[k] for k in ("HOME", "LANG") if k in os.environ}
+        env = child_env(keep=("HOME", "LANG"))
         env["PATH"] = os.pathsep.join([str(VENV_BIN), os.environ["PATH"]])  # the guide: ecomind on the PATH
         env["REHEARSAL_DB_PORT"] = str(free_port())
         proc = subprocess.Popen(
