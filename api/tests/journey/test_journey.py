@@ -28,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ import pytest
 from app.data.local import postgres_bindir, terminate, wait_port
 
 from ..support.environment import child_env
+from ..support.polling import wait_until
 from ..support.services import MotoServer, free_port
 
 pytestmark = [pytest.mark.journey, pytest.mark.deploy]  # the guides run the AWS CLI of .venv-deploy
@@ -335,10 +335,7 @@ def run_journey(root: Path, moto: MotoServer, database: RehearsalDatabase) -> Jo
                 assert journey.database_state() == first, f"{step.where}, run again, changed the database"
             if step.role == "migration":
                 journey.start_api()
-                deadline = time.monotonic() + 60
-                while journey.ready() != 200:
-                    assert time.monotonic() < deadline, "the API, as the API role, never became ready"
-                    time.sleep(0.5)
+                wait_until(lambda: journey.ready() == 200, 60, "the API, as the API role, ready", 0.5)
     except BaseException:
         terminate(journey.api)
         raise
