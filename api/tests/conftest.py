@@ -20,6 +20,7 @@ import pytest
 
 from .support.awsproxy import AwsProxy
 from .support.environment import child_env
+from .support.iam import IamMoto, admin_client, start_iam_moto, user_with
 from .support.services import MotoServer, free_port
 
 # A value that must never be printed or logged; tests put it through error paths.
@@ -299,22 +300,25 @@ def migrate(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.fixture(scope="module")
+def iam() -> Iterator[IamMoto]:
+    """moto enforcing IAM, and its administrator's environment (tests/support/iam.py makes users)."""
+    server, admin = start_iam_moto()
+    yield server, admin
+    server.stop()
+
+
 @pytest.fixture(scope="session")
-def iam_moto() -> Iterator[tuple[MotoServer, dict[str, str]]]:
-    """A moto server that enforces IAM after the set-up calls below (4 of them)."""
-    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"}).start()
-    kw = {"region_name": REGION, "endpoint_url": server.url, "aws_access_key_id": "admin", "aws_secret_access_key": "x"}
-    iam = boto3.client("iam", **kw)
-    iam.create_user(UserName="ecomind-api")
-    key = iam.create_access_key(UserName="ecomind-api")["AccessKey"]
-    sm = boto3.client("secretsmanager", **kw)
+def iam_moto() -> Iterator[IamMoto]:
+    """moto enforcing IAM with the production secrets, and the environment of ecomind-api: a known key
+    with no policy at all."""
+    iam = start_iam_moto()
+    sm = admin_client(iam)
     sm.create_secret(Name="ecomind/prod/database", SecretString=CANARY)
     sm.create_secret(Name="ecomind/prod/jwt", SecretString="k" * 48)
-    env = {
-        "AWS_ENDPOINT_URL": server.url,
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-        "AWS_REGION": REGION,
-    }
-    yield server, env
-    server.stop()
+    api = user_with(iam, "ecomind-api", [])
+    yield (
+        iam[0],
+        {name: api[name] for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")},
+    )
+    iam[0].stop()

@@ -20,8 +20,9 @@ from app.secrets.environment import model
 
 from ..conftest import CANARY, Aws, Cli, assert_clean
 from ..support.awsproxy import AwsProxy
+from ..support.iam import IamMoto, admin_client, start_iam_moto, user_with
 from ..support.services import MotoServer, free_port
-from .conftest import admin_client, run_fix, user_with
+from .conftest import run_fix
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -287,22 +288,9 @@ def test_the_rotation_checks_of_a_secret_that_could_not_be_read_are_not_checked_
 
 
 @pytest.fixture(scope="module")
-def stock_iam() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+def stock_iam() -> Iterator[IamMoto]:
     """Stock moto_server with IAM enforced (not tests/support/moto_iam.py): an administrator."""
-    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}, stock=True).start()
-    iam = boto3.client(
-        "iam", region_name="us-east-1", endpoint_url=server.url, aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    iam.create_user(UserName="admin")
-    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
-    key = iam.create_access_key(UserName="admin")["AccessKey"]
-    admin = {
-        "AWS_ENDPOINT_URL": server.url,
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-        "AWS_REGION": "us-east-1",
-    }
+    server, admin = start_iam_moto(stock=True)
     yield server, admin
     server.stop()
 

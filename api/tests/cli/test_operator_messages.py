@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from ..conftest import REGION, Aws, Cli, Database, assert_clean
+from ..support.iam import admin_client, user_with
 from ..support.services import MotoServer, free_port
-from .conftest import admin_client, run_fix, user_with
+from .conftest import run_fix
 
 REPO = Path(__file__).resolve().parents[3]
 JWT = "k" * 48

@@ -18,8 +18,9 @@ from app.rotation.driver import rotate_locally, rotator_for
 from app.secrets.environment import model, rotation_window
 
 from ..conftest import CANARY, Aws, Cli, Database, assert_clean
+from ..support.iam import admin_client, user_with
 from ..support.services import MotoServer
-from .conftest import admin_client, run_fix, user_with
+from .conftest import run_fix
 
 JWT_NAME = model("staging").secret_name("jwt")
 PENDING = "p" * 48  # the value a stopped rotation left AWSPENDING

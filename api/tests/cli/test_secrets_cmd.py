@@ -15,8 +15,9 @@ import pytest
 from app.secrets.environment import API_SECRET_ACTIONS
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
+from ..support.iam import admin_client, user_with
 from ..support.services import MotoServer
-from .conftest import admin_client, run_fix, user_with
+from .conftest import run_fix
 
 ELSEWHERE = "eu-west-1"  # not the tests' default region: a fix must carry its own
 
