@@ -337,6 +337,7 @@ def test_connections_that_never_finish_their_headers_are_closed_and_health_still
     assert api.output().count("ECOMIND_MAX_CONNECTIONS") == 1, api.output()[-3000:]
 
 
+@pytest.mark.slow
 def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\n")
     port = free_port()
@@ -446,6 +447,7 @@ def test_six_parallel_creations_of_one_email_give_one_201_and_five_409(
 # -- 5. PostgreSQL down ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_postgres_down_is_503_with_retry_after_on_every_endpoint(private_redis: LocalRedis) -> None:
     root = Path(tempfile.mkdtemp(prefix="ecomind-pg-down-"))  # the postgres user must reach it
     pg = LocalPostgres(root, free_port()).start()

@@ -175,6 +175,7 @@ def test_logout_without_redis_is_kept_in_postgres(migrated: Database) -> None:
         assert restarted.get("/v1/auth/me", headers=bearer(token)).status_code == 401
 
 
+@pytest.mark.slow
 def test_ready_follows_postgres_and_redis_without_restart(tmp_path: Path) -> None:
     pg = LocalPostgres(Path(__import__("tempfile").mkdtemp(prefix="ecomind-pg-ready-")), free_port()).start()
     cache = LocalRedis(free_port()).start()

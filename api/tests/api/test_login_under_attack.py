@@ -276,6 +276,7 @@ def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
     assert {a for (a,) in sql(migrated, "SELECT detail->>'address' FROM audit_events")} == {"127.0.0.1"}
 
 
+@pytest.mark.slow
 def test_ecomind_dev_counts_the_peer_not_x_forwarded_for(migrated: Database, redis_url: str, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\nREDIS_URL={redis_url}\n")
     port = free_port()
@@ -348,6 +349,7 @@ def _freeze(pg: LocalPostgres, frozen: list[int]) -> None:
         os.kill(pid, signal.SIGSTOP)
 
 
+@pytest.mark.slow
 def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
     private_redis: LocalRedis, live_api: Any
 ) -> None:
@@ -389,6 +391,7 @@ def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
         assert max(seconds for _, seconds, _ in results) < 20, results
 
 
+@pytest.mark.slow
 def test_with_the_default_timeouts_a_frozen_postgresql_is_503_within_the_documented_20_s(
     private_redis: LocalRedis, live_api: Any
 ) -> None:

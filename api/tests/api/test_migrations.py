@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from ..conftest import Database, assert_clean, migrate
 
@@ -42,6 +43,7 @@ def test_upgrade_to_head_and_back_to_base(database: Database) -> None:
     assert_clean(down, database.password)
 
 
+@pytest.mark.slow
 def test_five_concurrent_runners_all_succeed_and_one_applies(database: Database) -> None:
     with ThreadPoolExecutor(5) as pool:
         results = list(pool.map(lambda _: migrate(database.url()), range(5)))

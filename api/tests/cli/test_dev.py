@@ -24,6 +24,8 @@ from ..support.environment import child_env
 from ..support.polling import still_running, wait_until
 from ..support.services import free_port
 
+pytestmark = pytest.mark.slow
+
 JWT = "jwt-secret-for-dev-tests-" + "d" * 32
 REPO = Path(__file__).resolve().parents[3]
 

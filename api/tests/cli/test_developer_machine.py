@@ -63,6 +63,7 @@ def test_init_points_env_at_free_ports_when_5432_is_taken(cli: Cli, tmp_path: Pa
     assert f":{port}/" not in url
 
 
+@pytest.mark.slow
 def test_dev_against_another_postgresql_says_what_to_do(cli: Cli, postgres: Any) -> None:
     (cli.cwd / ".env").write_text(
         f"DATABASE_URL=postgresql://ecomind:{CANARY}@127.0.0.1:{postgres.port}/ecomind\nJWT_SECRET={JWT}\n"
@@ -75,6 +76,7 @@ def test_dev_against_another_postgresql_says_what_to_do(cli: Cli, postgres: Any)
     assert_clean(result)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as postgres only when the tests run as root")
 def test_a_private_folder_as_root_puts_the_data_where_postgres_reaches(tmp_path: Path) -> None:
     private = tmp_path / "private"

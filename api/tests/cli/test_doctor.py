@@ -223,6 +223,7 @@ def ssl_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPost
     server.stop()
 
 
+@pytest.mark.slow
 def test_a_refused_database_password_is_fixed_with_the_master_url_in_a_file_not_the_command(
     cli: Cli, aws: Aws, ssl_postgres: LocalPostgres
 ) -> None:

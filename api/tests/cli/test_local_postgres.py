@@ -21,6 +21,8 @@ from ..conftest import CANARY, ECOMIND, Cli, Database, assert_clean
 from ..support.environment import child_env
 from ..support.services import free_port
 
+pytestmark = pytest.mark.slow
+
 
 class Started:
     """`ecomind local-postgres` running in a folder of its own; ``exports`` is what it printed."""

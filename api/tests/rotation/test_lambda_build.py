@@ -16,12 +16,15 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from app.secrets.environment import SECRETS
 
 from ..support.environment import child_env
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[3]
 # Options of the script's pip call that take a value (the rest of its arguments are requirements).
