@@ -28,9 +28,11 @@ import httpx
 import jwt as pyjwt
 import psycopg
 import pytest
+import redis
 from argon2 import PasswordHasher
 
 from app.auth.hashing import HashingBusy, PasswordHashing
+from app.auth.limits import Keys
 from app.data.local import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
 from app.settings.knobs import Tuning
 
@@ -67,18 +69,26 @@ def wrong(api: Any, email: str) -> Any:
 def test_failed_logins_lock_the_account_with_a_growing_delay_all_audited(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_account="3/15 minutes", lockout_seconds=1)
-    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}, tuning) as api:
+    lock = Keys.of("testclient", "owner@acme.io").lock
+    with (
+        client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}, tuning) as api,
+        redis.Redis.from_url(redis_url) as shared,
+    ):
+
+        def lock_ran_out() -> bool:
+            return not shared.exists(lock)
+
         assert [wrong(api, "owner@acme.io").status_code for _ in range(2)] == [401, 401]
         locked = wrong(api, "owner@acme.io")  # the third failure locks the account
         assert locked.status_code == 429 and locked.headers["Retry-After"] == "1"
         # Locked: even the right password is refused, and no password is checked.
         right = api.post("/v1/auth/login", json={"email": "owner@acme.io", "password": OWNER_PASSWORD})
         assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
-        time.sleep(1.2)
+        wait_until(lock_ran_out, 10, "the one-second lockout running out")
         assert [wrong(api, "owner@acme.io").status_code for _ in range(2)] == [401, 401]
         second = wrong(api, "owner@acme.io")
         assert second.status_code == 429 and second.headers["Retry-After"] == "2"  # the delay doubled
-        time.sleep(2.2)
+        wait_until(lock_ran_out, 10, "the two-second lockout running out")
         login(api, "owner@acme.io")  # the lock ran out; a success forgets neither failures nor the doubling
         assert [wrong(api, "owner@acme.io").status_code for _ in range(3)] == [401, 401, 429]
         assert wrong(api, "owner@acme.io").headers["Retry-After"] == "4"
