@@ -66,6 +66,7 @@ def wrong(api: Any, email: str) -> Any:
 # -- 1. login limits -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_failed_logins_lock_the_account_with_a_growing_delay_all_audited(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_account="3/15 minutes", lockout_seconds=1)
@@ -101,6 +102,7 @@ def test_failed_logins_lock_the_account_with_a_growing_delay_all_audited(migrate
     assert not any(CANARY in json.dumps(d) or OWNER_PASSWORD in json.dumps(d) for d in failed + refused)
 
 
+@pytest.mark.slow
 def test_unknown_emails_are_counted_and_locked_like_known_ones(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_account="3/15 minutes")
@@ -112,6 +114,7 @@ def test_unknown_emails_are_counted_and_locked_like_known_ones(migrated: Databas
     assert [r.headers.get("Retry-After") for r in known] == [r.headers.get("Retry-After") for r in unknown]
 
 
+@pytest.mark.slow
 def test_failures_from_one_address_are_limited_across_accounts(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_address="4/minute", login_failures_per_account="100/minute")
@@ -130,6 +133,7 @@ def test_failures_from_one_address_are_limited_across_accounts(migrated: Databas
     assert reasons == ["address_limited"]  # one row per limited period, whichever replica refused
 
 
+@pytest.mark.slow
 def test_an_ipv6_client_is_limited_per_64_and_an_ipv4_mapped_one_as_its_ipv4_address(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -200,6 +204,7 @@ def test_password_hashing_is_bounded_and_refuses_beyond_its_queue() -> None:
     hashing.close()
 
 
+@pytest.mark.slow
 def test_parallel_logins_beyond_the_hashing_queue_get_503_never_500(migrated: Database, live_api: Any) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     api = live_api(
@@ -219,6 +224,7 @@ def test_parallel_logins_beyond_the_hashing_queue_get_503_never_500(migrated: Da
     assert all(r.headers["Retry-After"] == "1" for r in statuses if r.status_code == 503)
 
 
+@pytest.mark.slow
 def test_a_login_rehashes_a_password_stored_with_old_parameters(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(OWNER_PASSWORD)  # argon2-cffi's default
@@ -263,6 +269,7 @@ def _raw(port: int, head: bytes, body_chunks: int = 0) -> tuple[bytes, int]:
     return answer, sent
 
 
+@pytest.mark.slow
 def test_request_bodies_over_the_limit_are_refused_before_being_read(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -294,6 +301,7 @@ def test_request_bodies_over_the_limit_are_refused_before_being_read(
     assert sent < 16 * 1024 * 1024
 
 
+@pytest.mark.slow
 def test_a_body_over_the_limit_is_logged_as_a_413_not_as_an_error(migrated: Database, live_api: Any) -> None:
     api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT})
     big = {**EVENT, "model": "m" * (2 * 1024 * 1024)}
@@ -311,6 +319,7 @@ def test_a_body_over_the_limit_is_logged_as_a_413_not_as_an_error(migrated: Data
         assert alarm not in output, output
 
 
+@pytest.mark.slow
 def test_connections_that_never_finish_their_headers_are_closed_and_health_still_answers(
     migrated: Database, live_api: Any
 ) -> None:
@@ -433,6 +442,7 @@ def test_a_body_not_utf8_or_nested_too_deep_is_422_like_one_that_is_not_json(mig
 # -- 4. concurrent creation of one email -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_six_parallel_creations_of_one_email_give_one_201_and_five_409(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -500,6 +510,7 @@ def test_postgres_down_is_503_with_retry_after_on_every_endpoint(private_redis: 
 # -- 6. another organisation's emails --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_creating_a_user_whose_email_is_in_another_org_reveals_nothing(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     create_owner(migrated.url(), "Other", "owner@other.io", password="the-other-owners-secret-9")
@@ -535,6 +546,7 @@ def test_creating_a_user_whose_email_is_in_another_org_reveals_nothing(migrated:
         }
 
 
+@pytest.mark.slow
 def test_what_an_admin_sees_of_failed_logins_never_depends_on_other_organisations(
     migrated: Database, redis_url: str
 ) -> None:
@@ -594,6 +606,7 @@ def test_create_admin_applies_the_same_password_policy(migrated: Database) -> No
 # -- 8. deleted and disabled users, malformed claims -----------------------------------
 
 
+@pytest.mark.slow
 def test_tokens_of_deleted_or_disabled_users_are_401(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}

@@ -18,6 +18,7 @@ from ..support.services import free_port
 from .helpers import JWT, bearer, client, create_owner, login
 
 
+@pytest.mark.slow
 def test_roles_and_events(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     create_owner(migrated.url(), "Other", "owner@other.io")
@@ -69,6 +70,7 @@ def test_roles_and_events(migrated: Database, redis_url: str) -> None:
         assert api.get("/v1/events/summary", headers=bearer(other)).json()["events"] == 0
 
 
+@pytest.mark.slow
 def test_bad_tokens_are_rejected(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
@@ -94,6 +96,7 @@ def test_bad_tokens_are_rejected(migrated: Database) -> None:
         assert api.post("/v1/auth/login", json={"email": "owner@acme.io", "password": "wrong"}).status_code == 401
 
 
+@pytest.mark.slow
 def test_database_password_rotation_without_restart(
     migrated: Database, aws: Aws, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -132,6 +135,7 @@ def test_database_password_rotation_without_restart(
     assert "AWSPENDING" in caplog.text
 
 
+@pytest.mark.slow
 def test_jwt_rotation_keeps_old_tokens_and_signs_new_ones(migrated: Database, aws: Aws, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     aws.create("rot/jwt", JWT)

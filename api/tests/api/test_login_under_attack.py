@@ -73,6 +73,7 @@ def org_of(db: Database, name: str) -> uuid.UUID:
 # -- 1. memberships in several organisations ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_success_in_another_organisation_neither_resets_failures_nor_reads_the_audit(
     migrated: Database, redis_url: str
 ) -> None:
@@ -120,6 +121,7 @@ def _parallel(url: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
         return list(pool.map(send, bodies))
 
 
+@pytest.mark.slow
 def test_parallel_guesses_check_at_most_the_limit_of_passwords(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -146,6 +148,7 @@ def test_parallel_guesses_check_at_most_the_limit_of_passwords(
         assert attempt(http, "owner@acme.io", OWNER_PASSWORD).status_code == 429
 
 
+@pytest.mark.slow
 def test_no_token_when_the_account_got_locked_while_its_password_was_checked(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -174,6 +177,7 @@ def throttled(api: Any, reason: str) -> float:
     return sum(float(row[len(line) :]) for row in scraped.splitlines() if row.startswith(line))
 
 
+@pytest.mark.slow
 def test_a_flood_of_refused_logins_writes_one_audit_row_per_period(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_account="3/15 minutes", login_failures_per_address="50/minute")
@@ -246,6 +250,7 @@ def _from(http: httpx.Client, client: str, n: int = 0) -> int:
     return http.post("/v1/auth/login", json=body, headers=headers).status_code
 
 
+@pytest.mark.slow
 def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -439,6 +444,7 @@ def test_after_a_secrets_manager_blip_tokens_of_the_previous_key_verify_again(aw
 # -- 7. strict claims ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_signed_tokens_with_claims_we_never_sign_are_401_never_500(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}) as api:
@@ -479,6 +485,7 @@ def _salts(db: Database, email: str) -> set[str]:
     return {h.rsplit("$", 2)[1] for (h,) in rows}
 
 
+@pytest.mark.slow
 def test_a_login_takes_as_long_whatever_the_number_of_organisations(migrated: Database, redis_url: str) -> None:
     for n in range(3):  # create-admin: the email in three organisations, a password each
         create_owner(migrated.url(), f"Org{n}", "multi@acme.io", password=f"multi-password-{n}-xyz")
@@ -510,6 +517,7 @@ def test_a_login_takes_as_long_whatever_the_number_of_organisations(migrated: Da
     assert 0.6 < median["nobody@acme.io"] / median["single@acme.io"] < 1.6, median
 
 
+@pytest.mark.slow
 def test_a_membership_with_a_salt_of_its_own_joins_the_shared_one_at_its_next_login(migrated: Database) -> None:
     create_owner(migrated.url(), "Org0", "multi@acme.io", password="multi-password-0-xyz")
     create_owner(migrated.url(), "Org1", "multi@acme.io", password="multi-password-1-xyz")
@@ -527,6 +535,7 @@ def test_a_membership_with_a_salt_of_its_own_joins_the_shared_one_at_its_next_lo
 # -- 11. lifting a lockout; 12. an organisation named in another case ------------------------
 
 
+@pytest.mark.slow
 def test_users_unlock_lifts_a_lockout_on_every_replica(migrated: Database, private_redis: LocalRedis, cli: Cli) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     redis_url = f"redis://127.0.0.1:{private_redis.port}/0"
@@ -556,6 +565,7 @@ def test_users_unlock_lifts_a_lockout_on_every_replica(migrated: Database, priva
     assert_clean(down)  # the URL's password is nowhere in what it printed
 
 
+@pytest.mark.slow
 def test_create_admin_names_an_organisation_in_any_case(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     create_owner(migrated.url(), "acme ", "second@acme.io")

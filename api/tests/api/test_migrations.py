@@ -32,6 +32,7 @@ def test_alembic_ini_holds_no_url_or_credential() -> None:
     assert "postgresql://" not in (API / "alembic.ini").read_text()
 
 
+@pytest.mark.slow
 def test_upgrade_to_head_and_back_to_base(database: Database) -> None:
     up = migrate(database.url())
     assert up.returncode == 0, up.stderr
@@ -54,6 +55,7 @@ def test_five_concurrent_runners_all_succeed_and_one_applies(database: Database)
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head(),)]
 
 
+@pytest.mark.slow
 def test_run_migrations_script_passes_arguments_and_fails_loudly(database: Database) -> None:
     script = API / "scripts" / "run_migrations.sh"
     assert "set -euo pipefail" in script.read_text()

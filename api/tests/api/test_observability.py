@@ -101,6 +101,7 @@ def test_the_cloudwatch_side_of_the_catalog_holds_together() -> None:
 # -- a scrape ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_scrape_counts_what_happened_and_holds_no_secret_email_or_token(
     aws: Aws, migrated: Database, redis_url: str
 ) -> None:
@@ -155,6 +156,7 @@ def test_an_api_that_sat_idle_is_not_stale_when_its_refresh_works(aws: Aws, migr
         assert sample(scrape(api), "ecomind_secret_stale", variable="JWT_SECRET") == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["report", "fail"])
 def test_a_failing_refresh_moves_staleness_and_past_the_threshold_ready(
     aws: Aws, proxy: AwsProxy, migrated: Database, mode: str
@@ -292,6 +294,7 @@ def test_emf_lines_carry_the_alarmed_metrics_and_no_value(
 # -- logs ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_json_logs_carry_the_request_id_and_no_secret(live_api: Callable[..., Any], migrated: Database) -> None:
     api = live_api(
         {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_LOG_FORMAT": "json", "ENVIRONMENT": "development"}
@@ -321,6 +324,7 @@ def test_json_logs_carry_the_request_id_and_no_secret(live_api: Callable[..., An
     assert CANARY not in api.output() and migrated.password not in api.output()
 
 
+@pytest.mark.slow
 def test_an_unhandled_error_is_a_500_with_its_request_id_and_no_sql_parameters(
     live_api: Callable[..., Any], migrated: Database
 ) -> None:
@@ -355,6 +359,7 @@ def test_an_unhandled_error_is_a_500_with_its_request_id_and_no_sql_parameters(
     assert org not in api.output()  # hide_parameters: the statement's parameters are not logged
 
 
+@pytest.mark.slow
 def test_responses_and_database_refusals_are_counted(migrated: Database) -> None:
     import psycopg
 
@@ -379,6 +384,7 @@ def test_responses_and_database_refusals_are_counted(migrated: Database) -> None
         assert sample(text, "ecomind_http_responses_total", status_class="5xx") == 1
 
 
+@pytest.mark.slow
 def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() -> None:
     env = child_env()
     env.update({"ECOMIND_READY_ON_STALE": "maybe", "ECOMIND_LOG_FORMAT": "json", "JWT_SECRET": CANARY})
@@ -396,6 +402,7 @@ def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() ->
     assert "Traceback" not in ran.stderr and CANARY not in ran.stdout + ran.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["metrics port in use", "database down"])
 def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrated: Database, failure: str) -> None:
     env = child_env()
@@ -439,6 +446,7 @@ def test_knobs_that_cannot_be_used_are_named() -> None:
 # -- a prefetched start (app/asgi.py) --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_served_api_starts_from_what_its_prefetch_fetched(
     live_api: Callable[..., Any], aws: Aws, proxy: AwsProxy, migrated: Database
 ) -> None:
@@ -476,6 +484,7 @@ def test_the_served_api_starts_from_what_its_prefetch_fetched(
     assert CANARY not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_failed_prefetch_changes_nothing_but_who_reports(aws: Aws, migrated: Database) -> None:
     env = {**references(aws, migrated, "pre2"), "JWT_SECRET": "aws-secretsmanager:pre2/missing"}
     base = child_env(keep=("PATH", "HOME", "LANG", "ECOMIND_METRICS_PORT"))

@@ -19,6 +19,7 @@ from ..support.services import free_port
 JWT = "k" * 48
 
 
+@pytest.mark.slow
 def test_a_password_in_the_query_is_masked_like_one_in_the_authority(cli: Cli, aws: Aws) -> None:
     env = {
         "DATABASE_URL": f"postgresql://u@127.0.0.1:5432/db?password={CANARY}",
@@ -42,6 +43,7 @@ def test_deployed_urls_may_not_override_their_own_authority(cli: Cli, aws: Aws, 
     assert_clean(result)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fields", "needle"),
     [
@@ -85,6 +87,7 @@ def test_urls_libpq_would_refuse_are_refused_first(cli: Cli, url: str, needle: s
     assert [c["status"] for c in database] == ["not_checked"]  # no host is tried that the URL does not name
 
 
+@pytest.mark.slow
 def test_redis_is_checked_by_config_check_and_by_the_doctor(cli: Cli, database: Database) -> None:
     bad = cli(
         "config", "check", env={"DATABASE_URL": database.url(), "JWT_SECRET": JWT, "REDIS_URL": "redis://h:abc/0"}
@@ -126,6 +129,7 @@ def test_an_invalid_secrets_prefix_is_named(cli: Cli, aws: Aws) -> None:
     assert result.returncode == 3 and "SECRETS_PREFIX" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_provision_refuses_another_environments_secrets(cli: Cli, aws: Aws) -> None:
     env = {**aws.env, "SECRETS_PREFIX": "team-a/staging"}
     assert cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=env).returncode == 0
@@ -136,6 +140,7 @@ def test_provision_refuses_another_environments_secrets(cli: Cli, aws: Aws) -> N
     assert cli("secrets", "provision", "-e", "staging", "--db-port", "70000", env=env).returncode == 2
 
 
+@pytest.mark.slow
 def test_set_refuses_what_the_app_would_refuse(cli: Cli, aws: Aws) -> None:
     assert cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=aws.env).returncode == 0
     before = aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"]
@@ -147,6 +152,7 @@ def test_set_refuses_what_the_app_would_refuse(cli: Cli, aws: Aws) -> None:
     assert aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"] == before
 
 
+@pytest.mark.slow
 def test_init_and_config_name_a_missing_path_the_source_of_a_value_and_keep_two_backups(
     cli: Cli, tmp_path: Path
 ) -> None:

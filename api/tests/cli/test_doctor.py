@@ -57,6 +57,7 @@ def production_secrets(iam: tuple[MotoServer, dict[str, str]]) -> dict[str, str]
 # -- credentials AWS refuses are not a denial --------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_access_key_id_aws_does_not_know_is_diagnosed_as_such_not_as_a_denial(
     cli: Cli, production_secrets: dict[str, str]
 ) -> None:
@@ -93,6 +94,7 @@ def test_credentials_aws_takes_are_named_by_who_they_are(cli: Cli, production_se
     assert creds["status"] == "ok" and creds["detail"] == "arn:aws:iam::123456789012:user/admin (from env)"
 
 
+@pytest.mark.slow
 def test_an_expired_session_token_says_to_refresh_the_session(cli: Cli, aws: Aws, proxy: AwsProxy) -> None:
     # moto never expires a token: the proxy answers as AWS does, STS in XML, Secrets Manager in JSON.
     expired = "The security token included in the request is expired"
@@ -158,6 +160,7 @@ def staging_elsewhere(iam: tuple[MotoServer, dict[str, str]]) -> dict[str, str]:
     return {"ENVIRONMENT": "staging", "AWS_REGION": ELSEWHERE, "DATABASE_URL": DB}
 
 
+@pytest.mark.slow
 def test_the_restore_fix_runs_in_the_secrets_region_as_the_operator_it_names(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:
@@ -177,6 +180,7 @@ def test_the_restore_fix_runs_in_the_secrets_region_as_the_operator_it_names(
     assert "DeletedDate" not in sm.describe_secret(SecretId="ecomind/staging/jwt")
 
 
+@pytest.mark.slow
 def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:
@@ -197,6 +201,7 @@ def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names
     assert current["VersionId"] == pending["VersionId"]
 
 
+@pytest.mark.slow
 def test_without_a_region_the_fixes_name_none_and_run_once_the_shell_has_one(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/prod/jwt", JWT, region=ELSEWHERE)
     shell = shell_without_region(aws.env)
@@ -258,6 +263,7 @@ def test_a_refused_database_password_is_fixed_with_the_master_url_in_a_file_not_
 # -- a check that could not run is reported as not run --------------------------------------
 
 
+@pytest.mark.slow
 def test_the_rotation_checks_of_a_secret_that_could_not_be_read_are_not_checked_never_dropped(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:
@@ -296,6 +302,7 @@ def stock_iam() -> Iterator[IamMoto]:
     server.stop()
 
 
+@pytest.mark.slow
 def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is_suggested(
     cli: Cli, stock_iam: tuple[MotoServer, dict[str, str]]
 ) -> None:
@@ -378,6 +385,7 @@ def test_a_secret_outside_the_roles_policy_is_denied_when_read_in_a_batch_too(
     assert checks["DATABASE_URL readable"]["status"] == "ok", checks["DATABASE_URL readable"]
 
 
+@pytest.mark.slow
 def test_a_region_that_holds_replicas_is_said_to_take_no_writes(cli: Cli, aws: Aws) -> None:
     made = cli(
         "secrets", "provision", "-e", "production", "--db-host", "db.internal", "--replica-region", "us-west-2",
@@ -394,6 +402,7 @@ def test_a_region_that_holds_replicas_is_said_to_take_no_writes(cli: Cli, aws: A
     assert "JWT_SECRET readable" in after and "JWT_SECRET primary region" not in after, ran.stdout + ran.stderr
 
 
+@pytest.mark.slow
 def test_a_profile_that_does_not_exist_fails_the_credentials_check_and_the_other_checks_still_run(
     cli: Cli, aws: Aws
 ) -> None:
@@ -414,6 +423,7 @@ def test_a_profile_that_does_not_exist_fails_the_credentials_check_and_the_other
     assert after["AWS credentials"]["status"] == "ok" and after["JWT_SECRET readable"]["status"] == "ok", after
 
 
+@pytest.mark.slow
 def test_the_policy_printed_for_a_denied_read_once_attached_lets_every_check_of_the_secret_run(
     cli: Cli, iam: tuple[MotoServer, dict[str, str]], production_secrets: dict[str, str]
 ) -> None:
@@ -440,6 +450,7 @@ def test_the_policy_printed_for_a_denied_read_once_attached_lets_every_check_of_
         assert after[check]["status"] != "not_checked", after[check]
 
 
+@pytest.mark.slow
 def test_a_check_left_out_by_only_is_not_a_check_that_could_not_run(cli: Cli, aws: Aws) -> None:
     made = cli(
         "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",

@@ -88,6 +88,7 @@ def test_wrong_region_says_what_it_could_not_look_at(iam: tuple[MotoServer, dict
 # -- every printed fix runs as printed -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rotating_a_fresh_secret_prints_a_fix_that_works(cli: Cli, aws: Aws) -> None:
     assert provision(cli, aws).returncode == 0
     refused = cli("secrets", "rotate", "ecomind/staging/jwt", "--local", env=aws.env)
@@ -100,6 +101,7 @@ def test_rotating_a_fresh_secret_prints_a_fix_that_works(cli: Cli, aws: Aws) -> 
     assert_clean(rotated, JWT)
 
 
+@pytest.mark.slow
 def test_the_doctors_rotation_fix_runs_as_printed(cli: Cli, aws: Aws, database: Database) -> None:
     aws.create("ecomind/staging/database", database.rds_secret())
     aws.create("ecomind/staging/jwt", JWT)
@@ -116,6 +118,7 @@ def test_the_doctors_rotation_fix_runs_as_printed(cli: Cli, aws: Aws, database: 
 # -- a secret scheduled for deletion ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_secret_scheduled_for_deletion_is_named_as_such_everywhere(cli: Cli, aws: Aws) -> None:
     assert provision(cli, aws).returncode == 0
     aws.client.delete_secret(SecretId="ecomind/staging/jwt", RecoveryWindowInDays=7)
@@ -254,6 +257,7 @@ def test_long_names_are_never_cut_in_a_pipe(cli: Cli, aws: Aws) -> None:
     assert "no secrets under ecomind/staging/ in eu-west-1" in elsewhere.stdout
 
 
+@pytest.mark.slow
 def test_version_json_region_and_environment_options(cli: Cli, aws: Aws) -> None:
     assert re.fullmatch(r"ecomind \d+\.\d+\.\d+\n", cli("--version").stdout)
     plan = cli("secrets", "provision", "-e", "staging", "--db-host", "h", "--dry-run", "--json", env=aws.env)
@@ -296,6 +300,7 @@ def test_create_admin_refuses_what_the_api_refuses(cli: Cli, email: str) -> None
 # -- set, history, restore, export, completion -----------------------------------------
 
 
+@pytest.mark.slow
 def test_set_reads_stdin_history_lists_versions_export_prints_once(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/staging/jwt", JWT)
     aws.create("ecomind/staging/database", json.dumps({"connection_string": "postgresql://u:Pw-1234567@h/db"}))

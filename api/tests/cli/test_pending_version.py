@@ -54,6 +54,7 @@ def staging(database: Database) -> dict[str, str]:
     return {"ENVIRONMENT": "staging", "DATABASE_URL": database.url() + "?sslmode=disable"}
 
 
+@pytest.mark.slow
 def test_a_pending_version_older_than_the_window_fails_with_a_fix_that_runs(
     cli: Cli, aws: Aws, staging: dict[str, str]
 ) -> None:

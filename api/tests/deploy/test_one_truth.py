@@ -266,6 +266,7 @@ def known_names(m_module: Any) -> set[str]:
     return known | set(m_module.EXAMPLE_VALUES)  # the policy's example values are facts of the model too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fact", list(FACTS))
 def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Path, aws: Aws) -> None:
     copy = _copy_repo(tmp_path)
@@ -324,6 +325,7 @@ def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Pa
         assert got.returncode == 0, f"docs/deployment.md asks for {name}, which render.py does not know"
 
 
+@pytest.mark.slow
 def test_secrets_prefix_moves_the_app_provision_and_the_renders(tmp_path: Path, aws: Aws) -> None:
     env = {**aws.env, "SECRETS_PREFIX": "team-a/staging"}
     plan = subprocess.run(

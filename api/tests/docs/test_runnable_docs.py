@@ -35,6 +35,7 @@ def test_the_docs_have_runnable_blocks() -> None:
     assert len(blocks()) >= 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("where", "script"), blocks(), ids=[b[0] for b in blocks()])
 def test_runnable_block(where: str, script: str, aws: Aws, database: Database, tmp_path: Path) -> None:
     shutil.copy(REPO / ".env.example", tmp_path / ".env.example")

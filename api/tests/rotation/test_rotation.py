@@ -198,6 +198,7 @@ def test_jwt_rotation(aws: Aws) -> None:
         values.append(current)
 
 
+@pytest.mark.slow
 def test_cli_rotate_local_shows_steps_and_names_a_failed_step(cli: Cli, aws: Aws, database: Database) -> None:
     aws.create("rot/cli", database.rds_secret())
     enable_rotation(aws, "rot/cli")

@@ -200,6 +200,7 @@ def doctor(env: dict[str, str]) -> tuple[int, dict[str, dict[str, str]], str]:
     return ran.returncode, checks, ran.stdout + ran.stderr
 
 
+@pytest.mark.slow
 def test_doctor_shows_each_replica_and_what_answers_when_the_primary_is_down(
     aws: Aws, proxy: AwsProxy, replicated: dict[str, str]
 ) -> None:
@@ -256,6 +257,7 @@ def test_secrets_get_reads_a_replica_when_the_primary_is_down(proxy: AwsProxy, r
     assert got.returncode == 0 and got.stdout == JWT + "\n", got.stderr
 
 
+@pytest.mark.slow
 def test_a_hung_secrets_manager_costs_a_waiting_request_seconds_and_one_read(
     aws: Aws, proxy: AwsProxy, replicated: dict[str, str]
 ) -> None:
@@ -296,6 +298,7 @@ def _verify(tokens: object, token: str) -> object:
     return None
 
 
+@pytest.mark.slow
 def test_with_json_logs_the_served_api_logs_its_failover_as_json(proxy: AwsProxy, replicated: dict[str, str]) -> None:
     """The lines an operator needs in an outage come from the prefetch child, before uvicorn starts."""
     import sys
