@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from app.settings.knobs import Tuning
 from app.settings.loading import load_settings
 
 from ..conftest import ECOMIND
+from ..support.environment import child_env
 
 REPO = Path(__file__).resolve().parents[3]
 OWNER_PASSWORD = "owner-password-123"
@@ -33,7 +33,7 @@ def client(env: Mapping[str, str], tuning: Tuning | None = None) -> TestClient:
 
 
 def create_owner(database_url: str, org: str, email: str, password: str = OWNER_PASSWORD) -> None:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env["DATABASE_URL"] = database_url
     result = subprocess.run(
         [ECOMIND, "users", "create-admin", "--org", org, "--email", email],

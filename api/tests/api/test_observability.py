@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import socket
 import subprocess
@@ -33,6 +32,8 @@ from app.settings.loading import load_settings
 
 from ..conftest import CANARY, REGION, Aws, Database, opened
 from ..support.awsproxy import AwsProxy
+from ..support.environment import child_env
+from ..support.polling import wait_until
 from ..support.services import free_port
 from .helpers import JWT, bearer, client, create_owner, login
 
@@ -53,16 +54,6 @@ def sample(text: str, name: str, **labels: str) -> float | None:
             if s.name == name and s.labels == labels:
                 return float(s.value)
     return None
-
-
-def eventually(check: Callable[[], Any], seconds: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        time.sleep(0.1)
 
 
 def references(aws: Aws, database: Database, name: str) -> dict[str, str]:
@@ -109,6 +100,7 @@ def test_the_cloudwatch_side_of_the_catalog_holds_together() -> None:
 # -- a scrape ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_scrape_counts_what_happened_and_holds_no_secret_email_or_token(
     aws: Aws, migrated: Database, redis_url: str
 ) -> None:
@@ -163,6 +155,7 @@ def test_an_api_that_sat_idle_is_not_stale_when_its_refresh_works(aws: Aws, migr
         assert sample(scrape(api), "ecomind_secret_stale", variable="JWT_SECRET") == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["report", "fail"])
 def test_a_failing_refresh_moves_staleness_and_past_the_threshold_ready(
     aws: Aws, proxy: AwsProxy, migrated: Database, mode: str
@@ -189,7 +182,7 @@ def test_a_failing_refresh_moves_staleness_and_past_the_threshold_ready(
             )
 
         # A blip: refreshes fail, the last good value serves, and readiness does not move.
-        blip = eventually(lambda: failures() >= 1 and api.get("/ready"), 20, "a failed refresh counted")
+        blip = wait_until(lambda: failures() >= 1 and api.get("/ready"), 20, "a failed refresh counted")
         body = blip.json()
         assert body["secrets"]["JWT_SECRET"]["seconds_since_refresh"] < stale_after  # seen while a blip
         assert blip.status_code == 200 and body["checks"]["secrets"] == "ok" and body["status"] == "ready"
@@ -202,7 +195,7 @@ def test_a_failing_refresh_moves_staleness_and_past_the_threshold_ready(
         )
 
         # Past the threshold: stale, reported; failing readiness only when asked to.
-        stale = eventually(lambda: (r := api.get("/ready")).json()["checks"]["secrets"] == "stale" and r, 30, "stale")
+        stale = wait_until(lambda: (r := api.get("/ready")).json()["checks"]["secrets"] == "stale" and r, 30, "stale")
         if mode == "report":
             assert stale.status_code == 200 and stale.json()["status"] == "degraded"
         else:
@@ -214,7 +207,7 @@ def test_a_failing_refresh_moves_staleness_and_past_the_threshold_ready(
         assert sample(text, "ecomind_secret_stale_threshold_seconds") == stale_after
 
         proxy.down_regions.clear()  # back: the next refresh succeeds and readiness follows
-        back = eventually(lambda: (r := api.get("/ready")).json()["checks"]["secrets"] == "ok" and r, 30, "fresh again")
+        back = wait_until(lambda: (r := api.get("/ready")).json()["checks"]["secrets"] == "ok" and r, 30, "fresh again")
         assert back.status_code == 200 and back.json()["status"] == "ready"
         assert CANARY not in back.text
 
@@ -300,6 +293,7 @@ def test_emf_lines_carry_the_alarmed_metrics_and_no_value(
 # -- logs ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_json_logs_carry_the_request_id_and_no_secret(live_api: Callable[..., Any], migrated: Database) -> None:
     api = live_api(
         {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_LOG_FORMAT": "json", "ENVIRONMENT": "development"}
@@ -318,7 +312,7 @@ def test_json_logs_carry_the_request_id_and_no_secret(live_api: Callable[..., An
                 return dict(json.loads(line))
         return None
 
-    record = eventually(access_line, 10, "the access line, as JSON")
+    record = wait_until(access_line, 10, "the access line, as JSON")
     assert record["request_id"] == "deploy-42.check_7" and record["logger"] == "uvicorn.access"
     assert {"time", "level", "message"} <= set(record)
     # Every line is JSON, uvicorn's own from the start ("Started server process") included.
@@ -329,6 +323,7 @@ def test_json_logs_carry_the_request_id_and_no_secret(live_api: Callable[..., An
     assert CANARY not in api.output() and migrated.password not in api.output()
 
 
+@pytest.mark.slow
 def test_an_unhandled_error_is_a_500_with_its_request_id_and_no_sql_parameters(
     live_api: Callable[..., Any], migrated: Database
 ) -> None:
@@ -355,7 +350,7 @@ def test_an_unhandled_error_is_a_500_with_its_request_id_and_no_sql_parameters(
         found = [json.loads(x) for x in api.output().splitlines() if x.startswith("{") and "trace-500-b" in x]
         return found if len(found) >= 2 else None
 
-    records = eventually(lines, 10, "the error and access lines, with the id")
+    records = wait_until(lines, 10, "the error and access lines, with the id")
     error = next(r for r in records if r["logger"] == "app.requests")
     assert error["level"] == "ERROR" and "UndefinedTable" in error["exc_info"]
     assert any(r["logger"] == "uvicorn.access" and " 500" in r["message"] for r in records)
@@ -363,6 +358,7 @@ def test_an_unhandled_error_is_a_500_with_its_request_id_and_no_sql_parameters(
     assert org not in api.output()  # hide_parameters: the statement's parameters are not logged
 
 
+@pytest.mark.slow
 def test_responses_and_database_refusals_are_counted(migrated: Database) -> None:
     import psycopg
 
@@ -387,8 +383,9 @@ def test_responses_and_database_refusals_are_counted(migrated: Database) -> None
         assert sample(text, "ecomind_http_responses_total", status_class="5xx") == 1
 
 
+@pytest.mark.slow
 def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() -> None:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env.update({"ECOMIND_READY_ON_STALE": "maybe", "ECOMIND_LOG_FORMAT": "json", "JWT_SECRET": CANARY})
     ran = subprocess.run(
         [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
@@ -404,9 +401,10 @@ def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() ->
     assert "Traceback" not in ran.stderr and CANARY not in ran.stdout + ran.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["metrics port in use", "database down"])
 def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrated: Database, failure: str) -> None:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env.update(DATABASE_URL=migrated.url(), JWT_SECRET=JWT)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -447,6 +445,7 @@ def test_knobs_that_cannot_be_used_are_named() -> None:
 # -- a prefetched start (app/asgi.py) --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_served_api_starts_from_what_its_prefetch_fetched(
     live_api: Callable[..., Any], aws: Aws, proxy: AwsProxy, migrated: Database
 ) -> None:
@@ -454,7 +453,7 @@ def test_the_served_api_starts_from_what_its_prefetch_fetched(
     proxy.reset()
     api = live_api(env)  # uvicorn app.asgi:app: a child resolves while the server imports
     with api.client() as http:
-        ready = eventually(lambda: (r := http.get("/ready")).status_code == 200 and r, 60, "ready")
+        ready = wait_until(lambda: (r := http.get("/ready")).status_code == 200 and r, 60, "ready")
     assert ready.json()["checks"]["database"] == "ok"
     # One batch call for both secrets, made by the child; the server asked nothing more.
     assert dict(proxy.counts) == {"BatchGetSecretValue": 1}, dict(proxy.counts)
@@ -474,7 +473,7 @@ def test_the_served_api_starts_from_what_its_prefetch_fetched(
         "settings.close()\n"
     )
     proxy.reset()
-    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    base = child_env()
     done = subprocess.run(
         [sys.executable, "-c", probe], env={**base, **env}, cwd=tempfile.gettempdir(), capture_output=True, text=True
     )
@@ -484,9 +483,10 @@ def test_the_served_api_starts_from_what_its_prefetch_fetched(
     assert CANARY not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_failed_prefetch_changes_nothing_but_who_reports(aws: Aws, migrated: Database) -> None:
     env = {**references(aws, migrated, "pre2"), "JWT_SECRET": "aws-secretsmanager:pre2/missing"}
-    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "ECOMIND_METRICS_PORT") if k in os.environ}
+    base = child_env(keep=("PATH", "HOME", "LANG", "ECOMIND_METRICS_PORT"))
     runs = {}
     for prefetch in ("on", "off"):
         done = subprocess.run(

@@ -20,8 +20,9 @@ from app.secrets.environment import model
 
 from ..conftest import CANARY, Aws, Cli, assert_clean
 from ..support.awsproxy import AwsProxy
+from ..support.iam import IamMoto, admin_client, start_iam_moto, user_with
 from ..support.services import MotoServer, free_port
-from .conftest import admin_client, run_fix, user_with
+from .conftest import run_fix
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -56,6 +57,7 @@ def production_secrets(iam: tuple[MotoServer, dict[str, str]]) -> dict[str, str]
 # -- credentials AWS refuses are not a denial --------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_access_key_id_aws_does_not_know_is_diagnosed_as_such_not_as_a_denial(
     cli: Cli, production_secrets: dict[str, str]
 ) -> None:
@@ -92,6 +94,7 @@ def test_credentials_aws_takes_are_named_by_who_they_are(cli: Cli, production_se
     assert creds["status"] == "ok" and creds["detail"] == "arn:aws:iam::123456789012:user/admin (from env)"
 
 
+@pytest.mark.slow
 def test_an_expired_session_token_says_to_refresh_the_session(cli: Cli, aws: Aws, proxy: AwsProxy) -> None:
     # moto never expires a token: the proxy answers as AWS does, STS in XML, Secrets Manager in JSON.
     expired = "The security token included in the request is expired"
@@ -157,6 +160,7 @@ def staging_elsewhere(iam: tuple[MotoServer, dict[str, str]]) -> dict[str, str]:
     return {"ENVIRONMENT": "staging", "AWS_REGION": ELSEWHERE, "DATABASE_URL": DB}
 
 
+@pytest.mark.slow
 def test_the_restore_fix_runs_in_the_secrets_region_as_the_operator_it_names(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:
@@ -176,6 +180,7 @@ def test_the_restore_fix_runs_in_the_secrets_region_as_the_operator_it_names(
     assert "DeletedDate" not in sm.describe_secret(SecretId="ecomind/staging/jwt")
 
 
+@pytest.mark.slow
 def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:
@@ -196,6 +201,7 @@ def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names
     assert current["VersionId"] == pending["VersionId"]
 
 
+@pytest.mark.slow
 def test_without_a_region_the_fixes_name_none_and_run_once_the_shell_has_one(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/prod/jwt", JWT, region=ELSEWHERE)
     shell = shell_without_region(aws.env)
@@ -222,6 +228,7 @@ def ssl_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPost
     server.stop()
 
 
+@pytest.mark.slow
 def test_a_refused_database_password_is_fixed_with_the_master_url_in_a_file_not_the_command(
     cli: Cli, aws: Aws, ssl_postgres: LocalPostgres
 ) -> None:
@@ -256,6 +263,7 @@ def test_a_refused_database_password_is_fixed_with_the_master_url_in_a_file_not_
 # -- a check that could not run is reported as not run --------------------------------------
 
 
+@pytest.mark.slow
 def test_the_rotation_checks_of_a_secret_that_could_not_be_read_are_not_checked_never_dropped(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:
@@ -287,26 +295,14 @@ def test_the_rotation_checks_of_a_secret_that_could_not_be_read_are_not_checked_
 
 
 @pytest.fixture(scope="module")
-def stock_iam() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+def stock_iam() -> Iterator[IamMoto]:
     """Stock moto_server with IAM enforced (not tests/support/moto_iam.py): an administrator."""
-    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}, stock=True).start()
-    iam = boto3.client(
-        "iam", region_name="us-east-1", endpoint_url=server.url, aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    iam.create_user(UserName="admin")
-    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
-    key = iam.create_access_key(UserName="admin")["AccessKey"]
-    admin = {
-        "AWS_ENDPOINT_URL": server.url,
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-        "AWS_REGION": "us-east-1",
-    }
+    server, admin = start_iam_moto(stock=True)
     yield server, admin
     server.stop()
 
 
+@pytest.mark.slow
 def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is_suggested(
     cli: Cli, stock_iam: tuple[MotoServer, dict[str, str]]
 ) -> None:
@@ -336,6 +332,7 @@ def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is
     assert "--region us-west-2" not in described.stderr and "Rehearse on an emulator" in described.stderr
 
 
+@pytest.mark.deploy
 def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli, stock_aws: Aws) -> None:
     aws, name = stock_aws, "ecomind/staging/jwt"
     aws.client.create_secret(Name=name, SecretString=JWT)
@@ -388,6 +385,7 @@ def test_a_secret_outside_the_roles_policy_is_denied_when_read_in_a_batch_too(
     assert checks["DATABASE_URL readable"]["status"] == "ok", checks["DATABASE_URL readable"]
 
 
+@pytest.mark.slow
 def test_a_region_that_holds_replicas_is_said_to_take_no_writes(cli: Cli, aws: Aws) -> None:
     made = cli(
         "secrets", "provision", "-e", "production", "--db-host", "db.internal", "--replica-region", "us-west-2",
@@ -404,6 +402,7 @@ def test_a_region_that_holds_replicas_is_said_to_take_no_writes(cli: Cli, aws: A
     assert "JWT_SECRET readable" in after and "JWT_SECRET primary region" not in after, ran.stdout + ran.stderr
 
 
+@pytest.mark.slow
 def test_a_profile_that_does_not_exist_fails_the_credentials_check_and_the_other_checks_still_run(
     cli: Cli, aws: Aws
 ) -> None:
@@ -424,6 +423,7 @@ def test_a_profile_that_does_not_exist_fails_the_credentials_check_and_the_other
     assert after["AWS credentials"]["status"] == "ok" and after["JWT_SECRET readable"]["status"] == "ok", after
 
 
+@pytest.mark.slow
 def test_the_policy_printed_for_a_denied_read_once_attached_lets_every_check_of_the_secret_run(
     cli: Cli, iam: tuple[MotoServer, dict[str, str]], production_secrets: dict[str, str]
 ) -> None:
@@ -450,6 +450,7 @@ def test_the_policy_printed_for_a_denied_read_once_attached_lets_every_check_of_
         assert after[check]["status"] != "not_checked", after[check]
 
 
+@pytest.mark.slow
 def test_a_check_left_out_by_only_is_not_a_check_that_could_not_run(cli: Cli, aws: Aws) -> None:
     made = cli(
         "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",

@@ -25,6 +25,7 @@ import yaml
 from app.secrets.environment import DEPLOYED, ENVIRONMENTS, RDS_KEYS, VARIABLE_NAMES, model
 
 from ..conftest import Aws, Database
+from ..support.environment import child_env
 from .rendering import REPO, CfnLoader, copy_repo, load_module, render
 
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}  # read by docker compose, not by the app
@@ -239,7 +240,7 @@ def _copy_repo(tmp_path: Path) -> Path:
 
 
 def _cli(copy: Path, aws: Aws, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    environ = child_env()
     environ.update(aws.env, PYTHONPATH=str(copy / "api"), COLUMNS="200", **env)
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args], cwd=copy, env=environ, capture_output=True, text=True, timeout=120
@@ -265,6 +266,7 @@ def known_names(m_module: Any) -> set[str]:
     return known | set(m_module.EXAMPLE_VALUES)  # the policy's example values are facts of the model too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fact", list(FACTS))
 def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Path, aws: Aws) -> None:
     copy = _copy_repo(tmp_path)
@@ -442,6 +444,7 @@ def test_moving_the_cache_ttl_default_moves_settings_ready_the_alarms_and_the_do
     }
 
 
+@pytest.mark.slow
 def test_secrets_prefix_moves_the_app_provision_and_the_renders(tmp_path: Path, aws: Aws) -> None:
     env = {**aws.env, "SECRETS_PREFIX": "team-a/staging"}
     plan = subprocess.run(

@@ -1,16 +1,16 @@
-"""The attacker review of issue 12, each finding as a test on real PostgreSQL, Redis and moto.
+"""Logins under attack, on real PostgreSQL, Redis and moto.
 
-1. a success in another organisation does not reset this one's failures; audit rows stay home
-2. parallel guesses cannot check more passwords than the limit; no token while locked
-3. the address the limits count: the client's behind the load balancer, the peer's in dev
-5. a frozen PostgreSQL: 503 within a bound, and /health at once
-6. a Secrets Manager blip after a JWT rotation does not refuse older tokens for good
-7. signed tokens with claims we never sign are 401, never 500
-4. a login takes as long whatever the number of organisations of the email
-9. a flood of refused logins writes one audit row per lockout or limit, not one per 429
-10. limits that cannot work are refused at start (tests/api/test_security_doc.py)
-11. an operator can lift a lockout now: ecomind users unlock
-12. create-admin --org acme joins the organisation Acme, never makes a second one
+- a success in another organisation does not reset this one's failures; audit rows stay home
+- parallel guesses cannot check more passwords than the limit; no token while locked
+- the address the limits count: the client's behind the load balancer, the peer's in dev
+- a frozen PostgreSQL: 503 within a bound, and /health at once
+- a Secrets Manager blip after a JWT rotation does not refuse older tokens for good
+- signed tokens with claims we never sign are 401, never 500
+- a login takes as long whatever the number of organisations of the email
+- a flood of refused logins writes one audit row per lockout or limit, not one per 429
+- limits that cannot work are refused at start (tests/api/test_security_doc.py)
+- an operator can lift a lockout now: ecomind users unlock
+- create-admin --org acme joins the organisation Acme, never makes a second one
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from app.settings.loading import load_settings
 
 from ..conftest import CANARY, ECOMIND, REGION, Aws, Cli, Database, assert_clean, migrate, opened
 from ..support.awsproxy import AwsProxy
+from ..support.environment import child_env
+from ..support.polling import still_running, wait_until
 from ..support.services import free_port
 from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login, shipped_flags
 
@@ -71,6 +73,7 @@ def org_of(db: Database, name: str) -> uuid.UUID:
 # -- 1. memberships in several organisations ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_success_in_another_organisation_neither_resets_failures_nor_reads_the_audit(
     migrated: Database, redis_url: str
 ) -> None:
@@ -118,6 +121,7 @@ def _parallel(url: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
         return list(pool.map(send, bodies))
 
 
+@pytest.mark.slow
 def test_parallel_guesses_check_at_most_the_limit_of_passwords(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -149,6 +153,7 @@ def test_parallel_guesses_check_at_most_the_limit_of_passwords(
         assert attempt(http, "owner@acme.io", OWNER_PASSWORD).status_code == 429
 
 
+@pytest.mark.slow
 def test_no_token_when_the_account_got_locked_while_its_password_was_checked(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -160,10 +165,8 @@ def test_no_token_when_the_account_got_locked_while_its_password_was_checked(
     keys = Keys.of("127.0.0.1", "owner@acme.io")
     with redis.Redis.from_url(redis_url) as r, ThreadPoolExecutor(1) as pool, api.client() as http:
         answer = pool.submit(attempt, http, "owner@acme.io", OWNER_PASSWORD)
-        deadline = time.monotonic() + 30
-        while not r.zcard(keys.pending):  # the login holds its slot: its password is being checked
-            assert time.monotonic() < deadline and not answer.done(), "the login never took its slot"
-            time.sleep(0.01)
+        # The login holds its slot: its password is being checked.
+        wait_until(lambda: not answer.done() and r.zcard(keys.pending), 30, "the login taking its slot", 0.01)
         r.set(keys.lock, b"1", ex=30)  # another replica locked the account meanwhile
         response = answer.result(60)
     assert response.status_code == 429, response.text
@@ -179,6 +182,7 @@ def throttled(api: Any, reason: str) -> float:
     return sum(float(row[len(line) :]) for row in scraped.splitlines() if row.startswith(line))
 
 
+@pytest.mark.slow
 def test_a_flood_of_refused_logins_writes_one_audit_row_per_period(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_account="3/15 minutes", login_failures_per_address="50/minute")
@@ -253,6 +257,7 @@ def _from(http: httpx.Client, client: str, n: int = 0) -> int:
     return http.post("/v1/auth/login", json=body, headers=headers).status_code
 
 
+@pytest.mark.slow
 def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -283,10 +288,11 @@ def test_behind_the_load_balancer_each_client_has_its_own_address_limit(
     assert {a for (a,) in sql(migrated, "SELECT detail->>'address' FROM audit_events")} == {"127.0.0.1"}
 
 
+@pytest.mark.slow
 def test_ecomind_dev_counts_the_peer_not_x_forwarded_for(migrated: Database, redis_url: str, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\nREDIS_URL={redis_url}\n")
     port = free_port()
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env.update(ECOMIND_LOGIN_FAILURES_PER_ADDRESS="2/minute", ECOMIND_METRICS_PORT="0")
     proc = subprocess.Popen(
         [ECOMIND, "dev", "--port", str(port), "--data-dir", str(tmp_path / ".data")],
@@ -296,10 +302,7 @@ def test_ecomind_dev_counts_the_peer_not_x_forwarded_for(migrated: Database, red
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not port_open("127.0.0.1", port):
-            assert proc.poll() is None and time.monotonic() < deadline, "ecomind dev did not serve"
-            time.sleep(0.2)
+        wait_until(lambda: still_running(proc) and port_open("127.0.0.1", port), 120, "ecomind dev serving")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             # Every "client" below is this one local process: one address, one limit.
             assert [_from(http, f"203.0.113.{n}", n) for n in range(1, 4)] == [401, 401, 429]
@@ -358,6 +361,7 @@ def _freeze(pg: LocalPostgres, frozen: list[int]) -> None:
         os.kill(pid, signal.SIGSTOP)
 
 
+@pytest.mark.slow
 def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
     private_redis: LocalRedis, live_api: Any
 ) -> None:
@@ -399,6 +403,7 @@ def test_a_frozen_postgresql_is_503_within_a_bound_and_health_answers_at_once(
         assert max(seconds for _, seconds, _ in results) < 20, results
 
 
+@pytest.mark.slow
 def test_with_the_default_timeouts_a_frozen_postgresql_is_503_within_the_documented_20_s(
     private_redis: LocalRedis, live_api: Any
 ) -> None:
@@ -433,19 +438,20 @@ def test_after_a_secrets_manager_blip_tokens_of_the_previous_key_verify_again(aw
     with pytest.raises(InvalidToken):
         tokens.verify(old)  # AWSPREVIOUS cannot be read now: refused, for now
     proxy.down_regions = set()
-    deadline = time.monotonic() + 20
-    while True:
+
+    def verifies() -> bool:
         try:
-            assert tokens.verify(old)["role"] == "OWNER"  # read again once Secrets Manager answers
-            break
+            return bool(tokens.verify(old)["role"] == "OWNER")  # read again once Secrets Manager answers
         except InvalidToken:
-            assert time.monotonic() < deadline, "tokens of the previous key stay refused after Secrets Manager is back"
-            time.sleep(0.5)
+            return False
+
+    wait_until(verifies, 20, "tokens of the previous key verifying once Secrets Manager is back", 0.5)
 
 
 # -- 7. strict claims ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_signed_tokens_with_claims_we_never_sign_are_401_never_500(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}) as api:
@@ -486,6 +492,7 @@ def _salts(db: Database, email: str) -> set[str]:
     return {h.rsplit("$", 2)[1] for (h,) in rows}
 
 
+@pytest.mark.slow
 def test_a_login_takes_as_long_whatever_the_number_of_organisations(migrated: Database, redis_url: str) -> None:
     for n in range(3):  # create-admin: the email in three organisations, a password each
         create_owner(migrated.url(), f"Org{n}", "multi@acme.io", password=f"multi-password-{n}-xyz")
@@ -517,6 +524,7 @@ def test_a_login_takes_as_long_whatever_the_number_of_organisations(migrated: Da
     assert 0.6 < median["nobody@acme.io"] / median["single@acme.io"] < 1.6, median
 
 
+@pytest.mark.slow
 def test_a_membership_with_a_salt_of_its_own_joins_the_shared_one_at_its_next_login(migrated: Database) -> None:
     create_owner(migrated.url(), "Org0", "multi@acme.io", password="multi-password-0-xyz")
     create_owner(migrated.url(), "Org1", "multi@acme.io", password="multi-password-1-xyz")
@@ -534,6 +542,7 @@ def test_a_membership_with_a_salt_of_its_own_joins_the_shared_one_at_its_next_lo
 # -- 11. lifting a lockout; 12. an organisation named in another case ------------------------
 
 
+@pytest.mark.slow
 def test_users_unlock_lifts_a_lockout_on_every_replica(migrated: Database, private_redis: LocalRedis, cli: Cli) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     redis_url = f"redis://127.0.0.1:{private_redis.port}/0"
@@ -563,6 +572,7 @@ def test_users_unlock_lifts_a_lockout_on_every_replica(migrated: Database, priva
     assert_clean(down)  # the URL's password is nowhere in what it printed
 
 
+@pytest.mark.slow
 def test_create_admin_names_an_organisation_in_any_case(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     create_owner(migrated.url(), "acme ", "second@acme.io")

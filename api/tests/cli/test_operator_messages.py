@@ -1,25 +1,22 @@
-"""Every stumble a new operator hit (issue 11), each as the regression test it became.
+"""What the CLI tells an operator: data printed verbatim, a check that could not run said as such,
+printed fixes that run as printed, messages that say what happened, and the habits of other tools.
 
-The journey (tests/journey) runs the guides end to end; these pin each item down alone.
+The journey (tests/journey) runs the guides end to end; each message is pinned down alone here.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from app.data.local import LocalPostgres, port_open
-
-from ..conftest import CANARY, ECOMIND, REGION, Aws, Cli, Database, assert_clean
+from ..conftest import REGION, Aws, Cli, Database, assert_clean
+from ..support.iam import admin_client, user_with
 from ..support.services import MotoServer, free_port
-from .conftest import admin_client, run_fix, user_with
+from .conftest import run_fix
 
 REPO = Path(__file__).resolve().parents[3]
 JWT = "k" * 48
@@ -29,10 +26,10 @@ def provision(cli: Cli, aws: Aws, *extra: str, env: dict[str, str] | None = None
     return cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", *extra, env=env or aws.env)
 
 
-# -- 1. data prints verbatim ---------------------------------------------------------------
+# -- data prints verbatim ---------------------------------------------------------------
 
 
-def test_1_arns_and_policies_print_verbatim(cli: Cli, aws: Aws) -> None:
+def test_arns_and_policies_print_verbatim(cli: Cli, aws: Aws) -> None:
     arn = aws.create("ecomind/staging/jwt", JWT)
     described = cli("secrets", "describe", "ecomind/staging/jwt", env=aws.env)
     assert arn in described.stdout and ":secret:" in described.stdout
@@ -42,10 +39,10 @@ def test_1_arns_and_policies_print_verbatim(cli: Cli, aws: Aws) -> None:
     assert "🤫" not in described.stdout + check.stdout
 
 
-# -- 2. a check that could not run is not a pass -------------------------------------------
+# -- a check that could not run is not a pass -------------------------------------------
 
 
-def test_2_doctor_without_describe_secret_says_not_checked(iam: tuple[MotoServer, dict[str, str]]) -> None:
+def test_doctor_without_describe_secret_says_not_checked(iam: tuple[MotoServer, dict[str, str]]) -> None:
     sm = admin_client(iam)
     for name, value in (
         ("ecomind/prod/database", "postgresql://u:Pw-1234567@127.0.0.1:1/db"),
@@ -73,7 +70,7 @@ def test_2_doctor_without_describe_secret_says_not_checked(iam: tuple[MotoServer
     assert result.returncode == 1
 
 
-def test_2_wrong_region_says_what_it_could_not_look_at(iam: tuple[MotoServer, dict[str, str]]) -> None:
+def test_wrong_region_says_what_it_could_not_look_at(iam: tuple[MotoServer, dict[str, str]]) -> None:
     admin_client(iam).create_secret(Name="ecomind/prod/jwt2", SecretString=JWT)
     reader = user_with(
         iam,
@@ -88,10 +85,11 @@ def test_2_wrong_region_says_what_it_could_not_look_at(iam: tuple[MotoServer, di
     assert "lookups were denied" in check["detail"] and "ListSecrets denied" in check["detail"]
 
 
-# -- 3, 4. every printed fix runs as printed -------------------------------------------------
+# -- every printed fix runs as printed -------------------------------------------------
 
 
-def test_3_rotating_a_fresh_secret_prints_a_fix_that_works(cli: Cli, aws: Aws) -> None:
+@pytest.mark.slow
+def test_rotating_a_fresh_secret_prints_a_fix_that_works(cli: Cli, aws: Aws) -> None:
     assert provision(cli, aws).returncode == 0
     refused = cli("secrets", "rotate", "ecomind/staging/jwt", "--local", env=aws.env)
     assert refused.returncode == 3 and "rotation is not enabled" in refused.stderr
@@ -103,7 +101,8 @@ def test_3_rotating_a_fresh_secret_prints_a_fix_that_works(cli: Cli, aws: Aws) -
     assert_clean(rotated, JWT)
 
 
-def test_4_the_doctors_rotation_fix_runs_as_printed(cli: Cli, aws: Aws, database: Database) -> None:
+@pytest.mark.slow
+def test_the_doctors_rotation_fix_runs_as_printed(cli: Cli, aws: Aws, database: Database) -> None:
     aws.create("ecomind/staging/database", database.rds_secret())
     aws.create("ecomind/staging/jwt", JWT)
     env = {**aws.env, "ENVIRONMENT": "staging"}
@@ -116,10 +115,11 @@ def test_4_the_doctors_rotation_fix_runs_as_printed(cli: Cli, aws: Aws, database
     assert {c["name"]: c for c in json.loads(again.stdout)["checks"]}["JWT_SECRET rotation"]["status"] == "ok"
 
 
-# -- 5. a secret scheduled for deletion ------------------------------------------------------
+# -- a secret scheduled for deletion ------------------------------------------------------
 
 
-def test_5_a_secret_scheduled_for_deletion_is_named_as_such_everywhere(cli: Cli, aws: Aws) -> None:
+@pytest.mark.slow
+def test_a_secret_scheduled_for_deletion_is_named_as_such_everywhere(cli: Cli, aws: Aws) -> None:
     assert provision(cli, aws).returncode == 0
     aws.client.delete_secret(SecretId="ecomind/staging/jwt", RecoveryWindowInDays=7)
     env = {**aws.env, "ENVIRONMENT": "staging"}
@@ -153,7 +153,7 @@ def test_a_deletion_date_reads_the_same_in_utc_wherever_it_is_said(cli: Cli, aws
     assert state in check.stderr, check.stderr
 
 
-def test_5_after_a_force_delete_the_doctor_suggests_no_other_secret(cli: Cli, aws: Aws) -> None:
+def test_after_a_force_delete_the_doctor_suggests_no_other_secret(cli: Cli, aws: Aws) -> None:
     assert provision(cli, aws).returncode == 0
     aws.client.delete_secret(SecretId="ecomind/staging/jwt", ForceDeleteWithoutRecovery=True)
     doctor = json.loads(cli("doctor", "--json", "--timeout", "1", env={**aws.env, "ENVIRONMENT": "staging"}).stdout)
@@ -162,33 +162,10 @@ def test_5_after_a_force_delete_the_doctor_suggests_no_other_secret(cli: Cli, aw
     assert readable["fix"].startswith("ecomind secrets provision --environment staging --region us-east-1   # ")
 
 
-# -- 6. the README's migration command, and the script without a PATH --------------------
+# -- messages that say what happened -----------------------------------------------------
 
 
-def test_6_run_migrations_script_finds_the_venv_without_path(database: Database, tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": database.url()}
-    result = subprocess.run(
-        ["bash", str(REPO / "api/scripts/run_migrations.sh"), "upgrade", "head"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert_clean(result, database.password)
-    readme = (REPO / "README.md").read_text()
-    assert "-- ./api/scripts/run_migrations.sh" not in readme
-    assert (
-        "./scripts/run_migrations.sh"
-        not in subprocess.run([ECOMIND, "run", "--help"], capture_output=True, text=True).stdout
-    )
-
-
-# -- 7. messages that say what happened -----------------------------------------------------
-
-
-def test_7_no_credentials_and_no_region_are_said_as_such(cli: Cli) -> None:
+def test_no_credentials_and_no_region_are_said_as_such(cli: Cli) -> None:
     base = {"ENVIRONMENT": "staging", "AWS_REGION": REGION, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
     base["AWS_CONFIG_FILE"] = base["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
     doctor = json.loads(cli("doctor", "--json", "--timeout", "1", env=base).stdout)
@@ -202,14 +179,14 @@ def test_7_no_credentials_and_no_region_are_said_as_such(cli: Cli) -> None:
     assert "None" not in text and "no region set" in text
 
 
-def test_7_a_dns_failure_is_not_a_security_group_problem(cli: Cli) -> None:
+def test_a_dns_failure_is_not_a_security_group_problem(cli: Cli) -> None:
     env = {"DATABASE_URL": "postgresql://u:Pw-1234567@no-such-host.invalid:5432/db", "JWT_SECRET": JWT}
     checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", "--timeout", "1", env=env).stdout)["checks"]}
     assert "does not resolve" in checks["database host"]["detail"]
     assert "security-group" not in checks["database host"]["fix"]
 
 
-def test_7_an_example_value_in_secrets_manager_is_fixed_by_rotating_it(cli: Cli, aws: Aws) -> None:
+def test_an_example_value_in_secrets_manager_is_fixed_by_rotating_it(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/staging/database", json.dumps({"connection_string": "postgresql://u:Pw-1234567@h/db"}))
     aws.create("ecomind/staging/jwt", "changeme")
     check = cli("config", "check", env={**aws.env, "ENVIRONMENT": "staging"})
@@ -217,10 +194,10 @@ def test_7_an_example_value_in_secrets_manager_is_fixed_by_rotating_it(cli: Cli,
     assert "fix: ecomind secrets rotate ecomind/staging/jwt" in check.stderr
 
 
-# -- 8. a stage that is not there -----------------------------------------------------------
+# -- a stage that is not there -----------------------------------------------------------
 
 
-def test_8_get_of_an_absent_stage_says_no_rotation_is_in_progress(cli: Cli, aws: Aws) -> None:
+def test_get_of_an_absent_stage_says_no_rotation_is_in_progress(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/staging/jwt", JWT)
     result = cli("secrets", "get", "ecomind/staging/jwt", "--stage", "AWSPENDING", env=aws.env)
     assert result.returncode == 4
@@ -228,10 +205,10 @@ def test_8_get_of_an_absent_stage_says_no_rotation_is_in_progress(cli: Cli, aws:
     assert "check the name and AWS_REGION" not in result.stderr
 
 
-# -- 9. one bad variable does not hide the others -----------------------------------------
+# -- one bad variable does not hide the others -----------------------------------------
 
 
-def test_9_config_check_shows_every_value_it_has(cli: Cli, aws: Aws) -> None:
+def test_config_check_shows_every_value_it_has(cli: Cli, aws: Aws) -> None:
     env = {**aws.env, "ENVIRONMENT": "production", "DATABASE_URL": "mysql://u:Pw-1234567@h/db", "JWT_SECRET": JWT}
     result = cli("config", "check", env=env)
     assert result.returncode == 3
@@ -241,21 +218,19 @@ def test_9_config_check_shows_every_value_it_has(cli: Cli, aws: Aws) -> None:
     assert rows["JWT_SECRET"]["value"] == "**** (48 bytes)"
 
 
-# -- 10. the guide's policies exist before the key -------------------------------------------
+# -- the guide's policies exist before the key -------------------------------------------
 
 
-def test_10_no_policy_needs_a_key_arn_that_does_not_exist_yet() -> None:
+def test_no_policy_needs_a_key_arn_that_does_not_exist_yet() -> None:
     for path in (REPO / "deploy/iam").glob("*.json"):
         assert "KMS_KEY_ARN" not in path.read_text(), path.name
     assert "KMS_KEY_ARN" not in (REPO / "docs/deployment.md").read_text()
 
 
-# -- 12. --only reads only what it injects -------------------------------------------------
+# -- --only reads only what it injects -------------------------------------------------
 
 
-def test_12_run_only_database_url_never_reads_the_jwt(
-    iam: tuple[MotoServer, dict[str, str]], database: Database
-) -> None:
+def test_run_only_database_url_never_reads_the_jwt(iam: tuple[MotoServer, dict[str, str]], database: Database) -> None:
     sm = admin_client(iam)
     sm.create_secret(Name="ecomind/staging/database", SecretString=database.rds_secret())
     sm.create_secret(Name="ecomind/staging/jwt", SecretString=JWT)
@@ -280,10 +255,10 @@ def test_12_run_only_database_url_never_reads_the_jwt(
     assert allowed.returncode == 0, allowed.stderr
 
 
-# -- 13. what operators of other tools expect -----------------------------------------------
+# -- what operators of other tools expect -----------------------------------------------
 
 
-def test_13_long_names_are_never_cut_in_a_pipe(cli: Cli, aws: Aws) -> None:
+def test_long_names_are_never_cut_in_a_pipe(cli: Cli, aws: Aws) -> None:
     long_names = [f"ecomind/staging/{'a-very-long-secret-name-for-a-narrow-terminal-' * 2}{i}" for i in (1, 2)]
     for name in long_names:
         aws.create(name, "x")
@@ -294,7 +269,8 @@ def test_13_long_names_are_never_cut_in_a_pipe(cli: Cli, aws: Aws) -> None:
     assert "no secrets under ecomind/staging/ in eu-west-1" in elsewhere.stdout
 
 
-def test_13_version_json_region_and_environment_options(cli: Cli, aws: Aws) -> None:
+@pytest.mark.slow
+def test_version_json_region_and_environment_options(cli: Cli, aws: Aws) -> None:
     assert re.fullmatch(r"ecomind \d+\.\d+\.\d+\n", cli("--version").stdout)
     plan = cli("secrets", "provision", "-e", "staging", "--db-host", "h", "--dry-run", "--json", env=aws.env)
     assert json.loads(plan.stdout)["dry_run"] is True
@@ -305,7 +281,7 @@ def test_13_version_json_region_and_environment_options(cli: Cli, aws: Aws) -> N
         assert "--environment" in cli(*args, "--help").stdout or "--region" in cli(*args, "--help").stdout
 
 
-def test_13_short_common_values_do_not_eat_other_fields(cli: Cli) -> None:
+def test_short_common_values_do_not_eat_other_fields(cli: Cli) -> None:
     env = {
         "DATABASE_URL": "postgresql://u:Pw-1234567@h/db",
         "JWT_SECRET": "development",
@@ -318,57 +294,11 @@ def test_13_short_common_values_do_not_eat_other_fields(cli: Cli) -> None:
     assert as_json["SECRETS_CACHE_TTL"] == {"value": "300", "source": "default"}
 
 
-# -- 14. make run on a developer's machine ---------------------------------------------------
-
-
-def test_14a_init_points_env_at_free_ports_when_5432_is_taken(cli: Cli, tmp_path: Path) -> None:
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen(1)
-    port = taken.getsockname()[1]
-    try:
-        template = (REPO / ".env.example").read_text().replace("127.0.0.1:5432", f"127.0.0.1:{port}")
-        (tmp_path / "template").write_text(template)
-        result = cli("init", "--example", str(tmp_path / "template"))
-    finally:
-        taken.close()
-    assert result.returncode == 0, result.stderr
-    assert f"port {port} is taken" in result.stdout
-    url = next(line for line in (cli.cwd / ".env").read_text().splitlines() if line.startswith("DATABASE_URL="))
-    assert f":{port}/" not in url
-
-
-def test_14a_dev_against_another_postgresql_says_what_to_do(cli: Cli, postgres: Any) -> None:
-    (cli.cwd / ".env").write_text(
-        f"DATABASE_URL=postgresql://ecomind:{CANARY}@127.0.0.1:{postgres.port}/ecomind\nJWT_SECRET={JWT}\n"
-    )
-    result = cli("dev", "--port", str(free_port()), "--data-dir", str(cli.cwd / ".data"), timeout=120)
-    assert result.returncode == 7, result.stdout + result.stderr
-    assert f"another PostgreSQL (not this project's) listens on 127.0.0.1:{postgres.port}" in result.stderr
-    assert "fix: .venv/bin/ecomind init --force" in result.stderr
-    assert "migration failed" not in result.stderr
-    assert_clean(result)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as postgres only when the tests run as root")
-def test_14b_a_private_folder_as_root_puts_the_data_where_postgres_reaches(tmp_path: Path) -> None:
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    pg = LocalPostgres(private / "clone" / ".data" / "postgres", free_port())
-    assert pg.relocated and str(pg.root).startswith("/var/lib/postgresql/ecomind/")
-    try:
-        pg.start()
-        assert port_open("127.0.0.1", pg.port)
-    finally:
-        pg.stop()
-        subprocess.run(["rm", "-rf", str(pg.root)], check=False)
-
-
-# -- 15. one rule for an email ---------------------------------------------------------------
+# -- one rule for an email ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("email", ["admin@acme.test", "root@localhost", "not-an-email"])
-def test_15_create_admin_refuses_what_the_api_refuses(cli: Cli, email: str) -> None:
+def test_create_admin_refuses_what_the_api_refuses(cli: Cli, email: str) -> None:
     from pydantic import TypeAdapter, ValidationError
 
     from app.auth.emails import Email  # the type of the API's email fields (login, users)
@@ -379,10 +309,11 @@ def test_15_create_admin_refuses_what_the_api_refuses(cli: Cli, email: str) -> N
     assert result.returncode == 2 and "--email" in result.stderr
 
 
-# -- 17. set, history, restore, export, completion -----------------------------------------
+# -- set, history, restore, export, completion -----------------------------------------
 
 
-def test_17_set_reads_stdin_history_lists_versions_export_prints_once(cli: Cli, aws: Aws) -> None:
+@pytest.mark.slow
+def test_set_reads_stdin_history_lists_versions_export_prints_once(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/staging/jwt", JWT)
     aws.create("ecomind/staging/database", json.dumps({"connection_string": "postgresql://u:Pw-1234567@h/db"}))
     new = "n" * 48

@@ -1,17 +1,16 @@
-"""What a fresh operator (and attacker) found in the one-truth work, each as a regression test."""
+"""What config show, config check, provision and set accept and refuse: passwords masked wherever a URL
+holds them, deployed URLs that keep their own authority, references and prefixes named as written."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.rotation.driver import rotate_locally, rotator_for
 from app.secrets.environment import model
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
@@ -20,6 +19,7 @@ from ..support.services import free_port
 JWT = "k" * 48
 
 
+@pytest.mark.slow
 def test_a_password_in_the_query_is_masked_like_one_in_the_authority(cli: Cli, aws: Aws) -> None:
     env = {
         "DATABASE_URL": f"postgresql://u@127.0.0.1:5432/db?password={CANARY}",
@@ -43,6 +43,7 @@ def test_deployed_urls_may_not_override_their_own_authority(cli: Cli, aws: Aws, 
     assert_clean(result)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fields", "needle"),
     [
@@ -86,6 +87,7 @@ def test_urls_libpq_would_refuse_are_refused_first(cli: Cli, url: str, needle: s
     assert [c["status"] for c in database] == ["not_checked"]  # no host is tried that the URL does not name
 
 
+@pytest.mark.slow
 def test_redis_is_checked_by_config_check_and_by_the_doctor(cli: Cli, database: Database) -> None:
     bad = cli(
         "config", "check", env={"DATABASE_URL": database.url(), "JWT_SECRET": JWT, "REDIS_URL": "redis://h:abc/0"}
@@ -127,6 +129,7 @@ def test_an_invalid_secrets_prefix_is_named(cli: Cli, aws: Aws) -> None:
     assert result.returncode == 3 and "SECRETS_PREFIX" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_provision_refuses_another_environments_secrets(cli: Cli, aws: Aws) -> None:
     env = {**aws.env, "SECRETS_PREFIX": "team-a/staging"}
     assert cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=env).returncode == 0
@@ -137,6 +140,7 @@ def test_provision_refuses_another_environments_secrets(cli: Cli, aws: Aws) -> N
     assert cli("secrets", "provision", "-e", "staging", "--db-port", "70000", env=env).returncode == 2
 
 
+@pytest.mark.slow
 def test_set_refuses_what_the_app_would_refuse(cli: Cli, aws: Aws) -> None:
     assert cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=aws.env).returncode == 0
     before = aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"]
@@ -148,34 +152,10 @@ def test_set_refuses_what_the_app_would_refuse(cli: Cli, aws: Aws) -> None:
     assert aws.client.get_secret_value(SecretId="ecomind/staging/jwt")["SecretString"] == before
 
 
-def test_a_stale_pending_version_is_discarded_not_resumed_forever(aws: Aws, database: Database) -> None:
-    import os
-
-    os.environ["ENVIRONMENT"] = "development"  # the test server has no SSL
-    try:
-        aws.create("rot/stale", database.rds_secret())
-        aws.client.rotate_secret(
-            SecretId="rot/stale", RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
-        )
-        # A rotation started while the secret named a host that is gone, then the host was fixed.
-        token = str(uuid.uuid4())
-        pending = json.loads(database.rds_secret()) | {"host": "db.gone.invalid", "password": "x" * 32}
-        aws.client.put_secret_value(
-            SecretId="rot/stale",
-            ClientRequestToken=token,
-            SecretString=json.dumps(pending),
-            VersionStages=["AWSPENDING"],
-        )
-        steps: list[str] = []
-        version = rotate_locally(aws.client, "rot/stale", rotator_for(aws.client, "rot/stale"), on_step=steps.append)
-        assert version != token and any("discarded AWSPENDING" in s for s in steps)
-        current = json.loads(aws.client.get_secret_value(SecretId="rot/stale")["SecretString"])
-        assert current["host"] == "127.0.0.1"
-    finally:
-        os.environ.pop("ENVIRONMENT", None)
-
-
-def test_small_things(cli: Cli, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_init_and_config_name_a_missing_path_the_source_of_a_value_and_keep_two_backups(
+    cli: Cli, tmp_path: Path
+) -> None:
     (cli.cwd / ".env.example").write_text("JWT_SECRET=REPLACE_WITH_GENERATED_SECRET\n")
     missing_dir = cli("init", "--path", str(tmp_path / "nowhere" / ".env"))
     assert missing_dir.returncode == 2 and "is not a folder" in missing_dir.stderr
