@@ -119,6 +119,11 @@ def shared_salt(hashes: Iterable[str]) -> bytes | None:
 def check_passwords(hashes: Sequence[str], password: str) -> list[bool]:
     """Which of ``hashes`` ``password`` matches, with one argon2 computation per distinct
     salt and parameters (hashes of one email share them: :func:`shared_salt`)."""
+    return _check(hashes, password)[0]
+
+
+def _check(hashes: Sequence[str], password: str) -> tuple[list[bool], int]:
+    """:func:`check_passwords`, and how many argon2 computations it took."""
     secret = password.encode()
     computed: dict[tuple[str, bytes], bytes] = {}
     matches = []
@@ -134,7 +139,7 @@ def check_passwords(hashes: Sequence[str], password: str) -> list[bool]:
             )
             computed[stored.group] = raw
         matches.append(hmac.compare_digest(raw, stored.digest))
-    return matches
+    return matches, len(computed)
 
 
 class HashingBusy(RuntimeError):
@@ -152,6 +157,8 @@ class PasswordHashing:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
         self._admitted = threading.BoundedSemaphore(workers + queue)
         self._dummy: str | None = None
+        # argon2 computations made to check passwords: what a login costs, whoever it names.
+        self.checks_computed = 0
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if not self._admitted.acquire(blocking=False):
@@ -173,9 +180,11 @@ class PasswordHashing:
         if not hashes:
             if self._dummy is None:
                 self._dummy = self.hash("not-a-user-password")
-            self._run(check_passwords, [self._dummy], password)
+            self.checks_computed += self._run(_check, [self._dummy], password)[1]
             return []
-        return list(self._run(check_passwords, list(hashes), password))
+        matches, computed = self._run(_check, list(hashes), password)
+        self.checks_computed += computed
+        return list(matches)
 
     @staticmethod
     def needs_rehash(password_hash: str) -> bool:
