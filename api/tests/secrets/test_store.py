@@ -80,13 +80,10 @@ def test_staged_references_are_read_concurrently_one_call_each(aws: Aws, proxy: 
     refs = [parse_reference(f"aws-secretsmanager:staged/s{i}::AWSCURRENT") for i in range(3)]
     store, _ = make_store(proxy)
     proxy.reset()
-    proxy.delay = 0.3
-    started = time.monotonic()
+    proxy.delay = 0.3  # each call takes that long at the proxy: calls made together overlap there
     store.load(refs)
-    elapsed = time.monotonic() - started
     assert proxy.counts == {"GetSecretValue": 3}
-    # Sequential would take >= 0.9 s; this is a behaviour check (concurrency), not a benchmark.
-    assert elapsed < 0.85
+    assert proxy.most_in_flight == 3  # all three in flight at once, not one after the other
     store.close()
 
 
