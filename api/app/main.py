@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 import redis
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import sessionmaker
 
 from app.api.deps import Services
@@ -100,87 +100,10 @@ def create_app(
     ``tuning`` (default: from the ``ECOMIND_*`` environment) sets the abuse limits;
     ``on_ready`` runs when everything is built, before the first request is served."""
     limits = tuning or Tuning.from_env()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redact.install()
-        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: a line a minute, not a flood
-        # The sync routes' threads, and the pool sized from the same knob: a request thread
-        # never waits for a database connection. /ready's checks have threads of their own.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = limits.request_threads
-        app.state.probe_threads = anyio.CapacityLimiter(PROBE_THREADS)
-        with ExitStack() as stack:  # what is built is released in reverse, on a failed start too
-            if limits.log_format == "json":
-                stack.callback(use_json_logs())
-            try:
-                settings = load()
-            except SettingsError as exc:
-                log.error("%s", exc)  # every problem, each with its fix
-                raise StartupError(
-                    "configuration invalid (the problems above, each with its fix)", exit_code(exc.error_kind)
-                ) from None
-            stack.callback(settings.close)
-            for warning in settings.warnings:
-                log.warning("%s", warning.render())
-            stale_after = limits.stale_after(settings.secrets_cache_ttl)
-            metrics_server = _metrics_server(settings, limits, stale_after)
-            if metrics_server is not None:
-                stack.callback(metrics_server.close)
-            app.state.metrics_port = metrics_server.port if metrics_server else None
-            timeouts = Timeouts(limits.db_connect_timeout, limits.db_statement_timeout or None, limits.db_pool_timeout)
-            engine = make_engine(settings, timeouts, limits.db_pool_connections, **(engine_options or {}))
-            stack.callback(engine.dispose)
-            try:
-                with engine.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-            except DatabaseConnectError as exc:
-                message = str(exc)
-                if "fix:" not in message:
-                    source = settings.origins["DATABASE_URL"].describe()
-                    message += (
-                        f"; fix: start PostgreSQL, or point DATABASE_URL (from {source}) at a running one "
-                        "(`ecomind doctor` checks it)"
-                    )
-                raise StartupError(message, ExitCode.DATABASE) from None
-            redis_client: redis.Redis | None = None
-            redis_url = (
-                settings.secret("REDIS_URL").get().value.get_secret_value()
-                if settings.has_secret("REDIS_URL")
-                else None
-            )
-            if redis_url is not None:
-                redis_client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-                stack.callback(redis_client.close)
-            else:
-                log.warning("REDIS_URL unset: login limits hold per process; revocations are checked in PostgreSQL")
-            sessions = sessionmaker(engine, expire_on_commit=False)
-            hashing = PasswordHashing(limits.hash_workers, limits.hash_queue)
-            stack.callback(hashing.close)
-            if limits.emf_interval > 0:
-                stack.callback(EmfReporter(settings, stale_after, limits.emf_interval).close)
-            app.state.redis = redis_client
-            revocations = Revocations(sessions, redis_client, limits.revocation_resync_seconds)
-            if redis_url is not None:
-                revocations.check_eviction(redis_url)
-            app.state.services = Services(
-                settings=settings,
-                sessions=sessions,
-                tokens=TokenService(settings),
-                revocations=revocations,
-                tuning=limits,
-                stale_after=stale_after,
-                hashing=hashing,
-                throttle=LoginThrottle(limits, redis_client),
-                users=ActiveUsers(sessions, limits.user_cache_seconds),
-            )
-            if on_ready is not None:
-                on_ready(settings)
-            yield
-
     app = FastAPI(
         title="EcoMind API",
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=_lifespan(load, engine_options, limits, on_ready),
         # Enforced while the body streams in (Content-Length or chunked): 413 before it is read whole.
         max_body_size=limits.max_body_bytes,
         responses=responses(413),
@@ -198,6 +121,124 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(_OneLineStartup)
     return app
+
+
+def _lifespan(
+    load: Callable[[], Settings],
+    engine_options: dict[str, Any] | None,
+    limits: Tuning,
+    on_ready: Callable[[Settings], None] | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What the app builds when it starts (settings, metrics, engine, Redis, services) and
+    releases when it stops, in reverse, on a failed start too."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact.install()
+        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: a line a minute, not a flood
+        # The sync routes' threads, and the pool sized from the same knob: a request thread
+        # never waits for a database connection. /ready's checks have threads of their own.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = limits.request_threads
+        app.state.probe_threads = anyio.CapacityLimiter(PROBE_THREADS)
+        with ExitStack() as stack:  # what is built is released in reverse, on a failed start too
+            if limits.log_format == "json":
+                stack.callback(use_json_logs())
+            settings = _settings(load, stack)
+            stale_after = limits.stale_after(settings.secrets_cache_ttl)
+            metrics_server = _metrics_server(settings, limits, stale_after)
+            if metrics_server is not None:
+                stack.callback(metrics_server.close)
+            app.state.metrics_port = metrics_server.port if metrics_server else None
+            engine = _engine(settings, limits, engine_options, stack)
+            redis_url, redis_client = _redis(settings, stack)
+            app.state.services = _services(app, settings, limits, stale_after, engine, redis_url, redis_client, stack)
+            if on_ready is not None:
+                on_ready(settings)
+            yield
+
+    return lifespan
+
+
+def _settings(load: Callable[[], Settings], stack: ExitStack) -> Settings:
+    """The settings, their warnings logged; invalid ones stop the start with every problem logged."""
+    try:
+        settings = load()
+    except SettingsError as exc:
+        log.error("%s", exc)  # every problem, each with its fix
+        raise StartupError(
+            "configuration invalid (the problems above, each with its fix)", exit_code(exc.error_kind)
+        ) from None
+    stack.callback(settings.close)
+    for warning in settings.warnings:
+        log.warning("%s", warning.render())
+    return settings
+
+
+def _engine(settings: Settings, limits: Tuning, engine_options: dict[str, Any] | None, stack: ExitStack) -> Engine:
+    """The rotation-aware engine, checked with one query: no database stops the start, saying the fix."""
+    timeouts = Timeouts(limits.db_connect_timeout, limits.db_statement_timeout or None, limits.db_pool_timeout)
+    engine = make_engine(settings, timeouts, limits.db_pool_connections, **(engine_options or {}))
+    stack.callback(engine.dispose)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DatabaseConnectError as exc:
+        message = str(exc)
+        if "fix:" not in message:
+            source = settings.origins["DATABASE_URL"].describe()
+            message += (
+                f"; fix: start PostgreSQL, or point DATABASE_URL (from {source}) at a running one "
+                "(`ecomind doctor` checks it)"
+            )
+        raise StartupError(message, ExitCode.DATABASE) from None
+    return engine
+
+
+def _redis(settings: Settings, stack: ExitStack) -> tuple[str | None, redis.Redis | None]:
+    """REDIS_URL and its client; without it, None twice and a warning of what holds per process."""
+    redis_client: redis.Redis | None = None
+    redis_url = (
+        settings.secret("REDIS_URL").get().value.get_secret_value() if settings.has_secret("REDIS_URL") else None
+    )
+    if redis_url is not None:
+        redis_client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        stack.callback(redis_client.close)
+    else:
+        log.warning("REDIS_URL unset: login limits hold per process; revocations are checked in PostgreSQL")
+    return redis_url, redis_client
+
+
+def _services(
+    app: FastAPI,
+    settings: Settings,
+    limits: Tuning,
+    stale_after: float,
+    engine: Engine,
+    redis_url: str | None,
+    redis_client: redis.Redis | None,
+    stack: ExitStack,
+) -> Services:
+    """What the routes use: sessions, hashing, tokens, revocations, login limits, live users (and EMF)."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    hashing = PasswordHashing(limits.hash_workers, limits.hash_queue)
+    stack.callback(hashing.close)
+    if limits.emf_interval > 0:
+        stack.callback(EmfReporter(settings, stale_after, limits.emf_interval).close)
+    app.state.redis = redis_client
+    revocations = Revocations(sessions, redis_client, limits.revocation_resync_seconds)
+    if redis_url is not None:
+        revocations.check_eviction(redis_url)
+    return Services(
+        settings=settings,
+        sessions=sessions,
+        tokens=TokenService(settings),
+        revocations=revocations,
+        tuning=limits,
+        stale_after=stale_after,
+        hashing=hashing,
+        throttle=LoginThrottle(limits, redis_client),
+        users=ActiveUsers(sessions, limits.user_cache_seconds),
+    )
 
 
 def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> MetricsServer | None:

@@ -1,6 +1,7 @@
-"""botocore's error codes are read in one place: the secret layer's translator (app/secrets/aws.py).
+"""botocore's error codes are read in one place: the secret layer's translator (app/secrets/aws_errors.py).
 
-Everywhere else asks :func:`app.secrets.aws.translate_error` what an error means (a denial, a
+Everywhere else, the backend (app/secrets/aws.py) included, asks
+:func:`app.secrets.aws_errors.translate_error` what an error means (a denial, a
 missing secret, a region that did not answer) and compares the typed error it returns. The
 emulator adapter (app/secrets/emulator.py) may read a code too: the one moto hides inside a
 403. The test reads the source, so an import or a branch no run reaches counts too.
@@ -16,7 +17,7 @@ import pytest
 
 APP = Path(__file__).resolve().parents[1] / "app"
 # Where the codes are read: the translator, and the adapter of the emulator's answers.
-READERS = {APP / "secrets" / "aws.py", APP / "secrets" / "emulator.py"}
+READERS = {APP / "secrets" / "aws_errors.py", APP / "secrets" / "emulator.py"}
 # Reaching into botocore's error answer: exc.response["Error"]["Code"], .get("Error", {}), ErrorCode.
 _REACH = re.compile(r"""\[\s*["'](Error|ErrorCode)["']\s*\]|\.get\(\s*["'](Error|ErrorCode)["']""")
 # An AWS error code: ResourceNotFoundException, AccessDenied, InvalidClientTokenId...
@@ -24,8 +25,8 @@ _CODE = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*Exception$")
 
 
 def _codes_the_translator_knows() -> set[str]:
-    """Every string of app/secrets/aws.py that is an error code: in its code sets, or compared with a code."""
-    tree = ast.parse((APP / "secrets" / "aws.py").read_text())
+    """Every string of app/secrets/aws_errors.py that is an error code: in its code sets, or compared with a code."""
+    tree = ast.parse((APP / "secrets" / "aws_errors.py").read_text())
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and any(
@@ -63,7 +64,7 @@ def test_no_module_but_the_translator_reads_a_botocore_error_code() -> None:
         for path in sorted(APP.rglob("*.py"))
         if path not in READERS and (hits := reaches(path.read_text(), known))
     }
-    assert found == {}, "ask app.secrets.aws.translate_error what the error is instead"
+    assert found == {}, "ask app.secrets.aws_errors.translate_error what the error is instead"
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,10 @@ after a few seconds.
 
 The keys (``ecomind:login:...``, built by :class:`Keys` only) name a digest of the
 email, never the email.
+
+One job, over 400 lines on purpose: the Redis scripts, their in-process twin and the
+throttle that runs them are one definition of the rules (the scripts' arguments generate
+both sides); apart, a change to one side could miss the other.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def _aws_error(exc: Exception) -> SecretsError | None:
         return None
     import botocore.exceptions
 
-    from app.secrets.aws import translate_error
+    from app.secrets.aws_errors import translate_error
 
     if isinstance(exc, botocore.exceptions.ClientError | botocore.exceptions.BotoCoreError):
         return translate_error(exc, "AWS", "AWS")

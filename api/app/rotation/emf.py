@@ -29,7 +29,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from app.rotation.protocol import STEPS, Rotator, function_environment
-from app.secrets.aws import secretsmanager_client
+from app.secrets.clients import secretsmanager_client
 from app.telemetry import CW_ROTATION_FAILURES, CW_ROTATION_SECONDS, EMF_NAMESPACE, CloudWatchMetric
 
 __all__ = ["handle"]

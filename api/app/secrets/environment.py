@@ -23,6 +23,10 @@ docs/deployment.md (through ``deploy/render.py ENV --shell``) all read it;
 Resource names use the environment's short name, picked once here: ``dev``,
 ``staging``, ``prod``. ``ENVIRONMENT`` itself keeps the long form.
 
+One job, over 400 lines on purpose: it is the one place each of these facts lives; split by
+subject, the facts that derive from one another (a secret's name from the prefix, a role's
+from the short name) would be read across modules and could drift.
+
 Standard library only, and no import of the rest of the package: ``deploy/render.py``
 loads this file where only Python and the AWS CLI are installed.
 """

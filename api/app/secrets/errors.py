@@ -27,7 +27,7 @@
 Each error has a :attr:`~SecretsError.kind`; the CLI turns kinds into exit codes
 (docs/troubleshooting.md, "Exit codes"). Messages name the variable (when known), the
 reference as written by the operator (never the value behind it) and a fix. AWS and
-OS errors are translated in :mod:`app.secrets.aws` and :mod:`app.secrets.files` with
+OS errors are translated in :mod:`app.secrets.aws_errors` and :mod:`app.secrets.files` with
 ``raise ... from exc``.
 """
 

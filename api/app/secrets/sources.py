@@ -102,7 +102,16 @@ def collect(
             raw[name], origins[name] = env[name], Origin("env")
     if environment:
         raw["ENVIRONMENT"], origins["ENVIRONMENT"] = environment, Origin("cli")
+    dotenv = _read_dotenv(env_file, raw)
+    env_name = _decide_environment(raw, dotenv, origins, problems)
+    m = _apply_model(env_name, raw, dotenv, origins, problems, env_file)
+    references = _references(m, raw, origins, problems, secrets)
+    return Collected(m, raw, origins, references, problems, bool(dotenv))
 
+
+def _read_dotenv(env_file: Path | None, raw: Mapping[str, str]) -> dict[str, str | None]:
+    """The .env file's values (whether they count is decided later); every plain secret value read,
+    from the process or from .env, is registered for redaction."""
     dotenv: dict[str, str | None] = {}
     if env_file is not None and env_file.is_file():
         dotenv = dict(dotenv_values(env_file))
@@ -110,7 +119,13 @@ def collect(
         for value in (raw.get(name), dotenv.get(name)):
             if value and not is_reference(value):
                 redact.register_input(value)
+    return dotenv
 
+
+def _decide_environment(
+    raw: dict[str, str], dotenv: Mapping[str, str | None], origins: dict[str, Origin], problems: list[Problem]
+) -> str:
+    """The environment's name; an unknown one raises :class:`SettingsError`."""
     # ENVIRONMENT decides whether .env counts, so .env may only confirm "development".
     env_name = raw.get("ENVIRONMENT")
     if env_name is None and dotenv.get("ENVIRONMENT"):
@@ -139,6 +154,19 @@ def collect(
             ]
         )
     origins.setdefault("ENVIRONMENT", Origin("default"))
+    return env_name
+
+
+def _apply_model(
+    env_name: str,
+    raw: dict[str, str],
+    dotenv: Mapping[str, str | None],
+    origins: dict[str, Origin],
+    problems: list[Problem],
+    env_file: Path | None,
+) -> EnvironmentModel:
+    """The environment's model: .env read where it counts (reported where it does not), the prefix
+    and the region it requires."""
     m = model(env_name)
     if dotenv and m.reads_dotenv:
         for name in VARIABLE_NAMES:
@@ -173,7 +201,18 @@ def collect(
                 f"{m.name} --get AWS_REGION); in a shell: export AWS_REGION={REGION_PLACEHOLDER}",
             )
         )
+    return m
 
+
+def _references(
+    m: EnvironmentModel,
+    raw: dict[str, str],
+    origins: dict[str, Origin],
+    problems: list[Problem],
+    secrets: tuple[str, ...],
+) -> dict[str, Reference]:
+    """Each secret variable's reference: the one it holds, or the environment's default when unset;
+    variables outside ``secrets`` are dropped as if unset."""
     references: dict[str, Reference] = {}
     for name in SECRET_VARIABLES:
         if name not in secrets:
@@ -196,5 +235,4 @@ def collect(
                 problems.append(Problem(name, origins[name].describe(), exc.message, exc.fix))
                 continue
             origins[name] = Origin(origins[name].source, str(references[name]))
-
-    return Collected(m, raw, origins, references, problems, bool(dotenv))
+    return references

@@ -15,6 +15,9 @@ Why not ``aws-secretsmanager-caching`` or Powertools: both refresh on the readin
 thread (a request waits on AWS when the TTL passes), and both fetch one secret per
 call; we need zero AWS calls on the request path, one call for all secrets, and
 the rejected-value path above.
+
+One job, a little over 400 lines: the cache is one class whose reads, refreshes and health
+share one lock and one map of cached values; split, each part would reach into the other's state.
 """
 
 from __future__ import annotations

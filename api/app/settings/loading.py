@@ -202,8 +202,21 @@ def inspect_settings(
     c = collect(environ, env_file=env_file, environment=environment, secrets=secrets)
     env = os.environ if environ is None else environ
     problems = list(c.problems)
-
     # Non-secret fields first: the store needs a valid TTL.
+    fields, base = _plain_fields(c, problems)
+    if store is None:
+        store = c.store(env, ttl=base.secrets_cache_ttl if base else DEFAULT_CACHE_TTL)
+    if prefetched:
+        store.seed(dict(prefetched))
+    inspection = Inspection(c, store, fields, base=base)
+    raws, served = _resolve(c, store, inspection, problems)
+    _check_values(c, raws, served, _emulator(env), inspection, problems)
+    inspection.problems = problems
+    return inspection
+
+
+def _plain_fields(c: Collected, problems: list[Problem]) -> tuple[dict[str, object], Settings | None]:
+    """The non-secret fields and the settings validated from them (None when invalid, each error a problem)."""
     fields: dict[str, object] = {k: v for k, v in c.raw.items() if k not in SECRET_VARIABLES}
     fields.update(ENVIRONMENT=c.model.name, SECRETS_PREFIX=c.model.prefix)
     base: Settings | None = None
@@ -225,14 +238,17 @@ def inspect_settings(
                 "list regions separated by commas, e.g. SECRETS_REPLICA_REGIONS=us-west-2,eu-west-1",
             )
         )
-    if store is None:
-        store = c.store(env, ttl=base.secrets_cache_ttl if base else DEFAULT_CACHE_TTL)
-    if prefetched:
-        store.seed(dict(prefetched))
-    inspection = Inspection(c, store, fields, base=base)
+    return fields, base
+
+
+def _resolve(
+    c: Collected, store: SecretStore, inspection: Inspection, problems: list[Problem]
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Every reference read in one pass: the raw value of each secret variable, and the region
+    each was read in (for the fixes printed); a reference that fails is a problem."""
     resolved, errors = store.load_all(c.references.values()) if c.references else ({}, {})
     raws: dict[str, str] = {}
-    served: dict[str, str | None] = {}  # the region each value was read in, for the fixes printed
+    served: dict[str, str | None] = {}
     for name in SECRET_VARIABLES:
         ref = c.references.get(name)
         if ref is None:
@@ -246,8 +262,19 @@ def inspect_settings(
             inspection.resolved[name] = resolved[ref]
             raws[name] = resolved[ref].value.get_secret_value()
             served[name] = resolved[ref].region
+    return raws, served
 
-    emulator = _emulator(env)
+
+def _check_values(
+    c: Collected,
+    raws: Mapping[str, str],
+    served: Mapping[str, str | None],
+    emulator: bool,
+    inspection: Inspection,
+    problems: list[Problem],
+) -> None:
+    """Each value checked by the policy of its variable: findings become problems, the checked
+    value is kept (and registered for redaction)."""
     for name, raw in raws.items():
         checked = CHECKS[name](c.model, raw)
         ref = c.references.get(name)
@@ -265,8 +292,6 @@ def inspect_settings(
         if not checked.ok:
             inspection.invalid.add(name)
         redact.register(checked.value)
-    inspection.problems = problems
-    return inspection
 
 
 def _endpoint(env: Mapping[str, str]) -> str | None:

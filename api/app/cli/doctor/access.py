@@ -70,7 +70,7 @@ class AccessChecks(DoctorBase):
     def credentials(self) -> None:
         import botocore.exceptions
 
-        from app.secrets.aws import translate_error
+        from app.secrets.aws_errors import translate_error
 
         creds = None
         if self.unusable is None:
@@ -106,7 +106,7 @@ class AccessChecks(DoctorBase):
         import botocore.exceptions
         import botocore.utils
 
-        from app.secrets.aws import translate_error
+        from app.secrets.aws_errors import translate_error
 
         try:
             botocore.utils.validate_region_name(self.region)
@@ -119,7 +119,7 @@ class AccessChecks(DoctorBase):
         when it fails the credentials themselves are refused (or STS did not answer)."""
         import botocore.exceptions
 
-        from app.secrets.aws import translate_error
+        from app.secrets.aws_errors import translate_error
 
         try:
             self.identity = dict(self.client("sts").get_caller_identity())

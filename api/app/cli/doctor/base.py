@@ -2,7 +2,7 @@
 
 A check that could not run is ``not_checked``, never ``ok``. Whether a botocore error is a
 denial or a region that did not answer is the secret layer's translator's verdict
-(:func:`app.secrets.aws.translate_error`), never a code compared here.
+(:func:`app.secrets.aws_errors.translate_error`), never a code compared here.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Check:
 def denied_by_policy(exc: BaseException) -> bool:
     """A policy refused the call (the secret layer's translator reads the codes): missing or
     refused credentials are not a denial, and no policy would fix them."""
-    from app.secrets.aws import translate_error
+    from app.secrets.aws_errors import translate_error
 
     error = translate_error(exc, "", "")
     return isinstance(error, SecretAccessDenied) and not isinstance(error, NoCredentials | BadCredentials)
@@ -53,7 +53,8 @@ def denied_by_policy(exc: BaseException) -> bool:
 def region_failed(exc: BaseException) -> bool:
     """The region did not answer (connection, timeout, 5xx, throttled): not a fact about the
     secret. The secret layer's rule, on the error it would raise for ``exc``."""
-    from app.secrets.aws import regional_failure, translate_error
+    from app.secrets.aws_errors import translate_error
+    from app.secrets.failover import regional_failure
 
     return regional_failure(translate_error(exc, "", ""))
 
@@ -65,7 +66,7 @@ class DoctorBase:
         self, insp: Inspection, *, timeout: float, as_of: datetime, secrets: tuple[str, ...] = SECRET_VARIABLES
     ) -> None:
 
-        from app.secrets.aws import new_session
+        from app.secrets.clients import new_session
         from app.secrets.endpoints import on_this_machine, secretsmanager_endpoint
 
         self.insp = insp
@@ -91,7 +92,7 @@ class DoctorBase:
     def config_region(self) -> str | None:
         import botocore.exceptions
 
-        from app.secrets.aws import translate_error
+        from app.secrets.aws_errors import translate_error
 
         try:
             return self.session.get_config_variable("region")  # type: ignore[no-any-return]
@@ -110,7 +111,7 @@ class DoctorBase:
         self.checks.append(Check(name, status, detail, fix))
 
     def client(self, service: str, region: str | None = None) -> Any:
-        from app.secrets.aws import client_config
+        from app.secrets.clients import client_config
 
         endpoint = self.endpoint if service == "secretsmanager" else None
         return self.session.create_client(

@@ -50,7 +50,7 @@ class RotationChecks(DoctorBase):
         try:
             meta = self.client("secretsmanager", ref.region).describe_secret(SecretId=ref.secret_id)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            from app.secrets.aws import translate_error
+            from app.secrets.aws_errors import translate_error
 
             error = translate_error(exc, str(ref), self.endpoint or "")
             if isinstance(error, EmulatorFailed):  # no region is down: the emulator failed
@@ -136,7 +136,8 @@ class RotationChecks(DoctorBase):
         holds a replica (DescribeSecret there), which is what reads fail over to."""
         import botocore.exceptions
 
-        from app.secrets.aws import in_region, translate_error
+        from app.secrets.aws import in_region
+        from app.secrets.aws_errors import translate_error
 
         why = f"{home} did not answer ({self.down[home]})"
         again = f"ecomind doctor   # again once {home} answers"
@@ -256,7 +257,7 @@ class RotationChecks(DoctorBase):
         """The secret's staged versions with their dates (ListSecretVersionIds), or why they could not be listed."""
         import botocore.exceptions
 
-        from app.secrets.aws import error_code
+        from app.secrets.aws_errors import error_code
 
         try:
             answer = self.client("secretsmanager", ref.region).list_secret_version_ids(SecretId=ref.secret_id)

@@ -58,14 +58,14 @@ SecretName = Annotated[str, typer.Argument(help="Secret name or ARN, e.g. ecomin
 def secrets_client(region: str | None) -> Any:
     import botocore.exceptions
 
-    from app.secrets.aws import secretsmanager_client
+    from app.secrets.clients import secretsmanager_client
 
     try:
         return secretsmanager_client(region)
     except botocore.exceptions.NoRegionError:
         fail("no AWS region to find the secrets in", ExitCode.CONFIG, fix=rerun(None))
     except botocore.exceptions.BotoCoreError as exc:  # the AWS config, read to make the client
-        from app.secrets.aws import translate_error
+        from app.secrets.aws_errors import translate_error
 
         error = translate_error(exc, "Secrets Manager", "")
         if isinstance(error, InvalidRegion) and region is not None:
@@ -81,7 +81,8 @@ def aws_errors(what: str, client: Any, *, names_a_secret: bool = True) -> Iterat
     ``what`` is the secret the calls name (unless ``names_a_secret`` is false: a listing)."""
     import botocore.exceptions
 
-    from app.secrets.aws import emulator_answer, translate_error
+    from app.secrets.aws import emulator_answer
+    from app.secrets.aws_errors import translate_error
 
     try:
         yield
@@ -194,7 +195,7 @@ def refuse_a_replica(client: Any, meta: dict[str, Any]) -> None:
 def _other_regions(client: Any) -> dict[str, Any]:
     """A client (one attempt) for each other region of Secrets Manager, at the same endpoint
     override; made one at a time: botocore's session is not made to build them in threads."""
-    from app.secrets.aws import client_config, new_session
+    from app.secrets.clients import client_config, new_session
     from app.secrets.endpoints import secretsmanager_endpoint
 
     session = new_session()

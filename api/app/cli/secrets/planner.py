@@ -72,11 +72,11 @@ def _account(region: str | None) -> str:
     import botocore.exceptions
 
     try:
-        from app.secrets.aws import new_session
+        from app.secrets.clients import new_session
 
         return str(new_session().create_client("sts", region_name=region).get_caller_identity()["Account"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        from app.secrets.aws import translate_error
+        from app.secrets.aws_errors import translate_error
 
         raise translate_error(exc, "sts:GetCallerIdentity", "STS") from None
 
@@ -202,8 +202,15 @@ def provision(
     )
     for spec in m.secrets:
         _provision_one(plan, client, m, spec, asked, as_json)
+    _report(plan, client, m, as_json)
+
+
+def _report(plan: _Plan, client: Any, m: EnvironmentModel, as_json: bool) -> None:
+    """What the plan did (JSON, or a line), and exit 1 when differences were left unapplied."""
     if as_json:
-        print_json({"environment": m.name, "prefix": Verbatim(m.prefix), "dry_run": dry_run, "secrets": plan.secrets})
+        print_json(
+            {"environment": m.name, "prefix": Verbatim(m.prefix), "dry_run": plan.dry_run, "secrets": plan.secrets}
+        )
     if plan.differences:
         again = rerun(region_of(client), "--update")
         fail(f"{plan.differences} difference(s) with what exists were not applied", ExitCode.FAILED, fix=again)
@@ -211,7 +218,7 @@ def provision(
         return
     if plan.calls == 0:
         say("nothing to do: every secret exists as asked")
-    elif dry_run:
+    elif plan.dry_run:
         say(f"dry run: {plan.calls} call(s) would be made")
 
 
@@ -296,7 +303,7 @@ def _rotate_secret(client: Any, m: EnvironmentModel, kwargs: dict[str, Any]) -> 
             )
     except botocore.exceptions.ClientError as exc:
         function = kwargs.get("RotationLambdaARN")
-        from app.secrets.aws import translate_error
+        from app.secrets.aws_errors import translate_error
 
         # The secret was just described: not found, the function is what is missing.
         if function and type(translate_error(exc, name, "")) is SecretNotFound:
