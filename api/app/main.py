@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
@@ -213,10 +214,13 @@ def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> M
             limits.metrics_max_connections,
         )
     except OSError as exc:
+        if isinstance(exc, socket.gaierror):  # the host is no name or address this machine resolves
+            fix = f"set {KNOBS['metrics_host']} to an address of this machine (127.0.0.1, or 0.0.0.0: every one)"
+        else:
+            fix = f"set {KNOBS['metrics_port']} to a free port ({KNOBS['metrics_port']}=0: any)"
         raise StartupError(
             f"cannot serve metrics on {limits.metrics_host}:{limits.metrics_port} ({exc.strerror}); "
-            f"fix: set {KNOBS['metrics_port']} to a free port ({KNOBS['metrics_port']}=0: any), "
-            f"or {KNOBS['metrics']}=off"
+            f"fix: {fix}, or {KNOBS['metrics']}=off"
         ) from None
     log.info("metrics on http://%s:%d/metrics", server.host, server.port)
     return server

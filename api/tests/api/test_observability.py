@@ -404,7 +404,7 @@ def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() ->
     assert "Traceback" not in ran.stderr and CANARY not in ran.stdout + ran.stderr
 
 
-@pytest.mark.parametrize("failure", ["metrics port in use", "database down"])
+@pytest.mark.parametrize("failure", ["metrics port in use", "metrics host unresolvable", "database down"])
 def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrated: Database, failure: str) -> None:
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     env.update(DATABASE_URL=migrated.url(), JWT_SECRET=JWT)
@@ -414,6 +414,8 @@ def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrat
         taken = holder.getsockname()[1]
         if failure == "metrics port in use":
             env["ECOMIND_METRICS_PORT"], needle = str(taken), f"cannot serve metrics on 127.0.0.1:{taken}"
+        elif failure == "metrics host unresolvable":
+            env["ECOMIND_METRICS_HOST"], needle = "no-such-host.invalid", "fix: set ECOMIND_METRICS_HOST to an address"
         else:  # nothing listens on the port of DATABASE_URL
             env["DATABASE_URL"] = migrated.url().replace(f":{migrated.port}/", f":{free_port()}/")
             env["ECOMIND_METRICS_PORT"], needle = "0", "cannot connect to the database"
