@@ -176,6 +176,24 @@ def test_the_restore_fix_runs_in_the_secrets_region_as_the_operator_it_names(
     assert "DeletedDate" not in sm.describe_secret(SecretId="ecomind/staging/jwt")
 
 
+def test_a_force_deleted_secret_denied_to_the_api_role_may_be_missing_and_the_operators_describe_tells(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    sm.delete_secret(SecretId="ecomind/staging/jwt", ForceDeleteWithoutRecovery=True)
+    api = role_user(iam, "api", "deploy/iam/api-task-role.policy.json")
+    _, checks, _ = doctor(cli, {**api, **staging_elsewhere})
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "fail", readable
+    assert "denied, or the secret does not exist" in readable["detail"], readable
+    assert "AccessDenied for a missing secret under a suffix-scoped grant" in readable["detail"]
+    describe, _, policy = readable["fix"].partition("\n")
+    assert describe.startswith("ecomind secrets describe ecomind/staging/jwt") and "as the operator" in describe
+    assert f"--region {ELSEWHERE}" in describe and '"Statement"' in policy, readable["fix"]
+    as_operator = run_fix(describe, shell_without_region(iam[1]), cli.cwd)
+    assert as_operator.returncode == 4 and "not found" in as_operator.stderr, as_operator.stderr
+
+
 def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:

@@ -171,6 +171,8 @@ class AccessChecks(DoctorBase):
             self.add(name, "fail", error.message, own_fix(error))
 
     def denied(self, name: str, ref: AwsRef) -> None:
+        from app.cli.secrets.kinds import model_secret
+
         if ref.secret_id.startswith("arn:"):
             # An ARN copied from the console ends with the suffix; a partial one does not.
             complete = arn_is_complete(ref.secret_id)
@@ -187,7 +189,21 @@ class AccessChecks(DoctorBase):
         )
         if not account_known:
             fix += " (sts:GetCallerIdentity did not answer: put your account id in place of ACCOUNT_ID)"
-        self.add(name, "fail", f"{ref}: access denied to this role", fix + ":\n" + statement)
+        fix += ":\n" + statement
+        secret_name = ref.secret_id.split(":secret:")[-1]
+        if model_secret(secret_name) is None:
+            self.add(name, "fail", f"{ref}: access denied to this role", fix)
+            return
+        # A secret of the environment, granted by ARN pattern (name-??????): AWS answers a read of
+        # a name no secret has with AccessDenied too, so the denial may be a missing secret.
+        which = secrets_command(f"describe {secret_name}", ref.region or self.region, note="as the operator: tells which")
+        self.add(
+            name,
+            "fail",
+            f"{ref}: denied, or the secret does not exist (AWS answers AccessDenied for a missing secret "
+            "under a suffix-scoped grant)",
+            f"{which}\nif it exists, {fix}",
+        )
 
     def arn_for(self, ref: AwsRef) -> tuple[str, bool]:
         region = str(ref.region or self.region)
