@@ -214,6 +214,32 @@ def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names
     assert current["VersionId"] == pending["VersionId"]
 
 
+def test_a_local_rotation_refused_to_a_task_role_names_the_rotation_role_and_its_command_runs_as_it(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    sm.rotate_secret(
+        SecretId="ecomind/staging/jwt", RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False
+    )
+    rotation_role = model("staging").role_name("rotation")
+    command = ("secrets", "rotate", "ecomind/staging/jwt", "--local", "--region", ELSEWHERE)
+    fixes = []
+    for role, policy in (
+        ("migration", "deploy/iam/migration-task-role.policy.json"),  # may not even describe it
+        ("api", "deploy/iam/api-task-role.policy.json"),  # describes and reads it; createSecret is denied
+    ):
+        refused = cli(*command, env=role_user(iam, role, policy))
+        assert refused.returncode == 5, (role, refused.stderr)
+        fix = refused.stderr.split("fix: ", 1)[1].strip()
+        assert f"# as {rotation_role} or the operator" in fix, (role, fix)
+        assert "resumes" not in fix and model("staging").role_name("api") not in fix, (role, fix)
+        fixes.append(fix)
+    assert "createSecret" in refused.stderr and "denied" in refused.stderr, refused.stderr
+    rotation = role_user(iam, "rotation", "deploy/iam/rotation-lambda-role.policy.json")
+    ran = run_fix(fixes[-1], shell_without_region(rotation), cli.cwd)
+    assert ran.returncode == 0 and "rotated" in ran.stdout, ran.stdout + ran.stderr
+
+
 def test_without_a_region_the_fixes_name_none_and_run_once_the_shell_has_one(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/prod/jwt", JWT, region=ELSEWHERE)
     shell = shell_without_region(aws.env)
