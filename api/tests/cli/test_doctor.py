@@ -18,7 +18,7 @@ import pytest
 from app.data.local import LocalPostgres, ensure_role_and_database
 from app.secrets.environment import model
 
-from ..conftest import CANARY, Aws, Cli, assert_clean
+from ..conftest import CANARY, REGION, Aws, Cli, assert_clean
 from ..support.awsproxy import AwsProxy
 from ..support.services import MotoServer, free_port
 from .conftest import admin_client, run_fix, user_with
@@ -130,15 +130,50 @@ def role_user(iam: tuple[MotoServer, dict[str, str]], role: str, policy: str, en
     made = _ROLE_USERS.get((iam[0].port, role))
     if made is not None:
         return made
+    made = user_with(iam, model(env).role_name(role), rendered_statements(policy, env))
+    _ROLE_USERS[(iam[0].port, role)] = made
+    return made
+
+
+def rendered_statements(policy: str, env: str = "staging") -> list[dict[str, Any]]:
+    """The statements of a policy of deploy/iam/, rendered for ``env`` in ELSEWHERE."""
     rendered = subprocess.run(
         [sys.executable, str(REPO / "deploy/render.py"), env, str(REPO / policy), "--set", f"AWS_REGION={ELSEWHERE}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    made = user_with(iam, model(env).role_name(role), json.loads(rendered)["Statement"])
-    _ROLE_USERS[(iam[0].port, role)] = made
-    return made
+    return list(json.loads(rendered)["Statement"])
+
+
+def assumed_role(iam: tuple[MotoServer, dict[str, str]], role: str, policy: str, env: str = "staging") -> dict[str, str]:
+    """Credentials of the model's role itself (STS answers assumed-role/NAME/...), holding exactly
+    its policy of deploy/iam/, assumed by the administrator as docs/deployment.md's rehearsal does."""
+    server, admin = iam
+    kw = {
+        "region_name": REGION,
+        "endpoint_url": server.url,
+        "aws_access_key_id": admin["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": admin["AWS_SECRET_ACCESS_KEY"],
+    }
+    client = boto3.client("iam", **kw)
+    name = model(env).role_name(role)
+    operator = client.get_user(UserName="admin")["User"]["Arn"]
+    trust = {"Effect": "Allow", "Principal": {"AWS": operator}, "Action": "sts:AssumeRole"}
+    try:
+        arn = client.get_role(RoleName=name)["Role"]["Arn"]
+    except client.exceptions.NoSuchEntityException:
+        document = json.dumps({"Version": "2012-10-17", "Statement": [trust]})
+        arn = client.create_role(RoleName=name, AssumeRolePolicyDocument=document)["Role"]["Arn"]
+        statements = {"Version": "2012-10-17", "Statement": rendered_statements(policy, env)}
+        client.put_role_policy(RoleName=name, PolicyName="ecomind", PolicyDocument=json.dumps(statements))
+    creds = boto3.client("sts", **kw).assume_role(RoleArn=arn, RoleSessionName="doctor")["Credentials"]
+    return {
+        **admin,
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+    }
 
 
 def shell_without_region(env: dict[str, str]) -> dict[str, str]:
@@ -238,6 +273,27 @@ def test_a_local_rotation_refused_to_a_task_role_names_the_rotation_role_and_its
     rotation = role_user(iam, "rotation", "deploy/iam/rotation-lambda-role.policy.json")
     ran = run_fix(fixes[-1], shell_without_region(rotation), cli.cwd)
     assert ran.returncode == 0 and "rotated" in ran.stdout, ran.stdout + ran.stderr
+
+
+def test_the_doctor_as_the_migration_role_leaves_the_jwt_unchecked_and_prints_its_only_command(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    if "ecomind/staging/database" not in {s["Name"] for s in sm.list_secrets()["SecretList"]}:
+        sm.create_secret(Name="ecomind/staging/database", SecretString=DB)
+    env = {k: v for k, v in staging_elsewhere.items() if k != "DATABASE_URL"}  # both secrets by reference
+    migration = assumed_role(iam, "migration", "deploy/iam/migration-task-role.policy.json")
+    _, checks, _ = doctor(cli, {**migration, **env})
+    assert checks["DATABASE_URL readable"]["status"] == "ok", checks["DATABASE_URL readable"]
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "not_checked", readable
+    assert f"not run for {model('staging').role_name('migration')}" in readable["detail"], readable
+    assert readable["fix"] == f"AWS_REGION={ELSEWHERE} ecomind doctor --environment staging --only DATABASE_URL"
+    assert '"Statement"' not in readable["fix"]
+    ran = run_fix(readable["fix"] + " --json --timeout 1", shell_without_region(migration), cli.cwd)
+    after = {c["name"]: c["status"] for c in json.loads(ran.stdout)["checks"]}
+    assert after["DATABASE_URL readable"] == "ok", after
+    assert not any(name.startswith("JWT_SECRET") for name in after), after
 
 
 def test_without_a_region_the_fixes_name_none_and_run_once_the_shell_has_one(cli: Cli, aws: Aws) -> None:
