@@ -588,3 +588,63 @@ def test_a_redis_that_may_evict_revocations_is_diagnosed_and_the_fix_runs(cli: C
         assert checks["redis eviction"]["status"] == "ok", checks["redis eviction"]
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_with_a_password() -> Iterator[int]:
+    """A Redis on this machine that takes the password "right" only."""
+    from app.data.local import LocalRedis
+
+    server = LocalRedis(free_port()).start()
+    try:
+        subprocess.run(
+            ["redis-cli", "-p", str(server.port), "CONFIG", "SET", "requirepass", "right"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        yield server.port
+    finally:
+        server.stop()
+
+
+def test_a_redis_that_needs_a_password_or_refuses_it_in_development_is_fixed_by_init(
+    cli: Cli, redis_with_a_password: int
+) -> None:
+    port = redis_with_a_password
+    env = {"DATABASE_URL": DB, "JWT_SECRET": JWT}
+    for url, said in ((f"redis://127.0.0.1:{port}/0", "NOAUTH"), (f"redis://:wrong@127.0.0.1:{port}/0", "WRONGPASS")):
+        _, checks, _ = doctor(cli, {**env, "REDIS_URL": url})
+        check = checks["redis"]
+        assert check["status"] == "fail" and said in check["detail"], check
+        assert check["fix"].startswith("ecomind init --force"), check
+    # The repository's folder, whose .env points at the other Redis.
+    (cli.cwd / ".env.example").write_text((REPO / ".env.example").read_text())
+    (cli.cwd / ".env").write_text(f"REDIS_URL=redis://127.0.0.1:{port}/0\n")
+    ran = run_fix(check["fix"], {}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    written = (cli.cwd / ".env").read_text()
+    assert f"127.0.0.1:{port}/" not in written and "REDIS_URL=redis://127.0.0.1:" in written, written
+
+
+def test_a_redis_password_read_from_a_secret_is_fixed_by_setting_that_secret(
+    cli: Cli, aws: Aws, redis_with_a_password: int
+) -> None:
+    port = redis_with_a_password
+    aws.create("ecomind/staging/redis", f"redis://127.0.0.1:{port}/0")
+    env = {
+        **aws.env,
+        "ENVIRONMENT": "staging",
+        "DATABASE_URL": DB,
+        "JWT_SECRET": JWT,
+        "REDIS_URL": "aws-secretsmanager:ecomind/staging/redis",
+    }
+    _, checks, _ = doctor(cli, env)
+    check = checks["redis"]
+    assert check["status"] == "fail" and "NOAUTH" in check["detail"], check
+    assert "ecomind secrets set ecomind/staging/redis --region us-east-1" in check["fix"], check
+    value = f"redis://:right@127.0.0.1:{port}/0"
+    ran = run_fix(check["fix"], {**shell_without_region(aws.env), "VALUE": value}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    _, after, _ = doctor(cli, env)
+    assert after["redis"]["status"] != "fail", after["redis"]
