@@ -36,7 +36,7 @@ from app.auth.revocations import Revocations
 from app.auth.tokens import TokenService
 from app.auth.users import ActiveUsers
 from app.cli.output import ExitCode, exit_code
-from app.data.engine import DatabaseConnectError, Timeouts, make_engine
+from app.data.engine import DatabaseAuthError, DatabaseConnectError, Timeouts, make_engine
 from app.observe.logs import RequestIdMiddleware, use_json_logs
 from app.observe.metrics import EmfReporter, MetricsServer, registry
 from app.secrets import redact
@@ -134,6 +134,8 @@ def create_app(
             try:
                 with engine.connect() as conn:
                     conn.execute(text("SELECT 1"))
+            except DatabaseAuthError as exc:
+                raise StartupError(_refused_password(settings, exc), ExitCode.DATABASE) from None
             except DatabaseConnectError as exc:
                 message = str(exc)
                 if "fix:" not in message:
@@ -199,6 +201,25 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(_OneLineStartup)
     return app
+
+
+def _refused_password(settings: Settings, exc: DatabaseAuthError) -> str:
+    """Every password held was refused: in staging and production, the doctor's fix (a rotation
+    with the master user's help), for the secret DATABASE_URL reads."""
+    if not settings.model.deployed:
+        return str(exc)
+    from sqlalchemy.engine import make_url
+
+    from app.cli.fixes import password_reset_fix
+    from app.secrets.refs import AwsRef, parse_reference
+
+    origin = settings.origins["DATABASE_URL"]
+    ref = parse_reference(origin.reference) if origin.reference else None
+    secret = ref.secret_id if isinstance(ref, AwsRef) else settings.model.secret_name("database")
+    region = (ref.region if isinstance(ref, AwsRef) else None) or settings.aws_region
+    url = make_url(settings.secret("DATABASE_URL").get().value.get_secret_value())
+    where = f"{url.host or 'HOST'}:{url.port or 5432}"
+    return f"{exc.reason}; fix: {password_reset_fix(settings.model, secret, region, where)}"
 
 
 def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> MetricsServer | None:

@@ -434,6 +434,29 @@ def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrat
     assert CANARY not in ran.stdout + ran.stderr
 
 
+def test_a_deployed_start_whose_password_is_refused_says_so_in_one_line_with_the_doctors_fix(
+    migrated: Database, aws: Aws
+) -> None:
+    aws.create("ecomind/staging/database", migrated.url(password="Not-the-password-1") + "?sslmode=disable")
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update(aws.env, ENVIRONMENT="staging", JWT_SECRET=JWT * 2, ECOMIND_METRICS_PORT="0")
+    ran = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
+        env=env,
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 3, ran.stderr
+    said = [x for x in ran.stderr.splitlines() if "refused every password" in x]
+    assert len(said) == 1 and "the API cannot start" in said[0], ran.stderr
+    fix = said[0].split("fix: ", 1)[1]
+    assert fix.startswith("ecomind secrets rotate ecomind/staging/database --local --master-url-file "), fix
+    assert f"--region {REGION}" in fix and f"127.0.0.1:{migrated.port}" in fix and "ecomind-staging-rotation" in fix
+    assert "Not-the-password-1" not in ran.stdout + ran.stderr
+
+
 def test_knobs_that_cannot_be_used_are_named() -> None:
     from app.settings.knobs import TuningError
 

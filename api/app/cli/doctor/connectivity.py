@@ -6,7 +6,7 @@ import socket
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 
-from app.cli.fixes import MASTER_URL_FILE_PLACEHOLDER, by_operator, by_rotation_role, master_url_note, secrets_command
+from app.cli.fixes import by_operator, password_reset_fix, secrets_command
 from app.cli.postgres_cmd import ssl_fix
 from app.secrets.refs import AwsRef
 
@@ -95,17 +95,11 @@ class ConnectivityChecks(DoctorBase):
     def login_fix(self, kind: str, parts: SplitResult) -> str:
         host, port = parts.hostname or "localhost", parts.port or 5432
         if kind == "auth" and self.m.deployed:
-            # The stored password is not the role's: a rotation with the master user's help sets a
-            # new one in both (it also finishes a half-done rotation).
-            # The master user's URL goes in a file (or a prompt), never on the command line.
+            # The stored password is not the role's.
             ref = self.insp.collected.references.get("DATABASE_URL")
             secret = ref.secret_id if isinstance(ref, AwsRef) else self.m.secret_name("database")
-            return secrets_command(
-                f"rotate {secret} --local --master-url-file {MASTER_URL_FILE_PLACEHOLDER}",
-                (ref.region if isinstance(ref, AwsRef) else None) or self.region,
-                note=f"{master_url_note(f'{host}:{port}')}; {by_rotation_role(self.m)}, where the database is "
-                "reachable",
-            )
+            region = (ref.region if isinstance(ref, AwsRef) else None) or self.region
+            return password_reset_fix(self.m, secret, region, f"{host}:{port}")
         if kind == "auth":
             source = self.insp.collected.source("DATABASE_URL")
             return (
