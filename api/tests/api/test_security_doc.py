@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-
-from app.auth.hashing import ARGON2_MEMORY_KIB, memory_budget_mib
 from annotated_types import Le
 
+from app.auth.hashing import ARGON2_MEMORY_KIB, memory_budget_mib
 from app.settings.knobs import KNOBS, Tuning, TuningError
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "security.md"

@@ -146,7 +146,9 @@ def rendered_statements(policy: str, env: str = "staging") -> list[dict[str, Any
     return list(json.loads(rendered)["Statement"])
 
 
-def assumed_role(iam: tuple[MotoServer, dict[str, str]], role: str, policy: str, env: str = "staging") -> dict[str, str]:
+def assumed_role(
+    iam: tuple[MotoServer, dict[str, str]], role: str, policy: str, env: str = "staging"
+) -> dict[str, str]:
     """Credentials of the model's role itself (STS answers assumed-role/NAME/...), holding exactly
     its policy of deploy/iam/, assumed by the administrator as docs/deployment.md's rehearsal does."""
     server, admin = iam

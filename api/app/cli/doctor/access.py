@@ -194,7 +194,8 @@ class AccessChecks(DoctorBase):
         self.add(
             name,
             "not_checked",
-            f"{ref}: not run for {self.m.role_name(role)}, which reads {', '.join(reads)} only (denied, as it should be)",
+            f"{ref}: not run for {self.m.role_name(role)}, which reads {', '.join(reads)} only "
+            "(denied, as it should be)",
             f"AWS_REGION={region} ecomind doctor --environment {self.m.name} {only}",
         )
 
@@ -224,7 +225,8 @@ class AccessChecks(DoctorBase):
             return
         # A secret of the environment, granted by ARN pattern (name-??????): AWS answers a read of
         # a name no secret has with AccessDenied too, so the denial may be a missing secret.
-        which = secrets_command(f"describe {secret_name}", ref.region or self.region, note="as the operator: tells which")
+        here = ref.region or self.region
+        which = secrets_command(f"describe {secret_name}", here, note="as the operator: tells which")
         self.add(
             name,
             "fail",
