@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
@@ -35,7 +36,7 @@ from app.auth.revocations import Revocations
 from app.auth.tokens import TokenService
 from app.auth.users import ActiveUsers
 from app.cli.output import ExitCode, exit_code
-from app.data.engine import DatabaseConnectError, Timeouts, make_engine
+from app.data.engine import DatabaseAuthError, DatabaseConnectError, Timeouts, make_engine
 from app.observe.logs import RequestIdMiddleware, use_json_logs
 from app.observe.metrics import EmfReporter, MetricsServer, registry
 from app.secrets import redact
@@ -182,6 +183,8 @@ def _engine(settings: Settings, limits: Tuning, engine_options: dict[str, Any] |
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+    except DatabaseAuthError as exc:
+        raise StartupError(_refused_password(settings, exc), ExitCode.DATABASE) from None
     except DatabaseConnectError as exc:
         message = str(exc)
         if "fix:" not in message:
@@ -241,6 +244,26 @@ def _services(
     )
 
 
+def _refused_password(settings: Settings, exc: DatabaseAuthError) -> str:
+    """Every password held was refused: in staging and production, the doctor's fix (a rotation
+    with the master user's help), for the secret DATABASE_URL reads."""
+    if not settings.model.deployed:
+        return str(exc)
+    from sqlalchemy.engine import make_url
+
+    from app.cli.fixes import password_reset_fix
+    from app.secrets.environment import POSTGRES_PORT
+    from app.secrets.refs import AwsRef, parse_reference
+
+    origin = settings.origins["DATABASE_URL"]
+    ref = parse_reference(origin.reference) if origin.reference else None
+    secret = ref.secret_id if isinstance(ref, AwsRef) else settings.model.secret_name("database")
+    region = (ref.region if isinstance(ref, AwsRef) else None) or settings.aws_region
+    url = make_url(settings.secret("DATABASE_URL").get().value.get_secret_value())
+    where = f"{url.host or 'HOST'}:{url.port or POSTGRES_PORT}"
+    return f"{exc.reason}; fix: {password_reset_fix(settings.model, secret, region, where)}"
+
+
 def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> MetricsServer | None:
     """The metrics listener, on its own port; None when ECOMIND_METRICS=off."""
     if limits.metrics == "off":
@@ -254,10 +277,13 @@ def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> M
             limits.metrics_max_connections,
         )
     except OSError as exc:
+        if isinstance(exc, socket.gaierror):  # the host is no name or address this machine resolves
+            fix = f"set {KNOBS['metrics_host']} to an address of this machine (127.0.0.1, or 0.0.0.0: every one)"
+        else:
+            fix = f"set {KNOBS['metrics_port']} to a free port ({KNOBS['metrics_port']}=0: any)"
         raise StartupError(
             f"cannot serve metrics on {limits.metrics_host}:{limits.metrics_port} ({exc.strerror}); "
-            f"fix: set {KNOBS['metrics_port']} to a free port ({KNOBS['metrics_port']}=0: any), "
-            f"or {KNOBS['metrics']}=off"
+            f"fix: {fix}, or {KNOBS['metrics']}=off"
         ) from None
     log.info("metrics on http://%s:%d/metrics", server.host, server.port)
     return server

@@ -44,7 +44,7 @@ from app.secrets.store import ResolvedSecret
 from app.settings.loading import Settings
 from app.telemetry import DB_RECOVERIES, DB_REFUSALS
 
-__all__ = ["DatabaseConnectError", "Timeouts", "connect_args", "make_engine", "sqlalchemy_url"]
+__all__ = ["DatabaseAuthError", "DatabaseConnectError", "Timeouts", "connect_args", "make_engine", "sqlalchemy_url"]
 
 log = logging.getLogger("app.data.engine")
 RV = TypeVar("RV")
@@ -117,8 +117,9 @@ class DatabaseConnectError(RuntimeError):
     ``host`` is the host tried, for a fix that depends on where it is (this machine or not).
     """
 
-    def __init__(self, message: str, failure: DbFailure | None = None, host: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, failure: DbFailure | None = None, host: str | None = None, fix: str = "") -> None:
+        super().__init__(f"{message}; fix: {fix}" if fix else message)
+        self.reason = message  # without the fix: a caller that knows a better one says it instead
         self.failure = failure
         self.host = host
 
@@ -228,12 +229,12 @@ class RotatingCredentials:
                     return connection
         source = self.settings.origins["DATABASE_URL"].describe()
         refusal = _describe(self._last_refusal) if self._last_refusal else "password refused"
-        log.error("the database refused every password held for DATABASE_URL (from %s)", source)
+        # Said once, by whoever catches it: the API's start (one line) or a request's 503 log line.
         raise DatabaseAuthError(
-            f"the database refused every password we hold for DATABASE_URL (from {source}): {refusal}; "
-            "fix: check the secret's AWSCURRENT/AWSPENDING versions against the database role "
-            "(`ecomind doctor`), or finish the rotation (`ecomind secrets rotate`)",
+            f"the database refused every password we hold for DATABASE_URL (from {source}): {refusal}",
             self._last_refusal,
+            fix="check the secret's AWSCURRENT/AWSPENDING versions against the database role "
+            "(`ecomind doctor`), or finish the rotation (`ecomind secrets rotate`)",
         ) from None
 
 

@@ -246,6 +246,9 @@ def rotation_window(rules: Mapping[str, object]) -> tuple[int, str]:
 # IAM roles, by job: ECS pulls images and injects secrets (execution), the API task,
 # the migration task, and the rotation functions.
 ROLES: tuple[str, ...] = ("execution", "api", "migration", "rotation")
+# The secrets a role reads, where it reads fewer than all of the environment's: the migration
+# task reads the database secret only (deploy/iam/migration-task-role.policy.json).
+ROLE_READS: dict[str, tuple[str, ...]] = {"migration": ("database",)}
 # ECR repositories (one per image; the tag is the environment's short name).
 REPOSITORIES: tuple[str, ...] = (f"{PROJECT}-api", f"{PROJECT}-migration")
 TASKS: tuple[str, ...] = ("api", "migration")
@@ -372,6 +375,14 @@ class EnvironmentModel:
         if role not in ROLES:
             raise KeyError(role)
         return f"{self.resource_prefix}-{role}"
+
+    def role_of(self, name: str) -> str | None:
+        """Which of the environment's roles ``name`` is (an IAM role's name), if one is."""
+        return next((role for role in ROLES if self.role_name(role) == name), None)
+
+    def reads(self, role: str) -> tuple[str, ...]:
+        """The keys of the secrets ``role`` reads."""
+        return ROLE_READS.get(role, tuple(spec.key for spec in self.secrets))
 
     def function_name(self, key: str) -> str:
         return f"{self.resource_prefix}-{self.secret(key).rotation_function}"

@@ -41,6 +41,9 @@ MAX_USER_CACHE_SECONDS = 300
 # NIST SP 800-63B's minimum length for a memorised secret; the API takes at most 1024.
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
+# A deadline of a connection (headers, body, a metrics scrape) longer than an hour protects nothing:
+# a stalled client would hold its slot that long.
+MAX_TIMEOUT_SECONDS = 3600
 
 
 class TuningError(ValueError):
@@ -86,8 +89,8 @@ class Tuning(BaseSettings):
     # Connections (app/api/serving.py): a request's headers must arrive within this many seconds, its
     # body within this many more (then 408), and at most this many connections are open at once
     # (the one stalled longest, waiting for headers or a body, makes room).
-    header_timeout: float = _knob(10.0, gt=0)
-    body_timeout: float = _knob(30.0, gt=0)
+    header_timeout: float = _knob(10.0, gt=0, le=MAX_TIMEOUT_SECONDS)
+    body_timeout: float = _knob(30.0, gt=0, le=MAX_TIMEOUT_SECONDS)
     max_connections: int = _knob(1000, gt=0)
     # Logins: failures per client address and per account, then a lockout that doubles.
     login_failures_per_address: Rate = "30/10 minutes"
@@ -129,7 +132,7 @@ class Tuning(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = _knob(METRICS_PORT, "a port; 0: any free port", ge=0, le=65535)
     # Its connections: each closed this many seconds after it opened, and at most this many at once.
-    metrics_timeout: float = _knob(10.0, gt=0)
+    metrics_timeout: float = _knob(10.0, gt=0, le=MAX_TIMEOUT_SECONDS)
     metrics_max_connections: int = _knob(16, gt=0)
     # Seconds between Embedded Metric Format lines on stdout (CloudWatch alarms); 0: none.
     emf_interval: float = _knob(0.0, "0: off", ge=0)
@@ -256,6 +259,8 @@ def _range(attr: str) -> str:
     why = f" ({extra['why']})" if isinstance(extra, dict) and extra.get("why") else ""
     if isinstance(low, Ge) and high is not None:
         return f"be {low.ge} to {high}{why}"
+    if isinstance(low, Gt) and high is not None:
+        return f"be above {low.gt} and at most {high}{why}"
     if isinstance(low, Gt):
         return f"be above {low.gt}{why}"
     if isinstance(low, Ge) and low.ge == 0:

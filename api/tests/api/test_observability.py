@@ -402,7 +402,7 @@ def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("failure", ["metrics port in use", "database down"])
+@pytest.mark.parametrize("failure", ["metrics port in use", "metrics host unresolvable", "database down"])
 def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrated: Database, failure: str) -> None:
     env = child_env()
     env.update(DATABASE_URL=migrated.url(), JWT_SECRET=JWT)
@@ -412,6 +412,8 @@ def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrat
         taken = holder.getsockname()[1]
         if failure == "metrics port in use":
             env["ECOMIND_METRICS_PORT"], needle = str(taken), f"cannot serve metrics on 127.0.0.1:{taken}"
+        elif failure == "metrics host unresolvable":
+            env["ECOMIND_METRICS_HOST"], needle = "no-such-host.invalid", "fix: set ECOMIND_METRICS_HOST to an address"
         else:  # nothing listens on the port of DATABASE_URL
             env["DATABASE_URL"] = migrated.url().replace(f":{migrated.port}/", f":{free_port()}/")
             env["ECOMIND_METRICS_PORT"], needle = "0", "cannot connect to the database"
@@ -428,6 +430,28 @@ def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrat
     assert len(said) == 1 and "the API cannot start" in said[0] and "fix:" in said[0], ran.stderr
     assert "Traceback" not in ran.stderr and 'File "' not in ran.stderr, ran.stderr
     assert CANARY not in ran.stdout + ran.stderr
+
+
+def test_a_deployed_start_whose_password_is_refused_says_so_in_one_line_with_the_doctors_fix(
+    migrated: Database, aws: Aws
+) -> None:
+    aws.create("ecomind/staging/database", migrated.url(password="Not-the-password-1") + "?sslmode=disable")
+    env = child_env({**aws.env, "ENVIRONMENT": "staging", "JWT_SECRET": JWT * 2, "ECOMIND_METRICS_PORT": "0"})
+    ran = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
+        env=env,
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 3, ran.stderr
+    said = [x for x in ran.stderr.splitlines() if "refused every password" in x]
+    assert len(said) == 1 and "the API cannot start" in said[0], ran.stderr
+    fix = said[0].split("fix: ", 1)[1]
+    assert fix.startswith("ecomind secrets rotate ecomind/staging/database --local --master-url-file "), fix
+    assert f"--region {REGION}" in fix and f"127.0.0.1:{migrated.port}" in fix and "ecomind-staging-rotation" in fix
+    assert "Not-the-password-1" not in ran.stdout + ran.stderr
 
 
 def test_knobs_that_cannot_be_used_are_named() -> None:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from annotated_types import Le
 
 from app.auth.hashing import ARGON2_MEMORY_KIB, memory_budget_mib
 from app.settings.knobs import KNOBS, Tuning, TuningError
@@ -25,6 +26,12 @@ def documented() -> dict[str, str]:
     return table
 
 
+def rows() -> dict[str, str]:
+    """Each knob's whole row of its table."""
+    text = DOC.read_text() + OPERATIONS.read_text()
+    return dict(re.findall(r"^\| `(ECOMIND_[A-Z_]+)` \|(.*)$", text, re.M))
+
+
 def test_every_knob_is_documented_with_its_default() -> None:
     table = documented()
     defaults = Tuning()
@@ -33,6 +40,18 @@ def test_every_knob_is_documented_with_its_default() -> None:
         default = getattr(defaults, name)
         shown = table[KNOBS[name]]
         assert shown == (f"{default:g}" if isinstance(default, float) else str(default)), name
+
+
+def test_every_bounded_knob_states_its_upper_bound_in_its_row() -> None:
+    table = rows()
+    bounded = {
+        KNOBS[name]: next(m.le for m in field.metadata if isinstance(m, Le))
+        for name, field in Tuning.model_fields.items()
+        if any(isinstance(m, Le) for m in field.metadata)
+    }
+    assert {"ECOMIND_BODY_TIMEOUT", "ECOMIND_HEADER_TIMEOUT", "ECOMIND_METRICS_TIMEOUT"} <= set(bounded)
+    for variable, high in bounded.items():
+        assert re.search(rf"\b{high}\b", table[variable]), (variable, high)
 
 
 def test_the_documented_budget_is_the_computed_one() -> None:
@@ -77,6 +96,9 @@ def test_knobs_are_read_from_the_environment_and_bad_values_named() -> None:
         ({"ECOMIND_DB_POOL_TIMEOUT": "inf"}, "ECOMIND_DB_POOL_TIMEOUT='inf'", "not a finite number"),
         ({"ECOMIND_USER_CACHE_SECONDS": "3600"}, "ECOMIND_USER_CACHE_SECONDS", "0 to 300"),
         ({"ECOMIND_LOGIN_FAILURES_PER_ACCOUNT": "5/0 minutes"}, "ECOMIND_LOGIN_FAILURES_PER_ACCOUNT", "at least 1"),
+        ({"ECOMIND_BODY_TIMEOUT": "1e9"}, "ECOMIND_BODY_TIMEOUT", "above 0 and at most 3600"),
+        ({"ECOMIND_HEADER_TIMEOUT": "3601"}, "ECOMIND_HEADER_TIMEOUT", "above 0 and at most 3600"),
+        ({"ECOMIND_METRICS_TIMEOUT": "0"}, "ECOMIND_METRICS_TIMEOUT", "above 0 and at most 3600"),
     ],
 )
 def test_unusable_values_are_refused_with_the_variable_named(env: dict[str, str], named: str, why: str) -> None:

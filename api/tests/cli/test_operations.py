@@ -263,8 +263,8 @@ def test_doctor_denied_secret_prints_a_valid_least_privilege_policy(
     code, checks, text = doctor(cli, {**env, "ENVIRONMENT": "production"})
     assert code == 1
     denied = checks["DATABASE_URL readable"]
-    assert denied["status"] == "fail" and "access denied" in denied["detail"]
-    policy = json.loads(denied["fix"][denied["fix"].index("{") :])
+    assert denied["status"] == "fail" and "denied, or the secret does not exist" in denied["detail"]
+    policy = json.loads(denied["fix"][denied["fix"].index("\n{") :])
     assert policy["Statement"][0]["Action"] == list(API_SECRET_ACTIONS)  # as deploy/iam/ grants the API role
     assert policy["Statement"][0]["Resource"].endswith(":secret:ecomind/prod/database-??????")
     assert "SecretsManagerReadWrite" not in json.dumps(policy)

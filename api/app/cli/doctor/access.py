@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from app.cli.fixes import DB_HOST_PLACEHOLDER, by_operator, secrets_command
@@ -157,6 +158,8 @@ class AccessChecks(DoctorBase):
             self.add(name, "fail", f"{ref}: not read, the AWS region is no region name (see AWS region)", error.fix)
         elif isinstance(error, NoRegion):
             self.add(name, "fail", f"{ref}: not read, no AWS region is set", f"export AWS_REGION={REGION_PLACEHOLDER}")
+        elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef) and self.not_read_by_caller(variable):
+            self.not_for_this_role(name, ref)
         elif isinstance(error, SecretAccessDenied) and isinstance(ref, AwsRef):
             self.denied(name, ref)
         elif isinstance(error, SecretDeleted) and isinstance(ref, AwsRef):
@@ -170,7 +173,35 @@ class AccessChecks(DoctorBase):
         else:
             self.add(name, "fail", error.message, own_fix(error))
 
+    def caller_role(self) -> str | None:
+        """The environment's role the credentials are (STS: ``assumed-role/NAME/SESSION``), if one is."""
+        arn = str((self.identity or {}).get("Arn", ""))
+        found = re.match(r"arn:[^:]+:sts::[^:]*:assumed-role/([^/]+)/", arn)
+        return self.m.role_of(found.group(1)) if found else None
+
+    def not_read_by_caller(self, variable: str) -> bool:
+        """The caller is a role of the environment that does not read this variable's secret."""
+        role = self.caller_role()
+        spec = next((s for s in self.m.secrets if s.variable == variable), None)
+        return role is not None and spec is not None and spec.key not in self.m.reads(role)
+
+    def not_for_this_role(self, name: str, ref: AwsRef) -> None:
+        """A denial the role's job explains: the checks of what it reads, never a wider grant."""
+        role = str(self.caller_role())
+        reads = [spec.variable for spec in self.m.secrets if spec.key in self.m.reads(role)]
+        region = ref.region or self.region or REGION_PLACEHOLDER
+        only = " ".join(f"--only {v}" for v in reads)
+        self.add(
+            name,
+            "not_checked",
+            f"{ref}: not run for {self.m.role_name(role)}, which reads {', '.join(reads)} only "
+            "(denied, as it should be)",
+            f"AWS_REGION={region} ecomind doctor --environment {self.m.name} {only}",
+        )
+
     def denied(self, name: str, ref: AwsRef) -> None:
+        from app.cli.secrets.kinds import model_secret
+
         if ref.secret_id.startswith("arn:"):
             # An ARN copied from the console ends with the suffix; a partial one does not.
             complete = arn_is_complete(ref.secret_id)
@@ -187,7 +218,22 @@ class AccessChecks(DoctorBase):
         )
         if not account_known:
             fix += " (sts:GetCallerIdentity did not answer: put your account id in place of ACCOUNT_ID)"
-        self.add(name, "fail", f"{ref}: access denied to this role", fix + ":\n" + statement)
+        fix += ":\n" + statement
+        secret_name = ref.secret_id.split(":secret:")[-1]
+        if model_secret(secret_name) is None:
+            self.add(name, "fail", f"{ref}: access denied to this role", fix)
+            return
+        # A secret of the environment, granted by ARN pattern (name-??????): AWS answers a read of
+        # a name no secret has with AccessDenied too, so the denial may be a missing secret.
+        here = ref.region or self.region
+        which = secrets_command(f"describe {secret_name}", here, note="as the operator: tells which")
+        self.add(
+            name,
+            "fail",
+            f"{ref}: denied, or the secret does not exist (AWS answers AccessDenied for a missing secret "
+            "under a suffix-scoped grant)",
+            f"{which}\nif it exists, {fix}",
+        )
 
     def arn_for(self, ref: AwsRef) -> tuple[str, bool]:
         region = str(ref.region or self.region)

@@ -6,7 +6,7 @@ import socket
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 
-from app.cli.fixes import MASTER_URL_FILE_PLACEHOLDER, by_rotation_role, master_url_note, secrets_command
+from app.cli.fixes import by_operator, password_reset_fix, secrets_command
 from app.cli.postgres_cmd import ssl_fix
 from app.secrets.refs import AwsRef
 
@@ -95,17 +95,11 @@ class ConnectivityChecks(DoctorBase):
     def login_fix(self, kind: str, parts: SplitResult) -> str:
         host, port = parts.hostname or "localhost", parts.port or 5432
         if kind == "auth" and self.m.deployed:
-            # The stored password is not the role's: a rotation with the master user's help sets a
-            # new one in both (it also finishes a half-done rotation).
-            # The master user's URL goes in a file (or a prompt), never on the command line.
+            # The stored password is not the role's.
             ref = self.insp.collected.references.get("DATABASE_URL")
             secret = ref.secret_id if isinstance(ref, AwsRef) else self.m.secret_name("database")
-            return secrets_command(
-                f"rotate {secret} --local --master-url-file {MASTER_URL_FILE_PLACEHOLDER}",
-                (ref.region if isinstance(ref, AwsRef) else None) or self.region,
-                note=f"{master_url_note(f'{host}:{port}')}; {by_rotation_role(self.m)}, where the database is "
-                "reachable",
-            )
+            region = (ref.region if isinstance(ref, AwsRef) else None) or self.region
+            return password_reset_fix(self.m, secret, region, f"{host}:{port}")
         if kind == "auth":
             source = self.insp.collected.source("DATABASE_URL")
             return (
@@ -118,6 +112,26 @@ class ConnectivityChecks(DoctorBase):
             return f"create it: CREATE DATABASE {parts.path.lstrip('/') or 'NAME'} OWNER {parts.username or 'USER'};"
         return "docs/troubleshooting.md"
 
+    def redis_password_fix(self) -> str:
+        """Where REDIS_URL's password is set: the secret it references, else (development) a .env
+        whose REDIS_URL reaches the project's own Redis, which takes none."""
+        ref = self.insp.collected.references.get("REDIS_URL")
+        value = "VALUE: rediss://:AUTH_TOKEN@HOST:PORT/0, the password (AUTH token) the server takes"
+        if isinstance(ref, AwsRef):
+            return "printf '%s' \"$VALUE\" | " + secrets_command(
+                f"set {ref.secret_id}", ref.region or self.region, note=f"{value}; {by_operator(self.m)}"
+            )
+        if self.m.deployed:
+            source = self.insp.collected.source("REDIS_URL")
+            return (
+                f"export REDIS_URL=aws-secretsmanager:NAME   # in place of REDIS_URL (from {source}): a secret "
+                f"holding the URL with its password ({value.partition(': ')[2]}), out of the task definition"
+            )
+        return (
+            "ecomind init --force   # .env anew: REDIS_URL where make run starts the project's own Redis "
+            "(no password; a free port when another Redis holds the one of .env)"
+        )
+
     def redis(self) -> None:
         url = self.insp.values.get("REDIS_URL")
         if url is None or "REDIS_URL" in self.insp.invalid:
@@ -128,8 +142,14 @@ class ConnectivityChecks(DoctorBase):
             client = redis.Redis.from_url(url, socket_connect_timeout=self.timeout, socket_timeout=self.timeout)
             client.ping()
             client.close()
-        except redis.AuthenticationError:
-            self.add("redis", "fail", "Redis refused the password in REDIS_URL", "check the password in REDIS_URL")
+        except redis.AuthenticationError as exc:
+            needs_one = "required" in str(exc).lower()  # NOAUTH; else WRONGPASS
+            detail = (
+                "Redis needs a password and REDIS_URL has none (NOAUTH)"
+                if needs_one
+                else "Redis refused the password in REDIS_URL (WRONGPASS)"
+            )
+            self.add("redis", "fail", f"{detail}; the API's /ready answers 503", self.redis_password_fix())
         except (redis.RedisError, OSError, ValueError) as exc:
             where = urlsplit(url).netloc.rpartition("@")[2]
             fix = (

@@ -42,6 +42,7 @@ __all__ = [
     "refuse_a_replica",
     "region_of",
     "rerun",
+    "rerun_in",
     "secrets_client",
 ]
 

@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.fixes import MASTER_URL_FILE_PLACEHOLDER, by_rotation_role, master_url_note, secrets_command
+from app.cli.fixes import MASTER_URL_FILE_PLACEHOLDER, by_operator, by_rotation_role, master_url_note, secrets_command
 from app.cli.options import JsonOpt, RegionOpt
 from app.cli.output import ExitCode, Verbatim, data, fail, print_json
-from app.cli.secrets.calls import SecretName, aws_errors, existing, region_of, rerun, secrets_client
+from app.cli.secrets.calls import SecretName, aws_errors, existing, region_of, rerun, rerun_in, secrets_client
 from app.cli.secrets.kinds import deletion_notice, environment_of, model_secret
 from app.secrets.endpoints import on_this_machine
+from app.secrets.errors import SecretAccessDenied
 
 __all__ = ["rotate"]
 
@@ -81,7 +82,8 @@ def rotate(
     work. With --local the steps createSecret, setSecret, testSecret and finishSecret
     run here through the same handler code (for emulators, which cannot run a
     function, and for an operator shell that reaches the database); progress is shown
-    per step. A failed step exits non-zero naming it; the same command resumes.
+    per step. A failed step exits non-zero naming it; the same command resumes (a step this
+    role may not take exits 5 naming the role that may).
     A database whose role no longer takes either stored password is re-passworded by its
     master user, whose URL is read (only then) from --master-url-file, ECOMIND_MASTER_URL
     or a prompt: never from the command line.
@@ -91,7 +93,12 @@ def rotate(
     if strategy not in (None, "single-user", "alternating-users"):
         fail("--strategy is single-user or alternating-users", ExitCode.USAGE)
     client = secrets_client(region)
-    meta = existing(client, name, writes=True)
+    try:
+        meta = existing(client, name, writes=True)
+    except SecretAccessDenied as denied:
+        if type(denied) is not SecretAccessDenied:  # the credentials, not a policy
+            raise
+        raise _refused(client, name, denied.message, local) from None
     if deletion_notice(meta):
         restore = secrets_command(f"restore {name}", region_of(client))
         fail(f"{name} is {deletion_notice(meta)}", ExitCode.NOT_FOUND, fix=restore)
@@ -110,6 +117,28 @@ def rotate(
         _rotate_here(client, name, strategy, _master_url(master_url_file, region_of(client)), as_json)
     else:
         _rotate_by_secrets_manager(client, name, meta, as_json)
+
+
+def _refused(client: Any, name: str, message: str, local: bool) -> SecretAccessDenied:
+    """This role may not rotate ``name``: the same command, by the role the model says may (the
+    rotation role's four steps with --local; RotateSecret is the operator's)."""
+    found = model_secret(name)
+    m = found[0] if found else None
+    who = by_rotation_role(m) if local else by_operator(m)
+    return SecretAccessDenied(message, reference=name, fix=f"{rerun_in(region_of(client))}   # {who}")
+
+
+def _denied_step(exc: BaseException, name: str, client: Any) -> SecretAccessDenied | None:
+    """The access denial that stopped a step (createSecret's PutSecretValue...), if one did."""
+    import botocore.exceptions
+
+    from app.secrets.aws import translate_error
+
+    cause = exc.__cause__
+    if not isinstance(cause, botocore.exceptions.ClientError):
+        return None
+    error = translate_error(cause, name, str(client.meta.endpoint_url))
+    return error if type(error) is SecretAccessDenied else None
 
 
 def _rotate_by_secrets_manager(client: Any, name: str, meta: dict[str, Any], as_json: bool) -> None:
@@ -152,6 +181,9 @@ def _rotate_here(client: Any, name: str, strategy: str | None, master: Callable[
                 client, name, rotator, on_step=lambda step: None if as_json else data(f"  {step} ...", err=True)
             )
     except RotationError as exc:
+        denied = _denied_step(exc, name, client)
+        if denied is not None:  # the same command by this role would be refused again: who may run it
+            raise _refused(client, name, f"rotation stopped: {exc}: {denied.message}", local=True) from None
         fix = rerun(region_of(client)) + "   # resumes"
         if "neither AWSCURRENT nor AWSPREVIOUS logs in" in str(exc):
             m = model_secret(name)
