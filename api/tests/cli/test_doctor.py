@@ -300,6 +300,9 @@ def test_the_doctor_as_the_migration_role_leaves_the_jwt_unchecked_and_prints_it
     assert f"not run for {model('staging').role_name('migration')}" in readable["detail"], readable
     assert readable["fix"] == f"AWS_REGION={ELSEWHERE} ecomind doctor --environment staging --only DATABASE_URL"
     assert '"Statement"' not in readable["fix"]
+    # The report as an operator reads it prints that command under the check it would run.
+    text = cli("doctor", "--timeout", "1", env={**migration, **env}).stdout
+    assert f"      fix: {readable['fix']}" in text.splitlines(), text
     ran = run_fix(readable["fix"] + " --json --timeout 1", shell_without_region(migration), cli.cwd)
     after = {c["name"]: c["status"] for c in json.loads(ran.stdout)["checks"]}
     assert after["DATABASE_URL readable"] == "ok", after

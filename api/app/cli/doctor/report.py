@@ -29,7 +29,7 @@ def report(checks: list[Check], *, as_json: bool) -> ExitCode:
         mark, style = marks.get(c.status, ("not checked", "magenta"))
         # Names, references and hosts print verbatim; driver text in details was scrubbed when read.
         data(f"{mark} {c.name}: {c.detail}", style=style)
-        if c.fix and c.status in ("fail", "warn"):
+        if c.fix and c.status in ("fail", "warn", "not_checked"):  # a check not run: the command that runs it
             data("      fix: " + c.fix.replace("\n", "\n      "))
     failed = sum(c.status == "fail" for c in checks)
     unchecked = sum(c.status == "not_checked" for c in checks)
