@@ -173,6 +173,9 @@ class _BoundedServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # The listen backlog (socketserver's default is 5): connections the accept thread has not taken
+    # yet wait there, so a burst of them is closed to make room, never timed out by the kernel.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[_Handler], timeout: float, max_connections: int) -> None:
         self.connection_timeout = timeout

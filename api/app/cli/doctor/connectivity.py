@@ -116,7 +116,7 @@ class ConnectivityChecks(DoctorBase):
         """Where REDIS_URL's password is set: the secret it references, else (development) a .env
         whose REDIS_URL reaches the project's own Redis, which takes none."""
         ref = self.insp.collected.references.get("REDIS_URL")
-        value = "VALUE: rediss://:AUTH_TOKEN@HOST:PORT/0, the password (AUTH token) the server takes"
+        value = "VALUE: rediss://:PASSWORD@HOST:PORT/0, PASSWORD the AUTH token the server takes"
         if isinstance(ref, AwsRef):
             return "printf '%s' \"$VALUE\" | " + secrets_command(
                 f"set {ref.secret_id}", ref.region or self.region, note=f"{value}; {by_operator(self.m)}"

@@ -132,7 +132,7 @@ def _denied_step(exc: BaseException, name: str, client: Any) -> SecretAccessDeni
     """The access denial that stopped a step (createSecret's PutSecretValue...), if one did."""
     import botocore.exceptions
 
-    from app.secrets.aws import translate_error
+    from app.secrets.aws_errors import translate_error
 
     cause = exc.__cause__
     if not isinstance(cause, botocore.exceptions.ClientError):
