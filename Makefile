@@ -26,7 +26,7 @@ define install_lock # venv, lock name
 	fi
 endef
 
-.PHONY: help setup system-deps deploy-tools run test lint pytest fuzz validate-deploy lambda bench bench-rotation bench-abuse lock lock-check hooks clean
+.PHONY: help setup system-deps deploy-tools run test check lint pytest fuzz validate-deploy lambda bench bench-rotation bench-abuse lock lock-check hooks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,19 +55,31 @@ system-deps: ## PostgreSQL server binaries and redis-server (apt-get when missin
 run: setup system-deps ## the API on :8000, with .env, a local PostgreSQL and Redis when none runs
 	$(BIN)/ecomind dev --port $${PORT:-8000}
 
-lint: setup ## ruff on api/, bench/, deploy/ and scripts/; mypy --strict on the secret layer, settings, db, security, rotation
+lint: setup ## ruff on api/, bench/, deploy/ and scripts/; mypy --strict on the secret layer, configuration, the engine, tokens and hashing, rotation
 	cd api && $(BIN)/ruff check . ../bench ../deploy ../scripts && $(BIN)/ruff format --check . ../bench ../deploy ../scripts
-	cd api && $(BIN)/mypy --strict app/secrets app/settings.py app/db.py app/security.py app/pg.py app/rotation
+	cd api && $(BIN)/mypy --strict app/secrets app/settings/loading.py app/data/engine.py app/data/failures.py app/data/roles.py app/auth/tokens.py app/auth/hashing.py app/rotation
+
+# pytest on PYTEST_WORKERS processes (pytest-xdist; 0 runs in this one): each worker starts its own
+# PostgreSQL, Redis and moto (api/tests/conftest.py), and tests marked xdist_group share a worker.
+# No test collected is a failure (pytest's exit 5).
+PYTEST_WORKERS ?= 2
+define run_pytest # pytest arguments
+	cd api && { $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(1); rc=$$?; } || rc=$$?; \
+	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+endef
+# What make check leaves out: the markers of api/pyproject.toml.
+FAST_TESTS := not slow and not deploy and not journey
 
 pytest: setup system-deps deploy-tools ## the test suite (starts its own services); no test collected is a failure
-	cd api && { $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; } || rc=$$?; \
-	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+	$(call run_pytest,$(PYTEST_ARGS))
 
 test: lint pytest ## lint and the whole test suite (the fuzz run included)
 
+check: lint system-deps ## lint and the fast tests: none marked slow, deploy or journey, no deploy tools needed
+	$(call run_pytest,-m "$(FAST_TESTS)" $(PYTEST_ARGS))
+
 fuzz: setup system-deps ## the bounded schemathesis run alone (fixed seed, every operation)
-	cd api && { $(BIN)/pytest tests/api/test_fuzz.py; rc=$$?; } || rc=$$?; \
-	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+	$(call run_pytest,tests/api/test_fuzz.py)
 
 validate-deploy: setup deploy-tools ## every deployment artifact through its owner's validator
 	bash deploy/validate.sh

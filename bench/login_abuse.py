@@ -18,7 +18,7 @@ Configurations: ``before`` is the API at ``--before-rev`` (exported with
 ``git archive``, its own migrations and ``create-admin``); ``after`` is this tree
 with the default limits; ``after, limits off`` raises the login limits out of the
 way so every failed login reaches argon2 and only the hashing pool bounds memory.
-The memory budget is app.tuning.memory_budget_mib() for the default tuning; the run
+The memory budget is app.auth.hashing.memory_budget_mib() for the default tuning; the run
 exits 1 when an ``after`` burst goes over it.
 """
 
@@ -43,8 +43,9 @@ sys.path.insert(0, str(ROOT / "api"))
 
 from rotation_under_load import _percentile  # noqa: E402
 
-from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, free_port, port_open, terminate  # noqa: E402
-from app.tuning import Tuning, memory_budget_mib  # noqa: E402
+from app.auth.hashing import memory_budget_mib  # noqa: E402
+from app.data.local import LocalPostgres, LocalRedis, ensure_role_and_database, free_port, port_open, terminate  # noqa: E402
+from app.settings.knobs import Tuning  # noqa: E402
 
 PASSWORD = "abuse-bench-owner-password"
 EMAIL = "owner@abuse.io"
@@ -281,7 +282,7 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, help="update this file's login-abuse section")
     args = parser.parse_args()
 
-    budget = memory_budget_mib(Tuning())
+    budget = memory_budget_mib(Tuning().hash_workers)
     rows: list[str] = []
     before: Path | None = None
     try:
@@ -307,7 +308,7 @@ def main() -> int:
             f" only. Command: `{command}` (`python bench/login_abuse.py --parallel {args.parallel}"
             f" --good-clients {args.good_clients} --good-seconds {args.good_seconds:g}`).",
             "",
-            f"Memory budget with the default tuning: {budget} MiB resident (app.tuning.memory_budget_mib);"
+            f"Memory budget with the default tuning: {budget} MiB resident (app.auth.hashing.memory_budget_mib);"
             f" the `after` bursts peaked at {', '.join(f'{p:.0f}' for p in peaks)} MiB: "
             + ("within it." if within else "**over it**."),
             "",

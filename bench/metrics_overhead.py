@@ -43,7 +43,7 @@ import httpx
 from api_overhead import load, login
 from rotation_under_load import Stack
 
-from app.localdb import free_port
+from app.data.local import free_port
 from app.telemetry import SINCE_REFRESH
 
 GOAL = 0.03  # at most this share of requests/s lost with the metrics on

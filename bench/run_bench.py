@@ -136,7 +136,7 @@ def hot_path(env: Env) -> dict[str, Any]:
 
     from app.secrets.refs import AwsRef
     from app.secrets.store import SecretStore
-    from app.settings import load_settings
+    from app.settings.loading import load_settings
 
     @dc(frozen=True)
     class Frozen:

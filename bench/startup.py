@@ -43,7 +43,7 @@ ECOMIND = str(Path(sys.executable).with_name("ecomind"))
 
 from approaches import LABELS  # noqa: E402
 
-from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, free_port, terminate  # noqa: E402
+from app.data.local import LocalPostgres, LocalRedis, ensure_role_and_database, free_port, terminate  # noqa: E402
 from tests.support.awsproxy import AwsProxy  # noqa: E402
 
 GOALS = {"cli_run": 1.2, "cli_help_seconds": 0.15, "cli_help_ratio": 6.0, "api_ready": 0.8, "memory": 1.0}

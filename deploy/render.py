@@ -75,7 +75,7 @@ def telemetry() -> ModuleType:
 
 def stale_after_seconds(env_model: ModuleType, catalog: ModuleType) -> int:
     """The stale threshold the API applies by default: STALE_AFTER_TTLS x SECRETS_CACHE_TTL's default."""
-    return int(catalog.STALE_AFTER_TTLS) * int(env_model.variable("SECRETS_CACHE_TTL").default)
+    return int(catalog.STALE_AFTER_TTLS * env_model.DEFAULT_CACHE_TTL)
 
 
 def telemetry_parameters(env_model: ModuleType) -> dict[str, str]:

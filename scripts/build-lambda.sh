@@ -14,10 +14,12 @@ pip="${PIP:-.venv/bin/pip}"
 "$pip" install --quiet --target "$out" --platform manylinux2014_x86_64 --implementation cp \
   --python-version "$py_version" --only-binary=:all: \
   "psycopg[binary]>=3.1.18" "pydantic>=2.7" "aws-lambda-powertools>=3"
-mkdir -p "$out/app"
+mkdir -p "$out/app/data"
 # Of the package, the handlers import the secret layer, the rotation package, the one reading
-# of a failed connection (pg.py) and the telemetry catalog (telemetry.py).
-cp api/app/__init__.py api/app/pg.py api/app/telemetry.py "$out/app/"
+# of a failed connection (data/failures.py), the one writer of a role's password
+# (data/roles.py) and the telemetry catalog (telemetry.py).
+cp api/app/__init__.py api/app/telemetry.py "$out/app/"
+cp api/app/data/__init__.py api/app/data/failures.py api/app/data/roles.py "$out/app/data/"
 cp -r api/app/secrets api/app/rotation "$out/app/"
 find "$out" -name '__pycache__' -prune -exec rm -rf {} +
 (cd "$out" && python3 -m zipfile -c ../rotation-lambda.zip .)

@@ -57,7 +57,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "Readiness words, not values: /ready's secrets check says ok or stale (api/app/api/routes/health.py, "
-        "docs/operations.md), and ECOMIND_READY_ON_STALE is report or fail (api/app/tuning.py).",
+        "docs/operations.md), and ECOMIND_READY_ON_STALE is report or fail (api/app/settings/knobs.py).",
         secret=r"^(ok|stale|report|fail)$",
         line=r"(?i)secret",
     ),

@@ -14,10 +14,10 @@ from pathlib import Path
 from sqlalchemy import Engine, pool, text
 
 from alembic import context
-from app.db import make_engine, sqlalchemy_url
-from app.models import Base
+from app.data.engine import make_engine, sqlalchemy_url
+from app.data.tables import Base
 from app.secrets import redact
-from app.settings import Settings, load_settings
+from app.settings.loading import Settings, load_settings
 
 # Any constant works as long as every runner uses the same: "ecomind-migrations".
 MIGRATION_LOCK_ID = 0x65636F6D696E64

@@ -10,14 +10,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from . import prefetch
+from app import prefetch
 
 ENV_FILE = Path(".env")
 _prefetch = prefetch.start(ENV_FILE)
 
-from .main import create_app, served_tuning  # noqa: E402 - imported while the child resolves, on purpose
-from .settings import Settings, load_settings  # noqa: E402
-from .telemetry import SM_CALLS  # noqa: E402
+from app.main import create_app, served_tuning  # noqa: E402 - imported while the child resolves, on purpose
+from app.settings.loading import Settings, load_settings  # noqa: E402
+from app.telemetry import SM_CALLS  # noqa: E402
 
 __all__ = ["app"]
 

@@ -1,8 +1,9 @@
 """The EcoMind API. ``app = create_app()`` serves ``uvicorn app.main:app``.
 
-Nothing is built at import: settings, the engine and the Redis client are made in
-the lifespan, so importing this module touches no network and reads no secret. The
-abuse limits (``ECOMIND_*``, see app/tuning.py and docs/security.md) are read when
+Importing this module builds the application object (the last line) and nothing it
+serves with: settings, the engine and the Redis client are made in the lifespan, so
+importing it touches no network and reads no secret. The
+abuse limits (``ECOMIND_*``, see app/settings/knobs.py and docs/security.md) are read when
 the app is created, since the request body limit is part of the ASGI stack.
 """
 
@@ -11,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +23,26 @@ import anyio
 import anyio.to_thread
 import redis
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import sessionmaker
 
-from .accounts import ActiveUsers
-from .api.deps import Services
-from .api.errors import install_handlers, responses
-from .api.routes import auth, events, health, users
-from .cli.output import ExitCode, exit_code
-from .db import DatabaseConnectError, Timeouts, make_engine
-from .logs import RequestIdMiddleware, use_json_logs
-from .metrics import EmfReporter, MetricsServer, registry
-from .revocation import Revocations
-from .secrets import redact
-from .secrets.errors import SettingsError
-from .security import PasswordHashing, TokenService
-from .serving import quiet_accept_errors
-from .settings import Settings, load_settings
-from .throttle import LoginThrottle
-from .tuning import KNOBS, PROBE_THREADS, Tuning, TuningError
+from app.api.deps import Services
+from app.api.errors import install_handlers, responses
+from app.api.routes import auth, events, health, users
+from app.api.serving import quiet_accept_errors
+from app.auth.hashing import PasswordHashing
+from app.auth.limits import LoginThrottle
+from app.auth.revocations import Revocations
+from app.auth.tokens import TokenService
+from app.auth.users import ActiveUsers
+from app.cli.output import ExitCode, exit_code
+from app.data.engine import DatabaseAuthError, DatabaseConnectError, Timeouts, make_engine
+from app.observe.logs import RequestIdMiddleware, use_json_logs
+from app.observe.metrics import EmfReporter, MetricsServer, registry
+from app.secrets import redact
+from app.secrets.errors import SettingsError
+from app.settings.knobs import KNOBS, PROBE_THREADS, Tuning, TuningError
+from app.settings.loading import Settings, load_settings
 
 __all__ = ["StartupError", "app", "create_app", "served_tuning"]
 
@@ -98,87 +101,10 @@ def create_app(
     ``tuning`` (default: from the ``ECOMIND_*`` environment) sets the abuse limits;
     ``on_ready`` runs when everything is built, before the first request is served."""
     limits = tuning or Tuning.from_env()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redact.install()
-        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: a line a minute, not a flood
-        # The sync routes' threads, and the pool sized from the same knob: a request thread
-        # never waits for a database connection. /ready's checks have threads of their own.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = limits.request_threads
-        app.state.probe_threads = anyio.CapacityLimiter(PROBE_THREADS)
-        with ExitStack() as stack:  # what is built is released in reverse, on a failed start too
-            if limits.log_format == "json":
-                stack.callback(use_json_logs())
-            try:
-                settings = load()
-            except SettingsError as exc:
-                log.error("%s", exc)  # every problem, each with its fix
-                raise StartupError(
-                    "configuration invalid (the problems above, each with its fix)", exit_code(exc.error_kind)
-                ) from None
-            stack.callback(settings.close)
-            for warning in settings.warnings:
-                log.warning("%s", warning.render())
-            stale_after = limits.stale_after(settings.secrets_cache_ttl)
-            metrics_server = _metrics_server(settings, limits, stale_after)
-            if metrics_server is not None:
-                stack.callback(metrics_server.close)
-            app.state.metrics_port = metrics_server.port if metrics_server else None
-            timeouts = Timeouts(limits.db_connect_timeout, limits.db_statement_timeout or None, limits.db_pool_timeout)
-            engine = make_engine(settings, timeouts, limits.db_pool_connections, **(engine_options or {}))
-            stack.callback(engine.dispose)
-            try:
-                with engine.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-            except DatabaseConnectError as exc:
-                message = str(exc)
-                if "fix:" not in message:
-                    source = settings.origins["DATABASE_URL"].describe()
-                    message += (
-                        f"; fix: start PostgreSQL, or point DATABASE_URL (from {source}) at a running one "
-                        "(`ecomind doctor` checks it)"
-                    )
-                raise StartupError(message, ExitCode.DATABASE) from None
-            redis_client: redis.Redis | None = None
-            redis_url = (
-                settings.secret("REDIS_URL").get().value.get_secret_value()
-                if settings.has_secret("REDIS_URL")
-                else None
-            )
-            if redis_url is not None:
-                redis_client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-                stack.callback(redis_client.close)
-            else:
-                log.warning("REDIS_URL unset: login limits hold per process; revocations are checked in PostgreSQL")
-            sessions = sessionmaker(engine, expire_on_commit=False)
-            hashing = PasswordHashing(limits.hash_workers, limits.hash_queue)
-            stack.callback(hashing.close)
-            if limits.emf_interval > 0:
-                stack.callback(EmfReporter(settings, stale_after, limits.emf_interval).close)
-            app.state.redis = redis_client
-            revocations = Revocations(sessions, redis_client, limits.revocation_resync_seconds)
-            if redis_url is not None:
-                revocations.check_eviction(redis_url)
-            app.state.services = Services(
-                settings=settings,
-                sessions=sessions,
-                tokens=TokenService(settings),
-                revocations=revocations,
-                tuning=limits,
-                stale_after=stale_after,
-                hashing=hashing,
-                throttle=LoginThrottle(limits, redis_client),
-                users=ActiveUsers(sessions, limits.user_cache_seconds),
-            )
-            if on_ready is not None:
-                on_ready(settings)
-            yield
-
     app = FastAPI(
         title="EcoMind API",
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=_lifespan(load, engine_options, limits, on_ready),
         # Enforced while the body streams in (Content-Length or chunked): 413 before it is read whole.
         max_body_size=limits.max_body_bytes,
         responses=responses(413),
@@ -198,6 +124,146 @@ def create_app(
     return app
 
 
+def _lifespan(
+    load: Callable[[], Settings],
+    engine_options: dict[str, Any] | None,
+    limits: Tuning,
+    on_ready: Callable[[Settings], None] | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What the app builds when it starts (settings, metrics, engine, Redis, services) and
+    releases when it stops, in reverse, on a failed start too."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact.install()
+        quiet_accept_errors(asyncio.get_running_loop())  # out of descriptors: a line a minute, not a flood
+        # The sync routes' threads, and the pool sized from the same knob: a request thread
+        # never waits for a database connection. /ready's checks have threads of their own.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = limits.request_threads
+        app.state.probe_threads = anyio.CapacityLimiter(PROBE_THREADS)
+        with ExitStack() as stack:  # what is built is released in reverse, on a failed start too
+            if limits.log_format == "json":
+                stack.callback(use_json_logs())
+            settings = _settings(load, stack)
+            stale_after = limits.stale_after(settings.secrets_cache_ttl)
+            metrics_server = _metrics_server(settings, limits, stale_after)
+            if metrics_server is not None:
+                stack.callback(metrics_server.close)
+            app.state.metrics_port = metrics_server.port if metrics_server else None
+            engine = _engine(settings, limits, engine_options, stack)
+            redis_url, redis_client = _redis(settings, stack)
+            app.state.services = _services(app, settings, limits, stale_after, engine, redis_url, redis_client, stack)
+            if on_ready is not None:
+                on_ready(settings)
+            yield
+
+    return lifespan
+
+
+def _settings(load: Callable[[], Settings], stack: ExitStack) -> Settings:
+    """The settings, their warnings logged; invalid ones stop the start with every problem logged."""
+    try:
+        settings = load()
+    except SettingsError as exc:
+        log.error("%s", exc)  # every problem, each with its fix
+        raise StartupError(
+            "configuration invalid (the problems above, each with its fix)", exit_code(exc.error_kind)
+        ) from None
+    stack.callback(settings.close)
+    for warning in settings.warnings:
+        log.warning("%s", warning.render())
+    return settings
+
+
+def _engine(settings: Settings, limits: Tuning, engine_options: dict[str, Any] | None, stack: ExitStack) -> Engine:
+    """The rotation-aware engine, checked with one query: no database stops the start, saying the fix."""
+    timeouts = Timeouts(limits.db_connect_timeout, limits.db_statement_timeout or None, limits.db_pool_timeout)
+    engine = make_engine(settings, timeouts, limits.db_pool_connections, **(engine_options or {}))
+    stack.callback(engine.dispose)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DatabaseAuthError as exc:
+        raise StartupError(_refused_password(settings, exc), ExitCode.DATABASE) from None
+    except DatabaseConnectError as exc:
+        message = str(exc)
+        if "fix:" not in message:
+            source = settings.origins["DATABASE_URL"].describe()
+            message += (
+                f"; fix: start PostgreSQL, or point DATABASE_URL (from {source}) at a running one "
+                "(`ecomind doctor` checks it)"
+            )
+        raise StartupError(message, ExitCode.DATABASE) from None
+    return engine
+
+
+def _redis(settings: Settings, stack: ExitStack) -> tuple[str | None, redis.Redis | None]:
+    """REDIS_URL and its client; without it, None twice and a warning of what holds per process."""
+    redis_client: redis.Redis | None = None
+    redis_url = (
+        settings.secret("REDIS_URL").get().value.get_secret_value() if settings.has_secret("REDIS_URL") else None
+    )
+    if redis_url is not None:
+        redis_client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        stack.callback(redis_client.close)
+    else:
+        log.warning("REDIS_URL unset: login limits hold per process; revocations are checked in PostgreSQL")
+    return redis_url, redis_client
+
+
+def _services(
+    app: FastAPI,
+    settings: Settings,
+    limits: Tuning,
+    stale_after: float,
+    engine: Engine,
+    redis_url: str | None,
+    redis_client: redis.Redis | None,
+    stack: ExitStack,
+) -> Services:
+    """What the routes use: sessions, hashing, tokens, revocations, login limits, live users (and EMF)."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    hashing = PasswordHashing(limits.hash_workers, limits.hash_queue)
+    stack.callback(hashing.close)
+    if limits.emf_interval > 0:
+        stack.callback(EmfReporter(settings, stale_after, limits.emf_interval).close)
+    app.state.redis = redis_client
+    revocations = Revocations(sessions, redis_client, limits.revocation_resync_seconds)
+    if redis_url is not None:
+        revocations.check_eviction(redis_url)
+    return Services(
+        settings=settings,
+        sessions=sessions,
+        tokens=TokenService(settings),
+        revocations=revocations,
+        tuning=limits,
+        stale_after=stale_after,
+        hashing=hashing,
+        throttle=LoginThrottle(limits, redis_client),
+        users=ActiveUsers(sessions, limits.user_cache_seconds),
+    )
+
+
+def _refused_password(settings: Settings, exc: DatabaseAuthError) -> str:
+    """Every password held was refused: in staging and production, the doctor's fix (a rotation
+    with the master user's help), for the secret DATABASE_URL reads."""
+    if not settings.model.deployed:
+        return str(exc)
+    from sqlalchemy.engine import make_url
+
+    from app.cli.fixes import password_reset_fix
+    from app.secrets.environment import POSTGRES_PORT
+    from app.secrets.refs import AwsRef, parse_reference
+
+    origin = settings.origins["DATABASE_URL"]
+    ref = parse_reference(origin.reference) if origin.reference else None
+    secret = ref.secret_id if isinstance(ref, AwsRef) else settings.model.secret_name("database")
+    region = (ref.region if isinstance(ref, AwsRef) else None) or settings.aws_region
+    url = make_url(settings.secret("DATABASE_URL").get().value.get_secret_value())
+    where = f"{url.host or 'HOST'}:{url.port or POSTGRES_PORT}"
+    return f"{exc.reason}; fix: {password_reset_fix(settings.model, secret, region, where)}"
+
+
 def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> MetricsServer | None:
     """The metrics listener, on its own port; None when ECOMIND_METRICS=off."""
     if limits.metrics == "off":
@@ -211,10 +277,13 @@ def _metrics_server(settings: Settings, limits: Tuning, stale_after: float) -> M
             limits.metrics_max_connections,
         )
     except OSError as exc:
+        if isinstance(exc, socket.gaierror):  # the host is no name or address this machine resolves
+            fix = f"set {KNOBS['metrics_host']} to an address of this machine (127.0.0.1, or 0.0.0.0: every one)"
+        else:
+            fix = f"set {KNOBS['metrics_port']} to a free port ({KNOBS['metrics_port']}=0: any)"
         raise StartupError(
             f"cannot serve metrics on {limits.metrics_host}:{limits.metrics_port} ({exc.strerror}); "
-            f"fix: set {KNOBS['metrics_port']} to a free port ({KNOBS['metrics_port']}=0: any), "
-            f"or {KNOBS['metrics']}=off"
+            f"fix: {fix}, or {KNOBS['metrics']}=off"
         ) from None
     log.info("metrics on http://%s:%d/metrics", server.host, server.port)
     return server
@@ -235,7 +304,7 @@ def served_tuning() -> Tuning:
         raise SystemExit(3) from None
     if tuning.log_format == "json":
         use_json_logs()
-    from .serving import bounds
+    from app.api.serving import bounds
 
     bounds()  # the open-files limit raised for the connection cap now, not at the first client
     return tuning

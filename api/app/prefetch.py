@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .secrets.base import SecretVersion
+    from app.secrets.base import SecretVersion
 
 __all__ = ["start"]
 
@@ -62,7 +62,7 @@ class Prefetch:
         return list(self._calls)
 
     def _collect(self, wait: float) -> None:
-        from .secrets.base import SecretVersion
+        from app.secrets.base import SecretVersion
 
         chunks: list[bytes] = []
         deadline = time.monotonic() + wait
@@ -97,7 +97,7 @@ def start(
     env_file: Path = Path(".env"), *, environment: str | None = None, secrets: tuple[str, ...] | None = None
 ) -> Prefetch | None:
     """Fork the child that fetches the secrets the settings will read (the same ``environment``
-    and ``secrets`` as :func:`app.settings.load_settings` takes); None where there is no fork,
+    and ``secrets`` as :func:`app.settings.loading.load_settings` takes); None where there is no fork,
     or with ``ECOMIND_PREFETCH=off``: the caller then resolves as usual."""
     if not hasattr(os, "fork") or os.environ.get("ECOMIND_PREFETCH", "on") == "off":
         return None
@@ -124,11 +124,11 @@ def _log_like_the_parent() -> None:
     """What the child logs (a region that failed, a failover) is scrubbed, and JSON when the
     API's lines are (``ECOMIND_LOG_FORMAT=json``): it is written before the parent has set up
     anything, and the parent does not log it again."""
-    from .secrets import redact
+    from app.secrets import redact
 
     redact.install()
     if os.environ.get("ECOMIND_LOG_FORMAT", "").strip() == "json":
-        from .logs import use_json_logs
+        from app.observe.logs import use_json_logs
 
         use_json_logs()
 
@@ -138,9 +138,9 @@ def _fetch(
 ) -> bytes:
     """The versions the settings would fetch, fetched by the same code (collect, the store's batch
     reads), without validating anything (the parent does) and so without importing pydantic."""
-    from .secrets.environment import SECRET_VARIABLES
-    from .secrets.sources import collect
-    from .telemetry import SM_CALLS
+    from app.secrets.environment import SECRET_VARIABLES
+    from app.secrets.sources import collect
+    from app.telemetry import SM_CALLS
 
     collected = collect(environ, env_file=env_file, environment=environment, secrets=secrets or SECRET_VARIABLES)
     with collected.store(environ) as store:

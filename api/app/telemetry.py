@@ -1,10 +1,10 @@
 """The catalog of every signal EcoMind emits: metric names, labels, units, and the alarms over them.
 
-One place for each name. The API's Prometheus endpoint (app/metrics.py), the
+One place for each name. The API's Prometheus endpoint (app/observe/metrics.py), the
 Embedded Metric Format lines of the API and of the rotation functions, the
 CloudFormation alarms and the Grafana dashboard (``deploy/render.py``), the metric
 table of docs/operations.md and the tests all read this module; a name written
-anywhere else is a bug that ``tests/test_telemetry_catalog.py`` reports.
+anywhere else is a bug that ``tests/deploy/test_telemetry_truth.py`` reports.
 
 Standard library only, and no import of the rest of the package: ``deploy/render.py``
 loads this file by path, like the model of the environment.

@@ -19,6 +19,8 @@ import boto3
 import pytest
 
 from .support.awsproxy import AwsProxy
+from .support.environment import child_env
+from .support.iam import IamMoto, admin_client, start_iam_moto, user_with
 from .support.services import MotoServer, free_port
 
 # A value that must never be printed or logged; tests put it through error paths.
@@ -142,7 +144,7 @@ class Cli:
     def __call__(
         self, *args: str, env: Mapping[str, str] | None = None, input: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "SYSTEMROOT") if k in os.environ}
+        base = child_env(keep=("PATH", "HOME", "LANG", "SYSTEMROOT"))
         base["COLUMNS"] = "200"
         base.update(env or {})
         return subprocess.run(
@@ -177,7 +179,7 @@ def assert_clean(result: subprocess.CompletedProcess[str], *secrets: str) -> Non
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
     """A real PostgreSQL with scram-sha-256 password auth on a free loopback port."""
-    from app.localdb import LocalPostgres
+    from app.data.local import LocalPostgres
 
     root = Path(tempfile.mkdtemp(prefix="ecomind-pg-"))
     server = LocalPostgres(root, free_port()).start()
@@ -188,7 +190,7 @@ def postgres() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Any]:
-    from app.localdb import LocalRedis
+    from app.data.local import LocalRedis
 
     server = LocalRedis(free_port()).start()
     yield server
@@ -222,10 +224,9 @@ class Database:
         self.password = password
 
 
-@pytest.fixture
-def database(postgres: Any) -> Database:
-    """A fresh database and login role; the password embeds the canary."""
-    from app.localdb import ensure_role_and_database
+def new_database(postgres: Any) -> Database:
+    """A fresh empty database owned by a fresh login role; the password embeds the canary."""
+    from app.data.local import ensure_role_and_database
 
     suffix = secrets.token_hex(4)
     db = Database(f"db_{suffix}", f"app_{suffix}", f"{CANARY}-{suffix}", postgres.port, postgres.superuser_dsn())
@@ -233,31 +234,91 @@ def database(postgres: Any) -> Database:
     return db
 
 
+@pytest.fixture
+def database(postgres: Any) -> Database:
+    """A fresh database and login role; the password embeds the canary."""
+    return new_database(postgres)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres: Any) -> Database:
+    """A database ``ecomind migrate`` brought to head once per session (per xdist worker: each has its
+    own PostgreSQL), to be cloned by ``migrated``. Nothing connects to it after the migration."""
+    import psycopg
+    from psycopg import sql
+
+    from app.data.local import ensure_role_and_database
+
+    suffix = secrets.token_hex(4)
+    template = Database(
+        f"template_{suffix}", f"migrator_{suffix}", f"{CANARY}-{suffix}", postgres.port, postgres.superuser_dsn()
+    )
+    # The superuser owns the template database itself (REASSIGN OWNED in a clone then moves no database);
+    # the migrating role owns what the migrations create.
+    ensure_role_and_database(template.admin_dsn, user=template.user, password=template.password, dbname="postgres")
+    with psycopg.connect(template.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template.name)))
+    with psycopg.connect(postgres.superuser_dsn(template.name), autocommit=True) as conn:
+        conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(template.user)))
+    result = migrate(template.url())
+    assert result.returncode == 0, result.stderr
+    return template
+
+
+@pytest.fixture
+def migrated(postgres: Any, migrated_template: Database) -> Database:
+    """A fresh database and login role at the migrations' head, as ``ecomind migrate`` leaves one run by
+    that role: a clone of the session's migrated template whose objects the new role owns."""
+    import psycopg
+    from psycopg import sql
+
+    from app.data.local import ensure_role_and_database
+
+    suffix = secrets.token_hex(4)
+    db = Database(f"db_{suffix}", f"app_{suffix}", f"{CANARY}-{suffix}", postgres.port, postgres.superuser_dsn())
+    ensure_role_and_database(db.admin_dsn, user=db.user, password=db.password, dbname="postgres")
+    with psycopg.connect(db.admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                sql.Identifier(db.name), sql.Identifier(migrated_template.name), sql.Identifier(db.user)
+            )
+        )
+    with psycopg.connect(postgres.superuser_dsn(db.name), autocommit=True) as conn:
+        # Tables, sequences and types of the clone pass to its role; the template's role keeps nothing here.
+        owners = sql.Identifier(migrated_template.user), sql.Identifier(db.user)
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(*owners))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(owners[0]))
+    return db
+
+
 def migrate(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`ecomind migrate` in a subprocess, as an init container runs it."""
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env["DATABASE_URL"] = url
     return subprocess.run(
         [ECOMIND, "migrate", *args], env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=120
     )
 
 
+@pytest.fixture(scope="module")
+def iam() -> Iterator[IamMoto]:
+    """moto enforcing IAM, and its administrator's environment (tests/support/iam.py makes users)."""
+    server, admin = start_iam_moto()
+    yield server, admin
+    server.stop()
+
+
 @pytest.fixture(scope="session")
-def iam_moto() -> Iterator[tuple[MotoServer, dict[str, str]]]:
-    """A moto server that enforces IAM after the set-up calls below (4 of them)."""
-    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"}).start()
-    kw = {"region_name": REGION, "endpoint_url": server.url, "aws_access_key_id": "admin", "aws_secret_access_key": "x"}
-    iam = boto3.client("iam", **kw)
-    iam.create_user(UserName="ecomind-api")
-    key = iam.create_access_key(UserName="ecomind-api")["AccessKey"]
-    sm = boto3.client("secretsmanager", **kw)
+def iam_moto() -> Iterator[IamMoto]:
+    """moto enforcing IAM with the production secrets, and the environment of ecomind-api: a known key
+    with no policy at all."""
+    iam = start_iam_moto()
+    sm = admin_client(iam)
     sm.create_secret(Name="ecomind/prod/database", SecretString=CANARY)
     sm.create_secret(Name="ecomind/prod/jwt", SecretString="k" * 48)
-    env = {
-        "AWS_ENDPOINT_URL": server.url,
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-        "AWS_REGION": REGION,
-    }
-    yield server, env
-    server.stop()
+    api = user_with(iam, "ecomind-api", [])
+    yield (
+        iam[0],
+        {name: api[name] for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")},
+    )
+    iam[0].stop()

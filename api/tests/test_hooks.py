@@ -297,6 +297,7 @@ def test_a_clean_commit_goes_through(scratch: Scratch) -> None:
     assert sorted(committed) == [".env.example", "api/app/greeting.py", "docs/notes.md", "docs/urls.md"]
 
 
+@pytest.mark.slow
 def test_the_repository_passes_its_own_scan(tmp_path: Path) -> None:
     """Every file of the repository, through the hook's scan: the baseline is the whole allowance."""
     baseline = json.loads(BASELINE.read_text())

@@ -137,6 +137,7 @@ def test_the_app_venv_holds_exactly_the_locked_versions() -> None:
     assert PROJECT in installed, "the project itself is not installed in .venv"
 
 
+@pytest.mark.deploy
 def test_the_deploy_venv_holds_exactly_the_locked_versions() -> None:
     installed, env = probe(REPO / ".venv-deploy")
     locked = for_environment(read_lock("deploy"), env)

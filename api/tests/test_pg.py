@@ -1,4 +1,4 @@
-"""app/pg.py: the one reading of a failed database connection, scrubbed of every piece of a password."""
+"""app/data/failures.py: the one reading of a failed database connection, scrubbed of every piece of a password."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import string
 import psycopg
 import pytest
 
-from app.db import connect_args
-from app.pg import classify
+from app.data.engine import connect_args
+from app.data.failures import classify
 from app.secrets import redact
-from app.secrets.dburl import parse_database_secret
+from app.secrets.urls import parse_database_secret
 
 from .conftest import CANARY
 from .support.services import free_port

@@ -39,7 +39,7 @@ def entry_points() -> set[tuple[str, str]]:
         found.add((module, name))
     found.add(("app.main", "app"))  # uvicorn app.main:app (the API without the prefetch)
     found.add(("app.asgi", "app"))  # uvicorn app.asgi:app (Dockerfile, ecomind dev)
-    found.add(("app.serving", "BoundedH11Protocol"))  # uvicorn --http app.serving:BoundedH11Protocol
+    found.add(("app.api.serving", "BoundedH11Protocol"))  # uvicorn --http app.api.serving:BoundedH11Protocol
     return found
 
 

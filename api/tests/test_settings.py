@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.secrets.errors import SettingsError
-from app.settings import Settings, load_settings
+from app.settings.loading import Settings, load_settings
 
 from .conftest import CANARY, Aws, opened
 from .support.awsproxy import AwsProxy
@@ -207,3 +207,18 @@ def test_settings_are_immutable(aws: Aws) -> None:
     with pytest.raises(Exception, match="frozen"):
         settings.access_token_expire_minutes = 5  # type: ignore[misc]
     assert CANARY not in repr(settings) and JWT not in repr(settings)
+
+
+def test_the_settings_fields_are_the_models_variables_with_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.secrets.environment import SECRET_VARIABLES, VARIABLES
+
+    plain = [v for v in VARIABLES if v.name not in SECRET_VARIABLES]
+    assert [f.alias for f in Settings.model_fields.values()] == [v.name for v in plain]
+    # Nothing is read from the environment by the model itself: the secret layer is the reader.
+    monkeypatch.setenv("ACCESS_TOKEN_EXPIRE_MINUTES", "5")
+    built = Settings.model_validate({"SECRETS_PREFIX": "ecomind/dev"})
+    shown = built.plain()
+    for v in plain:
+        if v.default is not None:
+            assert shown[v.name] == v.default, v.name
+    assert shown["SECRETS_PREFIX"] == "ecomind/dev" and shown["SECRETS_REPLICA_REGIONS"] is None

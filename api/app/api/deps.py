@@ -16,14 +16,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..accounts import ActiveUsers
-from ..models import Role
-from ..revocation import Revocations
-from ..security import InvalidToken, PasswordHashing, TokenService
-from ..settings import Settings
-from ..text import SafeText
-from ..throttle import LoginThrottle
-from ..tuning import Tuning
+from app.auth.hashing import PasswordHashing
+from app.auth.limits import LoginThrottle
+from app.auth.revocations import Revocations
+from app.auth.tokens import InvalidToken, TokenService
+from app.auth.users import ActiveUsers
+from app.data.tables import Role
+from app.data.text import SafeText
+from app.settings.knobs import Tuning
+from app.settings.loading import Settings
 
 __all__ = [
     "Caller",

@@ -19,9 +19,9 @@ from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
-from ..db import DatabaseConnectError
-from ..security import HashingBusy
-from ..telemetry import DB_POOL_EXHAUSTED, DB_UNAVAILABLE
+from app.auth.hashing import HashingBusy
+from app.data.engine import DatabaseConnectError
+from app.telemetry import DB_POOL_EXHAUSTED, DB_UNAVAILABLE
 
 __all__ = ["install_handlers", "responses"]
 
@@ -92,7 +92,9 @@ def install_handlers(app: FastAPI, retry_after: int) -> None:
 
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # The type only: a driver's message names the host and port.
-        log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, type(exc).__name__)
+        # A connect error's message says why and holds no secret (every password refused, say).
+        why = str(exc) if isinstance(exc, DatabaseConnectError) else type(exc).__name__
+        log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, why)
         services = getattr(request.app.state, "services", None)
         if services is not None:
             services.settings.stats.inc(DB_UNAVAILABLE)

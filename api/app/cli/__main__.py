@@ -1,5 +1,5 @@
 """``python -m app.cli``: the same as the ``ecomind`` script."""
 
-from .main import main
+from app.cli.main import main
 
 main()

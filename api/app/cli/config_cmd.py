@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..secrets import redact
-from ..secrets.environment import VARIABLES
-from ..secrets.errors import Problem, SettingsError
-from .options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
-from .output import ExitCode, Verbatim, data, exit_code, mask, print_json, problem_count, say, table
+from app.cli.options import EnvFileOpt, EnvironmentOpt, JsonOpt, value_of
+from app.cli.output import ExitCode, Verbatim, data, exit_code, mask, print_json, problem_count, say, table
+from app.secrets import redact
+from app.secrets.environment import VARIABLES
+from app.secrets.errors import Problem, SettingsError
 
 if TYPE_CHECKING:
-    from ..settings import Inspection
+    from app.settings.loading import Inspection
 
 __all__ = ["app"]
 
@@ -74,7 +74,7 @@ def _print_problems(problems: list[Problem]) -> None:
 
 
 def _inspect(environment: Any, env_file: Path, as_json: bool) -> Inspection:
-    from ..settings import inspect_settings  # pydantic, boto3: only when a command runs
+    from app.settings.loading import inspect_settings  # pydantic, boto3: only when a command runs
 
     try:
         return inspect_settings(environment=value_of(environment), env_file=env_file)

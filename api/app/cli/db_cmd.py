@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..secrets.errors import SecretsError
-from .options import EnvFileOpt, EnvironmentOpt, value_of
-from .output import ExitCode, data, fail
+from app.cli.options import EnvFileOpt, EnvironmentOpt, value_of
+from app.cli.output import ExitCode, data, fail
+from app.secrets.errors import SecretsError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["migrate", "run_alembic", "users"]
 
@@ -25,7 +28,7 @@ def run_alembic(args: list[str], env_file: Path, environment: str | None = None)
     """Alembic's exit code; the settings' and database's errors propagate, typed."""
     from alembic.config import main as alembic_main
 
-    from ..db import DatabaseConnectError
+    from app.data.engine import DatabaseConnectError
 
     os.environ.setdefault("ECOMIND_ENV_FILE", str(env_file.resolve()))
     if environment:
@@ -66,6 +69,35 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\n")
 
 
+def _add_owner(session: Session, org: str, email: str, password: str) -> None:
+    """The organisation (found whatever its case, or created) and its OWNER, with the audit row."""
+    from sqlalchemy import func, select
+
+    from app.auth.emails import normalized_email
+    from app.auth.hashing import hash_password, shared_salt
+    from app.data.tables import AuditEvent, Org, Role, User
+
+    email_l = normalized_email(email)
+    # "acme" names the organisation "Acme": one organisation, never two told apart by case.
+    org_row = session.scalar(select(Org).where(func.lower(Org.name) == org.strip().lower()).order_by(Org.id))
+    org = org_row.name if org_row is not None else org.strip()
+    # An email is unique within an organisation (the API's rule, and its constraint).
+    if org_row is not None and session.scalar(select(User.id).where(User.email == email_l, User.org_id == org_row.id)):
+        fail(f"a user with email {email_l} already exists in {org}", ExitCode.FAILED)
+    if org_row is None:
+        org_row = Org(name=org)
+        session.add(org_row)
+        session.flush()
+    others = select(User.password_hash).where(User.email == email_l).order_by(User.created_at, User.id)
+    salt = shared_salt(session.scalars(others))  # one salt per email: login time tells no count
+    user = User(org_id=org_row.id, email=email_l, password_hash=hash_password(password, salt), role=Role.OWNER.value)
+    session.add(user)
+    session.flush()
+    session.add(AuditEvent(org_id=org_row.id, actor_id=None, action="user.bootstrap", detail={"user": str(user.id)}))
+    session.commit()
+    data(f"created OWNER {email_l} in organisation {org} ({org_row.id})")
+
+
 @users.command("create-admin")
 def create_admin(
     org: Annotated[str, typer.Option("--org", help="Organisation name (created when missing).")],
@@ -80,51 +112,24 @@ def create_admin(
 
     Example: printf '%s\\n' "$PASSWORD" | ecomind users create-admin --org Acme --email ops@acme.io
     """
-    from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from ..db import make_engine
-    from ..emails import email_problem, normalized_email
-    from ..models import AuditEvent, Org, Role, User
-    from ..passwords import password_problem
-    from ..security import hash_password, shared_salt
+    from app.auth.emails import email_problem
+    from app.auth.passwords import password_problem
+    from app.data.engine import make_engine
 
     if problem := email_problem(email):
         fail(f"--email: {problem}", ExitCode.USAGE)
     password = _read_password()
     if problem := password_problem(password, [email, org]):
         fail(problem, ExitCode.USAGE)
-    from ..settings import load_settings
+    from app.settings.loading import load_settings
 
     settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=("DATABASE_URL",))
     engine = make_engine(settings)
     try:
         with Session(engine) as session:
-            email_l = normalized_email(email)
-            # "acme" names the organisation "Acme": one organisation, never two told apart by case.
-            org_row = session.scalar(select(Org).where(func.lower(Org.name) == org.strip().lower()).order_by(Org.id))
-            org = org_row.name if org_row is not None else org.strip()
-            # An email is unique within an organisation (the API's rule, and its constraint).
-            if org_row is not None and session.scalar(
-                select(User.id).where(User.email == email_l, User.org_id == org_row.id)
-            ):
-                fail(f"a user with email {email_l} already exists in {org}", ExitCode.FAILED)
-            if org_row is None:
-                org_row = Org(name=org)
-                session.add(org_row)
-                session.flush()
-            others = select(User.password_hash).where(User.email == email_l).order_by(User.created_at, User.id)
-            salt = shared_salt(session.scalars(others))  # one salt per email: login time tells no count
-            user = User(
-                org_id=org_row.id, email=email_l, password_hash=hash_password(password, salt), role=Role.OWNER.value
-            )
-            session.add(user)
-            session.flush()
-            session.add(
-                AuditEvent(org_id=org_row.id, actor_id=None, action="user.bootstrap", detail={"user": str(user.id)})
-            )
-            session.commit()
-            data(f"created OWNER {email_l} in organisation {org} ({org_row.id})")
+            _add_owner(session, org, email, password)
     finally:
         engine.dispose()
         settings.close()
@@ -146,9 +151,9 @@ def unlock(
     """
     import redis
 
-    from ..emails import email_problem, normalized_email
-    from ..settings import load_settings
-    from ..throttle import unlock_account
+    from app.auth.emails import email_problem, normalized_email
+    from app.auth.limits import unlock_account
+    from app.settings.loading import load_settings
 
     if problem := email_problem(email):
         fail(f"--email: {problem}", ExitCode.USAGE)

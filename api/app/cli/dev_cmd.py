@@ -7,13 +7,19 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import typer
 
-from .db_cmd import run_alembic
-from .output import ExitCode, data, fail, say
+from app.cli.db_cmd import run_alembic
+from app.cli.output import ExitCode, data, fail, say
+from app.secrets.environment import POSTGRES_PORT
+
+if TYPE_CHECKING:
+    from app.data.local import LocalPostgres, LocalRedis
+
+    Service = LocalPostgres | LocalRedis
 
 __all__ = ["LOCAL_HOSTS", "dev"]
 
@@ -25,8 +31,8 @@ def _check_foreign_server(database_url: str, port: int) -> None:
     """Something that is not this project's PostgreSQL listens on the port of .env: does it let us in?"""
     import psycopg
 
-    from ..db import connect_args
-    from ..pg import classify
+    from app.data.engine import connect_args
+    from app.data.failures import classify
 
     try:
         psycopg.connect(**connect_args(database_url), connect_timeout=3).close()
@@ -73,8 +79,8 @@ def _metrics_port(port: int) -> None:
     """Beside another copy on another port, a copy's metrics need another port too: unless
     ECOMIND_METRICS_PORT says otherwise, the metrics port moves with the API's (9464 for 8000,
     9465 for 8001...)."""
-    from ..telemetry import METRICS_PORT
-    from ..tuning import KNOBS
+    from app.settings.knobs import KNOBS
+    from app.telemetry import METRICS_PORT
 
     name = KNOBS["metrics_port"]
     if os.environ.get(name, "").strip():
@@ -90,6 +96,116 @@ def _startup_exit_code() -> int | None:
     failure = getattr(getattr(getattr(served, "app", None), "state", None), "startup_failure", None)
     code = getattr(failure, "exit_code", None)
     return code if isinstance(code, int) else None
+
+
+def _local_postgres(database_url: str, source: str, data_dir: Path, port: int, started: list[Service]) -> None:
+    """A DATABASE_URL on this machine with nothing listening: start the project's PostgreSQL (added to
+    ``started``); then, on a server of this project, its role and database, created when missing."""
+    from app.data.local import LocalPostgres, port_open
+
+    url = urlsplit(database_url)
+    if url.hostname not in LOCAL_HOSTS:
+        return
+    db_port = url.port or POSTGRES_PORT
+    pg = LocalPostgres(data_dir / "postgres", db_port)
+    if pg.relocated:
+        data(f"the server runs as the postgres user, which cannot reach {pg.asked}: its data is in {pg.root}")
+    again = f"PORT={port} make run" if port != DEFAULT_PORT else "make run"
+    if not port_open("127.0.0.1", db_port):
+        other = pg.running_port()
+        if other is not None:
+            fail(
+                f"the project's PostgreSQL (data in {pg.root}) runs on 127.0.0.1:{other} for another "
+                f"`make run`; DATABASE_URL (from {source}) points at port {db_port}",
+                ExitCode.DATABASE,
+                fix=f"{again}   # once the other make run is stopped (Ctrl-C in its terminal): this one "
+                f"then starts it on port {db_port}",
+            )
+        data(f"starting a local PostgreSQL on 127.0.0.1:{db_port} (data in {pg.root})")
+        pg.start()
+        started.append(pg)
+    elif not pg.serves_port():
+        _check_foreign_server(database_url, db_port)
+    else:
+        data(f"using the PostgreSQL on 127.0.0.1:{db_port} that another `make run` started (it stops with it)")
+    if pg.serves_port():
+        _ensure_role(pg, url, source, again, reset_password=pg in started)
+
+
+def _ensure_role(pg: LocalPostgres, url: SplitResult, source: str, again: str, *, reset_password: bool) -> None:
+    """The role and database of DATABASE_URL on the project's server, created when missing."""
+    from app.data.local import RoleHasAnotherPassword, ensure_role_and_database
+
+    db_port = pg.port
+    user = unquote(url.username or "ecomind")
+    # A server another copy started serves that copy with the password it was set up with:
+    # changing it would log that copy out (503s). One started here serves no one else yet.
+    try:
+        reset = ensure_role_and_database(
+            pg.superuser_dsn(),
+            user=user,
+            password=unquote(url.password or ""),
+            dbname=unquote(url.path.lstrip("/")),
+            reset_password=reset_password,
+        )
+    except RoleHasAnotherPassword:
+        fail(
+            f"the project's PostgreSQL on 127.0.0.1:{db_port}, which another `make run` started and "
+            f"uses, refuses the password of DATABASE_URL (from {source}): its role {user} has the "
+            "password of the .env that copy started with",
+            ExitCode.DATABASE,
+            fix=f"{again}   # once the other make run is stopped (Ctrl-C in its terminal): this one "
+            f"then starts the PostgreSQL and gives {user} the password of DATABASE_URL",
+        )
+    if reset:
+        data(
+            f"the role {user} had another password (an earlier .env's): it now has the one of "
+            f"DATABASE_URL (from {source})"
+        )
+
+
+def _local_redis(redis: str | None, started: list[Service]) -> None:
+    """A REDIS_URL on this machine with nothing listening: start a Redis (added to ``started``);
+    without the binary, a warning and the API runs without it."""
+    from app.data.local import LocalRedis, port_open
+
+    redis_url = urlsplit(redis) if redis else None
+    if redis_url is None or redis_url.hostname not in LOCAL_HOSTS:
+        return
+    redis_port = redis_url.port or 6379
+    if not port_open("127.0.0.1", redis_port):
+        try:
+            started.append(LocalRedis(redis_port).start())
+            data(f"started a local Redis on 127.0.0.1:{redis_port}")
+        except FileNotFoundError as exc:
+            say(f"warning: {exc}; /ready will report redis unavailable", err=True)
+
+
+def _serve(host: str, port: int, env_file: Path) -> None:
+    """Migrations to head, then uvicorn until it stops; a failed start exits with the API's kind."""
+    import uvicorn
+
+    from app.api.serving import UVICORN_OPTIONS
+
+    code = run_alembic(["upgrade", "head"], env_file)
+    if code != 0:
+        raise typer.Exit(code)
+    data(f"serving the EcoMind API on http://{host}:{port} (Ctrl-C stops it)")
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into
+    # SystemExit lets the caller's finally stop the services it started.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # Nothing stands in front of `ecomind dev`: the client address is the TCP peer. uvicorn
+    # would otherwise believe X-Forwarded-For from 127.0.0.1, letting any local client pick
+    # the address the login limits count. Behind a local proxy, set FORWARDED_ALLOW_IPS.
+    proxied = bool(os.environ.get("FORWARDED_ALLOW_IPS"))
+    try:
+        uvicorn.run("app.asgi:app", host=host, port=port, log_level="info", proxy_headers=proxied, **UVICORN_OPTIONS)
+    except SystemExit:
+        # uvicorn exits 3 on any failed start; the API said why in one line: exit with its kind.
+        code = _startup_exit_code()
+        if code is None:
+            raise
+        raise typer.Exit(code) from None
 
 
 def dev(
@@ -110,12 +226,8 @@ def dev(
 
     Example: ecomind dev --port 8000
     """
-    import uvicorn
-
-    from ..localdb import LocalPostgres, LocalRedis, RoleHasAnotherPassword, ensure_role_and_database, port_open
-    from ..serving import UVICORN_OPTIONS
-    from ..settings import load_settings
-    from .init_cmd import init
+    from app.cli.init_cmd import init
+    from app.settings.loading import load_settings
 
     _check_port(host, port)
     _metrics_port(port)
@@ -128,90 +240,13 @@ def dev(
         fail("`ecomind dev` is for development", ExitCode.CONFIG, fix="unset ENVIRONMENT (or ENVIRONMENT=development)")
     database_url = settings.secret("DATABASE_URL").get().value.get_secret_value()
     source = settings.origins["DATABASE_URL"].describe()
-    url = urlsplit(database_url)
     redis = settings.secret("REDIS_URL").get().value.get_secret_value() if settings.has_secret("REDIS_URL") else None
-    redis_url = urlsplit(redis) if redis else None
     settings.close()
-    started: list[LocalPostgres | LocalRedis] = []
+    started: list[Service] = []
     try:
-        if url.hostname in LOCAL_HOSTS:
-            db_port = url.port or 5432
-            pg = LocalPostgres(data_dir / "postgres", db_port)
-            if pg.relocated:
-                data(f"the server runs as the postgres user, which cannot reach {pg.asked}: its data is in {pg.root}")
-            again = f"PORT={port} make run" if port != DEFAULT_PORT else "make run"
-            if not port_open("127.0.0.1", db_port):
-                other = pg.running_port()
-                if other is not None:
-                    fail(
-                        f"the project's PostgreSQL (data in {pg.root}) runs on 127.0.0.1:{other} for another "
-                        f"`make run`; DATABASE_URL (from {source}) points at port {db_port}",
-                        ExitCode.DATABASE,
-                        fix=f"{again}   # once the other make run is stopped (Ctrl-C in its terminal): this one "
-                        f"then starts it on port {db_port}",
-                    )
-                data(f"starting a local PostgreSQL on 127.0.0.1:{db_port} (data in {pg.root})")
-                pg.start()
-                started.append(pg)
-            elif not pg.serves_port():
-                _check_foreign_server(database_url, db_port)
-            else:
-                data(f"using the PostgreSQL on 127.0.0.1:{db_port} that another `make run` started (it stops with it)")
-            if pg.serves_port():
-                user = unquote(url.username or "ecomind")
-                # A server another copy started serves that copy with the password it was set up with:
-                # changing it would log that copy out (503s). One started here serves no one else yet.
-                try:
-                    reset = ensure_role_and_database(
-                        pg.superuser_dsn(),
-                        user=user,
-                        password=unquote(url.password or ""),
-                        dbname=unquote(url.path.lstrip("/")),
-                        reset_password=pg in started,
-                    )
-                except RoleHasAnotherPassword:
-                    fail(
-                        f"the project's PostgreSQL on 127.0.0.1:{db_port}, which another `make run` started and "
-                        f"uses, refuses the password of DATABASE_URL (from {source}): its role {user} has the "
-                        "password of the .env that copy started with",
-                        ExitCode.DATABASE,
-                        fix=f"{again}   # once the other make run is stopped (Ctrl-C in its terminal): this one "
-                        f"then starts the PostgreSQL and gives {user} the password of DATABASE_URL",
-                    )
-                if reset:
-                    data(
-                        f"the role {user} had another password (an earlier .env's): it now has the one of "
-                        f"DATABASE_URL (from {source})"
-                    )
-        if redis_url is not None and redis_url.hostname in LOCAL_HOSTS:
-            redis_port = redis_url.port or 6379
-            if not port_open("127.0.0.1", redis_port):
-                try:
-                    started.append(LocalRedis(redis_port).start())
-                    data(f"started a local Redis on 127.0.0.1:{redis_port}")
-                except FileNotFoundError as exc:
-                    say(f"warning: {exc}; /ready will report redis unavailable", err=True)
-        code = run_alembic(["upgrade", "head"], env_file)
-        if code != 0:
-            raise typer.Exit(code)
-        data(f"serving the EcoMind API on http://{host}:{port} (Ctrl-C stops it)")
-        # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into
-        # SystemExit lets the finally below stop the services we started.
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        # Nothing stands in front of `ecomind dev`: the client address is the TCP peer. uvicorn
-        # would otherwise believe X-Forwarded-For from 127.0.0.1, letting any local client pick
-        # the address the login limits count. Behind a local proxy, set FORWARDED_ALLOW_IPS.
-        proxied = bool(os.environ.get("FORWARDED_ALLOW_IPS"))
-        try:
-            uvicorn.run(
-                "app.asgi:app", host=host, port=port, log_level="info", proxy_headers=proxied, **UVICORN_OPTIONS
-            )
-        except SystemExit:
-            # uvicorn exits 3 on any failed start; the API said why in one line: exit with its kind.
-            code = _startup_exit_code()
-            if code is None:
-                raise
-            raise typer.Exit(code) from None
+        _local_postgres(database_url, source, data_dir, port, started)
+        _local_redis(redis, started)
+        _serve(host, port, env_file)
     finally:
         for service in reversed(started):
             service.stop()

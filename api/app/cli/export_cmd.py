@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 from dotenv import dotenv_values
 
-from ..secrets.environment import VARIABLE_NAMES
-from .options import EnvFileOpt, EnvironmentOpt, value_of
-from .output import ExitCode, fail, set_json_mode
-from .run_cmd import child_environment, only_secrets
+from app.cli.options import EnvFileOpt, EnvironmentOpt, value_of
+from app.cli.output import ExitCode, fail, set_json_mode
+from app.cli.run_cmd import child_environment, only_secrets
+from app.secrets.environment import VARIABLE_NAMES
 
 __all__ = ["dotenv_line", "export"]
 
@@ -67,7 +67,7 @@ def export(
     set_json_mode(fmt == "json")  # errors too are JSON then
     if fmt not in ("dotenv", "json"):
         fail("--format is dotenv or json", ExitCode.USAGE)
-    from ..settings import load_settings
+    from app.settings.loading import load_settings
 
     secrets = only_secrets(only)
     settings = load_settings(environment=value_of(environment), env_file=env_file, secrets=secrets)

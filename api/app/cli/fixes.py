@@ -13,8 +13,8 @@ through Secrets Manager (RotateSecret) is the operator's, who provisioned them.
 
 from __future__ import annotations
 
-from ..secrets.environment import EnvironmentModel
-from ..secrets.regions import region_option
+from app.secrets.environment import EnvironmentModel
+from app.secrets.regions import region_option
 
 __all__ = [
     "DB_HOST_PLACEHOLDER",
@@ -22,6 +22,7 @@ __all__ = [
     "by_operator",
     "by_rotation_role",
     "master_url_note",
+    "password_reset_fix",
     "secrets_command",
     "who_may",
 ]
@@ -65,4 +66,15 @@ def master_url_note(where: str = "HOST:PORT") -> str:
         f"MASTER_URL_FILE: a file only you can read (chmod 600) holding "
         f"postgresql://MASTER_USER:MASTER_PASSWORD@{where}/postgres; in a terminal, leave the option out "
         "and it asks (not echoed)"
+    )
+
+
+def password_reset_fix(m: EnvironmentModel, secret: str, region: str | None, where: str) -> str:
+    """The fix of a database that refuses the stored password (the doctor's, the API's at start):
+    a rotation with the master user's help sets a new one in both, and finishes a half-done
+    rotation. The master user's URL goes in a file (or a prompt), never on the command line."""
+    return secrets_command(
+        f"rotate {secret} --local --master-url-file {MASTER_URL_FILE_PLACEHOLDER}",
+        region,
+        note=f"{master_url_note(where)}; {by_rotation_role(m)}, where the database is reachable",
     )

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import typer
 
-from ..secrets.environment import LOCAL_GENERATION
-from .output import ExitCode, data, fail
+from app.cli.output import ExitCode, data, fail
+from app.secrets.environment import LOCAL_GENERATION
 
 __all__ = ["init"]
 
@@ -36,7 +36,7 @@ def _free_local_ports(text: str) -> tuple[str, list[str]]:
     developer's own PostgreSQL already on 5432 would otherwise answer instead, and
     refuse the generated password.
     """
-    from ..localdb import free_port, port_open
+    from app.data.local import free_port, port_open
 
     notes = []
     lines = text.splitlines(keepends=True)

@@ -16,12 +16,12 @@ import os
 import sys
 from collections.abc import Callable
 
-from ..secrets import redact
-from ..secrets.environment import SECRET_VARIABLES
-from ..secrets.errors import SecretsError, SettingsError
-from ..secrets.refs import is_reference
-from . import run_cmd
-from .output import CommandExit, ExitCode, data, exit_code, json_mode, problem_count, report, say, set_json_mode
+from app.cli import run_cmd
+from app.cli.output import CommandExit, ExitCode, data, exit_code, json_mode, problem_count, report, say, set_json_mode
+from app.secrets import redact
+from app.secrets.environment import SECRET_VARIABLES
+from app.secrets.errors import SecretsError, SettingsError
+from app.secrets.refs import is_reference
 
 __all__ = ["main"]
 
@@ -46,7 +46,7 @@ def _aws_error(exc: Exception) -> SecretsError | None:
         return None
     import botocore.exceptions
 
-    from ..secrets.aws import translate_error
+    from app.secrets.aws_errors import translate_error
 
     if isinstance(exc, botocore.exceptions.ClientError | botocore.exceptions.BotoCoreError):
         return translate_error(exc, "AWS", "AWS")
@@ -62,7 +62,7 @@ def _run(argv: list[str]) -> int:
 
 
 def _tree() -> Callable[..., object]:
-    from .tree import app
+    from app.cli.tree import app
 
     return app
 
@@ -107,10 +107,10 @@ def _guarded(call: Callable[[], object]) -> int:
         typer_code = _typer_exit(exc)
         if typer_code is not None:
             return typer_code
-        from ..db import DatabaseConnectError
+        from app.data.engine import DatabaseConnectError
 
         if isinstance(exc, DatabaseConnectError):
-            from .postgres_cmd import ssl_fix
+            from app.cli.postgres_cmd import ssl_fix
 
             ssl = exc.failure is not None and exc.failure.kind == "ssl"
             report(str(exc), ExitCode.DATABASE, fix=ssl_fix(exc.host) if ssl else "ecomind doctor")

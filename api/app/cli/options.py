@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..secrets.environment import DEPLOYED, ENVIRONMENTS
+from app.secrets.environment import DEPLOYED, ENVIRONMENTS
 
 __all__ = ["DeployedOpt", "EnvFileOpt", "EnvironmentOpt", "JsonOpt", "RegionOpt", "value_of"]
 

@@ -23,10 +23,10 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..secrets import redact
-from ..secrets.dburl import userinfo_finding
-from ..secrets.environment import SECRET_VARIABLES
-from ..secrets.errors import ErrorKind, Problem
+from app.secrets import redact
+from app.secrets.environment import SECRET_VARIABLES
+from app.secrets.errors import ErrorKind, Problem
+from app.secrets.urls import userinfo_finding
 
 if TYPE_CHECKING:
     from rich.console import Console

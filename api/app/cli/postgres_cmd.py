@@ -16,13 +16,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 import typer
 
-from .dev_cmd import LOCAL_HOSTS
-from .output import ExitCode, data, fail
+from app.cli.dev_cmd import LOCAL_HOSTS
+from app.cli.output import ExitCode, data, fail
+
+if TYPE_CHECKING:
+    from app.data.local import LocalPostgres
 
 __all__ = ["local_postgres", "ssl_fix"]
 
@@ -60,6 +63,27 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _print_exports(server: LocalPostgres, port: int) -> None:
+    """The superuser's password in two private files (libpq's password file and MASTER_URL_FILE),
+    and the shell lines that export where the server is and where those files are."""
+    password = server.superuser_password
+    pgpass, master_file = server.root / "pgpass", server.root / "master-url"
+    # libpq's password file: psql reads it for MASTER_URL, which then holds no password.
+    _private_file(pgpass, f"127.0.0.1:{port}:*:{SUPERUSER}:{password}\n")
+    master = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres?sslmode=require"
+    with_password = f"postgresql://{SUPERUSER}:{quote(password, safe='')}@127.0.0.1:{port}/postgres"
+    _private_file(master_file, f"{with_password}?sslmode=require\n")
+    # Every line is shell: the whole output pastes as it is into the guide's shell.
+    data(
+        f"# PostgreSQL with SSL (self-signed: sslmode=require, not verify-ca/verify-full) on 127.0.0.1:{port}, "
+        f"data in {server.root}; Ctrl-C stops it. In the shell you run docs/deployment.md in:"
+    )
+    data(f"export DB_HOST=127.0.0.1 DB_PORT={port}")
+    data(f"export MASTER_URL={shlex.quote(master)} PGPASSFILE={shlex.quote(str(pgpass))}")
+    data(f"export MASTER_URL_FILE={shlex.quote(str(master_file))}")
+    data(f"# the password of the superuser {SUPERUSER} is in those two files (mode 600), never printed")
+
+
 def local_postgres(
     port: Annotated[int, typer.Option(help="Port to listen on, on 127.0.0.1 only.")] = DEFAULT_PORT,
     data_dir: Annotated[
@@ -76,7 +100,7 @@ def local_postgres(
 
     Example: ecomind local-postgres --port 15432
     """
-    from ..localdb import LocalPostgres, free_port, port_open
+    from app.data.local import LocalPostgres, free_port, port_open
 
     if data_dir.resolve() == MAKE_RUN_DATA_DIR.resolve():
         fail(
@@ -105,22 +129,7 @@ def local_postgres(
         )
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        password = server.superuser_password
-        pgpass, master_file = server.root / "pgpass", server.root / "master-url"
-        # libpq's password file: psql reads it for MASTER_URL, which then holds no password.
-        _private_file(pgpass, f"127.0.0.1:{port}:*:{SUPERUSER}:{password}\n")
-        master = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres?sslmode=require"
-        with_password = f"postgresql://{SUPERUSER}:{quote(password, safe='')}@127.0.0.1:{port}/postgres"
-        _private_file(master_file, f"{with_password}?sslmode=require\n")
-        # Every line is shell: the whole output pastes as it is into the guide's shell.
-        data(
-            f"# PostgreSQL with SSL (self-signed: sslmode=require, not verify-ca/verify-full) on 127.0.0.1:{port}, "
-            f"data in {server.root}; Ctrl-C stops it. In the shell you run docs/deployment.md in:"
-        )
-        data(f"export DB_HOST=127.0.0.1 DB_PORT={port}")
-        data(f"export MASTER_URL={shlex.quote(master)} PGPASSFILE={shlex.quote(str(pgpass))}")
-        data(f"export MASTER_URL_FILE={shlex.quote(str(master_file))}")
-        data(f"# the password of the superuser {SUPERUSER} is in those two files (mode 600), never printed")
+        _print_exports(server, port)
         sys.stdout.flush()  # in a pipe too: whoever waits for these lines gets them now
         while server.serves_port():
             time.sleep(1)

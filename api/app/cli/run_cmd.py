@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..secrets.environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES
-from .output import ExitCode, fail
+from app.cli.output import ExitCode, fail
+from app.secrets.environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from app.settings.loading import Settings
 
 __all__ = ["HELP", "child_environment", "main", "only_secrets"]
 
@@ -31,14 +31,7 @@ Example: ecomind run --environment staging --only DATABASE_URL -- ecomind migrat
 def child_environment(settings: Settings, only: list[str] | None, base: dict[str, str]) -> dict[str, str]:
     """``base`` with each variable (or the ``only`` ones) set to its value as of now."""
     env = dict(base)
-    plain = {
-        "ENVIRONMENT": settings.environment,
-        "AWS_REGION": settings.aws_region,
-        "SECRETS_PREFIX": settings.secrets_prefix,
-        "SECRETS_REPLICA_REGIONS": settings.secrets_replica_regions or None,
-        "SECRETS_CACHE_TTL": f"{settings.secrets_cache_ttl:g}",
-        "ACCESS_TOKEN_EXPIRE_MINUTES": str(settings.access_token_expire_minutes),
-    }
+    plain = settings.plain()
     for name in only or VARIABLE_NAMES:
         if name in SECRET_VARIABLES:
             value = settings.secret(name).get().value.get_secret_value() if settings.has_secret(name) else None
@@ -88,11 +81,11 @@ def main(argv: list[str]) -> int:
     if args.env_file != Path(".env") and not args.env_file.is_file():
         fail(f"--env-file: {args.env_file} is not a file", ExitCode.USAGE)
     secrets = only_secrets(args.only)
-    from .. import prefetch
+    from app import prefetch
 
     # A child fetches the secrets (botocore) while this process imports the settings (pydantic).
     pending = prefetch.start(args.env_file, environment=args.environment, secrets=secrets)
-    from ..settings import load_settings
+    from app.settings.loading import load_settings
 
     settings = load_settings(
         environment=args.environment,

@@ -5,10 +5,10 @@
     ecomind init                       cli/init_cmd.py
     ecomind config check|show          cli/config_cmd.py
     ecomind secrets provision|list|describe|history|get|set|restore|rotate
-                                       cli/secrets_cmd.py
+                                       cli/secrets/ (commands.py names them, a module per job)
     ecomind run -- CMD                 cli/run_cmd.py (argparse; cli/main.py calls it directly)
     ecomind export                     cli/export_cmd.py
-    ecomind doctor                     cli/doctor_cmd.py
+    ecomind doctor                     cli/doctor/ (command.py; a module per check family)
     ecomind migrate, users create-admin|unlock
                                        cli/db_cmd.py
     ecomind dev                        cli/dev_cmd.py
@@ -21,8 +21,10 @@ from typing import Annotated
 
 import typer
 
-from . import config_cmd, db_cmd, dev_cmd, doctor_cmd, export_cmd, init_cmd, postgres_cmd, run_cmd, secrets_cmd
-from .output import data
+from app.cli import config_cmd, db_cmd, dev_cmd, export_cmd, init_cmd, postgres_cmd, run_cmd
+from app.cli.doctor import command as doctor_command
+from app.cli.output import data
+from app.cli.secrets import commands as secrets_commands
 
 __all__ = ["app"]
 
@@ -66,7 +68,7 @@ def _run(ctx: typer.Context) -> None:
 
 app.command("init")(init_cmd.init)
 app.add_typer(config_cmd.app, name="config")
-app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(secrets_commands.app, name="secrets")
 app.add_typer(db_cmd.users, name="users")
 app.command("migrate", context_settings=_PASS_THROUGH)(db_cmd.migrate)
 app.command("dev")(dev_cmd.dev)
@@ -78,4 +80,4 @@ app.command(
     add_help_option=False,
 )(_run)
 app.command("export")(export_cmd.export)
-app.command("doctor")(doctor_cmd.doctor)
+app.command("doctor")(doctor_command.doctor)

@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .jwt import JwtRotator
-from .postgres import PostgresRotator
-from .protocol import STEPS, RotationError, Rotator, pending_version
+from app.rotation.jwt import JwtRotator
+from app.rotation.postgres import PostgresRotator
+from app.rotation.protocol import STEPS, RotationError, Rotator, pending_version
 
 __all__ = ["rotate_locally", "rotator_for"]
 

@@ -28,9 +28,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
-from ..secrets.aws import secretsmanager_client
-from ..telemetry import CW_ROTATION_FAILURES, CW_ROTATION_SECONDS, EMF_NAMESPACE, CloudWatchMetric
-from .protocol import STEPS, Rotator, function_environment
+from app.rotation.protocol import STEPS, Rotator, function_environment
+from app.secrets.clients import secretsmanager_client
+from app.telemetry import CW_ROTATION_FAILURES, CW_ROTATION_SECONDS, EMF_NAMESPACE, CloudWatchMetric
 
 __all__ = ["handle"]
 

@@ -6,7 +6,7 @@ time so it never disagrees). Two strategies, chosen by the secret:
 
 * **single-user** (no ``masterarn``): ``ALTER ROLE <user> PASSWORD`` as the user
   itself. Between ``setSecret`` and ``finishSecret`` only ``AWSPENDING`` logs in;
-  the API's connection hook tries it (app/db.py).
+  the API's connection hook tries it (app/data/engine.py).
 * **alternating users** (``masterarn`` names a secret holding an administrator's
   credentials): each rotation re-passwords the *other* of ``<user>`` and
   ``<user>_clone``, so ``AWSCURRENT`` and ``AWSPREVIOUS`` both log in at every
@@ -27,13 +27,14 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg import sql
 
-from ..pg import classify, role_exists, set_role_password
-from ..secrets import redact
-from ..secrets.dburl import rds_fields, set_query, url_from_fields
-from ..secrets.environment import EnvironmentModel
-from ..secrets.policy import database_ssl
-from .emf import handle
-from .protocol import RotationError, Rotator
+from app.data.failures import classify
+from app.data.roles import role_exists, set_role_password
+from app.rotation.emf import handle
+from app.rotation.protocol import RotationError, Rotator
+from app.secrets import redact
+from app.secrets.environment import POSTGRES_PORT, EnvironmentModel
+from app.secrets.policy import database_ssl
+from app.secrets.urls import rds_fields, set_query, url_from_fields
 
 __all__ = ["MASTER_URL", "PostgresRotator", "handler"]
 
@@ -104,7 +105,7 @@ class PostgresRotator(Rotator):
             if failure.kind == "auth":
                 return None
             raise RotationError(
-                f"cannot connect to the database at {data['host']}:{data.get('port', 5432)}: {failure.summary}"
+                f"cannot connect to the database at {data['host']}:{data.get('port', POSTGRES_PORT)}: {failure.summary}"
             ) from None
 
     # -- steps ---------------------------------------------------------------------------

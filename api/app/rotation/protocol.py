@@ -22,9 +22,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from ..secrets.environment import EnvironmentModel, Generation, model
+from app.secrets.environment import EnvironmentModel, Generation, model
 
-__all__ = ["STEPS", "RotationError", "Rotator", "doubled_stages", "function_environment", "pending_version"]
+__all__ = ["STEPS", "RotationError", "Rotator", "function_environment", "pending_version"]
 
 log = logging.getLogger("app.rotation")
 
@@ -41,22 +41,6 @@ def function_environment() -> EnvironmentModel:
         return model(os.environ.get("ENVIRONMENT", "production"))
     except ValueError:
         return model("production")
-
-
-# The stages Secrets Manager itself moves; it keeps each on one version at most.
-_STAGES = ("AWSCURRENT", "AWSPREVIOUS", "AWSPENDING")
-
-
-def doubled_stages(stages: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
-    """Each stage of :data:`_STAGES` found on more than one version, with those versions: a
-    state Secrets Manager never leaves (it moves a stage, it does not copy it), an emulator
-    may (moto, after a stage was moved by hand and a value put). Readers then disagree on
-    which value is current."""
-    found: dict[str, list[str]] = {}
-    for version, labels in stages.items():
-        for stage in set(labels) & set(_STAGES):
-            found.setdefault(stage, []).append(version)
-    return {stage: versions for stage, versions in found.items() if len(versions) > 1}
 
 
 def pending_version(stages: Mapping[str, Iterable[str]]) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from .errors import ResolutionError
+from app.secrets.errors import ResolutionError
 
 __all__ = ["Fetched", "SecretBackend", "SecretValue", "SecretVersion"]
 

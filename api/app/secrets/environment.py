@@ -23,6 +23,10 @@ docs/deployment.md (through ``deploy/render.py ENV --shell``) all read it;
 Resource names use the environment's short name, picked once here: ``dev``,
 ``staging``, ``prod``. ``ENVIRONMENT`` itself keeps the long form.
 
+One job, over 400 lines on purpose: it is the one place each of these facts lives; split by
+subject, the facts that derive from one another (a secret's name from the prefix, a role's
+from the short name) would be read across modules and could drift.
+
 Standard library only, and no import of the rest of the package: ``deploy/render.py``
 loads this file where only Python and the AWS CLI are installed.
 """
@@ -38,12 +42,14 @@ from typing import Literal
 __all__ = [
     "API_SECRET_ACTIONS",
     "DATABASE_DEFAULTS",
+    "DEFAULT_CACHE_TTL",
     "DEPLOYED",
     "ENVIRONMENTS",
     "EXAMPLE_MARKERS",
     "EXAMPLE_VALUES",
     "JWT_MIN_BYTES",
     "LOCAL_GENERATION",
+    "POSTGRES_PORT",
     "PROJECT",
     "RDS_KEYS",
     "RDS_OPTIONAL_KEYS",
@@ -56,8 +62,13 @@ __all__ = [
     "EnvironmentModel",
     "Generation",
     "SecretSpec",
+    "arn_in_region",
+    "arn_is_complete",
+    "arn_pattern",
+    "arn_region",
     "model",
     "rotation_window",
+    "secret_arn",
     "variable",
 ]
 
@@ -121,6 +132,12 @@ def variable(name: str) -> Variable:
     raise KeyError(name)
 
 
+# Seconds a resolved secret is served before it is fetched again, unless SECRETS_CACHE_TTL says
+# otherwise: the store, the settings, the stale threshold (app.settings.knobs) and the alarms
+# (deploy/render.py) read it here.
+DEFAULT_CACHE_TTL: float = float(variable("SECRETS_CACHE_TTL").default or 0)
+
+
 # -- secrets -------------------------------------------------------------------------------
 
 
@@ -149,10 +166,12 @@ _SIGNING_KEY = Generation(64, exclude_punctuation=True)  # about 380 bits
 RDS_KEYS: tuple[str, ...] = ("engine", "host", "port", "dbname", "username", "password")
 # Keys the RDS shape may add: masterarn, the master user's secret, for alternating-users rotation.
 RDS_OPTIONAL_KEYS: tuple[str, ...] = ("masterarn",)
+# PostgreSQL's port where a URL or a database secret gives none (libpq's default).
+POSTGRES_PORT = 5432
 # What a new database secret holds when provision or CloudFormation is not told otherwise.
 DATABASE_DEFAULTS: dict[str, str | int] = {
     "engine": "postgres",
-    "port": 5432,
+    "port": POSTGRES_PORT,
     "dbname": PROJECT,
     "username": f"{PROJECT}_app",
 }
@@ -227,6 +246,9 @@ def rotation_window(rules: Mapping[str, object]) -> tuple[int, str]:
 # IAM roles, by job: ECS pulls images and injects secrets (execution), the API task,
 # the migration task, and the rotation functions.
 ROLES: tuple[str, ...] = ("execution", "api", "migration", "rotation")
+# The secrets a role reads, where it reads fewer than all of the environment's: the migration
+# task reads the database secret only (deploy/iam/migration-task-role.policy.json).
+ROLE_READS: dict[str, tuple[str, ...]] = {"migration": ("database",)}
 # ECR repositories (one per image; the tag is the environment's short name).
 REPOSITORIES: tuple[str, ...] = (f"{PROJECT}-api", f"{PROJECT}-migration")
 TASKS: tuple[str, ...] = ("api", "migration")
@@ -342,7 +364,7 @@ class EnvironmentModel:
 
     def secret_arn_pattern(self, region: str, account: str, key: str) -> str:
         """The ARN of a secret as IAM matches it: Secrets Manager appends -XXXXXX."""
-        return f"arn:aws:secretsmanager:{region}:{account}:secret:{self.secret_name(key)}-??????"
+        return arn_pattern(secret_arn(region, account, self.secret_name(key)))
 
     # -- resources -------------------------------------------------------------------
     @property
@@ -353,6 +375,14 @@ class EnvironmentModel:
         if role not in ROLES:
             raise KeyError(role)
         return f"{self.resource_prefix}-{role}"
+
+    def role_of(self, name: str) -> str | None:
+        """Which of the environment's roles ``name`` is (an IAM role's name), if one is."""
+        return next((role for role in ROLES if self.role_name(role) == name), None)
+
+    def reads(self, role: str) -> tuple[str, ...]:
+        """The keys of the secrets ``role`` reads."""
+        return ROLE_READS.get(role, tuple(spec.key for spec in self.secrets))
 
     def function_name(self, key: str) -> str:
         return f"{self.resource_prefix}-{self.secret(key).rotation_function}"
@@ -459,6 +489,39 @@ class EnvironmentModel:
         for repo in REPOSITORIES:
             params[repo.removeprefix(f"{PROJECT}-").upper() + "_IMAGE"] = f"{registry}/{repo}:{tag}"
         return params
+
+
+# -- ARNs: each built here, once --------------------------------------------------------
+
+# Secrets Manager appends "-" and six random characters to a secret's name in its ARN.
+_ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
+
+
+def secret_arn(region: str, account: str, name: str) -> str:
+    """The ARN of the secret ``name`` without the suffix Secrets Manager appends (a partial ARN)."""
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:{name}"
+
+
+def arn_pattern(arn: str) -> str:
+    """A partial secret ARN as IAM matches the secret: any suffix of Secrets Manager's six characters."""
+    return f"{arn}-??????"
+
+
+def arn_is_complete(arn: str) -> bool:
+    """Whether a secret ARN ends with Secrets Manager's suffix (copied from the console) or not."""
+    return _ARN_SUFFIX.search(arn) is not None
+
+
+def arn_region(arn: str) -> str:
+    """The region an ARN names (a secret's, a KMS key's)."""
+    return arn.split(":")[3]
+
+
+def arn_in_region(arn: str, region: str) -> str:
+    """The same ARN in ``region``: a replica's secret, or a multi-Region key's replica, differs by it only."""
+    parts = arn.split(":")
+    parts[3] = region
+    return ":".join(parts)
 
 
 def default_prefix(environment: Environment) -> str:

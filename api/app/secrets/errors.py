@@ -27,16 +27,17 @@
 Each error has a :attr:`~SecretsError.kind`; the CLI turns kinds into exit codes
 (docs/troubleshooting.md, "Exit codes"). Messages name the variable (when known), the
 reference as written by the operator (never the value behind it) and a fix. AWS and
-OS errors are translated in :mod:`app.secrets.aws` and :mod:`app.secrets.files` with
+OS errors are translated in :mod:`app.secrets.aws_errors` and :mod:`app.secrets.files` with
 ``raise ... from exc``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
-from .regions import region_option
+from app.secrets.regions import region_option
 
 __all__ = [
     "BadCredentials",
@@ -63,6 +64,7 @@ __all__ = [
     "SecretsThrottled",
     "SettingsError",
     "SignatureMismatch",
+    "scheduled_deletion",
     "set_key_fix",
 ]
 
@@ -124,6 +126,14 @@ class SecretNotFound(ResolutionError):
 
 class SecretDeleted(SecretNotFound):
     """The secret exists but is scheduled for deletion (it can still be restored)."""
+
+
+def scheduled_deletion(deleted: object) -> str:
+    """'scheduled for deletion on DATE' (DescribeSecret's DeletedDate, in UTC), without a date when none is known."""
+    if not deleted:
+        return "scheduled for deletion"
+    when = deleted.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(deleted, datetime) else str(deleted)
+    return f"scheduled for deletion on {when}"
 
 
 class SecretAccessDenied(ResolutionError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from .base import Fetched, SecretBackend, SecretVersion
-from .errors import SecretFileError
-from .refs import FileRef
+from app.secrets.base import Fetched, SecretBackend, SecretVersion
+from app.secrets.errors import SecretFileError
+from app.secrets.refs import FileRef
 
 __all__ = ["FileBackend"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import SecretValue
-from .refs import AwsRef, Reference
-from .store import Health, ResolvedSecret, SecretStore
+from app.secrets.base import SecretValue
+from app.secrets.refs import AwsRef, Reference
+from app.secrets.store import Health, ResolvedSecret, SecretStore
 
 __all__ = ["LiveSecret"]
 

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .dburl import OVERRIDES, parse_database_secret, query_params, set_query, url_password
-from .environment import EXAMPLE_MARKERS, EXAMPLE_VALUES, SSL_MODES, EnvironmentModel
-from .errors import Finding
+from app.secrets.environment import EXAMPLE_MARKERS, EXAMPLE_VALUES, SSL_MODES, EnvironmentModel
+from app.secrets.errors import Finding
+from app.secrets.urls import OVERRIDES, parse_database_secret, query_params, set_query, url_password
 
 __all__ = ["CHECKS", "check_example_value", "check_jwt_secret", "database_ssl"]
 

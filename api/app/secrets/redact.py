@@ -6,11 +6,11 @@ filter rewrites a log record's message, arguments and exception text with each
 registered value replaced by ``[REDACTED]``.
 
 A URL whose password holds a raw ``@``, ``/``, ``?``... is read differently by
-urlsplit, SQLAlchemy and libpq (:func:`app.secrets.dburl.written_userinfo`), and a
+urlsplit, SQLAlchemy and libpq (:func:`app.secrets.urls.written_userinfo`), and a
 driver's message then quotes a piece of the password as a host, a port or a database
 (``failed to resolve host 'pw06@127.0.0.1'``): each piece between two of ``@ / ? # : [ ]``
 or a blank, up to the URL's last ``@``, is registered too (a piece too short to scrub
-alone, with what a parser reads around it). ``app.pg.classify``,
+alone, with what a parser reads around it). ``app.data.failures.classify``,
 where every database connection failure is translated, scrubs its summary with them.
 
 :func:`install` applies the scrubbing at record creation (``setLogRecordFactory``),
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .dburl import written_userinfo
+from app.secrets.urls import written_userinfo
 
 __all__ = ["REDACTED", "RedactingFilter", "install", "register", "register_input", "scrub"]
 
@@ -94,7 +94,7 @@ def _parts(value: str) -> Iterable[str]:
                     yield from _parts(item)
 
 
-# A character that makes parsers end a URL's password at different places (app/secrets/dburl.py);
+# A character that makes parsers end a URL's password at different places (app/secrets/urls.py);
 # where a piece of it may end once a parser reads it as a host, a port, a path or a query (a ':'
 # too: after a misplaced '@' the host ends there); and what a parser reads on after a piece.
 _MISREAD = re.compile(r"[@/?#\[\]\s]")

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import MalformedReference
+from app.secrets.errors import MalformedReference
 
 __all__ = [
     "AwsRef",

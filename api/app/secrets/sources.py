@@ -16,13 +16,21 @@ from typing import Literal
 
 from dotenv import dotenv_values
 
-from . import redact
-from .endpoints import secretsmanager_endpoint
-from .environment import ENVIRONMENTS, SECRET_VARIABLES, VARIABLE_NAMES, EnvironmentModel, model, variable
-from .errors import MalformedReference, Problem, SettingsError
-from .refs import Reference, is_reference, parse_reference
-from .regions import REGION_PLACEHOLDER, parse_regions
-from .store import SecretStore
+from app.secrets import redact
+from app.secrets.endpoints import secretsmanager_endpoint
+from app.secrets.environment import (
+    DEFAULT_CACHE_TTL,
+    ENVIRONMENTS,
+    SECRET_VARIABLES,
+    VARIABLE_NAMES,
+    EnvironmentModel,
+    model,
+    variable,
+)
+from app.secrets.errors import MalformedReference, Problem, SettingsError
+from app.secrets.refs import Reference, is_reference, parse_reference
+from app.secrets.regions import REGION_PLACEHOLDER, parse_regions
+from app.secrets.store import SecretStore
 
 __all__ = ["Collected", "Origin", "collect"]
 
@@ -62,7 +70,7 @@ class Collected:
         origin = self.origins.get(variable)
         return origin.describe() if origin else "unset"
 
-    def store(self, environ: Mapping[str, str], ttl: float = 300.0) -> SecretStore:
+    def store(self, environ: Mapping[str, str], ttl: float = DEFAULT_CACHE_TTL) -> SecretStore:
         """The store these references are read from: the region, endpoint and replicas they name."""
         return SecretStore(
             ttl=ttl,
@@ -94,7 +102,16 @@ def collect(
             raw[name], origins[name] = env[name], Origin("env")
     if environment:
         raw["ENVIRONMENT"], origins["ENVIRONMENT"] = environment, Origin("cli")
+    dotenv = _read_dotenv(env_file, raw)
+    env_name = _decide_environment(raw, dotenv, origins, problems)
+    m = _apply_model(env_name, raw, dotenv, origins, problems, env_file)
+    references = _references(m, raw, origins, problems, secrets)
+    return Collected(m, raw, origins, references, problems, bool(dotenv))
 
+
+def _read_dotenv(env_file: Path | None, raw: Mapping[str, str]) -> dict[str, str | None]:
+    """The .env file's values (whether they count is decided later); every plain secret value read,
+    from the process or from .env, is registered for redaction."""
     dotenv: dict[str, str | None] = {}
     if env_file is not None and env_file.is_file():
         dotenv = dict(dotenv_values(env_file))
@@ -102,7 +119,13 @@ def collect(
         for value in (raw.get(name), dotenv.get(name)):
             if value and not is_reference(value):
                 redact.register_input(value)
+    return dotenv
 
+
+def _decide_environment(
+    raw: dict[str, str], dotenv: Mapping[str, str | None], origins: dict[str, Origin], problems: list[Problem]
+) -> str:
+    """The environment's name; an unknown one raises :class:`SettingsError`."""
     # ENVIRONMENT decides whether .env counts, so .env may only confirm "development".
     env_name = raw.get("ENVIRONMENT")
     if env_name is None and dotenv.get("ENVIRONMENT"):
@@ -131,6 +154,19 @@ def collect(
             ]
         )
     origins.setdefault("ENVIRONMENT", Origin("default"))
+    return env_name
+
+
+def _apply_model(
+    env_name: str,
+    raw: dict[str, str],
+    dotenv: Mapping[str, str | None],
+    origins: dict[str, Origin],
+    problems: list[Problem],
+    env_file: Path | None,
+) -> EnvironmentModel:
+    """The environment's model: .env read where it counts (reported where it does not), the prefix
+    and the region it requires."""
     m = model(env_name)
     if dotenv and m.reads_dotenv:
         for name in VARIABLE_NAMES:
@@ -165,7 +201,18 @@ def collect(
                 f"{m.name} --get AWS_REGION); in a shell: export AWS_REGION={REGION_PLACEHOLDER}",
             )
         )
+    return m
 
+
+def _references(
+    m: EnvironmentModel,
+    raw: dict[str, str],
+    origins: dict[str, Origin],
+    problems: list[Problem],
+    secrets: tuple[str, ...],
+) -> dict[str, Reference]:
+    """Each secret variable's reference: the one it holds, or the environment's default when unset;
+    variables outside ``secrets`` are dropped as if unset."""
     references: dict[str, Reference] = {}
     for name in SECRET_VARIABLES:
         if name not in secrets:
@@ -188,5 +235,4 @@ def collect(
                 problems.append(Problem(name, origins[name].describe(), exc.message, exc.fix))
                 continue
             origins[name] = Origin(origins[name].source, str(references[name]))
-
-    return Collected(m, raw, origins, references, problems, bool(dotenv))
+    return references

@@ -2,7 +2,7 @@
 
 A :class:`Stats` holds counters by metric (a :class:`~app.telemetry.Metric` of the
 catalog) and label values. Counting is a lock and a dictionary update: the request
-path pays nothing more. Nothing here formats or exports; app/metrics.py turns the
+path pays nothing more. Nothing here formats or exports; app/observe/metrics.py turns the
 counts into Prometheus metrics when ``/metrics`` is scraped, and into EMF lines.
 
 Label values come from closed sets (:data:`app.telemetry.LABEL_VALUES`) or names
@@ -15,8 +15,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from ..telemetry import LABEL_VALUES, Metric
-from .errors import ResolutionError, SecretFormatError, SecretsThrottled
+from app.secrets.errors import ResolutionError, SecretFormatError, SecretsThrottled
+from app.telemetry import LABEL_VALUES, Metric
 
 __all__ = ["Stats", "cause_of"]
 

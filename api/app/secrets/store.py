@@ -15,6 +15,9 @@ Why not ``aws-secretsmanager-caching`` or Powertools: both refresh on the readin
 thread (a request waits on AWS when the TTL passes), and both fetch one secret per
 call; we need zero AWS calls on the request path, one call for all secrets, and
 the rejected-value path above.
+
+One job, a little over 400 lines: the cache is one class whose reads, refreshes and health
+share one lock and one map of cached values; split, each part would reach into the other's state.
 """
 
 from __future__ import annotations
@@ -30,15 +33,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import redact
-from .base import Fetched, SecretValue, SecretVersion
-from .errors import ResolutionError, SecretFormatError
-from .files import FileBackend
-from .refs import AwsRef, FileRef, Reference
-from .stats import Stats, cause_of
+from app.secrets import redact
+from app.secrets.base import Fetched, SecretValue, SecretVersion
+from app.secrets.environment import DEFAULT_CACHE_TTL
+from app.secrets.errors import ResolutionError, SecretFormatError
+from app.secrets.files import FileBackend
+from app.secrets.refs import AwsRef, FileRef, Reference
+from app.secrets.stats import Stats, cause_of
 
 if TYPE_CHECKING:
-    from .aws import AwsSecretsManagerBackend
+    from app.secrets.aws import AwsSecretsManagerBackend
 
 __all__ = ["Health", "ResolvedSecret", "SecretStore"]
 
@@ -130,7 +134,7 @@ class SecretStore:
     def __init__(
         self,
         *,
-        ttl: float = 300.0,
+        ttl: float = DEFAULT_CACHE_TTL,
         aws: AwsSecretsManagerBackend | None = None,
         files: FileBackend | None = None,
         region: str | None = None,
@@ -164,7 +168,7 @@ class SecretStore:
         if self._aws is None:
             with self._lock:
                 if self._aws is None:
-                    from .aws import AwsSecretsManagerBackend  # botocore: only once AWS is asked
+                    from app.secrets.aws import AwsSecretsManagerBackend  # botocore: only once AWS is asked
 
                     region, endpoint, replicas = self._aws_args
                     self._aws = AwsSecretsManagerBackend(
@@ -198,8 +202,8 @@ class SecretStore:
         """Resolve ``refs`` now, in as few round trips as the backends allow.
 
         Raises the first :class:`ResolutionError` only after every reference was tried;
-        :meth:`load_all` returns every error instead. ``fast``: short timeouts and no
-        retry, for a read a request waits on (see :meth:`refresh`).
+        :meth:`load_all` returns every error instead. ``fast``: short timeouts and one
+        retry at most, for a read a request waits on (see :meth:`refresh`).
         """
         resolved, errors = self.load_all(refs, fast=fast)
         if errors:
@@ -252,8 +256,9 @@ class SecretStore:
         Concurrent callers share fetches: a caller waits for the fetch under way and
         reuses its result if that fetch started after the caller asked (one that
         started earlier may predate the rotation the caller just saw); so ten callers
-        make at most two calls. A caller is a request waiting on the answer, so the fetch
-        asks each region once with short timeouts (``fast``), never botocore's retries.
+        make at most two fetches. A caller is a request waiting on the answer, so the fetch
+        asks each region with the backend's ``fast`` patience: two attempts (a throttled call
+        gets its retry) with short timeouts, never botocore's three 10-second ones.
         """
         if stage is not None and isinstance(ref, AwsRef):
             ref = ref.with_stage(stage)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,16 +13,12 @@ import httpx
 import pytest
 import redis
 
-from app.localdb import LocalRedis, port_open, terminate
+from app.data.local import LocalRedis, port_open, terminate
 
-from ..conftest import CANARY, Database, migrate
+from ..conftest import CANARY
+from ..support.environment import child_env
+from ..support.polling import wait_until
 from ..support.services import free_port
-
-
-@pytest.fixture
-def migrated(database: Database) -> Database:
-    assert migrate(database.url()).returncode == 0
-    return database
 
 
 @pytest.fixture
@@ -61,7 +55,7 @@ class LiveApi:
 
     def start(self) -> LiveApi:
         # ECOMIND_METRICS_PORT: 0 from tests/conftest.py, so two APIs of one test both start.
-        base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "ECOMIND_METRICS_PORT") if k in os.environ}
+        base = child_env(keep=("PATH", "HOME", "LANG", "ECOMIND_METRICS_PORT"))
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [
@@ -73,11 +67,13 @@ class LiveApi:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 60
-        while not port_open("127.0.0.1", self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not start:\n{self.output()}")
-            time.sleep(0.1)
+        proc = self.proc
+
+        def serving() -> bool:
+            assert proc.poll() is None, f"the API stopped:\n{self.output()}"
+            return port_open("127.0.0.1", self.port)
+
+        wait_until(serving, 60, "the API serving")
         return self
 
     def output(self) -> str:

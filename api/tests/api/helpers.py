@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -13,10 +11,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.settings import load_settings
-from app.tuning import Tuning
+from app.settings.knobs import Tuning
+from app.settings.loading import load_settings
 
 from ..conftest import ECOMIND
+from ..support.environment import child_env
 
 REPO = Path(__file__).resolve().parents[3]
 OWNER_PASSWORD = "owner-password-123"
@@ -28,13 +27,13 @@ def client(env: Mapping[str, str], tuning: Tuning | None = None) -> TestClient:
     with the metrics listener on a free port (``app.state.metrics_port``)."""
     chosen = tuning or Tuning()
     if chosen.metrics_port == Tuning().metrics_port:
-        chosen = dataclasses.replace(chosen, metrics_port=0)
+        chosen = chosen.model_copy(update={"metrics_port": 0})
     app = create_app(load=lambda: load_settings(dict(env), env_file=None), tuning=chosen)
     return TestClient(app)
 
 
 def create_owner(database_url: str, org: str, email: str, password: str = OWNER_PASSWORD) -> None:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env["DATABASE_URL"] = database_url
     result = subprocess.run(
         [ECOMIND, "users", "create-admin", "--org", org, "--email", email],

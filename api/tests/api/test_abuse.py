@@ -1,4 +1,4 @@
-"""The API under abuse (issue 12), each numbered finding as a test on real PostgreSQL and Redis.
+"""The API under abuse, each behaviour as a test on real PostgreSQL and Redis.
 
 1. login limits, lockouts and their audit; bounded hashing; the request body limit
 2. a logout survives a Redis restart
@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import select
 import shutil
 import socket
@@ -33,11 +32,14 @@ import pytest
 import redis
 from argon2 import PasswordHasher
 
-from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
-from app.security import HashingBusy, PasswordHashing
-from app.tuning import Tuning
+from app.auth.hashing import HashingBusy, PasswordHashing
+from app.auth.limits import Keys
+from app.data.local import LocalPostgres, LocalRedis, ensure_role_and_database, port_open, terminate
+from app.settings.knobs import Tuning
 
 from ..conftest import CANARY, ECOMIND, Database, migrate
+from ..support.environment import child_env
+from ..support.polling import still_running, wait_until
 from ..support.services import free_port
 from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login, shipped_flags
 
@@ -65,21 +67,30 @@ def wrong(api: Any, email: str) -> Any:
 # -- 1. login limits -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_failed_logins_lock_the_account_with_a_growing_delay_all_audited(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_account="3/15 minutes", lockout_seconds=1)
-    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}, tuning) as api:
+    lock = Keys.of("testclient", "owner@acme.io").lock
+    with (
+        client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}, tuning) as api,
+        redis.Redis.from_url(redis_url) as shared,
+    ):
+
+        def lock_ran_out() -> bool:
+            return not shared.exists(lock)
+
         assert [wrong(api, "owner@acme.io").status_code for _ in range(2)] == [401, 401]
         locked = wrong(api, "owner@acme.io")  # the third failure locks the account
         assert locked.status_code == 429 and locked.headers["Retry-After"] == "1"
         # Locked: even the right password is refused, and no password is checked.
         right = api.post("/v1/auth/login", json={"email": "owner@acme.io", "password": OWNER_PASSWORD})
         assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
-        time.sleep(1.2)
+        wait_until(lock_ran_out, 10, "the one-second lockout running out")
         assert [wrong(api, "owner@acme.io").status_code for _ in range(2)] == [401, 401]
         second = wrong(api, "owner@acme.io")
         assert second.status_code == 429 and second.headers["Retry-After"] == "2"  # the delay doubled
-        time.sleep(2.2)
+        wait_until(lock_ran_out, 10, "the two-second lockout running out")
         login(api, "owner@acme.io")  # the lock ran out; a success forgets neither failures nor the doubling
         assert [wrong(api, "owner@acme.io").status_code for _ in range(3)] == [401, 401, 429]
         assert wrong(api, "owner@acme.io").headers["Retry-After"] == "4"
@@ -92,6 +103,7 @@ def test_failed_logins_lock_the_account_with_a_growing_delay_all_audited(migrate
     assert not any(CANARY in json.dumps(d) or OWNER_PASSWORD in json.dumps(d) for d in failed + refused)
 
 
+@pytest.mark.slow
 def test_unknown_emails_are_counted_and_locked_like_known_ones(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_account="3/15 minutes")
@@ -103,6 +115,7 @@ def test_unknown_emails_are_counted_and_locked_like_known_ones(migrated: Databas
     assert [r.headers.get("Retry-After") for r in known] == [r.headers.get("Retry-After") for r in unknown]
 
 
+@pytest.mark.slow
 def test_failures_from_one_address_are_limited_across_accounts(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     tuning = Tuning(login_failures_per_address="4/minute", login_failures_per_account="100/minute")
@@ -121,6 +134,7 @@ def test_failures_from_one_address_are_limited_across_accounts(migrated: Databas
     assert reasons == ["address_limited"]  # one row per limited period, whichever replica refused
 
 
+@pytest.mark.slow
 def test_an_ipv6_client_is_limited_per_64_and_an_ipv4_mapped_one_as_its_ipv4_address(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -191,6 +205,7 @@ def test_password_hashing_is_bounded_and_refuses_beyond_its_queue() -> None:
     hashing.close()
 
 
+@pytest.mark.slow
 def test_parallel_logins_beyond_the_hashing_queue_get_503_never_500(migrated: Database, live_api: Any) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     api = live_api(
@@ -210,6 +225,7 @@ def test_parallel_logins_beyond_the_hashing_queue_get_503_never_500(migrated: Da
     assert all(r.headers["Retry-After"] == "1" for r in statuses if r.status_code == 503)
 
 
+@pytest.mark.slow
 def test_a_login_rehashes_a_password_stored_with_old_parameters(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(OWNER_PASSWORD)  # argon2-cffi's default
@@ -254,6 +270,7 @@ def _raw(port: int, head: bytes, body_chunks: int = 0) -> tuple[bytes, int]:
     return answer, sent
 
 
+@pytest.mark.slow
 def test_request_bodies_over_the_limit_are_refused_before_being_read(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -285,6 +302,7 @@ def test_request_bodies_over_the_limit_are_refused_before_being_read(
     assert sent < 16 * 1024 * 1024
 
 
+@pytest.mark.slow
 def test_a_body_over_the_limit_is_logged_as_a_413_not_as_an_error(migrated: Database, live_api: Any) -> None:
     api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT})
     big = {**EVENT, "model": "m" * (2 * 1024 * 1024)}
@@ -295,15 +313,14 @@ def test_a_body_over_the_limit_is_logged_as_a_413_not_as_an_error(migrated: Data
         head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"
         answer, _ = _raw(api.port, head.encode())
         assert answer.startswith(b"HTTP/1.1 413"), (path, answer[:200])
-    deadline = time.monotonic() + 10
-    while api.output().count('" 413') < 5 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: api.output().count('" 413') >= 5, 10, "five access lines of a 413")
     output = api.output()
     assert output.count('" 413') == 5, output  # each one's access line says what it was
     for alarm in ("ERROR", "Traceback", "unhandled error", " 500"):
         assert alarm not in output, output
 
 
+@pytest.mark.slow
 def test_connections_that_never_finish_their_headers_are_closed_and_health_still_answers(
     migrated: Database, live_api: Any
 ) -> None:
@@ -367,6 +384,7 @@ def _answer_or_close(sock: socket.socket, by: float) -> bytes:
         return answer + b"<still open>"
 
 
+@pytest.mark.slow
 def test_a_request_whose_body_stalls_is_answered_408_and_closed(migrated: Database, live_api: Any) -> None:
     timeout = 2
     env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_BODY_TIMEOUT": str(timeout)}
@@ -392,6 +410,7 @@ def test_a_request_whose_body_stalls_is_answered_408_and_closed(migrated: Databa
         assert alarm not in output, output[-3000:]
 
 
+@pytest.mark.slow
 def test_at_the_cap_the_connection_stalled_longest_makes_room_for_a_new_one(migrated: Database, live_api: Any) -> None:
     cap, opened = 20, 40
     env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_MAX_CONNECTIONS": str(cap)}
@@ -419,6 +438,45 @@ def test_at_the_cap_the_connection_stalled_longest_makes_room_for_a_new_one(migr
     assert "closed the connection stalled longest" in lines[0] and "request's body" in lines[0], lines
 
 
+def _kept_alive(port: int) -> socket.socket:
+    """A connection that made one whole request, read its answer and stays open, idle."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while not answer.endswith(b"}"):  # /health's body is one JSON object
+        answer += sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    return sock
+
+
+@pytest.mark.slow
+def test_at_the_cap_an_idle_kept_alive_connection_makes_room_before_one_that_just_connected(
+    migrated: Database, live_api: Any
+) -> None:
+    """Busy keep-alive clients are idle between their requests for a moment: the probe that has
+    just connected, older than those moments, must not be the one closed to make room."""
+    cap = 20
+    env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "ECOMIND_MAX_CONNECTIONS": str(cap)}
+    api = live_api(env, shipped_flags())
+    probe = socket.create_connection(("127.0.0.1", api.port), timeout=5)  # connected, request not sent yet
+    idle = [_kept_alive(api.port) for _ in range(cap - 1)]  # each idle since after the probe connected
+    try:
+        newcomer = _kept_alive(api.port)  # over the cap: someone makes room
+        probe.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = _answer_or_close(probe, time.monotonic() + 3)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        closed = [sock for sock in idle if _answer_or_close(sock, time.monotonic() + 0.2) != b"<still open>"]
+        assert closed == [idle[0]], len(closed)  # the one idle longest, and only it
+        newcomer.close()
+    finally:
+        probe.close()
+        for sock in idle:
+            sock.close()
+    lines = [line for line in api.output().splitlines() if "ECOMIND_MAX_CONNECTIONS" in line]
+    assert len(lines) == 1 and "its next request, idle" in lines[0], lines
+
+
+@pytest.mark.slow
 def test_a_request_to_upgrade_to_a_websocket_is_answered_as_plain_http(migrated: Database, live_api: Any) -> None:
     api = live_api({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, shipped_flags())
     upgrade = (
@@ -435,6 +493,7 @@ def test_a_request_to_upgrade_to_a_websocket_is_answered_as_plain_http(migrated:
         assert said not in output, output[-3000:]
 
 
+@pytest.mark.slow
 def test_an_api_whose_redis_may_evict_revocations_says_so_at_start_with_the_fix(
     migrated: Database, private_redis: LocalRedis, live_api: Any
 ) -> None:
@@ -454,7 +513,7 @@ def test_an_api_whose_redis_may_evict_revocations_says_so_at_start_with_the_fix(
 # every connection, so clients run it out of descriptors.
 _OUT_OF_DESCRIPTORS = """
 import asyncio, logging, resource, sys
-from app.serving import quiet_accept_errors
+from app.api.serving import quiet_accept_errors
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
 kept = []
@@ -512,6 +571,7 @@ def _answer(port: int, head: bytes, pieces: int) -> bytes:
         return answer
 
 
+@pytest.mark.slow
 def test_request_headers_over_16_kib_are_refused_with_431_however_they_arrive(
     migrated: Database, live_api: Any
 ) -> None:
@@ -530,18 +590,16 @@ def test_request_headers_over_16_kib_are_refused_with_431_however_they_arrive(
     assert "Traceback" not in api.output()
 
 
+@pytest.mark.slow
 def test_ecomind_dev_closes_a_connection_that_never_finishes_its_headers(migrated: Database, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"DATABASE_URL={migrated.url()}\nJWT_SECRET={JWT}\n")
     port = free_port()
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env.update(ECOMIND_HEADER_TIMEOUT="1", ECOMIND_METRICS_PORT="0")
     command = [ECOMIND, "dev", "--port", str(port), "--data-dir", str(tmp_path / ".data")]
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while not port_open("127.0.0.1", port):
-            assert proc.poll() is None and time.monotonic() < deadline, "ecomind dev did not serve"
-            time.sleep(0.2)
+        wait_until(lambda: still_running(proc) and port_open("127.0.0.1", port), 120, "ecomind dev serving")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             started = time.monotonic()
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
@@ -647,6 +705,7 @@ def test_an_event_outside_the_sane_window_is_422_naming_occurred_at(migrated: Da
 # -- 4. concurrent creation of one email -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_six_parallel_creations_of_one_email_give_one_201_and_five_409(
     migrated: Database, redis_url: str, live_api: Any
 ) -> None:
@@ -671,6 +730,7 @@ def test_six_parallel_creations_of_one_email_give_one_201_and_five_409(
 # -- 5. PostgreSQL down ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_postgres_down_is_503_with_retry_after_on_every_endpoint(private_redis: LocalRedis) -> None:
     root = Path(tempfile.mkdtemp(prefix="ecomind-pg-down-"))  # the postgres user must reach it
     pg = LocalPostgres(root, free_port()).start()
@@ -713,6 +773,7 @@ def test_postgres_down_is_503_with_retry_after_on_every_endpoint(private_redis: 
 # -- 6. another organisation's emails --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_creating_a_user_whose_email_is_in_another_org_reveals_nothing(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     create_owner(migrated.url(), "Other", "owner@other.io", password="the-other-owners-secret-9")
@@ -748,6 +809,7 @@ def test_creating_a_user_whose_email_is_in_another_org_reveals_nothing(migrated:
         }
 
 
+@pytest.mark.slow
 def test_what_an_admin_sees_of_failed_logins_never_depends_on_other_organisations(
     migrated: Database, redis_url: str
 ) -> None:
@@ -807,6 +869,7 @@ def test_create_admin_applies_the_same_password_policy(migrated: Database) -> No
 # -- 8. deleted and disabled users, malformed claims -----------------------------------
 
 
+@pytest.mark.slow
 def test_tokens_of_deleted_or_disabled_users_are_401(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT, "REDIS_URL": redis_url}
@@ -841,13 +904,13 @@ def test_tokens_of_deleted_or_disabled_users_are_401(migrated: Database, redis_u
 
 def test_a_user_found_enabled_is_cached_briefly(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
-    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=600)) as api:
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=300)) as api:
         token = login(api, "owner@acme.io")
         assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 200
         sql(migrated, "UPDATE users SET disabled_at = now()")
         # Within the cache time the request path asks PostgreSQL nothing about the user.
         assert api.get("/v1/events/summary", headers=bearer(token)).status_code == 200
-    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=600)) as fresh:
+    with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, Tuning(user_cache_seconds=300)) as fresh:
         assert fresh.get("/v1/events/summary", headers=bearer(token)).status_code == 401
 
 

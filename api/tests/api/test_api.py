@@ -9,14 +9,16 @@ from pathlib import Path
 import jwt as pyjwt
 import pytest
 
-from app.localdb import LocalPostgres, LocalRedis, ensure_role_and_database
+from app.data.local import LocalPostgres, LocalRedis, ensure_role_and_database
 from app.main import StartupError
 
 from ..conftest import CANARY, Aws, Database
+from ..support.polling import wait_until
 from ..support.services import free_port
 from .helpers import JWT, bearer, client, create_owner, login
 
 
+@pytest.mark.slow
 def test_roles_and_events(migrated: Database, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     create_owner(migrated.url(), "Other", "owner@other.io")
@@ -68,6 +70,7 @@ def test_roles_and_events(migrated: Database, redis_url: str) -> None:
         assert api.get("/v1/events/summary", headers=bearer(other)).json()["events"] == 0
 
 
+@pytest.mark.slow
 def test_bad_tokens_are_rejected(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}) as api:
@@ -93,6 +96,7 @@ def test_bad_tokens_are_rejected(migrated: Database) -> None:
         assert api.post("/v1/auth/login", json={"email": "owner@acme.io", "password": "wrong"}).status_code == 401
 
 
+@pytest.mark.slow
 def test_database_password_rotation_without_restart(
     migrated: Database, aws: Aws, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -131,6 +135,7 @@ def test_database_password_rotation_without_restart(
     assert "AWSPENDING" in caplog.text
 
 
+@pytest.mark.slow
 def test_jwt_rotation_keeps_old_tokens_and_signs_new_ones(migrated: Database, aws: Aws, redis_url: str) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     aws.create("rot/jwt", JWT)
@@ -146,12 +151,16 @@ def test_jwt_rotation_keeps_old_tokens_and_signs_new_ones(migrated: Database, aw
         old_kid = pyjwt.get_unverified_header(before)["kid"]
         new_secret = "rotated-jwt-secret-" + "y" * 40
         aws.client.put_secret_value(SecretId="rot/jwt", SecretString=new_secret)  # old version -> AWSPREVIOUS
-        deadline = time.monotonic() + 15
-        after = login(api, "owner@acme.io")
-        while pyjwt.get_unverified_header(after)["kid"] == old_kid:
-            assert time.monotonic() < deadline, "the API never picked up the rotated JWT secret"
-            time.sleep(0.3)
-            after = login(api, "owner@acme.io")
+        after = wait_until(
+            lambda: (
+                (token := login(api, "owner@acme.io"))
+                and pyjwt.get_unverified_header(token)["kid"] != old_kid
+                and token
+            ),
+            15,
+            "the API picking up the rotated JWT secret",
+            interval=0.3,
+        )
         pyjwt.decode(after, new_secret, algorithms=["HS256"])  # signed with the new key
         assert api.get("/v1/auth/me", headers=bearer(before)).status_code == 200  # issued before: still valid
         assert api.get("/v1/auth/me", headers=bearer(after)).status_code == 200
@@ -170,6 +179,7 @@ def test_logout_without_redis_is_kept_in_postgres(migrated: Database) -> None:
         assert restarted.get("/v1/auth/me", headers=bearer(token)).status_code == 401
 
 
+@pytest.mark.slow
 def test_ready_follows_postgres_and_redis_without_restart(tmp_path: Path) -> None:
     pg = LocalPostgres(Path(__import__("tempfile").mkdtemp(prefix="ecomind-pg-ready-")), free_port()).start()
     cache = LocalRedis(free_port()).start()

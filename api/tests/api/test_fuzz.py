@@ -16,8 +16,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ..conftest import Database
 from .helpers import JWT, bearer, create_owner, login
+
+pytestmark = pytest.mark.slow
 
 ST = str(Path(sys.executable).with_name("st"))
 SEED = 12

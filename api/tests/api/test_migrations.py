@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from ..conftest import Database, assert_clean, migrate
 
@@ -31,6 +32,7 @@ def test_alembic_ini_holds_no_url_or_credential() -> None:
     assert "postgresql://" not in (API / "alembic.ini").read_text()
 
 
+@pytest.mark.slow
 def test_upgrade_to_head_and_back_to_base(database: Database) -> None:
     up = migrate(database.url())
     assert up.returncode == 0, up.stderr
@@ -42,6 +44,7 @@ def test_upgrade_to_head_and_back_to_base(database: Database) -> None:
     assert_clean(down, database.password)
 
 
+@pytest.mark.slow
 def test_five_concurrent_runners_all_succeed_and_one_applies(database: Database) -> None:
     with ThreadPoolExecutor(5) as pool:
         results = list(pool.map(lambda _: migrate(database.url()), range(5)))
@@ -52,6 +55,7 @@ def test_five_concurrent_runners_all_succeed_and_one_applies(database: Database)
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head(),)]
 
 
+@pytest.mark.slow
 def test_run_migrations_script_passes_arguments_and_fails_loudly(database: Database) -> None:
     script = API / "scripts" / "run_migrations.sh"
     assert "set -euo pipefail" in script.read_text()

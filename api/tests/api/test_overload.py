@@ -6,7 +6,6 @@ only; every flood is bounded in count and time, and nothing here is timed.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 from argon2 import PasswordHasher
 
-from app.tuning import Tuning
+from app.settings.knobs import Tuning
 
 from ..conftest import Database
 from .helpers import JWT, OWNER_PASSWORD, bearer, client, create_owner, login
@@ -61,7 +60,7 @@ def test_a_flood_of_authenticated_reads_never_waits_for_a_connection_and_ready_s
 def test_a_pool_that_stays_busy_is_answered_as_overload_not_as_a_database_outage(migrated: Database) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
     env = {"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}
-    tuning = dataclasses.replace(Tuning(), db_pool_timeout=0.2, user_cache_seconds=0, metrics_port=0)
+    tuning = Tuning(db_pool_timeout=0.2, user_cache_seconds=0, metrics_port=0)
     app_client = client(env, tuning)
     with app_client as api:
         token = login(api, "owner@acme.io")
@@ -134,7 +133,7 @@ def test_creating_a_user_whose_email_exists_in_the_organisation_is_409_without_h
     migrated: Database,
 ) -> None:
     create_owner(migrated.url(), "Acme", "owner@acme.io")
-    tuning = dataclasses.replace(Tuning(), hash_workers=1, hash_queue=0, metrics_port=0)
+    tuning = Tuning(hash_workers=1, hash_queue=0, metrics_port=0)
     body = {"email": "taken@acme.io", "password": "a-good-pass-phrase-7", "role": "VIEWER"}
     with client({"DATABASE_URL": migrated.url(), "JWT_SECRET": JWT}, tuning) as api:
         token = login(api, "owner@acme.io")

@@ -46,6 +46,7 @@ def test_init_refuses_to_overwrite_without_force(cli: Cli) -> None:
     assert_clean(forced)
 
 
+@pytest.mark.slow
 def test_production_from_moto_is_valid_and_masked(cli: Cli, aws: Aws) -> None:
     aws.create(
         "ecomind/prod/database",
@@ -109,6 +110,7 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_gets_one_clear_error_and_no_value(cli: Cli, aws: Aws, case: str) -> None:
     env, variable, needle, code = BAD_INPUTS[case]
@@ -157,6 +159,7 @@ def test_usage_error_exits_2(cli: Cli) -> None:
     assert_clean(result)
 
 
+@pytest.mark.slow
 def test_secrets_get_prints_the_value_asked_for(cli: Cli, aws: Aws) -> None:
     aws.create("get/db", json.dumps({"password": "pw-current"}))
     aws.client.put_secret_value(
@@ -220,6 +223,7 @@ def test_the_exit_code_table_of_the_docs_is_the_code() -> None:
     assert {(int(code), name) for code, name in rows} == {(int(c), c.name.lower()) for c in ExitCode}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["run", "--", "true"], ["export"], ["migrate"]])
 def test_errors_and_warnings_are_counted_apart(cli: Cli, command: list[str]) -> None:
     (cli.cwd / ".env").write_text(f"JWT_SECRET={CANARY}\n")  # read in development only: a warning in staging
@@ -234,6 +238,7 @@ def test_errors_and_warnings_are_counted_apart(cli: Cli, command: list[str]) -> 
     assert_clean(refused, "changeme")
 
 
+@pytest.mark.slow
 def test_a_region_that_is_no_region_name_is_a_configuration_error_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/staging/jwt", JWT)
     shell = {k: v for k, v in aws.env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
@@ -258,6 +263,7 @@ def test_an_empty_secret_name_is_a_usage_error(cli: Cli, aws: Aws, command: str)
     assert "not an empty string" in refused.stderr and f"fix: ecomind secrets {command} --help" in refused.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [["secrets", "describe", "ecomind/staging/jwt"], ["config", "check"], ["doctor"], ["run", "--", "true"]],

@@ -10,18 +10,21 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.localdb import port_open, terminate
+from app.data.local import port_open, terminate
 from app.telemetry import METRICS_PORT
 
 from ..conftest import CANARY, ECOMIND, Cli, Database, assert_clean
+from ..support.environment import child_env
+from ..support.polling import still_running, wait_until
 from ..support.services import free_port
+
+pytestmark = pytest.mark.slow
 
 JWT = "jwt-secret-for-dev-tests-" + "d" * 32
 REPO = Path(__file__).resolve().parents[3]
@@ -44,7 +47,7 @@ def taken_port() -> Iterator[int]:
 
 
 def _serve(cwd: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     return subprocess.Popen(
         [ECOMIND, "dev", "--port", str(port), "--data-dir", str(cwd / ".data")],
         cwd=cwd,
@@ -58,11 +61,11 @@ def test_a_second_copy_on_another_port_serves_beside_the_first(project: Cli) -> 
     first, second = free_port(), free_port()
     copies = [_serve(project.cwd, port) for port in (first, second)]
     try:
-        deadline = time.monotonic() + 120
-        while not (port_open("127.0.0.1", first) and port_open("127.0.0.1", second)):
-            assert all(p.poll() is None for p in copies), "a copy stopped"
-            assert time.monotonic() < deadline, "the copies did not both serve"
-            time.sleep(0.2)
+        wait_until(
+            lambda: all(map(still_running, copies)) and all(port_open("127.0.0.1", p) for p in (first, second)),
+            120,
+            "both copies serving",
+        )
         for port in (first, second):
             assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
             # Each serves its metrics on a port of its own, moved with the API's (9464 for 8000).
@@ -104,14 +107,10 @@ def test_a_metrics_port_in_use_stops_the_start_in_one_line_with_the_fix(project:
 
 
 def _serving(proc: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 120
-    while not port_open("127.0.0.1", port):
-        assert proc.poll() is None, "the copy stopped"
-        assert time.monotonic() < deadline, "the copy never served"
-        time.sleep(0.2)
-    while httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code != 200:
-        assert time.monotonic() < deadline, "the copy never became ready"
-        time.sleep(0.2)
+    wait_until(lambda: still_running(proc) and port_open("127.0.0.1", port), 120, "the copy serving")
+    wait_until(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code == 200, 120, "the copy ready"
+    )
 
 
 class _Logged:
@@ -124,7 +123,7 @@ class _Logged:
 
 
 def _serve_logged(cwd: Path, port: int) -> _Logged:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     log = cwd / f"dev-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -15,13 +15,14 @@ from typing import Any
 import boto3
 import pytest
 
-from app.localdb import LocalPostgres, ensure_role_and_database
+from app.data.local import LocalPostgres, ensure_role_and_database
 from app.secrets.environment import model
 
-from ..conftest import CANARY, Aws, Cli, assert_clean
+from ..conftest import CANARY, REGION, Aws, Cli, assert_clean
 from ..support.awsproxy import AwsProxy
+from ..support.iam import IamMoto, admin_client, start_iam_moto, user_with
 from ..support.services import MotoServer, free_port
-from .conftest import admin_client, run_fix, user_with
+from .conftest import run_fix
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -56,6 +57,7 @@ def production_secrets(iam: tuple[MotoServer, dict[str, str]]) -> dict[str, str]
 # -- credentials AWS refuses are not a denial --------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_access_key_id_aws_does_not_know_is_diagnosed_as_such_not_as_a_denial(
     cli: Cli, production_secrets: dict[str, str]
 ) -> None:
@@ -92,6 +94,7 @@ def test_credentials_aws_takes_are_named_by_who_they_are(cli: Cli, production_se
     assert creds["status"] == "ok" and creds["detail"] == "arn:aws:iam::123456789012:user/admin (from env)"
 
 
+@pytest.mark.slow
 def test_an_expired_session_token_says_to_refresh_the_session(cli: Cli, aws: Aws, proxy: AwsProxy) -> None:
     # moto never expires a token: the proxy answers as AWS does, STS in XML, Secrets Manager in JSON.
     expired = "The security token included in the request is expired"
@@ -130,15 +133,52 @@ def role_user(iam: tuple[MotoServer, dict[str, str]], role: str, policy: str, en
     made = _ROLE_USERS.get((iam[0].port, role))
     if made is not None:
         return made
+    made = user_with(iam, model(env).role_name(role), rendered_statements(policy, env))
+    _ROLE_USERS[(iam[0].port, role)] = made
+    return made
+
+
+def rendered_statements(policy: str, env: str = "staging") -> list[dict[str, Any]]:
+    """The statements of a policy of deploy/iam/, rendered for ``env`` in ELSEWHERE."""
     rendered = subprocess.run(
         [sys.executable, str(REPO / "deploy/render.py"), env, str(REPO / policy), "--set", f"AWS_REGION={ELSEWHERE}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    made = user_with(iam, model(env).role_name(role), json.loads(rendered)["Statement"])
-    _ROLE_USERS[(iam[0].port, role)] = made
-    return made
+    return list(json.loads(rendered)["Statement"])
+
+
+def assumed_role(
+    iam: tuple[MotoServer, dict[str, str]], role: str, policy: str, env: str = "staging"
+) -> dict[str, str]:
+    """Credentials of the model's role itself (STS answers assumed-role/NAME/...), holding exactly
+    its policy of deploy/iam/, assumed by the administrator as docs/deployment.md's rehearsal does."""
+    server, admin = iam
+    kw = {
+        "region_name": REGION,
+        "endpoint_url": server.url,
+        "aws_access_key_id": admin["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": admin["AWS_SECRET_ACCESS_KEY"],
+    }
+    client = boto3.client("iam", **kw)
+    name = model(env).role_name(role)
+    operator = client.get_user(UserName="admin")["User"]["Arn"]
+    trust = {"Effect": "Allow", "Principal": {"AWS": operator}, "Action": "sts:AssumeRole"}
+    try:
+        arn = client.get_role(RoleName=name)["Role"]["Arn"]
+    except client.exceptions.NoSuchEntityException:
+        document = json.dumps({"Version": "2012-10-17", "Statement": [trust]})
+        arn = client.create_role(RoleName=name, AssumeRolePolicyDocument=document)["Role"]["Arn"]
+        statements = {"Version": "2012-10-17", "Statement": rendered_statements(policy, env)}
+        client.put_role_policy(RoleName=name, PolicyName="ecomind", PolicyDocument=json.dumps(statements))
+    creds = boto3.client("sts", **kw).assume_role(RoleArn=arn, RoleSessionName="doctor")["Credentials"]
+    return {
+        **admin,
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+    }
 
 
 def shell_without_region(env: dict[str, str]) -> dict[str, str]:
@@ -157,6 +197,7 @@ def staging_elsewhere(iam: tuple[MotoServer, dict[str, str]]) -> dict[str, str]:
     return {"ENVIRONMENT": "staging", "AWS_REGION": ELSEWHERE, "DATABASE_URL": DB}
 
 
+@pytest.mark.slow
 def test_the_restore_fix_runs_in_the_secrets_region_as_the_operator_it_names(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:
@@ -176,6 +217,26 @@ def test_the_restore_fix_runs_in_the_secrets_region_as_the_operator_it_names(
     assert "DeletedDate" not in sm.describe_secret(SecretId="ecomind/staging/jwt")
 
 
+@pytest.mark.slow
+def test_a_force_deleted_secret_denied_to_the_api_role_may_be_missing_and_the_operators_describe_tells(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    sm.delete_secret(SecretId="ecomind/staging/jwt", ForceDeleteWithoutRecovery=True)
+    api = role_user(iam, "api", "deploy/iam/api-task-role.policy.json")
+    _, checks, _ = doctor(cli, {**api, **staging_elsewhere})
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "fail", readable
+    assert "denied, or the secret does not exist" in readable["detail"], readable
+    assert "AccessDenied for a missing secret under a suffix-scoped grant" in readable["detail"]
+    describe, _, policy = readable["fix"].partition("\n")
+    assert describe.startswith("ecomind secrets describe ecomind/staging/jwt") and "as the operator" in describe
+    assert f"--region {ELSEWHERE}" in describe and '"Statement"' in policy, readable["fix"]
+    as_operator = run_fix(describe, shell_without_region(iam[1]), cli.cwd)
+    assert as_operator.returncode == 4 and "not found" in as_operator.stderr, as_operator.stderr
+
+
+@pytest.mark.slow
 def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:
@@ -196,6 +257,59 @@ def test_the_resume_fix_runs_in_the_secrets_region_as_the_rotation_role_it_names
     assert current["VersionId"] == pending["VersionId"]
 
 
+@pytest.mark.slow
+def test_a_local_rotation_refused_to_a_task_role_names_the_rotation_role_and_its_command_runs_as_it(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    sm.rotate_secret(
+        SecretId="ecomind/staging/jwt", RotationRules={"AutomaticallyAfterDays": 90}, RotateImmediately=False
+    )
+    rotation_role = model("staging").role_name("rotation")
+    command = ("secrets", "rotate", "ecomind/staging/jwt", "--local", "--region", ELSEWHERE)
+    fixes = []
+    for role, policy in (
+        ("migration", "deploy/iam/migration-task-role.policy.json"),  # may not even describe it
+        ("api", "deploy/iam/api-task-role.policy.json"),  # describes and reads it; createSecret is denied
+    ):
+        refused = cli(*command, env=role_user(iam, role, policy))
+        assert refused.returncode == 5, (role, refused.stderr)
+        fix = refused.stderr.split("fix: ", 1)[1].strip()
+        assert f"# as {rotation_role} or the operator" in fix, (role, fix)
+        assert "resumes" not in fix and model("staging").role_name("api") not in fix, (role, fix)
+        fixes.append(fix)
+    assert "createSecret" in refused.stderr and "denied" in refused.stderr, refused.stderr
+    rotation = role_user(iam, "rotation", "deploy/iam/rotation-lambda-role.policy.json")
+    ran = run_fix(fixes[-1], shell_without_region(rotation), cli.cwd)
+    assert ran.returncode == 0 and "rotated" in ran.stdout, ran.stdout + ran.stderr
+
+
+@pytest.mark.slow
+def test_the_doctor_as_the_migration_role_leaves_the_jwt_unchecked_and_prints_its_only_command(
+    iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
+) -> None:
+    sm = admin_client(iam, ELSEWHERE)
+    if "ecomind/staging/database" not in {s["Name"] for s in sm.list_secrets()["SecretList"]}:
+        sm.create_secret(Name="ecomind/staging/database", SecretString=DB)
+    env = {k: v for k, v in staging_elsewhere.items() if k != "DATABASE_URL"}  # both secrets by reference
+    migration = assumed_role(iam, "migration", "deploy/iam/migration-task-role.policy.json")
+    _, checks, _ = doctor(cli, {**migration, **env})
+    assert checks["DATABASE_URL readable"]["status"] == "ok", checks["DATABASE_URL readable"]
+    readable = checks["JWT_SECRET readable"]
+    assert readable["status"] == "not_checked", readable
+    assert f"not run for {model('staging').role_name('migration')}" in readable["detail"], readable
+    assert readable["fix"] == f"AWS_REGION={ELSEWHERE} ecomind doctor --environment staging --only DATABASE_URL"
+    assert '"Statement"' not in readable["fix"]
+    # The report as an operator reads it prints that command under the check it would run.
+    text = cli("doctor", "--timeout", "1", env={**migration, **env}).stdout
+    assert f"      fix: {readable['fix']}" in text.splitlines(), text
+    ran = run_fix(readable["fix"] + " --json --timeout 1", shell_without_region(migration), cli.cwd)
+    after = {c["name"]: c["status"] for c in json.loads(ran.stdout)["checks"]}
+    assert after["DATABASE_URL readable"] == "ok", after
+    assert not any(name.startswith("JWT_SECRET") for name in after), after
+
+
+@pytest.mark.slow
 def test_without_a_region_the_fixes_name_none_and_run_once_the_shell_has_one(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/prod/jwt", JWT, region=ELSEWHERE)
     shell = shell_without_region(aws.env)
@@ -222,6 +336,7 @@ def ssl_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPost
     server.stop()
 
 
+@pytest.mark.slow
 def test_a_refused_database_password_is_fixed_with_the_master_url_in_a_file_not_the_command(
     cli: Cli, aws: Aws, ssl_postgres: LocalPostgres
 ) -> None:
@@ -256,6 +371,7 @@ def test_a_refused_database_password_is_fixed_with_the_master_url_in_a_file_not_
 # -- a check that could not run is reported as not run --------------------------------------
 
 
+@pytest.mark.slow
 def test_the_rotation_checks_of_a_secret_that_could_not_be_read_are_not_checked_never_dropped(
     iam: tuple[MotoServer, dict[str, str]], cli: Cli, staging_elsewhere: dict[str, str]
 ) -> None:
@@ -287,26 +403,14 @@ def test_the_rotation_checks_of_a_secret_that_could_not_be_read_are_not_checked_
 
 
 @pytest.fixture(scope="module")
-def stock_iam() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+def stock_iam() -> Iterator[IamMoto]:
     """Stock moto_server with IAM enforced (not tests/support/moto_iam.py): an administrator."""
-    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}, stock=True).start()
-    iam = boto3.client(
-        "iam", region_name="us-east-1", endpoint_url=server.url, aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    iam.create_user(UserName="admin")
-    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
-    key = iam.create_access_key(UserName="admin")["AccessKey"]
-    admin = {
-        "AWS_ENDPOINT_URL": server.url,
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-        "AWS_REGION": "us-east-1",
-    }
+    server, admin = start_iam_moto(stock=True)
     yield server, admin
     server.stop()
 
 
+@pytest.mark.slow
 def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is_suggested(
     cli: Cli, stock_iam: tuple[MotoServer, dict[str, str]]
 ) -> None:
@@ -336,6 +440,7 @@ def test_an_emulator_answering_500_is_said_to_have_failed_and_no_other_region_is
     assert "--region us-west-2" not in described.stderr and "Rehearse on an emulator" in described.stderr
 
 
+@pytest.mark.deploy
 def test_a_stage_on_two_versions_fails_the_doctor_with_a_fix_that_runs(cli: Cli, stock_aws: Aws) -> None:
     aws, name = stock_aws, "ecomind/staging/jwt"
     aws.client.create_secret(Name=name, SecretString=JWT)
@@ -388,6 +493,7 @@ def test_a_secret_outside_the_roles_policy_is_denied_when_read_in_a_batch_too(
     assert checks["DATABASE_URL readable"]["status"] == "ok", checks["DATABASE_URL readable"]
 
 
+@pytest.mark.slow
 def test_a_region_that_holds_replicas_is_said_to_take_no_writes(cli: Cli, aws: Aws) -> None:
     made = cli(
         "secrets", "provision", "-e", "production", "--db-host", "db.internal", "--replica-region", "us-west-2",
@@ -404,6 +510,7 @@ def test_a_region_that_holds_replicas_is_said_to_take_no_writes(cli: Cli, aws: A
     assert "JWT_SECRET readable" in after and "JWT_SECRET primary region" not in after, ran.stdout + ran.stderr
 
 
+@pytest.mark.slow
 def test_a_profile_that_does_not_exist_fails_the_credentials_check_and_the_other_checks_still_run(
     cli: Cli, aws: Aws
 ) -> None:
@@ -424,6 +531,7 @@ def test_a_profile_that_does_not_exist_fails_the_credentials_check_and_the_other
     assert after["AWS credentials"]["status"] == "ok" and after["JWT_SECRET readable"]["status"] == "ok", after
 
 
+@pytest.mark.slow
 def test_the_policy_printed_for_a_denied_read_once_attached_lets_every_check_of_the_secret_run(
     cli: Cli, iam: tuple[MotoServer, dict[str, str]], production_secrets: dict[str, str]
 ) -> None:
@@ -450,6 +558,7 @@ def test_the_policy_printed_for_a_denied_read_once_attached_lets_every_check_of_
         assert after[check]["status"] != "not_checked", after[check]
 
 
+@pytest.mark.slow
 def test_a_check_left_out_by_only_is_not_a_check_that_could_not_run(cli: Cli, aws: Aws) -> None:
     made = cli(
         "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
@@ -465,7 +574,7 @@ def test_a_check_left_out_by_only_is_not_a_check_that_could_not_run(cli: Cli, aw
 
 
 def test_a_redis_that_may_evict_revocations_is_diagnosed_and_the_fix_runs(cli: Cli, tmp_path: Path) -> None:
-    from app.localdb import LocalRedis
+    from app.data.local import LocalRedis
 
     server = LocalRedis(free_port()).start()
     try:
@@ -488,3 +597,63 @@ def test_a_redis_that_may_evict_revocations_is_diagnosed_and_the_fix_runs(cli: C
         assert checks["redis eviction"]["status"] == "ok", checks["redis eviction"]
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_with_a_password() -> Iterator[int]:
+    """A Redis on this machine that takes the password "right" only."""
+    from app.data.local import LocalRedis
+
+    server = LocalRedis(free_port()).start()
+    try:
+        subprocess.run(
+            ["redis-cli", "-p", str(server.port), "CONFIG", "SET", "requirepass", "right"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        yield server.port
+    finally:
+        server.stop()
+
+
+def test_a_redis_that_needs_a_password_or_refuses_it_in_development_is_fixed_by_init(
+    cli: Cli, redis_with_a_password: int
+) -> None:
+    port = redis_with_a_password
+    env = {"DATABASE_URL": DB, "JWT_SECRET": JWT}
+    for url, said in ((f"redis://127.0.0.1:{port}/0", "NOAUTH"), (f"redis://:wrong@127.0.0.1:{port}/0", "WRONGPASS")):
+        _, checks, _ = doctor(cli, {**env, "REDIS_URL": url})
+        check = checks["redis"]
+        assert check["status"] == "fail" and said in check["detail"], check
+        assert check["fix"].startswith("ecomind init --force"), check
+    # The repository's folder, whose .env points at the other Redis.
+    (cli.cwd / ".env.example").write_text((REPO / ".env.example").read_text())
+    (cli.cwd / ".env").write_text(f"REDIS_URL=redis://127.0.0.1:{port}/0\n")
+    ran = run_fix(check["fix"], {}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    written = (cli.cwd / ".env").read_text()
+    assert f"127.0.0.1:{port}/" not in written and "REDIS_URL=redis://127.0.0.1:" in written, written
+
+
+def test_a_redis_password_read_from_a_secret_is_fixed_by_setting_that_secret(
+    cli: Cli, aws: Aws, redis_with_a_password: int
+) -> None:
+    port = redis_with_a_password
+    aws.create("ecomind/staging/redis", f"redis://127.0.0.1:{port}/0")
+    env = {
+        **aws.env,
+        "ENVIRONMENT": "staging",
+        "DATABASE_URL": DB,
+        "JWT_SECRET": JWT,
+        "REDIS_URL": "aws-secretsmanager:ecomind/staging/redis",
+    }
+    _, checks, _ = doctor(cli, env)
+    check = checks["redis"]
+    assert check["status"] == "fail" and "NOAUTH" in check["detail"], check
+    assert "ecomind secrets set ecomind/staging/redis --region us-east-1" in check["fix"], check
+    value = f"redis://:right@127.0.0.1:{port}/0"
+    ran = run_fix(check["fix"], {**shell_without_region(aws.env), "VALUE": value}, cli.cwd)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    _, after, _ = doctor(cli, env)
+    assert after["redis"]["status"] != "fail", after["redis"]

@@ -78,6 +78,7 @@ def test_a_value_dotenv_cannot_carry_is_refused_with_the_json_fix(cli: Cli, valu
     assert json.loads(ran.stdout) == {"JWT_SECRET": value}
 
 
+@pytest.mark.slow
 def test_a_carriage_return_in_a_mounted_secret_file_is_refused_not_turned_into_a_line_break(cli: Cli) -> None:
     (cli.cwd / "jwt").write_bytes(b"carriage\rreturn\n")
     env = {"JWT_SECRET": f"file:{cli.cwd / 'jwt'}"}

@@ -15,17 +15,20 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.localdb import port_open
+from app.data.local import port_open
 
 from ..conftest import CANARY, ECOMIND, Cli, Database, assert_clean
+from ..support.environment import child_env
 from ..support.services import free_port
+
+pytestmark = pytest.mark.slow
 
 
 class Started:
     """`ecomind local-postgres` running in a folder of its own; ``exports`` is what it printed."""
 
     def __init__(self, cwd: Path, *args: str) -> None:
-        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        env = child_env()
         self.proc = subprocess.Popen(
             [ECOMIND, "local-postgres", *args],
             cwd=cwd,

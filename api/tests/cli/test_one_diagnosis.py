@@ -5,7 +5,6 @@ the inspection `load_settings` runs; and no raw input reaches any output, whatev
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from ..conftest import CANARY, Aws, Cli, assert_clean
+from ..support.environment import child_env
 from ..support.services import free_port
 
 JWT = "k" * 48
@@ -51,6 +51,7 @@ def _both(cli: Cli, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[st
     return cli("config", "check", "--json", env=env), cli("doctor", "--json", "--timeout", "1", env=env)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CONFIGURATIONS))
 def test_doctor_reports_every_problem_config_check_reports(cli: Cli, aws: Aws, case: str) -> None:
     env = {**aws.env, "DATABASE_URL": DB, "JWT_SECRET": JWT, "AWS_REGION": "us-east-1", **CONFIGURATIONS[case]}
@@ -118,6 +119,7 @@ COMMANDS: dict[str, tuple[list[str], str | None]] = {
 JSON_COMMANDS = ("config check", "config show", "doctor")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", list(RAW))
 def test_a_raw_database_url_never_reaches_any_output(cli: Cli, aws: Aws, shape: str) -> None:
     env = {**aws.env, "DATABASE_URL": RAW[shape], "JWT_SECRET": JWT}
@@ -132,6 +134,7 @@ def test_a_raw_database_url_never_reaches_any_output(cli: Cli, aws: Aws, shape: 
             json.loads(as_json.stdout)  # JSON on every path, errors included
 
 
+@pytest.mark.slow
 def test_a_raw_at_sign_in_a_dotenv_password_is_refused_by_every_command_naming_the_fix(cli: Cli, aws: Aws) -> None:
     (cli.cwd / ".env").write_text(f"DATABASE_URL={RAW['raw @ in password']}\nJWT_SECRET={JWT}\n")
     for name, (args, stdin) in COMMANDS.items():
@@ -147,6 +150,7 @@ def test_a_raw_at_sign_in_a_dotenv_password_is_refused_by_every_command_naming_t
         assert "DATABASE_URL" in text and ".env" in text and "%40" in text, text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [shape for shape in RAW if shape.startswith("raw @")])
 def test_a_url_with_two_raw_at_signs_gets_the_percent_encoding_fix_whatever_stands_between(
     cli: Cli, aws: Aws, shape: str
@@ -161,9 +165,10 @@ def test_a_url_with_two_raw_at_signs_gets_the_percent_encoding_fix_whatever_stan
         assert "names no database" not in text and "fragment" not in text and "resolve" not in text, text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", list(RAW))
 def test_a_raw_database_url_never_reaches_the_api_start_up_log(aws: Aws, shape: str) -> None:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     env.update({**aws.env, "DATABASE_URL": RAW[shape], "JWT_SECRET": JWT, "ECOMIND_METRICS_PORT": "0"})
     ran = subprocess.run(
         [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(free_port())],
@@ -180,6 +185,7 @@ def test_a_raw_database_url_never_reaches_the_api_start_up_log(aws: Aws, shape: 
         assert secret not in log, f"the API's start-up log holds a secret:\n{log}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variable", ["REDIS_URL", "JWT_SECRET"])
 def test_other_secret_variables_are_scrubbed_too(cli: Cli, aws: Aws, variable: str) -> None:
     value = f"http://u:{CANARY}@cache:6379/0" if variable == "REDIS_URL" else f"{CANARY}:not-a-reference"

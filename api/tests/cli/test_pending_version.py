@@ -8,16 +8,19 @@ judging as of a later date: the doctor's own `--as-of`.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from app.rotation.driver import rotate_locally, rotator_for
 from app.secrets.environment import model, rotation_window
 
 from ..conftest import CANARY, Aws, Cli, Database, assert_clean
+from ..support.iam import admin_client, user_with
 from ..support.services import MotoServer
-from .conftest import admin_client, run_fix, user_with
+from .conftest import run_fix
 
 JWT_NAME = model("staging").secret_name("jwt")
 PENDING = "p" * 48  # the value a stopped rotation left AWSPENDING
@@ -51,6 +54,7 @@ def staging(database: Database) -> dict[str, str]:
     return {"ENVIRONMENT": "staging", "DATABASE_URL": database.url() + "?sslmode=disable"}
 
 
+@pytest.mark.slow
 def test_a_pending_version_older_than_the_window_fails_with_a_fix_that_runs(
     cli: Cli, aws: Aws, staging: dict[str, str]
 ) -> None:
@@ -137,3 +141,30 @@ def test_the_rotation_window_is_the_secrets_rules_or_secrets_managers_default(
 ) -> None:
     got_hours, got_source = rotation_window(rules)
     assert got_hours == hours and source in got_source
+
+
+def test_a_stale_pending_version_is_discarded_not_resumed_forever(aws: Aws, database: Database) -> None:
+    import os
+
+    os.environ["ENVIRONMENT"] = "development"  # the test server has no SSL
+    try:
+        aws.create("rot/stale", database.rds_secret())
+        aws.client.rotate_secret(
+            SecretId="rot/stale", RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
+        )
+        # A rotation started while the secret named a host that is gone, then the host was fixed.
+        token = str(uuid.uuid4())
+        pending = json.loads(database.rds_secret()) | {"host": "db.gone.invalid", "password": "x" * 32}
+        aws.client.put_secret_value(
+            SecretId="rot/stale",
+            ClientRequestToken=token,
+            SecretString=json.dumps(pending),
+            VersionStages=["AWSPENDING"],
+        )
+        steps: list[str] = []
+        version = rotate_locally(aws.client, "rot/stale", rotator_for(aws.client, "rot/stale"), on_step=steps.append)
+        assert version != token and any("discarded AWSPENDING" in s for s in steps)
+        current = json.loads(aws.client.get_secret_value(SecretId="rot/stale")["SecretString"])
+        assert current["host"] == "127.0.0.1"
+    finally:
+        os.environ.pop("ENVIRONMENT", None)

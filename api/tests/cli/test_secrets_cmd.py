@@ -10,11 +10,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from app.secrets.environment import API_SECRET_ACTIONS
 
 from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
+from ..support.iam import admin_client, user_with
 from ..support.services import MotoServer
-from .conftest import admin_client, run_fix, user_with
+from .conftest import run_fix
 
 ELSEWHERE = "eu-west-1"  # not the tests' default region: a fix must carry its own
 
@@ -28,6 +31,7 @@ def fix_of(stderr: str) -> str:
     return stderr.split("fix: ", 1)[1].strip()
 
 
+@pytest.mark.slow
 def test_rotating_a_secret_that_does_not_exist_says_what_is_known_and_how_to_create_it(cli: Cli, aws: Aws) -> None:
     shell = shell_without_region(aws)
     missing = cli("secrets", "rotate", "ecomind/prod/jwt", env={**shell, "AWS_REGION": ELSEWHERE})
@@ -44,6 +48,7 @@ def test_rotating_a_secret_that_does_not_exist_says_what_is_known_and_how_to_cre
     assert_clean(ran)
 
 
+@pytest.mark.slow
 def test_a_missing_secret_of_another_prefix_is_created_under_that_prefix(cli: Cli, aws: Aws) -> None:
     shell = shell_without_region(aws)
     missing = cli(
@@ -111,6 +116,7 @@ def test_rotate_refuses_a_master_url_file_it_cannot_read(cli: Cli, aws: Aws, dat
     assert_clean(missing, database.password)
 
 
+@pytest.mark.slow
 def test_list_describe_and_the_doctor_agree_on_the_last_and_next_rotation(cli: Cli, aws: Aws) -> None:
     made = cli(
         "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
@@ -156,6 +162,7 @@ def test_set_checks_a_value_as_the_secrets_own_tags_say_whatever_the_shells_pref
     assert refused.returncode == 3 and "production needs at least 32" in refused.stderr, refused.stderr
 
 
+@pytest.mark.slow
 def test_a_refused_database_value_is_said_once_with_a_fix_that_fits_a_database_secret(cli: Cli, aws: Aws) -> None:
     assert cli("secrets", "provision", "-e", "staging", "--db-host", "db.internal", env=aws.env).returncode == 0
     before = json.loads(aws.client.get_secret_value(SecretId="ecomind/staging/database")["SecretString"])
@@ -198,6 +205,7 @@ def current_twice(aws: Aws, name: str) -> tuple[str, str]:
     return moved, put
 
 
+@pytest.mark.deploy
 def test_history_flags_a_stage_on_two_versions_with_a_fix_that_runs(cli: Cli, stock_aws: Aws) -> None:
     aws = stock_aws
     current_twice(aws, "ecomind/staging/jwt")
@@ -214,6 +222,7 @@ def test_history_flags_a_stage_on_two_versions_with_a_fix_that_runs(cli: Cli, st
     assert "impossible" not in again.stderr, again.stderr
 
 
+@pytest.mark.slow
 def test_a_short_signing_key_on_an_emulator_is_replaced_by_a_local_rotation_as_printed(cli: Cli, aws: Aws) -> None:
     made = cli(
         "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
@@ -244,6 +253,7 @@ def test_the_history_of_a_missing_secret_is_not_found_with_the_command_that_crea
     assert cli("secrets", "history", "ecomind/staging/jwt", env=aws.env).returncode == 0
 
 
+@pytest.mark.slow
 def test_the_history_asked_in_the_wrong_region_names_the_region_that_holds_the_secret(cli: Cli, aws: Aws) -> None:
     aws.create("ecomind/staging/jwt", "k" * 48, region=ELSEWHERE)
     shell = shell_without_region(aws)
@@ -308,6 +318,7 @@ def stub_rotation_functions(aws: Aws, environment: str = "staging") -> None:
         )
 
 
+@pytest.mark.slow
 def test_rotating_on_an_emulator_without_local_is_refused_with_the_local_rotation_that_runs(cli: Cli, aws: Aws) -> None:
     stub_rotation_functions(aws)
     made = cli(
@@ -329,6 +340,7 @@ def test_rotating_on_an_emulator_without_local_is_refused_with_the_local_rotatio
     assert_clean(ran, before["SecretString"], after["SecretString"])
 
 
+@pytest.mark.slow
 def test_a_value_set_after_a_local_rotation_is_the_one_every_reader_gets(cli: Cli, aws: Aws) -> None:
     made = cli(
         "secrets", "provision", "-e", "staging", "--db-host", "db.internal", "--enable-rotation",
@@ -353,6 +365,7 @@ def test_a_value_set_after_a_local_rotation_is_the_one_every_reader_gets(cli: Cl
     assert f"version {version}" in checks["JWT_SECRET readable"]["detail"], checks["JWT_SECRET readable"]
 
 
+@pytest.mark.deploy
 def test_the_stage_repair_keeps_the_newest_version_that_holds_a_value(cli: Cli, stock_aws: Aws) -> None:
     aws, name = stock_aws, "ecomind/staging/jwt"
     shell = {**shell_without_region(aws), "PATH": f"{AWS_CLI_BIN}:{os.environ['PATH']}"}
@@ -400,6 +413,7 @@ def replicated_production(cli: Cli, env: dict[str, str]) -> None:
     assert made.returncode == 0, made.stdout + made.stderr
 
 
+@pytest.mark.slow
 def test_writes_asked_in_a_replica_region_go_to_the_primary_with_a_fix_that_runs(cli: Cli, aws: Aws) -> None:
     replicated_production(cli, aws.env)
     in_replica = {**aws.env, "AWS_REGION": "us-west-2"}
@@ -453,6 +467,7 @@ def test_the_rotation_role_asked_in_a_replica_region_is_sent_to_the_primary(
 # -- who may run a command -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_command_the_api_role_may_not_run_names_who_may_and_widens_no_role(
     cli: Cli, iam: tuple[MotoServer, dict[str, str]]
 ) -> None:
@@ -493,6 +508,7 @@ def test_a_command_the_api_role_may_not_run_names_who_may_and_widens_no_role(
         assert ran.returncode == 0, ran.stdout + ran.stderr
 
 
+@pytest.mark.slow
 def test_a_database_secret_refuses_its_password_an_unknown_key_and_a_whole_url_with_fixes_that_run(
     cli: Cli, aws: Aws, database: Database
 ) -> None:

@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "deploy/ecs/deploy.sh"
 
@@ -21,6 +23,7 @@ def calls(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [line.split()[3] + " " + line.split()[4] for line in result.stderr.splitlines() if line.startswith("aws ")]
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_calls_in_order() -> None:
     result = dry_run("staging")
     assert result.returncode == 0, result.stderr
@@ -37,6 +40,7 @@ def test_dry_run_prints_the_calls_in_order() -> None:
     assert "exitCode" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_failed_migration_stops_the_deploy() -> None:
     result = dry_run("production", exit_code="3")
     assert result.returncode == 1

@@ -3,8 +3,8 @@
 A deployment that sets ECOMIND_METRIC_HOST (one letter off) deploys fine and changes
 nothing: the API reads ECOMIND_METRICS_HOST. So every ECOMIND_* name written anywhere
 under deploy/ (templates, scripts, comments, the generated dashboard), and every one a
-rendered task definition or manifest sets, must be a knob of app.tuning.KNOBS, or one of
-the knobs issue 15 adds to app/tuning.py (below), which the API reads from then on.
+rendered task definition or manifest sets, must be a knob of app.settings.knobs.KNOBS, or one of
+the knobs issue 15 adds to app/settings/knobs.py (below), which the API reads from then on.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import pytest
 import yaml
 
 from app.secrets.environment import DEPLOYED
-from app.tuning import KNOBS
+from app.settings.knobs import KNOBS
 
 from .rendering import REPO, render
 
 KNOB = re.compile(r"\bECOMIND_[A-Z0-9_]*[A-Z0-9]")
 # The knobs of issue 15 (metrics listener, EMF lines, staleness, readiness, log format):
-# fields of app.tuning.Tuning from that issue on; listed here until KNOBS has them.
+# fields of app.settings.knobs.Tuning from that issue on; listed here until KNOBS has them.
 KNOWN = set(KNOBS.values())
 SKIP = {"node_modules", "__pycache__"}
 

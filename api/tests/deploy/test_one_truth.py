@@ -24,7 +24,8 @@ import yaml
 
 from app.secrets.environment import DEPLOYED, ENVIRONMENTS, RDS_KEYS, VARIABLE_NAMES, model
 
-from ..conftest import Aws
+from ..conftest import Aws, Database
+from ..support.environment import child_env
 from .rendering import REPO, CfnLoader, copy_repo, load_module, render
 
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}  # read by docker compose, not by the app
@@ -239,7 +240,7 @@ def _copy_repo(tmp_path: Path) -> Path:
 
 
 def _cli(copy: Path, aws: Aws, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    environ = child_env()
     environ.update(aws.env, PYTHONPATH=str(copy / "api"), COLUMNS="200", **env)
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args], cwd=copy, env=environ, capture_output=True, text=True, timeout=120
@@ -265,6 +266,7 @@ def known_names(m_module: Any) -> set[str]:
     return known | set(m_module.EXAMPLE_VALUES)  # the policy's example values are facts of the model too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fact", list(FACTS))
 def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Path, aws: Aws) -> None:
     copy = _copy_repo(tmp_path)
@@ -293,6 +295,9 @@ def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Pa
     for entry, key in zip(secrets, ("database", "jwt"), strict=True):
         rotate = next(c for c in entry["changes"] if c.startswith("RotateSecret"))
         assert f"every {changed.rotation_days} days" in rotate and rotate.endswith(f":{changed.function_name(key)})")
+    # provision's help: the period it names for the environment is the model's.
+    shown = " ".join(_cli(copy, aws, "secrets", "provision", "--help").stdout.split())
+    assert f"{changed.rotation_days} {changed.short}" in shown, shown
 
     # doctor: the names it looks for, the period it demands.
     values = {"database": json.dumps(dict.fromkeys(RDS_KEYS, "x") | {"port": 5432}), "jwt": "k" * 48}
@@ -323,6 +328,123 @@ def test_changing_one_fact_of_the_model_moves_everything(fact: str, tmp_path: Pa
         assert got.returncode == 0, f"docs/deployment.md asks for {name}, which render.py does not know"
 
 
+TTL_DEFAULT = ('Variable("SECRETS_CACHE_TTL", False, "300")', 'Variable("SECRETS_CACHE_TTL", False, "120")')
+# What the app says of a TTL default, read in a process of its own on a copy of the repository:
+# the settings, the store, and the stale threshold /ready reports.
+_TTL_PROBE = """
+import json, sys
+from fastapi.testclient import TestClient
+from app.main import create_app
+from app.secrets.store import SecretStore
+from app.settings.knobs import Tuning
+from app.settings.loading import load_settings
+
+env = json.loads(sys.argv[1])
+settings = load_settings(env, env_file=None)
+said = {"settings": settings.secrets_cache_ttl, "store": SecretStore().ttl}
+settings.close()
+with TestClient(create_app(load=lambda: load_settings(env, env_file=None), tuning=Tuning(metrics_port=0))) as api:
+    said["ready"] = api.get("/ready").json()["stale_after_seconds"]
+print(json.dumps(said))
+"""
+
+
+def ttl_statements(root: Path) -> dict[str, int]:
+    """What the docs state of the TTL's default and the stale threshold it gives, by statement."""
+    secrets, operations = ((root / doc).read_text() for doc in ("docs/secrets.md", "docs/operations.md"))
+    table = re.search(r"^\| `SECRETS_CACHE_TTL` \| no \| seconds, default (\d+),", secrets, re.M)
+    stale = re.search(r"default: (\d+) x `SECRETS_CACHE_TTL`, so (\d+) s\s+with the default TTL of (\d+) s", operations)
+    knob = re.search(
+        r"^\| `ECOMIND_SECRETS_STALE_AFTER` \| `0` \|.*\(`0`: (\d+) x `SECRETS_CACHE_TTL`\) \|$", operations, re.M
+    )
+    ready = re.search(r'"stale_after_seconds": (\d+)\.0\}', operations)
+    assert table and stale and knob and ready, "a statement of the TTL's default moved out of reach of this test"
+    return {
+        "secrets.md: the TTL's default": int(table.group(1)),
+        "operations.md: the TTL's default": int(stale.group(3)),
+        "operations.md: the stale threshold": int(stale.group(2)),
+        "operations.md: /ready's stale threshold": int(ready.group(1)),
+        "operations.md: TTLs before stale": int(stale.group(1)),
+        "operations.md: TTLs before stale (knob)": int(knob.group(1)),
+    }
+
+
+def ttl_truth(model_module: Any) -> dict[str, int]:
+    from app.telemetry import STALE_AFTER_TTLS
+
+    ttl = int(model_module.DEFAULT_CACHE_TTL)
+    return {
+        "secrets.md: the TTL's default": ttl,
+        "operations.md: the TTL's default": ttl,
+        "operations.md: the stale threshold": STALE_AFTER_TTLS * ttl,
+        "operations.md: /ready's stale threshold": STALE_AFTER_TTLS * ttl,
+        "operations.md: TTLs before stale": STALE_AFTER_TTLS,
+        "operations.md: TTLs before stale (knob)": STALE_AFTER_TTLS,
+    }
+
+
+def test_the_docs_state_the_models_cache_ttl_default() -> None:
+    import app.secrets.environment as environment_model
+
+    assert ttl_statements(REPO) == ttl_truth(environment_model)
+
+
+def test_moving_the_cache_ttl_default_moves_settings_ready_the_alarms_and_the_docs_check(
+    tmp_path: Path, database: Database
+) -> None:
+    copy = _copy_repo(tmp_path)
+    model_file = copy / MODEL
+    old, new = TTL_DEFAULT
+    text = model_file.read_text()
+    assert text.count(old) == 1, f"the TTL's default is not in the model: {old!r}"
+    model_file.write_text(text.replace(old, new))
+    changed = load_module(model_file)
+    from app.telemetry import STALE_AFTER_TTLS
+
+    ttl = changed.DEFAULT_CACHE_TTL
+    assert ttl == 120
+
+    # The settings, the store and /ready's stale threshold, in the app of the copy.
+    environ = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    environ.update(PYTHONPATH=str(copy / "api"))
+    app_env = {"DATABASE_URL": database.url(), "JWT_SECRET": "j" * 48}
+    probe = subprocess.run(
+        [sys.executable, "-c", _TTL_PROBE, json.dumps(app_env)],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads(probe.stdout) == {"settings": ttl, "store": ttl, "ready": STALE_AFTER_TTLS * ttl}
+
+    # The alarms: every SecretStale alarm's threshold, as rendered in the copy.
+    alarms = yaml.load(render("staging", "deploy/cloudformation/alarms.yaml", copy), Loader=CfnLoader)["Resources"]
+    stale = [r["Properties"]["Threshold"] for name, r in alarms.items() if name.startswith("SecretStale")]
+    assert stale and set(stale) == {STALE_AFTER_TTLS * ttl}
+    # What docs/operations.md's alarm section prints with $(P STALE_AFTER_SECONDS).
+    got = subprocess.run(
+        [sys.executable, str(copy / "deploy/render.py"), "staging", "--get", "STALE_AFTER_SECONDS"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert float(got.stdout) == STALE_AFTER_TTLS * ttl
+
+    # The docs: the check above holds them to the model, so the statements the copy did not
+    # change are each named as wrong, and nothing else is.
+    stated, truth = ttl_statements(copy), ttl_truth(changed)
+    wrong = {what for what in truth if stated[what] != truth[what]}
+    assert wrong == {
+        "secrets.md: the TTL's default",
+        "operations.md: the TTL's default",
+        "operations.md: the stale threshold",
+        "operations.md: /ready's stale threshold",
+    }
+
+
+@pytest.mark.slow
 def test_secrets_prefix_moves_the_app_provision_and_the_renders(tmp_path: Path, aws: Aws) -> None:
     env = {**aws.env, "SECRETS_PREFIX": "team-a/staging"}
     plan = subprocess.run(

@@ -76,6 +76,7 @@ def _list(env: str) -> list[str]:
     ).stdout.splitlines()
 
 
+@pytest.mark.slow
 def test_every_ecomind_command_and_option_printed_exists() -> None:
     commands = re.findall(r"\becomind ((?:secrets )?[a-z]+)((?: [^`\n|;]*)?)", DOC.read_text())
     assert len(commands) > 5

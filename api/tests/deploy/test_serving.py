@@ -1,4 +1,4 @@
-"""Every server of the API runs uvicorn with app.serving's flags: the image's CMD, and the ECS
+"""Every server of the API runs uvicorn with app.api.serving's flags: the image's CMD, and the ECS
 task definition and the Kubernetes Deployment, which run that CMD as it is. (`ecomind dev`
 passes the same options: tests/api/test_abuse.py starts it and sees a half-open connection closed.)
 """
@@ -11,8 +11,8 @@ import pytest
 import yaml
 from uvicorn.config import Config
 
+from app.api.serving import UVICORN_FLAGS, UVICORN_OPTIONS
 from app.secrets.environment import DEPLOYED
-from app.serving import UVICORN_FLAGS, UVICORN_OPTIONS
 
 from .rendering import REPO, render
 

@@ -198,6 +198,7 @@ def dashboard_metrics(root: Path) -> set[str]:
     return set(re.findall(r"\becomind_[a-z0-9_]+", " ".join(exprs)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fact", list(FACTS))
 def test_changing_one_fact_moves_the_renders_and_the_dashboard(fact: str, tmp_path: Path) -> None:
     copy = copy_repo(tmp_path, ("api/app", "deploy"))

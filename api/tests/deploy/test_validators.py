@@ -18,6 +18,8 @@ import pytest
 
 from .rendering import REPO, render
 
+pytestmark = pytest.mark.deploy
+
 VALIDATE = REPO / "deploy" / "validate.sh"
 
 

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from app.localdb import free_port, wait_port
+from app.data.local import free_port, wait_port
+
+from ..support.environment import child_env
+
+pytestmark = pytest.mark.deploy
 
 REPO = Path(__file__).resolve().parents[3]
 AWS_CLI = REPO / ".venv-deploy" / "bin" / "aws"
@@ -45,7 +49,7 @@ def on_the_rehearsal_server(script: str, tmp_path: Path, **extra: str) -> subpro
     if not AWS_CLI.exists():
         pytest.fail("the AWS CLI is missing from .venv-deploy: run make deploy-tools")
     port = free_port()
-    base = {k: os.environ[k] for k in ("HOME", "LANG") if k in os.environ}
+    base = child_env(keep=("HOME", "LANG"))
     path = os.pathsep.join([str(Path(sys.executable).parent), str(AWS_CLI.parent), os.environ["PATH"]])
     env = {**base, "PATH": path, "EMULATOR_PORT": str(port)}
     server = subprocess.Popen(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import Aws, Database
+from ..support.environment import child_env
 
 REPO = Path(__file__).resolve().parents[3]
 DOCS = [REPO / "docs" / "secrets.md", REPO / "docs" / "troubleshooting.md"]
@@ -34,10 +35,11 @@ def test_the_docs_have_runnable_blocks() -> None:
     assert len(blocks()) >= 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("where", "script"), blocks(), ids=[b[0] for b in blocks()])
 def test_runnable_block(where: str, script: str, aws: Aws, database: Database, tmp_path: Path) -> None:
     shutil.copy(REPO / ".env.example", tmp_path / ".env.example")
-    env = {k: os.environ[k] for k in ("HOME", "LANG") if k in os.environ}
+    env = child_env(keep=("HOME", "LANG"))
     env["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     env.update(aws.env)
     env["DATABASE_URL"] = database.url()

@@ -28,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -39,9 +38,14 @@ from typing import Any
 import boto3
 import pytest
 
-from app.localdb import postgres_bindir, terminate, wait_port
+from app.data.local import postgres_bindir, terminate, wait_port
 
+from ..support.environment import child_env
+from ..support.iam import IamMoto, start_iam_moto
+from ..support.polling import wait_until
 from ..support.services import MotoServer, free_port
+
+pytestmark = [pytest.mark.journey, pytest.mark.deploy]  # the guides run the AWS CLI of .venv-deploy
 
 REPO = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
@@ -82,7 +86,7 @@ class RehearsalDatabase:
     def start(cls, root: Path) -> RehearsalDatabase:
         found = DATABASE_BLOCK.search((root / "docs/deployment.md").read_text())
         assert found, "docs/deployment.md no longer says how to start the rehearsal's database"
-        env = {k: os.environ[k] for k in ("HOME", "LANG") if k in os.environ}
+        env = child_env(keep=("HOME", "LANG"))
         env["PATH"] = os.pathsep.join([str(VENV_BIN), os.environ["PATH"]])  # the guide: ecomind on the PATH
         env["REHEARSAL_DB_PORT"] = str(free_port())
         proc = subprocess.Popen(
@@ -145,17 +149,6 @@ class Journey:
             aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=creds.get("AWS_SESSION_TOKEN"),
         )
-
-    def make_admin(self) -> None:
-        # The first three calls run before moto enforces IAM (INITIAL_NO_AUTH_ACTION_COUNT=3).
-        iam = boto3.client(
-            "iam", region_name="us-east-1", endpoint_url=self.moto.url, aws_access_key_id="x", aws_secret_access_key="x"
-        )
-        iam.create_user(UserName="operator")
-        everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-        iam.put_user_policy(UserName="operator", PolicyName="admin", PolicyDocument=json.dumps(everything))
-        key = iam.create_access_key(UserName="operator")["AccessKey"]
-        self.admin = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
     def param(self, name: str) -> str:
         return subprocess.run(
@@ -303,23 +296,23 @@ def _copy(tmp: Path, source: Path = REPO) -> Path:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[Path, MotoServer, RehearsalDatabase]]:
+def stack(tmp_path: Path) -> Iterator[tuple[Path, IamMoto, RehearsalDatabase]]:
     """A copy of the repository, moto with IAM enforced, and the rehearsal's database started in it."""
     if not AWS_CLI.exists():
         pytest.fail("the AWS CLI is missing from .venv-deploy: run make deploy-tools")
     root = _copy(tmp_path)
     # AWS-managed policies (AWSLambdaVPCAccessExecutionRole) exist in moto only when loaded.
-    moto = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "3", "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}).start()
-    moto.configure({"lambda": {"use_docker": False}})
+    iam = start_iam_moto(env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}, admin="operator")
+    iam[0].configure({"lambda": {"use_docker": False}})
     database = RehearsalDatabase.start(root)
-    yield root, moto, database
+    yield root, iam, database
     database.stop()
-    moto.stop()
+    iam[0].stop()
 
 
-def run_journey(root: Path, moto: MotoServer, database: RehearsalDatabase) -> Journey:
-    journey = Journey(root, moto, database)
-    journey.make_admin()
+def run_journey(root: Path, iam: IamMoto, database: RehearsalDatabase) -> Journey:
+    admin = {name: iam[1][name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    journey = Journey(root, iam[0], database, admin)
     found = steps(root)
     helpers = found[0].script
     try:
@@ -332,18 +325,15 @@ def run_journey(root: Path, moto: MotoServer, database: RehearsalDatabase) -> Jo
                 assert journey.database_state() == first, f"{step.where}, run again, changed the database"
             if step.role == "migration":
                 journey.start_api()
-                deadline = time.monotonic() + 60
-                while journey.ready() != 200:
-                    assert time.monotonic() < deadline, "the API, as the API role, never became ready"
-                    time.sleep(0.5)
+                wait_until(lambda: journey.ready() == 200, 60, "the API, as the API role, ready", 0.5)
     except BaseException:
         terminate(journey.api)
         raise
     return journey
 
 
-def test_the_journey_runs_as_written(stack: tuple[Path, MotoServer, RehearsalDatabase]) -> None:
-    root, moto, database = stack
+def test_the_journey_runs_as_written(stack: tuple[Path, IamMoto, RehearsalDatabase]) -> None:
+    root, iam, database = stack
     assert len(steps(root)) >= 10, "the guides have lost their journey blocks"
     database_name = subprocess.run(
         [sys.executable, str(root / "deploy/render.py"), ENV, "--get", "DATABASE_SECRET_NAME"],
@@ -351,7 +341,7 @@ def test_the_journey_runs_as_written(stack: tuple[Path, MotoServer, RehearsalDat
         text=True,
         check=True,
     ).stdout.strip()
-    journey = run_journey(root, moto, database)
+    journey = run_journey(root, iam, database)
     try:
         assert journey.api is not None, "no migration step ran, so the API was never started"
         assert any(step.twice for step in steps(root)), "no block is checked to run twice"
@@ -375,9 +365,9 @@ def test_the_journey_runs_as_written(stack: tuple[Path, MotoServer, RehearsalDat
 
 
 def test_a_broken_policy_stops_the_journey_at_the_step_that_needs_it(
-    stack: tuple[Path, MotoServer, RehearsalDatabase],
+    stack: tuple[Path, IamMoto, RehearsalDatabase],
 ) -> None:
-    root, moto, database = stack
+    root, iam, database = stack
     policy = root / "deploy/iam/migration-task-role.policy.json"
     text = policy.read_text()
     assert '"Action": "secretsmanager:GetSecretValue"' in text
@@ -385,6 +375,6 @@ def test_a_broken_policy_stops_the_journey_at_the_step_that_needs_it(
         text.replace('"Action": "secretsmanager:GetSecretValue"', '"Action": "secretsmanager:ListSecrets"')
     )
     with pytest.raises(JourneyFailed) as failed:
-        run_journey(root, moto, database)
+        run_journey(root, iam, database)
     assert "as migration" in failed.value.step
     assert "access to aws-secretsmanager:ecomind/staging/database denied" in str(failed.value)

@@ -11,14 +11,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from app.pg import classify
+from app.data.failures import classify
 from app.rotation.driver import rotate_locally, rotator_for
 from app.rotation.jwt import JwtRotator
 from app.rotation.postgres import PostgresRotator
 from app.rotation.protocol import STEPS, RotationError
-from app.secrets.dburl import url_password
+from app.secrets.urls import url_password
 
-from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean, migrate
+from ..conftest import CANARY, ECOMIND, Aws, Cli, Database, assert_clean
 
 
 @pytest.fixture(autouse=True)
@@ -116,9 +116,9 @@ def test_guard_refuses_unknown_token_and_disabled_rotation(aws: Aws, database: D
 
 
 def test_alternating_users_rotate_three_times_and_tables_stay_usable(
-    aws: Aws, database: Database, postgres: Any
+    aws: Aws, migrated: Database, postgres: Any
 ) -> None:
-    assert migrate(database.url()).returncode == 0  # tables owned by the migration user
+    database = migrated  # tables owned by the migration user
     master = aws.create(
         "rot/master",
         json.dumps(
@@ -198,6 +198,7 @@ def test_jwt_rotation(aws: Aws) -> None:
         values.append(current)
 
 
+@pytest.mark.slow
 def test_cli_rotate_local_shows_steps_and_names_a_failed_step(cli: Cli, aws: Aws, database: Database) -> None:
     aws.create("rot/cli", database.rds_secret())
     enable_rotation(aws, "rot/cli")

@@ -10,6 +10,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "rotation_under_load.py"
 
 

@@ -19,10 +19,11 @@ import pytest
 from app.secrets.errors import SecretNotFound, SettingsError
 from app.secrets.refs import parse_reference
 from app.secrets.store import SecretStore
-from app.settings import load_settings
+from app.settings.loading import load_settings
 
 from ..conftest import CANARY, ECOMIND, Aws, Database, assert_clean, opened
 from ..support.awsproxy import AwsProxy
+from ..support.environment import child_env
 
 PRIMARY, REPLICA = "us-east-1", "us-west-2"
 JWT = "f" * 48
@@ -131,7 +132,7 @@ def test_a_running_process_keeps_serving_and_a_second_one_starts(proxy: AwsProxy
     assert running.secret("JWT_SECRET").get().region == PRIMARY
     proxy.down_regions.add(PRIMARY)
     assert running.secret("JWT_SECRET").get().value.get_secret_value() == JWT  # cached: no call at all
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = child_env()
     second = subprocess.run(
         [ECOMIND, "config", "check", "--json"], env={**env, **replicated}, capture_output=True, text=True, timeout=60
     )
@@ -146,7 +147,7 @@ def test_a_refused_password_asks_every_region_for_current_and_pending(
 ) -> None:
     from sqlalchemy import text
 
-    from app.db import make_engine
+    from app.data.engine import make_engine
 
     os.environ["ENVIRONMENT"] = "development"  # the test server has no SSL
     try:
@@ -187,7 +188,7 @@ def test_ready_names_the_region_that_served(proxy: AwsProxy, replicated: dict[st
 
 def doctor(env: dict[str, str]) -> tuple[int, dict[str, dict[str, str]], str]:
     """``ecomind doctor --json --only JWT_SECRET``: exit code, checks by name, and all it printed."""
-    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    base = child_env()
     ran = subprocess.run(
         [ECOMIND, "doctor", "--json", "--only", "JWT_SECRET"],
         env={**base, **env},
@@ -199,6 +200,7 @@ def doctor(env: dict[str, str]) -> tuple[int, dict[str, dict[str, str]], str]:
     return ran.returncode, checks, ran.stdout + ran.stderr
 
 
+@pytest.mark.slow
 def test_doctor_shows_each_replica_and_what_answers_when_the_primary_is_down(
     aws: Aws, proxy: AwsProxy, replicated: dict[str, str]
 ) -> None:
@@ -217,7 +219,7 @@ def test_doctor_shows_each_replica_and_what_answers_when_the_primary_is_down(
     fix = replicas["fix"]
     provision = "ecomind secrets provision --environment staging --replica-region eu-west-1"
     assert fix.startswith(f"{provision} --region {PRIMARY}   # as the operator"), fix
-    base = {k: os.environ[k] for k in ("HOME", "LANG") if k in os.environ}
+    base = child_env(keep=("HOME", "LANG"))
     path = f"{Path(ECOMIND).parent}:{os.environ['PATH']}"
     ran = subprocess.run(
         ["bash", "-c", fix], env={**base, **env, "PATH": path}, capture_output=True, text=True, timeout=120
@@ -246,7 +248,7 @@ def test_doctor_shows_each_replica_and_what_answers_when_the_primary_is_down(
 
 
 def test_secrets_get_reads_a_replica_when_the_primary_is_down(proxy: AwsProxy, replicated: dict[str, str]) -> None:
-    env = {**{k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}, **replicated}
+    env = child_env(replicated)
     env["AWS_ENDPOINT_URL"] = proxy.url
     proxy.down_regions.add(PRIMARY)
     got = subprocess.run(
@@ -255,6 +257,7 @@ def test_secrets_get_reads_a_replica_when_the_primary_is_down(proxy: AwsProxy, r
     assert got.returncode == 0 and got.stdout == JWT + "\n", got.stderr
 
 
+@pytest.mark.slow
 def test_a_hung_secrets_manager_costs_a_waiting_request_seconds_and_one_read(
     aws: Aws, proxy: AwsProxy, replicated: dict[str, str]
 ) -> None:
@@ -262,7 +265,7 @@ def test_a_hung_secrets_manager_costs_a_waiting_request_seconds_and_one_read(
     Secrets Manager hangs: a few seconds, shared by every request that needs it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from app.security import InvalidToken, TokenService
+    from app.auth.tokens import InvalidToken, TokenService
 
     env = {**replicated, "SECRETS_REPLICA_REGIONS": ""}
     settings = opened(load_settings(env, env_file=None))
@@ -295,6 +298,7 @@ def _verify(tokens: object, token: str) -> object:
     return None
 
 
+@pytest.mark.slow
 def test_with_json_logs_the_served_api_logs_its_failover_as_json(proxy: AwsProxy, replicated: dict[str, str]) -> None:
     """The lines an operator needs in an outage come from the prefetch child, before uvicorn starts."""
     import sys
@@ -303,7 +307,7 @@ def test_with_json_logs_the_served_api_logs_its_failover_as_json(proxy: AwsProxy
     from ..support.services import free_port
 
     proxy.down_regions.add(PRIMARY)
-    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    base = child_env()
     env = {**base, **replicated, "ECOMIND_LOG_FORMAT": "json", "ECOMIND_METRICS": "off", "REDIS_URL": ""}
     env["SECRETS_REPLICA_REGIONS"] = f"eu-west-1,{REPLICA}"
     env["DATABASE_URL"] = "postgresql://u:Pw-1234567@127.0.0.1:9/app"  # refused: the start fails after
@@ -330,7 +334,7 @@ def test_with_json_logs_the_served_api_logs_its_failover_as_json(proxy: AwsProxy
 def test_describe_during_an_outage_prints_the_same_command_for_a_replica_region(
     proxy: AwsProxy, replicated: dict[str, str]
 ) -> None:
-    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    base = child_env()
     env = {**base, **replicated, "AWS_ENDPOINT_URL": proxy.url}
     proxy.down_regions.add(PRIMARY)
     down = subprocess.run(

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from app.secrets.dburl import parse_database_secret, set_query
 from app.secrets.environment import model
 from app.secrets.policy import check_example_value, check_jwt_secret, database_ssl
+from app.secrets.urls import parse_database_secret, set_query
 
 URL = "postgresql://u:p@h:5432/db"
 DEV, STAGING, PROD = model("development"), model("staging"), model("production")

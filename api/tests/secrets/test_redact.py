@@ -91,9 +91,9 @@ def test_raw_inputs_are_scrubbed_whatever_their_shape(raw: str) -> None:
 def test_objects_holding_secrets_do_not_show_them_in_repr() -> None:
     from pydantic import SecretStr
 
+    from app.auth.tokens import SigningKey
     from app.secrets.base import SecretVersion
     from app.secrets.store import ResolvedSecret
-    from app.security import SigningKey
 
     for holder in (
         SecretVersion(CANARY, "v1"),

@@ -60,6 +60,10 @@ class AwsProxy:
         self.limits: dict[str, float] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self.throttled: Counter[str] = Counter()
+        # Requests inside their delay at once, now and at most since the last reset: how many
+        # calls a client had in flight together.
+        self._delayed = 0
+        self.most_in_flight = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -81,6 +85,7 @@ class AwsProxy:
             self.by_region.clear()
             self.throttled.clear()
             self._buckets.clear()
+            self.most_in_flight = 0
 
     def _take(self, op: str) -> bool:
         rate = self.limits.get(op)
@@ -137,7 +142,12 @@ class AwsProxy:
                         self.close_connection = True
                     return
                 if proxy.delay:
+                    with proxy._lock:
+                        proxy._delayed += 1
+                        proxy.most_in_flight = max(proxy.most_in_flight, proxy._delayed)
                     time.sleep(proxy.delay)
+                    with proxy._lock:
+                        proxy._delayed -= 1
                 own = proxy.answer(op)
                 if own is not None:
                     status, content_type, payload = own

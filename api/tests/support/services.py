@@ -1,5 +1,5 @@
 """Real services for the tests and the benchmarks: moto's server, plus the project-local
-PostgreSQL and Redis of :mod:`app.localdb`. Test tooling: not shipped in the package."""
+PostgreSQL and Redis of :mod:`app.data.local`. Test tooling: not shipped in the package."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from app.localdb import free_port, port_open, terminate, wait_port
+from app.data.local import free_port, port_open, terminate, wait_port
 
 __all__ = ["MotoServer", "free_port", "port_open"]
 

@@ -15,14 +15,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ...emails import Email
-from ...models import AuditEvent, User
-from ...security import salt_of, shared_salt
-from ...telemetry import LOGIN_FAILURES, LOGIN_LOCKOUTS, LOGIN_THROTTLED
-from ...text import SafeText
-from ...throttle import Refusal
-from ..deps import CallerDep, Services, ServicesDep, SessionDep, UnitOfWorkRoute, expires_at
-from ..errors import responses
+from app.api.deps import CallerDep, Services, ServicesDep, SessionDep, UnitOfWorkRoute, expires_at
+from app.api.errors import responses
+from app.auth.emails import Email
+from app.auth.hashing import salt_of, shared_salt
+from app.auth.limits import Refusal
+from app.data.tables import AuditEvent, User
+from app.data.text import SafeText
+from app.telemetry import LOGIN_FAILURES, LOGIN_LOCKOUTS, LOGIN_THROTTLED
 
 __all__ = ["router"]
 
@@ -97,7 +97,7 @@ def _refuse(
 
 @router.post("/login", response_model=TokenOut, responses=responses(401, 429, 503))
 def login(body: Login, request: Request, svc: ServicesDep, session: SessionDep) -> TokenOut:
-    email = body.email.lower()
+    email = body.email  # normalised by its type
     address = _address(request)
     query = select(User).where(User.email == email)
     if body.org_id is not None:

@@ -12,10 +12,10 @@ from fastapi import APIRouter, status
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema
 from sqlalchemy import func, select
 
-from ...models import Role, UsageEvent
-from ...text import SafeText
-from ..deps import Caller, CallerDep, SessionDep, UnitOfWorkRoute, require_roles
-from ..errors import responses
+from app.api.deps import Caller, CallerDep, SessionDep, UnitOfWorkRoute, require_roles
+from app.api.errors import responses
+from app.data.tables import Role, UsageEvent
+from app.data.text import SafeText
 
 __all__ = ["router"]
 
@@ -97,7 +97,11 @@ OccurredAt = Annotated[
             "type": "string",
             "format": "date-time",
             "pattern": _past_years(),
-            "description": f"When it occurred: {WINDOW}.",
+            "description": (
+                f"When it occurred: {WINDOW}. The pattern lists only the years wholly inside that window, "
+                "what is accepted on any day; a date of the current year up to one day ahead of the clock is "
+                "accepted too, which a pattern cannot say."
+            ),
         },
         mode="validation",
     ),

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from ...metrics import freshness
-from ..deps import Services, ServicesDep
+from app.api.deps import Services, ServicesDep
+from app.observe.metrics import freshness
 
 __all__ = ["router"]
 

@@ -16,14 +16,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from ...emails import Email
-from ...models import AuditEvent, Org, Role, User
-from ...passwords import password_problem
-from ...security import shared_salt
-from ...text import SafeText
-from ...tuning import Tuning
-from ..deps import Caller, ServicesDep, SessionDep, UnitOfWorkRoute, require_roles
-from ..errors import responses
+from app.api.deps import Caller, ServicesDep, SessionDep, UnitOfWorkRoute, require_roles
+from app.api.errors import responses
+from app.auth.emails import Email
+from app.auth.hashing import shared_salt
+from app.auth.passwords import password_problem
+from app.data.tables import AuditEvent, Org, Role, User
+from app.data.text import SafeText
+from app.settings.knobs import Tuning
 
 AdminCaller = Annotated[Caller, require_roles(Role.OWNER.value, Role.ADMIN.value)]
 
@@ -77,7 +77,7 @@ def create_user(body: NewUser, session: SessionDep, svc: ServicesDep, who: Admin
     problem = password_problem(body.password, [body.email, org_name], svc.tuning)
     if problem:
         raise RequestValidationError([{"loc": ("body", "password"), "msg": problem, "type": "password_policy"}])
-    email = body.email.lower()
+    email = body.email  # normalised by its type
     # The conflict first: a 409 costs no argon2 computation, so a stream of creations of an email
     # the organisation has cannot keep the hashing workers busy. It tells only what the 409 says,
     # about the caller's own organisation; the constraint below stays the guard against a race.
