@@ -383,11 +383,9 @@ def test_responses_and_database_refusals_are_counted(migrated: Database) -> None
         assert sample(text, "ecomind_http_responses_total", status_class="5xx") == 1
 
 
-@pytest.mark.slow
-def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() -> None:
-    env = child_env()
-    env.update({"ECOMIND_READY_ON_STALE": "maybe", "ECOMIND_LOG_FORMAT": "json", "JWT_SECRET": CANARY})
-    ran = subprocess.run(
+def serve_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``uvicorn app.asgi:app`` as the image runs it, in a process of its own, until it exits."""
+    return subprocess.run(
         [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
         env=env,
         cwd=tempfile.gettempdir(),
@@ -395,6 +393,13 @@ def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() ->
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.slow
+def test_a_served_api_with_an_unusable_knob_says_so_in_one_line_and_exits_3() -> None:
+    env = child_env()
+    env.update({"ECOMIND_READY_ON_STALE": "maybe", "ECOMIND_LOG_FORMAT": "json", "JWT_SECRET": CANARY})
+    ran = serve_once(env)
     assert ran.returncode == 3, ran.stderr
     [line] = [x for x in ran.stderr.splitlines() if x.strip()]
     assert json.loads(line)["message"] == "ECOMIND_READY_ON_STALE must be report or fail"
@@ -417,14 +422,7 @@ def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrat
         else:  # nothing listens on the port of DATABASE_URL
             env["DATABASE_URL"] = migrated.url().replace(f":{migrated.port}/", f":{free_port()}/")
             env["ECOMIND_METRICS_PORT"], needle = "0", "cannot connect to the database"
-        ran = subprocess.run(
-            [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
-            env=env,
-            cwd=tempfile.gettempdir(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        ran = serve_once(env)
     assert ran.returncode == 3, ran.stderr  # uvicorn's code for a failed start, as for an unusable knob
     said = [x for x in ran.stderr.splitlines() if needle in x]
     assert len(said) == 1 and "the API cannot start" in said[0] and "fix:" in said[0], ran.stderr
@@ -432,19 +430,13 @@ def test_a_served_api_that_cannot_start_says_why_in_one_line_with_the_fix(migrat
     assert CANARY not in ran.stdout + ran.stderr
 
 
+@pytest.mark.slow
 def test_a_deployed_start_whose_password_is_refused_says_so_in_one_line_with_the_doctors_fix(
     migrated: Database, aws: Aws
 ) -> None:
     aws.create("ecomind/staging/database", migrated.url(password="Not-the-password-1") + "?sslmode=disable")
     env = child_env({**aws.env, "ENVIRONMENT": "staging", "JWT_SECRET": JWT * 2, "ECOMIND_METRICS_PORT": "0"})
-    ran = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(free_port())],
-        env=env,
-        cwd=tempfile.gettempdir(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ran = serve_once(env)
     assert ran.returncode == 3, ran.stderr
     said = [x for x in ran.stderr.splitlines() if "refused every password" in x]
     assert len(said) == 1 and "the API cannot start" in said[0], ran.stderr
